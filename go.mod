@@ -1,0 +1,3 @@
+module github.com/ivr-pin/ivr-pin
+
+go 1.26
