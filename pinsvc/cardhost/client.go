@@ -1,0 +1,356 @@
+// Package cardhost is the client for the card host's REQ_CARD_PIN_CHANGE
+// service (Network International's NISrvRequest family): it builds the
+// seed's envelope, encrypts both PINs into PIN blocks, sends it over HTTP
+// (optionally with OAuth2 client credentials and a TLS client certificate)
+// and turns the answer, or the lack of one, into an outcome.Result.
+//
+// A PIN change is never resent by this package: once the request may have
+// reached the host, a missing answer is reported as outcome.Ambiguous.
+package cardhost
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"os"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/clientcredentials"
+
+	"github.com/ivr-pin/ivr-pin/pinsvc/outcome"
+	"github.com/ivr-pin/ivr-pin/pinsvc/pinblock"
+	"github.com/ivr-pin/ivr-pin/pinsvc/secret"
+)
+
+// Codes maps the card host's error codes to outcomes. The complete list is
+// not public: these defaults are the codes the simulator uses, and each list
+// is a setting so the bank's real codes can be configured without a build.
+type Codes struct {
+	WrongPIN    []string
+	NotEligible []string
+	NoPINYet    []string
+	WeakPIN     []string
+}
+
+// DefaultCodes are the simulator's codes (see package sim/cardhostsim).
+func DefaultCodes() Codes {
+	return Codes{
+		WrongPIN:    []string{"105"},
+		NotEligible: []string{"102", "103", "104", "106"},
+		NoPINYet:    []string{"107"},
+		WeakPIN:     []string{"110"},
+	}
+}
+
+// Config is everything the client needs.
+type Config struct {
+	URL               string        // full URL of the PIN change endpoint
+	BankID            string        // at most 4 characters
+	EncryptionMethod  string        // SYMMETRIC_ENC or ASYNC_ENC
+	EncryptionKeyID   string        // optional
+	EncryptionKeyType string        // optional
+	Timeout           time.Duration // whole request, connect to last byte
+	Encrypter         pinblock.Encrypter
+	Codes             Codes
+
+	// OAuth2 client credentials; all three or none.
+	TokenURL, ClientID, ClientSecret string
+	// TLS client certificate and CA bundle (PEM files); optional.
+	TLSCert, TLSKey, TLSCA string
+
+	Now func() time.Time // injectable clock; nil means time.Now
+}
+
+// Client sends PIN changes. It is safe for concurrent use and reuses
+// connections.
+type Client struct {
+	cfg  Config
+	http *http.Client
+	ids  *IDGenerator
+}
+
+// New checks cfg and builds the HTTP stack.
+func New(cfg Config) (*Client, error) {
+	if cfg.URL == "" {
+		return nil, errors.New("card host URL is not set")
+	}
+	if cfg.BankID == "" || len(cfg.BankID) > MaxBankID {
+		return nil, fmt.Errorf("bank id must be 1 to %d characters", MaxBankID)
+	}
+	switch cfg.EncryptionMethod {
+	case MethodSymmetric, MethodAsymmetric:
+	default:
+		return nil, fmt.Errorf("encryption method must be %s or %s", MethodSymmetric, MethodAsymmetric)
+	}
+	if len(cfg.EncryptionKeyID) > MaxKeyField || len(cfg.EncryptionKeyType) > MaxKeyField {
+		return nil, fmt.Errorf("encryption key id and type are at most %d characters", MaxKeyField)
+	}
+	if cfg.Encrypter == nil {
+		return nil, errors.New("no PIN block encrypter configured")
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 10 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Codes.WrongPIN == nil && cfg.Codes.NotEligible == nil && cfg.Codes.NoPINYet == nil {
+		cfg.Codes = DefaultCodes()
+	}
+	hc, err := httpClient(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &Client{cfg: cfg, http: hc, ids: NewIDGenerator()}, nil
+}
+
+func httpClient(cfg Config) (*http.Client, error) {
+	tr := &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: cfg.Timeout, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConnsPerHost:   32,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   cfg.Timeout,
+		ResponseHeaderTimeout: cfg.Timeout,
+		ForceAttemptHTTP2:     true,
+	}
+	if cfg.TLSCert != "" || cfg.TLSCA != "" {
+		tc := &tls.Config{MinVersion: tls.VersionTLS12}
+		if cfg.TLSCert != "" {
+			cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+			if err != nil {
+				return nil, fmt.Errorf("card host TLS client certificate: %w", err)
+			}
+			tc.Certificates = []tls.Certificate{cert}
+		}
+		if cfg.TLSCA != "" {
+			pem, err := os.ReadFile(cfg.TLSCA)
+			if err != nil {
+				return nil, fmt.Errorf("card host CA bundle: %w", err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, errors.New("card host CA bundle holds no certificate")
+			}
+			tc.RootCAs = pool
+		}
+		tr.TLSClientConfig = tc
+	}
+	hc := &http.Client{Transport: tr, Timeout: cfg.Timeout}
+	if cfg.TokenURL != "" {
+		if cfg.ClientID == "" || cfg.ClientSecret == "" {
+			return nil, errors.New("OAuth2 needs the token URL, client id and client secret together")
+		}
+		cc := clientcredentials.Config{ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret, TokenURL: cfg.TokenURL}
+		// The token call rides the same TLS transport; ReuseTokenSource caches
+		// the token until shortly before it expires.
+		tokenCtx := context.WithValue(context.Background(), oauth2.HTTPClient, &http.Client{Transport: tr, Timeout: cfg.Timeout})
+		hc = &http.Client{
+			Transport: &oauth2.Transport{Source: oauth2.ReuseTokenSource(nil, cc.TokenSource(tokenCtx)), Base: tr},
+			Timeout:   cfg.Timeout,
+		}
+	}
+	return hc, nil
+}
+
+// ChangeRequest is one PIN change. The client wipes Old and New as soon as
+// the PIN blocks are built, whatever happens next.
+type ChangeRequest struct {
+	PAN            secret.PAN
+	Expiry         string // YYMM
+	SequenceNumber string // "01".."99" where the card needs one
+	Old, New       *secret.PIN
+	TrackingID     string // optional, at most 15 characters; defaults to the msg_id
+}
+
+// ErrLocal marks failures on our side before anything was sent (a PIN that
+// will not encode, a field over its documented length).
+var ErrLocal = errors.New("card host request could not be built")
+
+// ChangePIN submits the change and classifies the answer. The error is
+// non-nil only for ErrLocal problems; host refusals and transport failures
+// are outcomes, not errors.
+func (c *Client) ChangePIN(ctx context.Context, req ChangeRequest) (outcome.Result, error) {
+	msgID := c.ids.Next()
+	res := outcome.Result{Host: outcome.CardHost, MsgID: msgID, Kind: outcome.Unavailable}
+	body, err := c.build(msgID, req)
+	req.Old.Wipe()
+	req.New.Wipe()
+	if err != nil {
+		return res, err
+	}
+	return c.send(ctx, msgID, body), nil
+}
+
+func (c *Client) build(msgID string, req ChangeRequest) ([]byte, error) {
+	pan := req.PAN.Digits()
+	oldBlock, err := c.cfg.Encrypter.Encrypt(req.Old.Bytes(), pan)
+	if err != nil {
+		return nil, fmt.Errorf("%w: current PIN block: %v", ErrLocal, err)
+	}
+	newBlock, err := c.cfg.Encrypter.Encrypt(req.New.Bytes(), pan)
+	if err != nil {
+		return nil, fmt.Errorf("%w: new PIN block: %v", ErrLocal, err)
+	}
+	tracking := req.TrackingID
+	if tracking == "" {
+		tracking = msgID
+	}
+	r := Request{NISrvRequest: RequestEnvelope{RequestCardPINChange: &PINChangeRequest{
+		Header: Header{
+			MsgID:             msgID,
+			MsgType:           MsgTypeTransaction,
+			MsgFunction:       FunctionRequest,
+			SrcApplication:    SrcApplicationIVR,
+			TargetApplication: TargetApplicationPCM,
+			Timestamp:         c.cfg.Now().Format(TimestampLayout),
+			TrackingID:        tracking,
+			BankID:            c.cfg.BankID,
+		},
+		Body: PINChangeBody{
+			CardNumber:         pan,
+			CardSequenceNumber: req.SequenceNumber,
+			CardExpiryDate:     req.Expiry,
+			EncryptedOldPIN:    oldBlock,
+			EncryptedNewPIN:    newBlock,
+			EncryptionMethod:   c.cfg.EncryptionMethod,
+			EncryptionKeyID:    c.cfg.EncryptionKeyID,
+			EncryptionKeyType:  c.cfg.EncryptionKeyType,
+		},
+	}}}
+	if err := r.NISrvRequest.RequestCardPINChange.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrLocal, err)
+	}
+	return json.Marshal(r)
+}
+
+// send posts body once and classifies what came back.
+func (c *Client) send(ctx context.Context, msgID string, body []byte) outcome.Result {
+	res := outcome.Result{Host: outcome.CardHost, MsgID: msgID}
+	var wrote atomic.Bool
+	trace := &httptrace.ClientTrace{WroteRequest: func(i httptrace.WroteRequestInfo) {
+		if i.Err == nil {
+			wrote.Store(true)
+		}
+	}}
+	hreq, err := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, trace), http.MethodPost, c.cfg.URL, bytes.NewReader(body))
+	if err != nil {
+		res.Kind, res.Description = outcome.Unavailable, "bad request URL"
+		return res
+	}
+	hreq.Header.Set("Content-Type", "application/json")
+	hreq.Header.Set("Accept", "application/json")
+	resp, err := c.http.Do(hreq)
+	if err != nil {
+		res.Kind = outcome.Unavailable
+		if wrote.Load() {
+			res.Kind = outcome.Ambiguous
+		}
+		res.Description = transportReason(err)
+		return res
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		res.Kind, res.Description = outcome.Ambiguous, "answer cut off: "+transportReason(err)
+		return res
+	}
+	if resp.StatusCode != http.StatusOK {
+		res.Description = fmt.Sprintf("HTTP %d", resp.StatusCode)
+		// 503 says the service did not take the request; other statuses after
+		// the request was written leave us unsure whether it was applied.
+		switch {
+		case resp.StatusCode == http.StatusServiceUnavailable, resp.StatusCode == http.StatusTooManyRequests,
+			resp.StatusCode == http.StatusUnauthorized, resp.StatusCode == http.StatusForbidden:
+			res.Kind = outcome.Unavailable
+		case resp.StatusCode >= 500:
+			res.Kind = outcome.Ambiguous
+		default:
+			res.Kind = outcome.Rejected
+		}
+		return res
+	}
+	return c.classify(msgID, data)
+}
+
+func (c *Client) classify(msgID string, data []byte) outcome.Result {
+	res := outcome.Result{Host: outcome.CardHost, MsgID: msgID, Kind: outcome.Ambiguous}
+	var r Response
+	if err := json.Unmarshal(data, &r); err != nil || r.NISrvResponse.ResponseCardPINChange == nil {
+		res.Description = "malformed answer"
+		return res
+	}
+	a := r.NISrvResponse.ResponseCardPINChange
+	if a.Header.MsgID != msgID {
+		// An answer to some other request tells us nothing about ours.
+		res.Description = "answer for another msg_id"
+		return res
+	}
+	if fn := strings.ReplaceAll(a.Header.MsgFunction, " ", ""); fn != FunctionResponse {
+		res.Description = "unexpected msg_function"
+		return res
+	}
+	e := a.ExceptionDetails
+	res.Code, res.Description = e.ErrorCode, truncate(e.ErrorDescription, 100)
+	switch e.Status {
+	case StatusSuccess:
+		res.Kind = outcome.Changed
+	case StatusFailure:
+		res.Kind = c.kindFor(e.ErrorCode)
+	default:
+		res.Description = "unknown status"
+	}
+	return res
+}
+
+func (c *Client) kindFor(code string) outcome.Kind {
+	switch {
+	case slices.Contains(c.cfg.Codes.WrongPIN, code):
+		return outcome.WrongPIN
+	case slices.Contains(c.cfg.Codes.NoPINYet, code):
+		return outcome.NoPINYet
+	case slices.Contains(c.cfg.Codes.NotEligible, code):
+		return outcome.NotEligible
+	case slices.Contains(c.cfg.Codes.WeakPIN, code):
+		return outcome.WeakPIN
+	}
+	return outcome.Rejected
+}
+
+// transportReason names a transport failure without echoing URLs that could
+// carry credentials.
+func transportReason(err error) string {
+	var ne net.Error
+	switch {
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return "timeout"
+	case errors.Is(err, context.Canceled):
+		return "cancelled"
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "connection closed"
+	}
+	var oe *net.OpError
+	if errors.As(err, &oe) {
+		return "network: " + oe.Op
+	}
+	return "transport error"
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}

@@ -1,0 +1,364 @@
+// Package cardhostsim is a faithful stand-in for the card host's
+// REQ_CARD_PIN_CHANGE service. It checks every documented field, keeps card
+// state (the current PIN only as a keyed hash), decrypts the PIN blocks with
+// its own copy of the zone PIN key (or RSA private key), counts wrong PINs,
+// refuses a repeated msg_id, and answers with the documented envelope. Faults
+// are injected through its Faults field.
+//
+// The card host's error code list is not public. The simulator's codes, which
+// cardhost.DefaultCodes mirrors:
+//
+//	000 success                      106 PIN tries exceeded
+//	101 invalid or missing field     107 no PIN set on the card yet
+//	102 card not found               108 duplicate msg_id
+//	103 expiry date does not match   109 PIN block cannot be decrypted
+//	104 card not active              110 new PIN refused as weak
+//	105 current PIN incorrect        111 unknown bank_id
+package cardhostsim
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ivr-pin/ivr-pin/pinsvc/cardhost"
+	"github.com/ivr-pin/ivr-pin/pinsvc/pinblock"
+	"github.com/ivr-pin/ivr-pin/pinsvc/policy"
+	"github.com/ivr-pin/ivr-pin/pinsvc/secret"
+	"github.com/ivr-pin/ivr-pin/pinsvc/sim"
+	"github.com/ivr-pin/ivr-pin/pinsvc/sim/faults"
+)
+
+// Config sets up the simulated host.
+type Config struct {
+	BankID string
+	// ZPK decrypts SYMMETRIC_ENC blocks.
+	ZPK *pinblock.ZPK
+	// RSAKey decrypts ASYNC_ENC blocks with RSAFormat, RSAPadding, RSAEncoding.
+	RSAKey                  *rsa.PrivateKey
+	RSAFormat               pinblock.Format
+	RSAPadding, RSAEncoding string
+	// MaxTries wrong current PINs block the card (default 3).
+	MaxTries int
+	// OAuth2 client credentials; when ClientID is set the service requires a
+	// bearer token from the /token route.
+	ClientID, ClientSecret string
+	Now                    func() time.Time
+}
+
+// Card is the host's record of a card.
+type Card struct {
+	PAN    string
+	Expiry string
+	SeqNo  string
+	Status string // "active", "blocked", "closed"
+	hash   []byte // HMAC of PAN and PIN; nil when no PIN is set
+	tries  int
+}
+
+// Server is the simulated host. Use it as an http.Handler.
+type Server struct {
+	Faults faults.Injector
+
+	cfg     Config
+	hmacKey []byte
+	mux     *http.ServeMux
+
+	mu       sync.Mutex
+	cards    map[string]*Card
+	seen     map[string]bool
+	tokens   map[string]time.Time
+	applied  int
+	received [][]byte
+}
+
+// Route is where the PIN change service listens.
+const Route = "/PCServices/CardPinChange"
+
+// TokenRoute is where the OAuth2 token endpoint listens.
+const TokenRoute = "/PCServices/Token"
+
+// New makes a simulator with no cards.
+func New(cfg Config) *Server {
+	if cfg.MaxTries == 0 {
+		cfg.MaxTries = 3
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	s := &Server{cfg: cfg, cards: map[string]*Card{}, seen: map[string]bool{}, tokens: map[string]time.Time{}}
+	s.hmacKey = make([]byte, 32)
+	_, _ = rand.Read(s.hmacKey)
+	s.mux = http.NewServeMux()
+	s.mux.HandleFunc(Route, s.pinChange)
+	s.mux.HandleFunc(TokenRoute, s.token)
+	s.mux.Handle("/_sim/fault", faults.AdminHandler(&s.Faults))
+	return s
+}
+
+// WithTestCards loads sim.TestCards that the card host knows.
+func (s *Server) WithTestCards() *Server {
+	for _, c := range sim.TestCards {
+		if c.CardHost == "" {
+			continue
+		}
+		s.AddCard(c.PAN, c.Expiry, c.SeqNo, c.CardHost, c.PIN)
+	}
+	return s
+}
+
+// AddCard adds or replaces a card. pin "" means no PIN set yet.
+func (s *Server) AddCard(pan, expiry, seq, status, pin string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := &Card{PAN: pan, Expiry: expiry, SeqNo: seq, Status: status}
+	if pin != "" {
+		c.hash = s.pinHash(pan, []byte(pin))
+	}
+	s.cards[pan] = c
+}
+
+// PINIs reports whether the card's current PIN is pin (for tests).
+func (s *Server) PINIs(pan, pin string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.cards[pan]
+	return c != nil && c.hash != nil && hmac.Equal(c.hash, s.pinHash(pan, []byte(pin)))
+}
+
+// Status returns a card's status and wrong-PIN count (for tests).
+func (s *Server) Status(pan string) (string, int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c := s.cards[pan]; c != nil {
+		return c.Status, c.tries
+	}
+	return "", 0
+}
+
+// Applied counts PIN changes applied.
+func (s *Server) Applied() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.applied
+}
+
+// Received returns every request body received, for scans of what went over
+// the wire.
+func (s *Server) Received() [][]byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([][]byte(nil), s.received...)
+}
+
+func (s *Server) pinHash(pan string, pin []byte) []byte {
+	m := hmac.New(sha256.New, s.hmacKey)
+	m.Write([]byte(pan))
+	m.Write([]byte{0})
+	m.Write(pin)
+	return m.Sum(nil)
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+func (s *Server) token(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	_ = r.ParseForm()
+	id, sec, ok := r.BasicAuth()
+	if !ok {
+		id, sec = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
+	}
+	if r.PostForm.Get("grant_type") != "client_credentials" || s.cfg.ClientID == "" ||
+		!hmac.Equal([]byte(id), []byte(s.cfg.ClientID)) || !hmac.Equal([]byte(sec), []byte(s.cfg.ClientSecret)) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusUnauthorized)
+		_, _ = io.WriteString(w, `{"error":"invalid_client"}`)
+		return
+	}
+	b := make([]byte, 24)
+	_, _ = rand.Read(b)
+	tok := strings.ToUpper(hexString(b))
+	s.mu.Lock()
+	s.tokens[tok] = s.cfg.Now().Add(time.Hour)
+	s.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(map[string]any{"access_token": tok, "token_type": "bearer", "expires_in": 3600})
+}
+
+func hexString(b []byte) string {
+	const digits = "0123456789abcdef"
+	out := make([]byte, 2*len(b))
+	for i, c := range b {
+		out[2*i], out[2*i+1] = digits[c>>4], digits[c&15]
+	}
+	return string(out)
+}
+
+func (s *Server) authorised(r *http.Request) bool {
+	if s.cfg.ClientID == "" {
+		return true
+	}
+	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	exp, ok := s.tokens[tok]
+	return ok && s.cfg.Now().Before(exp)
+}
+
+func (s *Server) pinChange(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	if !strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
+		http.Error(w, "content type must be application/json", http.StatusUnsupportedMediaType)
+		return
+	}
+	if !s.authorised(r) {
+		http.Error(w, "unauthorised", http.StatusUnauthorized)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<10))
+	if err != nil {
+		http.Error(w, "body too large", http.StatusRequestEntityTooLarge)
+		return
+	}
+	s.mu.Lock()
+	s.received = append(s.received, body)
+	s.mu.Unlock()
+
+	f := s.Faults.Take()
+	switch f.Kind {
+	case faults.Status:
+		faults.WriteStatus(w, f.Status)
+		return
+	case faults.Delay:
+		faults.Sleep(r, f.Delay)
+	}
+
+	var req cardhost.Request
+	if err := json.Unmarshal(body, &req); err != nil || req.NISrvRequest.RequestCardPINChange == nil {
+		http.Error(w, "malformed request", http.StatusBadRequest)
+		return
+	}
+	in := req.NISrvRequest.RequestCardPINChange
+	code, desc := s.process(in)
+	status := cardhost.StatusFailure
+	if code == cardhost.CodeSuccess {
+		status = cardhost.StatusSuccess
+	}
+
+	hdr := in.Header
+	switch f.Kind {
+	case faults.Reset:
+		faults.ResetConnection(w)
+		return
+	case faults.Malformed:
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, faults.MalformedBody)
+		return
+	case faults.WrongMsgID:
+		hdr.MsgID = "X" + hdr.MsgID[1:]
+	}
+	now := s.cfg.Now().Format(cardhost.TimestampLayout)
+	hdr.MsgFunction = cardhost.FunctionResponse
+	hdr.Timestamp = now
+	resp := cardhost.Response{NISrvResponse: cardhost.ResponseEnvelope{ResponseCardPINChange: &cardhost.PINChangeResponse{
+		Header: hdr,
+		ExceptionDetails: cardhost.ExceptionDetails{
+			ApplicationName: "NITIBCO", DateTime: now, Status: status,
+			ErrorCode: code, ErrorDescription: desc,
+		},
+	}}}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(resp)
+}
+
+// process applies the host's rules in the order a host checks them and
+// returns the error code and description.
+func (s *Server) process(in *cardhost.PINChangeRequest) (string, string) {
+	if err := in.Validate(); err != nil {
+		return "101", "Invalid field " + err.Error()
+	}
+	if s.cfg.BankID != "" && in.Header.BankID != s.cfg.BankID {
+		return "111", "Unknown bank"
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.seen[in.Header.MsgID] {
+		return "108", "Duplicate message id"
+	}
+	s.seen[in.Header.MsgID] = true
+	b := in.Body
+	c := s.cards[b.CardNumber]
+	if c == nil {
+		return "102", "Card not found"
+	}
+	if c.Expiry != b.CardExpiryDate {
+		return "103", "Card expiry date mismatch"
+	}
+	if c.SeqNo != "" && b.CardSequenceNumber != "" && c.SeqNo != b.CardSequenceNumber {
+		return "102", "Card not found"
+	}
+	if c.Status != "active" {
+		if c.Status == "blocked" && c.tries >= s.cfg.MaxTries {
+			return "106", "PIN tries exceeded"
+		}
+		return "104", "Card not active"
+	}
+	if c.hash == nil {
+		return "107", "No PIN set for card"
+	}
+	oldPIN, err := s.decrypt(b.EncryptionMethod, b.EncryptedOldPIN, b.CardNumber)
+	if err != nil {
+		return "109", "Unable to decrypt PIN block"
+	}
+	defer secret.Zero(oldPIN)
+	newPIN, err := s.decrypt(b.EncryptionMethod, b.EncryptedNewPIN, b.CardNumber)
+	if err != nil {
+		return "109", "Unable to decrypt PIN block"
+	}
+	defer secret.Zero(newPIN)
+	if !hmac.Equal(c.hash, s.pinHash(c.PAN, oldPIN)) {
+		c.tries++
+		if c.tries >= s.cfg.MaxTries {
+			c.Status = "blocked"
+			return "106", "PIN tries exceeded"
+		}
+		return "105", "Incorrect PIN"
+	}
+	if policy.Weak(newPIN) || len(newPIN) < 4 || len(newPIN) > 6 {
+		return "110", "PIN does not meet policy"
+	}
+	c.hash = s.pinHash(c.PAN, newPIN)
+	c.tries = 0
+	s.applied++
+	return cardhost.CodeSuccess, "Success"
+}
+
+func (s *Server) decrypt(method, block, pan string) ([]byte, error) {
+	if method == cardhost.MethodAsymmetric {
+		if s.cfg.RSAKey == nil {
+			return nil, pinblock.ErrBlock
+		}
+		return pinblock.RSADecrypt(s.cfg.RSAKey, s.cfg.RSAFormat, s.cfg.RSAPadding, s.cfg.RSAEncoding, block, pan)
+	}
+	if s.cfg.ZPK == nil {
+		return nil, pinblock.ErrBlock
+	}
+	return s.cfg.ZPK.Decrypt(block, pan)
+}
