@@ -16,19 +16,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
-	"net/http/httptrace"
 	"os"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 
+	"github.com/ivr-pin/ivr-pin/pinsvc/internal/hostcall"
 	"github.com/ivr-pin/ivr-pin/pinsvc/outcome"
 	"github.com/ivr-pin/ivr-pin/pinsvc/pinblock"
 	"github.com/ivr-pin/ivr-pin/pinsvc/secret"
@@ -239,50 +237,37 @@ func (c *Client) build(msgID string, req ChangeRequest) ([]byte, error) {
 // send posts body once and classifies what came back.
 func (c *Client) send(ctx context.Context, msgID string, body []byte) outcome.Result {
 	res := outcome.Result{Host: outcome.CardHost, MsgID: msgID}
-	var wrote atomic.Bool
-	trace := &httptrace.ClientTrace{WroteRequest: func(i httptrace.WroteRequestInfo) {
-		if i.Err == nil {
-			wrote.Store(true)
-		}
-	}}
-	hreq, err := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, trace), http.MethodPost, c.cfg.URL, bytes.NewReader(body))
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, c.cfg.URL, bytes.NewReader(body))
 	if err != nil {
 		res.Kind, res.Description = outcome.Unavailable, "bad request URL"
 		return res
 	}
 	hreq.Header.Set("Content-Type", "application/json")
 	hreq.Header.Set("Accept", "application/json")
-	resp, err := c.http.Do(hreq)
-	if err != nil {
-		res.Kind = outcome.Unavailable
-		if wrote.Load() {
-			res.Kind = outcome.Ambiguous
-		}
-		res.Description = transportReason(err)
+	a := hostcall.Do(c.http, hreq)
+	switch {
+	case a.Err != nil && !a.Wrote:
+		res.Kind, res.Description = outcome.Unavailable, hostcall.Reason(a.Err)
 		return res
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		res.Kind, res.Description = outcome.Ambiguous, "answer cut off: "+transportReason(err)
+	case a.Err != nil:
+		res.Kind, res.Description = outcome.Ambiguous, hostcall.Reason(a.Err)
 		return res
-	}
-	if resp.StatusCode != http.StatusOK {
-		res.Description = fmt.Sprintf("HTTP %d", resp.StatusCode)
-		// 503 says the service did not take the request; other statuses after
-		// the request was written leave us unsure whether it was applied.
+	case a.Status != http.StatusOK:
+		res.Description = fmt.Sprintf("HTTP %d", a.Status)
+		// 503, 429 and auth refusals say the service did not take the request;
+		// other 5xx after the request was written leave us unsure.
 		switch {
-		case resp.StatusCode == http.StatusServiceUnavailable, resp.StatusCode == http.StatusTooManyRequests,
-			resp.StatusCode == http.StatusUnauthorized, resp.StatusCode == http.StatusForbidden:
+		case a.Status == http.StatusServiceUnavailable, a.Status == http.StatusTooManyRequests,
+			a.Status == http.StatusUnauthorized, a.Status == http.StatusForbidden:
 			res.Kind = outcome.Unavailable
-		case resp.StatusCode >= 500:
+		case a.Status >= 500:
 			res.Kind = outcome.Ambiguous
 		default:
 			res.Kind = outcome.Rejected
 		}
 		return res
 	}
-	return c.classify(msgID, data)
+	return c.classify(msgID, a.Body)
 }
 
 func (c *Client) classify(msgID string, data []byte) outcome.Result {
@@ -327,25 +312,6 @@ func (c *Client) kindFor(code string) outcome.Kind {
 		return outcome.WeakPIN
 	}
 	return outcome.Rejected
-}
-
-// transportReason names a transport failure without echoing URLs that could
-// carry credentials.
-func transportReason(err error) string {
-	var ne net.Error
-	switch {
-	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
-		return "timeout"
-	case errors.Is(err, context.Canceled):
-		return "cancelled"
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		return "connection closed"
-	}
-	var oe *net.OpError
-	if errors.As(err, &oe) {
-		return "network: " + oe.Op
-	}
-	return "transport error"
 }
 
 func truncate(s string, n int) string {

@@ -241,7 +241,7 @@ func (s *Server) pinChange(w http.ResponseWriter, r *http.Request) {
 	s.received = append(s.received, body)
 	s.mu.Unlock()
 
-	f := s.Faults.Take()
+	f := s.Faults.Take(r.URL.Path)
 	switch f.Kind {
 	case faults.Status:
 		faults.WriteStatus(w, f.Status)

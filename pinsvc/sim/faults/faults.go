@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 )
@@ -32,6 +33,8 @@ type Fault struct {
 	Delay  time.Duration `json:"delay,omitempty"`
 	Status int           `json:"status,omitempty"`
 	Count  int           `json:"count,omitempty"`
+	// Path limits the fault to requests whose path starts with it ("" = all).
+	Path string `json:"path,omitempty"`
 }
 
 // Injector holds the active fault. The zero value injects nothing.
@@ -51,13 +54,13 @@ func (i *Injector) Set(f Fault) {
 // Clear removes the active fault.
 func (i *Injector) Clear() { i.Set(Fault{}) }
 
-// Take returns the fault for the next request and counts it down.
-func (i *Injector) Take() Fault {
+// Take returns the fault for the next request to path and counts it down.
+func (i *Injector) Take(path string) Fault {
 	i.mu.Lock()
 	defer i.mu.Unlock()
 	f := i.fault
-	if f.Kind == None {
-		return f
+	if f.Kind == None || !strings.HasPrefix(path, f.Path) {
+		return Fault{}
 	}
 	if f.Count > 0 {
 		i.left--

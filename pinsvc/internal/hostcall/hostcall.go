@@ -1,0 +1,67 @@
+// Package hostcall sends one HTTP request to a PIN host and says whether the
+// request reached the wire, which is what separates "the host never saw it"
+// (safe to tell the caller to try again) from "the host may have acted"
+// (ambiguous, never resent). Both host clients use it.
+package hostcall
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"sync/atomic"
+)
+
+// MaxBody bounds what is read of an answer.
+const MaxBody = 1 << 20
+
+// Answer is what came back from one request.
+type Answer struct {
+	Status int
+	Body   []byte
+	// Wrote is true once the whole request was written to the connection.
+	Wrote bool
+	// Err is a transport failure (no answer, or an answer cut off).
+	Err error
+}
+
+// Do sends req once on hc and reads the whole answer.
+func Do(hc *http.Client, req *http.Request) Answer {
+	var wrote atomic.Bool
+	trace := &httptrace.ClientTrace{WroteRequest: func(i httptrace.WroteRequestInfo) {
+		if i.Err == nil {
+			wrote.Store(true)
+		}
+	}}
+	req = req.WithContext(httptrace.WithClientTrace(req.Context(), trace))
+	resp, err := hc.Do(req)
+	if err != nil {
+		return Answer{Wrote: wrote.Load(), Err: err}
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxBody))
+	return Answer{Status: resp.StatusCode, Body: body, Wrote: true, Err: err}
+}
+
+// Reason names a transport failure in a few words, without the URL (which
+// could carry credentials) or any payload.
+func Reason(err error) string {
+	var ne net.Error
+	switch {
+	case err == nil:
+		return ""
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return "timeout"
+	case errors.Is(err, context.Canceled):
+		return "cancelled"
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "connection closed"
+	}
+	var oe *net.OpError
+	if errors.As(err, &oe) {
+		return "network: " + oe.Op
+	}
+	return "transport error"
+}
