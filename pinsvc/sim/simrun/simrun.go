@@ -1,0 +1,146 @@
+// Package simrun starts both host simulators on loopback with freshly
+// generated keys and hands back what a client needs to reach them. The
+// console, `ivr-pin simulate` and the tests use it; production code never
+// does.
+package simrun
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/ivr-pin/ivr-pin/pinsvc/cardhost"
+	"github.com/ivr-pin/ivr-pin/pinsvc/keysecure"
+	"github.com/ivr-pin/ivr-pin/pinsvc/pinblock"
+	"github.com/ivr-pin/ivr-pin/pinsvc/secret"
+	"github.com/ivr-pin/ivr-pin/pinsvc/sim/cardhostsim"
+	"github.com/ivr-pin/ivr-pin/pinsvc/sim/keysecuresim"
+)
+
+// Options choose the listening addresses (default 127.0.0.1:0 each).
+type Options struct {
+	CardHostAddr, KeySecureAddr string
+	BankID                      string // default "DEMO"
+	APIKey                      string // default "demo-api-key"
+	// ZPK and APISecret are the keys the simulators share with the client.
+	// Unset, fresh random keys are made: the console passes them to its own
+	// clients in memory, so no key is ever written down.
+	ZPK       *pinblock.ZPK
+	APISecret string
+}
+
+// Running simulators.
+type Running struct {
+	CardHost     *cardhostsim.Server
+	KeySecure    *keysecuresim.Server
+	CardHostURL  string // full URL of the PIN change route
+	KeySecureURL string // base URL
+	BankID       string
+	APIKey       string
+	ZPK          *pinblock.ZPK
+	APISecret    *secret.Key
+	servers      []*http.Server
+}
+
+// Start listens and serves both simulators until Close.
+func Start(opts Options) (*Running, error) {
+	if opts.CardHostAddr == "" {
+		opts.CardHostAddr = "127.0.0.1:0"
+	}
+	if opts.KeySecureAddr == "" {
+		opts.KeySecureAddr = "127.0.0.1:0"
+	}
+	if opts.BankID == "" {
+		opts.BankID = "DEMO"
+	}
+	if opts.APIKey == "" {
+		opts.APIKey = "demo-api-key"
+	}
+	zpk := opts.ZPK
+	if zpk == nil {
+		raw := make([]byte, 16)
+		if _, err := rand.Read(raw); err != nil {
+			return nil, err
+		}
+		key, err := secret.NewKey(secret.TDES, raw)
+		secret.Zero(raw)
+		if err != nil {
+			return nil, err
+		}
+		if zpk, err = pinblock.NewZPK(key, pinblock.ISO0); err != nil {
+			return nil, err
+		}
+	}
+	apiSecret := opts.APISecret
+	if apiSecret == "" {
+		// apiSecret is a string on the platform: 32 hex characters = AES-256.
+		sb := make([]byte, 16)
+		_, _ = rand.Read(sb)
+		apiSecret = hex.EncodeToString(sb)
+	}
+	ksKey, err := keysecure.SecretKey(apiSecret)
+	if err != nil {
+		return nil, err
+	}
+	r := &Running{BankID: opts.BankID, APIKey: opts.APIKey, ZPK: zpk, APISecret: ksKey}
+	r.CardHost = cardhostsim.New(cardhostsim.Config{BankID: opts.BankID, ZPK: zpk}).WithTestCards()
+	ks, err := keysecuresim.New(keysecuresim.Config{APIKey: opts.APIKey, APISecret: apiSecret, PCIDisplay: true})
+	if err != nil {
+		return nil, err
+	}
+	r.KeySecure = ks.WithTestCards()
+	chAddr, err := r.serve(opts.CardHostAddr, r.CardHost)
+	if err != nil {
+		return nil, err
+	}
+	ksAddr, err := r.serve(opts.KeySecureAddr, r.KeySecure)
+	if err != nil {
+		r.Close()
+		return nil, err
+	}
+	r.CardHostURL = "http://" + chAddr + cardhostsim.Route
+	r.KeySecureURL = "http://" + ksAddr
+	return r, nil
+}
+
+func (r *Running) serve(addr string, h http.Handler) (string, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", err
+	}
+	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+		return "", errors.New("simulators listen on loopback only")
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", err
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	r.servers = append(r.servers, srv)
+	go func() { _ = srv.Serve(ln) }()
+	return ln.Addr().String(), nil
+}
+
+// CardHostConfig is a client configuration that reaches the simulator.
+func (r *Running) CardHostConfig() cardhost.Config {
+	return cardhost.Config{URL: r.CardHostURL, BankID: r.BankID, EncryptionMethod: cardhost.MethodSymmetric,
+		Encrypter: r.ZPK, Timeout: 5 * time.Second}
+}
+
+// KeySecureConfig is a client configuration that reaches the simulator.
+func (r *Running) KeySecureConfig() keysecure.Config {
+	return keysecure.Config{BaseURL: r.KeySecureURL, APIKey: r.APIKey, APISecret: r.APISecret, Timeout: 5 * time.Second}
+}
+
+// Close stops both simulators.
+func (r *Running) Close() {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	for _, s := range r.servers {
+		_ = s.Shutdown(ctx)
+	}
+}
