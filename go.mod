@@ -2,4 +2,7 @@ module github.com/ivr-pin/ivr-pin
 
 go 1.26
 
-require golang.org/x/oauth2 v0.30.0 // indirect
+require (
+	github.com/kelseyhightower/envconfig v1.4.0 // indirect
+	golang.org/x/oauth2 v0.30.0 // indirect
+)

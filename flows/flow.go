@@ -1,0 +1,376 @@
+// Package flows is the PIN line's call flow: what to say, what to collect,
+// what to check, and what to do with the answer, written against the small
+// Caller interface so it never sees ARI. ivr.Session implements Caller over
+// Asterisk; tests implement it over a scripted keypad.
+//
+// One call: language menu (when several languages are configured and none
+// was passed in), main menu (1 change, 2 first PIN of a new card, 0 agent,
+// 9 repeat), card number, expiry, current PIN (change only), new PIN, new
+// PIN again, submit, outcome, then goodbye or back to the agent who
+// transferred the call in. Every step has a bounded number of tries and says
+// why an entry was refused.
+package flows
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"time"
+
+	"github.com/ivr-pin/ivr-pin/flows/keypad"
+	"github.com/ivr-pin/ivr-pin/pinsvc"
+	"github.com/ivr-pin/ivr-pin/pinsvc/outcome"
+	"github.com/ivr-pin/ivr-pin/pinsvc/policy"
+	"github.com/ivr-pin/ivr-pin/pinsvc/secret"
+	"github.com/ivr-pin/ivr-pin/prompts"
+)
+
+// Target is a place in the dialplan.
+type Target struct {
+	Context, Extension string
+	Priority           int
+}
+
+// Caller is what the flow needs from a telephone channel.
+type Caller interface {
+	// Play plays items in order; a key press stops it (barge-in) and the key
+	// stays typed ahead for the next Collect.
+	Play(ctx context.Context, items ...prompts.Item) error
+	// Collect reads one entry from the keypad.
+	Collect(ctx context.Context, spec keypad.Spec) (keypad.Entry, error)
+	// Flush drops typed-ahead keys.
+	Flush()
+	// SetLanguage switches the language prompts are played in.
+	SetLanguage(ctx context.Context, lang string) error
+	// Continue sends the channel back to the dialplan.
+	Continue(ctx context.Context, t Target) error
+	// Hangup ends the call.
+	Hangup(ctx context.Context) error
+}
+
+// Call is what is known about a call when it arrives.
+type Call struct {
+	ChannelID string
+	CallerID  string
+	Language  string // passed in by a transfer; "" means ask or use the default
+	Mode      Mode   // passed in by a transfer; "" means ask
+	// A transfer may pre-identify the card, by PAN (with expiry) or by
+	// KeySecure's card_no and cardholder_no.
+	PAN                  secret.PAN
+	Expiry               string
+	CardNo, CardholderNo string
+	// Return is where a transferred call goes back to; nil hangs up.
+	Return *Target
+}
+
+// Mode is what the caller came to do.
+type Mode string
+
+// The modes.
+const (
+	ModeChange Mode = "change"
+	ModeSetup  Mode = "setup"
+	ModeAgent  Mode = "agent"
+)
+
+// Config holds the flow's settings.
+type Config struct {
+	Languages         []string // first is the default
+	FirstDigitTimeout time.Duration
+	InterDigitTimeout time.Duration
+	MaxTries          int
+	Agent             *Target       // nil: no agent option
+	HostWaitAnnounce  time.Duration // say "still working" after this long
+	Now               func() time.Time
+}
+
+// Retry records one refused entry, for metrics and the audit record.
+type Retry struct {
+	Step   string
+	Reason string
+}
+
+// Result is what a call came to. It holds no PIN and only a masked PAN.
+type Result struct {
+	Path      Mode
+	Language  string
+	MaskedPAN string
+	Outcome   *outcome.Result // nil when nothing was submitted
+	End       string          // outcome, too_many_tries, hangup, agent, timeout, error
+	Retries   []Retry
+	Returned  bool // continued back to the dialplan
+}
+
+// Flow runs calls. It is safe for concurrent use: all per-call state lives in
+// Run's frame.
+type Flow struct {
+	cfg     Config
+	service pinsvc.Service
+}
+
+// New makes a flow; zero settings take the documented defaults.
+func New(cfg Config, svc pinsvc.Service) *Flow {
+	if len(cfg.Languages) == 0 {
+		cfg.Languages = []string{"en"}
+	}
+	if cfg.FirstDigitTimeout <= 0 {
+		cfg.FirstDigitTimeout = 8 * time.Second
+	}
+	if cfg.InterDigitTimeout <= 0 {
+		cfg.InterDigitTimeout = 5 * time.Second
+	}
+	if cfg.MaxTries <= 0 {
+		cfg.MaxTries = 3
+	}
+	if cfg.HostWaitAnnounce <= 0 {
+		cfg.HostWaitAnnounce = 2 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Flow{cfg: cfg, service: svc}
+}
+
+// errTooManyTries ends the call politely.
+var errTooManyTries = errors.New("too many tries")
+
+// errAgent ends the flow with a transfer to an agent.
+var errAgent = errors.New("transferred to an agent")
+
+// call is one run's state.
+type call struct {
+	f      *Flow
+	c      Caller
+	in     Call
+	res    *Result
+	pan    secret.PAN
+	expiry policy.Expiry
+}
+
+// Run takes one call from arrival to hang-up or return to the dialplan.
+func (f *Flow) Run(ctx context.Context, c Caller, in Call) Result {
+	res := Result{Language: in.Language}
+	k := &call{f: f, c: c, in: in, res: &res}
+	err := k.run(ctx)
+	switch {
+	case err == nil:
+		if res.End == "" {
+			res.End = "outcome"
+		}
+	case errors.Is(err, keypad.ErrHungUp), errors.Is(err, context.Canceled):
+		res.End = "hangup"
+		return res
+	case errors.Is(err, context.DeadlineExceeded):
+		res.End = "timeout"
+	case errors.Is(err, errTooManyTries):
+		res.End = "too_many_tries"
+		_ = c.Play(ctx, prompts.P(prompts.TooManyTries))
+	case errors.Is(err, errAgent):
+		res.End = "agent"
+		return res
+	default:
+		res.End = "error"
+	}
+	k.finish(ctx)
+	return res
+}
+
+// finish says goodbye, or returns a transferred caller to the agent.
+func (k *call) finish(ctx context.Context) {
+	// Leave even when the call's deadline passed: a short grace context.
+	if ctx.Err() != nil {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+	}
+	if k.in.Return != nil {
+		_ = k.c.Play(ctx, prompts.P(prompts.ReturningToAgent))
+		if k.c.Continue(ctx, *k.in.Return) == nil {
+			k.res.Returned = true
+			return
+		}
+	}
+	_ = k.c.Play(ctx, prompts.P(prompts.Goodbye))
+	_ = k.c.Hangup(ctx)
+}
+
+func (k *call) run(ctx context.Context) error {
+	if err := k.language(ctx); err != nil {
+		return err
+	}
+	if err := k.c.Play(ctx, prompts.P(prompts.Welcome)); err != nil {
+		return err
+	}
+	mode := k.in.Mode
+	if mode == "" {
+		var err error
+		if mode, err = k.menu(ctx); err != nil {
+			return err
+		}
+	}
+	if mode == ModeSetup && !k.f.service.FirstSetupAvailable() {
+		mode = ModeChange
+	}
+	k.res.Path = mode
+	switch mode {
+	case ModeAgent:
+		return k.agent(ctx)
+	case ModeSetup:
+		return k.setup(ctx)
+	}
+	return k.change(ctx)
+}
+
+func (k *call) language(ctx context.Context) error {
+	langs := k.f.cfg.Languages
+	lang := k.in.Language
+	if lang == "" && len(langs) == 1 {
+		lang = langs[0]
+	}
+	if lang == "" {
+		items := make([]prompts.Item, 0, 2*len(langs))
+		for i, l := range langs {
+			items = append(items, prompts.PIn(prompts.LanguageChoice, l), prompts.D(strconv.Itoa(i+1)))
+		}
+		err := k.tries(ctx, "language", func() (string, error) {
+			if err := k.c.Play(ctx, items...); err != nil {
+				return "", err
+			}
+			e, err := k.c.Collect(ctx, k.menuSpec())
+			if err != nil || e.End == keypad.EndNoInput {
+				return "no_input", err
+			}
+			n := 0
+			if len(e.Digits) == 1 {
+				n = int(e.Digits[0] - '0')
+			}
+			if n < 1 || n > len(langs) {
+				return "invalid_choice", nil
+			}
+			lang = langs[n-1]
+			return "", nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	k.res.Language = lang
+	return k.c.SetLanguage(ctx, lang)
+}
+
+func (k *call) menuSpec() keypad.Spec {
+	return keypad.Spec{Max: 1, FirstDigitTimeout: k.f.cfg.FirstDigitTimeout, InterDigitTimeout: k.f.cfg.InterDigitTimeout}
+}
+
+func (k *call) menu(ctx context.Context) (Mode, error) {
+	var mode Mode
+	items := []prompts.Item{prompts.P(prompts.MenuChange)}
+	if k.f.service.FirstSetupAvailable() {
+		items = append(items, prompts.P(prompts.MenuSetup))
+	}
+	items = append(items, prompts.P(prompts.MenuAgent), prompts.P(prompts.MenuRepeat))
+	err := k.tries(ctx, "menu", func() (string, error) {
+		if err := k.c.Play(ctx, items...); err != nil {
+			return "", err
+		}
+		e, err := k.c.Collect(ctx, k.menuSpec())
+		if err != nil || e.End == keypad.EndNoInput {
+			return "no_input", err
+		}
+		switch string(e.Digits) {
+		case "1":
+			mode = ModeChange
+		case "2":
+			if !k.f.service.FirstSetupAvailable() {
+				return "invalid_choice", nil
+			}
+			mode = ModeSetup
+		case "0":
+			if k.f.cfg.Agent == nil {
+				// Not a caller error: say so and offer the menu again, untried.
+				return "no_agent", nil
+			}
+			mode = ModeAgent
+		case "9":
+			return "repeat", nil
+		default:
+			return "invalid_choice", nil
+		}
+		return "", nil
+	})
+	return mode, err
+}
+
+func (k *call) agent(ctx context.Context) error {
+	if err := k.c.Play(ctx, prompts.P(prompts.TransferAgent)); err != nil {
+		return err
+	}
+	if err := k.c.Continue(ctx, *k.f.cfg.Agent); err != nil {
+		return err
+	}
+	return errAgent
+}
+
+// tries runs one step until it succeeds (reason ""), saying each refusal's
+// reason, at most MaxTries times. "repeat" and "no_agent" do not count.
+func (k *call) tries(ctx context.Context, step string, attempt func() (string, error)) error {
+	for n := 0; n < k.f.cfg.MaxTries; {
+		reason, err := attempt()
+		if err != nil {
+			return err
+		}
+		if reason == "" {
+			return nil
+		}
+		switch reason {
+		case "repeat":
+			continue
+		case "no_agent":
+			if err := k.c.Play(ctx, prompts.P(prompts.NoAgent)); err != nil {
+				return err
+			}
+			continue
+		}
+		n++
+		k.res.Retries = append(k.res.Retries, Retry{Step: step, Reason: reason})
+		k.c.Flush()
+		say := []prompts.Item{prompts.P(reasonPrompt(reason))}
+		if n < k.f.cfg.MaxTries {
+			say = append(say, prompts.P(prompts.TryAgain))
+		}
+		if err := k.c.Play(ctx, say...); err != nil {
+			return err
+		}
+	}
+	return errTooManyTries
+}
+
+func reasonPrompt(reason string) prompts.ID {
+	switch policy.Reason(reason) {
+	case policy.ReasonIncomplete:
+		return prompts.ReasonIncomplete
+	case policy.ReasonTooLong:
+		return prompts.ReasonTooLong
+	case policy.ReasonNotValidCard, policy.ReasonNotDigits:
+		return prompts.ReasonNotValid
+	case policy.ReasonBadDate:
+		return prompts.ReasonBadDate
+	case policy.ReasonExpired:
+		return prompts.ReasonExpired
+	case policy.ReasonPINLength:
+		return prompts.ReasonPINLength
+	case policy.ReasonPINWeak:
+		return prompts.ReasonPINWeak
+	case policy.ReasonPINSameAsOld:
+		return prompts.ReasonPINSame
+	case policy.ReasonPINMismatch:
+		return prompts.ReasonPINMismatch
+	case policy.ReasonWrongPIN:
+		return prompts.ReasonWrongPIN
+	case "no_input":
+		return prompts.NoInput
+	case "cleared":
+		return prompts.EntryCleared
+	}
+	return prompts.InvalidChoice
+}

@@ -1,0 +1,255 @@
+package flows_test
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ivr-pin/ivr-pin/flows"
+	"github.com/ivr-pin/ivr-pin/flows/keypad"
+	"github.com/ivr-pin/ivr-pin/pinsvc"
+	"github.com/ivr-pin/ivr-pin/pinsvc/cardhost"
+	"github.com/ivr-pin/ivr-pin/pinsvc/keysecure"
+	"github.com/ivr-pin/ivr-pin/pinsvc/outcome"
+	"github.com/ivr-pin/ivr-pin/pinsvc/sim/faults"
+	"github.com/ivr-pin/ivr-pin/pinsvc/sim/simrun"
+	"github.com/ivr-pin/ivr-pin/prompts"
+)
+
+// scripted is a Caller whose caller typed everything ahead. It records what
+// was played and how the call ended.
+type scripted struct {
+	mu        sync.Mutex
+	kp        *keypad.Keypad
+	played    []prompts.ID
+	lang      string
+	continued *flows.Target
+	hungUp    bool
+	onPlay    func(prompts.ID)
+}
+
+func newScripted(keys string) *scripted {
+	s := &scripted{kp: keypad.New()}
+	for i := 0; i < len(keys); i++ {
+		s.kp.Press(keys[i])
+	}
+	return s
+}
+
+func (s *scripted) Play(ctx context.Context, items ...prompts.Item) error {
+	for _, it := range items {
+		if it.Prompt != "" {
+			s.mu.Lock()
+			s.played = append(s.played, it.Prompt)
+			s.mu.Unlock()
+			if s.onPlay != nil {
+				s.onPlay(it.Prompt)
+			}
+		}
+	}
+	return ctx.Err()
+}
+func (s *scripted) Collect(ctx context.Context, spec keypad.Spec) (keypad.Entry, error) {
+	return s.kp.Collect(ctx, spec)
+}
+func (s *scripted) Flush() {}
+func (s *scripted) SetLanguage(_ context.Context, l string) error {
+	s.lang = l
+	return nil
+}
+func (s *scripted) Continue(_ context.Context, t flows.Target) error {
+	s.continued = &t
+	return nil
+}
+func (s *scripted) Hangup(context.Context) error {
+	s.hungUp = true
+	return nil
+}
+
+func (s *scripted) saw(id prompts.ID) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, p := range s.played {
+		if p == id {
+			return true
+		}
+	}
+	return false
+}
+
+func newFlow(t *testing.T, mutate func(*flows.Config)) (*flows.Flow, *simrun.Running) {
+	t.Helper()
+	sims, err := simrun.Start(simrun.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sims.Close)
+	ch, _ := cardhost.New(sims.CardHostConfig())
+	ks, _ := keysecure.New(sims.KeySecureConfig())
+	cfg := flows.Config{Languages: []string{"en"}, FirstDigitTimeout: 100 * time.Millisecond, InterDigitTimeout: 100 * time.Millisecond, MaxTries: 3}
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	return flows.New(cfg, &pinsvc.Router{CardHost: ch, KeySecure: ks}), sims
+}
+
+func TestScenarios(t *testing.T) {
+	cases := []struct {
+		name     string
+		keys     string
+		call     flows.Call
+		end      string
+		kind     outcome.Kind // "" means nothing submitted
+		mustSay  []prompts.ID
+		retries  int
+		newPIN   string // the card host must hold it afterwards
+		ksPINSet bool
+	}{
+		{name: "change succeeds", keys: "1" + "4111111111111111#" + "2812" + "7392#" + "4829#" + "4829#",
+			end: "outcome", kind: outcome.Changed, mustSay: []prompts.ID{prompts.PleaseWait, prompts.ResultChanged, prompts.Goodbye}, newPIN: "4829"},
+		{name: "hash after expiry is ignored", keys: "1" + "4111111111111111#" + "2812#" + "7392#" + "4829#" + "4829#",
+			end: "outcome", kind: outcome.Changed, newPIN: "4829"},
+		{name: "first setup through KeySecure", keys: "2" + "4012888888881881#" + "3001" + "482915#" + "482915#",
+			end: "outcome", kind: outcome.Changed, mustSay: []prompts.ID{prompts.PINRule6, prompts.ResultSet}, ksPINSet: true},
+		{name: "bad Luhn then good", keys: "1" + "4111111111111112#" + "4111111111111111#" + "2812" + "7392#" + "4829#" + "4829#",
+			end: "outcome", kind: outcome.Changed, mustSay: []prompts.ID{prompts.ReasonNotValid, prompts.TryAgain}, retries: 1},
+		{name: "short card number", keys: "1" + "41111111#" + "4111111111111111#" + "2812" + "7392#" + "4829#" + "4829#",
+			end: "outcome", kind: outcome.Changed, mustSay: []prompts.ID{prompts.ReasonIncomplete}, retries: 1},
+		{name: "expired then valid", keys: "1" + "4111111111111111#" + "2001" + "2812" + "7392#" + "4829#" + "4829#",
+			end: "outcome", kind: outcome.Changed, mustSay: []prompts.ID{prompts.ReasonExpired}, retries: 1},
+		{name: "bad month", keys: "1" + "4111111111111111#" + "2813" + "2812" + "7392#" + "4829#" + "4829#",
+			end: "outcome", kind: outcome.Changed, mustSay: []prompts.ID{prompts.ReasonBadDate}, retries: 1},
+		{name: "weak PIN then good", keys: "1" + "4111111111111111#" + "2812" + "7392#" + "1234#" + "4829#" + "4829#",
+			end: "outcome", kind: outcome.Changed, mustSay: []prompts.ID{prompts.ReasonPINWeak}, retries: 1},
+		{name: "same PIN as current", keys: "1" + "4111111111111111#" + "2812" + "7392#" + "7392#" + "4829#" + "4829#",
+			end: "outcome", kind: outcome.Changed, mustSay: []prompts.ID{prompts.ReasonPINSame}, retries: 1},
+		{name: "mismatch then match", keys: "1" + "4111111111111111#" + "2812" + "7392#" + "4829#" + "4828#" + "4829#" + "4829#",
+			end: "outcome", kind: outcome.Changed, mustSay: []prompts.ID{prompts.ReasonPINMismatch}, retries: 1},
+		{name: "star clears the card number", keys: "1" + "41111*" + "4111111111111111#" + "2812" + "7392#" + "4829#" + "4829#",
+			end: "outcome", kind: outcome.Changed, mustSay: []prompts.ID{prompts.EntryCleared}},
+		{name: "wrong current PIN", keys: "1" + "4111111111111111#" + "2812" + "1357#" + "4829#" + "4829#",
+			end: "outcome", kind: outcome.WrongPIN, mustSay: []prompts.ID{prompts.ResultWrongPIN}},
+		{name: "blocked card", keys: "1" + "4000056655665556#" + "2903" + "4826#" + "4829#" + "4829#",
+			end: "outcome", kind: outcome.NotEligible, mustSay: []prompts.ID{prompts.ResultNotEligible}},
+		{name: "virtual card refused by KeySecure", keys: "2" + "5105105105105100#" + "2907" + "482915#" + "482915#",
+			end: "outcome", kind: outcome.NotEligible, mustSay: []prompts.ID{prompts.ResultNotEligible}},
+		{name: "no PIN yet offers first setup", keys: "1" + "4012888888881881#" + "3001" + "1357#" + "4829#" + "4829#" + "1" + "730164#" + "730164#",
+			end: "outcome", kind: outcome.Changed, mustSay: []prompts.ID{prompts.NoPINYetOffer, prompts.ResultSet}, ksPINSet: true},
+		{name: "no input three times", keys: "",
+			end: "too_many_tries", mustSay: []prompts.ID{prompts.NoInput, prompts.TooManyTries, prompts.Goodbye}, retries: 3},
+		{name: "three bad card numbers", keys: "1" + "1#" + "2#" + "3#",
+			end: "too_many_tries", mustSay: []prompts.ID{prompts.ReasonIncomplete, prompts.TooManyTries}, retries: 3},
+		{name: "invalid menu choice then repeat then change", keys: "7" + "9" + "1" + "4111111111111111#" + "2812" + "7392#" + "4829#" + "4829#",
+			end: "outcome", kind: outcome.Changed, mustSay: []prompts.ID{prompts.InvalidChoice}, retries: 1},
+		{name: "no agent configured", keys: "0" + "1" + "4111111111111111#" + "2812" + "7392#" + "4829#" + "4829#",
+			end: "outcome", kind: outcome.Changed, mustSay: []prompts.ID{prompts.NoAgent}},
+		{name: "transfer in with a known card and back", keys: "7392#" + "4829#" + "4829#",
+			call: flows.Call{Mode: flows.ModeChange, PAN: "4111111111111111", Expiry: "2812", Return: &flows.Target{Context: "agents", Extension: "return", Priority: 1}},
+			end:  "outcome", kind: outcome.Changed, mustSay: []prompts.ID{prompts.ReturningToAgent}, newPIN: "4829"},
+		{name: "agent passes KeySecure card numbers", keys: "482915#" + "482915#",
+			call: flows.Call{Mode: flows.ModeSetup, CardNo: "C202605220001", CardholderNo: "U202605220001"},
+			end:  "outcome", kind: outcome.Changed, ksPINSet: true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f, sims := newFlow(t, nil)
+			s := newScripted(c.keys)
+			res := f.Run(context.Background(), s, c.call)
+			if res.End != c.end {
+				t.Fatalf("end %q, want %q (played %v)", res.End, c.end, s.played)
+			}
+			if c.kind == "" && res.Outcome != nil {
+				t.Fatalf("submitted %v", res.Outcome)
+			}
+			if c.kind != "" && (res.Outcome == nil || res.Outcome.Kind != c.kind) {
+				t.Fatalf("outcome %v, want %s (played %v)", res.Outcome, c.kind, s.played)
+			}
+			for _, id := range c.mustSay {
+				if !s.saw(id) {
+					t.Errorf("never said %s (played %v)", id, s.played)
+				}
+			}
+			if len(res.Retries) != c.retries {
+				t.Errorf("retries %v, want %d", res.Retries, c.retries)
+			}
+			if c.newPIN != "" && !sims.CardHost.PINIs("4111111111111111", c.newPIN) {
+				t.Error("card host does not hold the new PIN")
+			}
+			if c.ksPINSet != (sims.KeySecure.PINSets() == 1) {
+				t.Errorf("KeySecure PIN sets %d", sims.KeySecure.PINSets())
+			}
+			if c.call.Return != nil {
+				if s.continued == nil || *s.continued != *c.call.Return || s.hungUp || !res.Returned {
+					t.Fatalf("not returned to the agent: %+v hungUp=%v", s.continued, s.hungUp)
+				}
+			} else if !s.hungUp {
+				t.Fatal("call not hung up")
+			}
+			if res.MaskedPAN != "" && !strings.Contains(res.MaskedPAN, "******") {
+				t.Fatalf("PAN in result not masked: %s", res.MaskedPAN)
+			}
+		})
+	}
+}
+
+func TestAgentOption(t *testing.T) {
+	target := &flows.Target{Context: "agents", Extension: "queue", Priority: 1}
+	f, _ := newFlow(t, func(c *flows.Config) { c.Agent = target })
+	s := newScripted("0")
+	res := f.Run(context.Background(), s, flows.Call{})
+	if res.End != "agent" || s.continued == nil || *s.continued != *target || s.hungUp {
+		t.Fatalf("%+v continued=%v", res, s.continued)
+	}
+}
+
+func TestLanguageMenu(t *testing.T) {
+	f, _ := newFlow(t, func(c *flows.Config) { c.Languages = []string{"en", "ar", "zh"} })
+	s := newScripted("2" + "1" + "4111111111111111#" + "2812" + "7392#" + "4829#" + "4829#")
+	res := f.Run(context.Background(), s, flows.Call{})
+	if s.lang != "ar" || res.Language != "ar" || res.Outcome == nil || res.Outcome.Kind != outcome.Changed {
+		t.Fatalf("lang %s res %+v", s.lang, res)
+	}
+	// A language passed in by a transfer skips the menu.
+	s2 := newScripted("1" + "4111111111111111#" + "2812" + "4829#" + "4830#" + "4830#")
+	f.Run(context.Background(), s2, flows.Call{Language: "zh"})
+	if s2.lang != "zh" || s2.saw(prompts.LanguageChoice) {
+		t.Fatalf("language menu not skipped: %s %v", s2.lang, s2.played)
+	}
+}
+
+func TestHangUpBeforeSubmitSendsNothing(t *testing.T) {
+	f, sims := newFlow(t, nil)
+	s := newScripted("1" + "4111111111111111#" + "2812" + "7392#" + "4829#")
+	// The caller hangs up while asked to confirm the new PIN.
+	s.onPlay = func(id prompts.ID) {
+		if id == prompts.ConfirmNewPIN {
+			s.kp.HangUp()
+		}
+	}
+	res := f.Run(context.Background(), s, flows.Call{})
+	if res.End != "hangup" || res.Outcome != nil {
+		t.Fatalf("%+v", res)
+	}
+	if n := len(sims.CardHost.Received()); n != 0 {
+		t.Fatalf("%d host requests after a hang-up", n)
+	}
+	if s.hungUp {
+		t.Fatal("hung up a channel that was already gone")
+	}
+}
+
+func TestSlowHostKeepsTheCallerInformed(t *testing.T) {
+	f, sims := newFlow(t, func(c *flows.Config) { c.HostWaitAnnounce = 50 * time.Millisecond })
+	sims.CardHost.Faults.Set(faultDelay(300 * time.Millisecond))
+	s := newScripted("1" + "4111111111111111#" + "2812" + "7392#" + "4829#" + "4829#")
+	res := f.Run(context.Background(), s, flows.Call{})
+	if !s.saw(prompts.StillWorking) || res.Outcome == nil || res.Outcome.Kind != outcome.Changed {
+		t.Fatalf("%+v %v", res, s.played)
+	}
+}
+
+func faultDelay(d time.Duration) faults.Fault {
+	return faults.Fault{Kind: faults.Delay, Delay: d, Count: 1}
+}

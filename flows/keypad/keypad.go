@@ -1,0 +1,207 @@
+// Package keypad turns a stream of DTMF digits into entries: it keeps digits
+// typed ahead (during or between prompts), ends an entry on '#', on its
+// maximum length or on a timeout, clears it on '*', and ignores a '#'
+// pressed right after an entry that ended on length (callers press it out of
+// habit). It knows nothing of ARI: the ivr session feeds it digits from
+// ChannelDtmfReceived events, tests feed it directly.
+package keypad
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/ivr-pin/ivr-pin/pinsvc/secret"
+)
+
+// ErrHungUp is returned once the caller has gone.
+var ErrHungUp = errors.New("caller hung up")
+
+// End says how an entry ended.
+type End int
+
+// How entries end.
+const (
+	EndTerminator End = iota + 1 // '#'
+	EndMaxLength                 // the maximum number of digits
+	EndTimeout                   // inter-digit timeout after some digits
+	EndNoInput                   // first-digit timeout, nothing typed
+	EndCleared                   // '*': start the entry again
+)
+
+func (e End) String() string {
+	return [...]string{"", "terminator", "max_length", "timeout", "no_input", "cleared"}[e]
+}
+
+// Spec describes one entry.
+type Spec struct {
+	Max               int           // digits at most; the entry ends when reached
+	Terminator        bool          // '#' ends the entry
+	FirstDigitTimeout time.Duration // wait for the first digit
+	InterDigitTimeout time.Duration // wait between digits
+}
+
+// Entry is what was typed. Digits belongs to the caller of Collect, who
+// wipes it (secret.Zero) when done.
+type Entry struct {
+	Digits []byte
+	End    End
+}
+
+// Keypad collects digits for one call. Safe for concurrent use: the event
+// reader presses, the session collects.
+type Keypad struct {
+	mu          sync.Mutex
+	buf         []byte
+	changed     chan struct{}
+	hungUp      bool
+	swallowHash bool
+}
+
+// New makes an empty keypad.
+func New() *Keypad { return &Keypad{changed: make(chan struct{})} }
+
+// Press adds a digit typed by the caller. Anything but 0-9, '*' and '#' is
+// ignored (A-D are not on a phone keypad).
+func (k *Keypad) Press(d byte) {
+	if !(d >= '0' && d <= '9' || d == '*' || d == '#') {
+		return
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.hungUp {
+		return
+	}
+	k.buf = append(k.buf, d)
+	k.wake()
+}
+
+// HangUp ends the keypad: Collect returns ErrHungUp and typed-ahead digits
+// are wiped.
+func (k *Keypad) HangUp() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if !k.hungUp {
+		k.hungUp = true
+		secret.Zero(k.buf)
+		k.buf = nil
+		k.wake()
+	}
+}
+
+func (k *Keypad) wake() {
+	close(k.changed)
+	k.changed = make(chan struct{})
+}
+
+// Changed returns a channel closed at the next key press or hang-up (the
+// session uses it to stop a prompt on barge-in).
+func (k *Keypad) Changed() <-chan struct{} {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.changed
+}
+
+// Pending reports whether typed-ahead digits are waiting.
+func (k *Keypad) Pending() bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return len(k.buf) > 0
+}
+
+// Flush wipes typed-ahead digits (after a refused entry, so keys pressed for
+// the wrong question do not answer the next one).
+func (k *Keypad) Flush() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	secret.Zero(k.buf)
+	k.buf = k.buf[:0]
+	k.swallowHash = false
+}
+
+// next pops a typed-ahead digit, wiping its place in the buffer.
+func (k *Keypad) next() (byte, bool, bool, <-chan struct{}) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.hungUp {
+		return 0, false, true, nil
+	}
+	if len(k.buf) == 0 {
+		return 0, false, false, k.changed
+	}
+	d := k.buf[0]
+	k.buf[0] = 0
+	k.buf = k.buf[1:]
+	return d, true, false, nil
+}
+
+func (k *Keypad) setSwallowHash(v bool) {
+	k.mu.Lock()
+	k.swallowHash = v
+	k.mu.Unlock()
+}
+
+func (k *Keypad) takeSwallowHash() bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	v := k.swallowHash
+	k.swallowHash = false
+	return v
+}
+
+// Collect reads one entry under spec. It returns ErrHungUp after a hang-up
+// and ctx.Err() when ctx ends.
+func (k *Keypad) Collect(ctx context.Context, spec Spec) (Entry, error) {
+	digits := make([]byte, 0, spec.Max)
+	swallow := k.takeSwallowHash()
+	timer := time.NewTimer(spec.FirstDigitTimeout)
+	defer timer.Stop()
+	for {
+		d, ok, gone, changed := k.next()
+		if gone {
+			secret.Zero(digits)
+			return Entry{}, ErrHungUp
+		}
+		if !ok {
+			select {
+			case <-ctx.Done():
+				secret.Zero(digits)
+				return Entry{}, ctx.Err()
+			case <-changed:
+				continue
+			case <-timer.C:
+				if len(digits) == 0 {
+					return Entry{End: EndNoInput}, nil
+				}
+				return Entry{Digits: digits, End: EndTimeout}, nil
+			}
+		}
+		if swallow && d == '#' && len(digits) == 0 {
+			swallow = false
+			continue
+		}
+		swallow = false
+		switch {
+		case d == '*':
+			secret.Zero(digits)
+			return Entry{End: EndCleared}, nil
+		case d == '#' && spec.Terminator:
+			return Entry{Digits: digits, End: EndTerminator}, nil
+		case d == '#':
+			continue
+		}
+		digits = append(digits, d)
+		if len(digits) >= spec.Max {
+			k.setSwallowHash(spec.Terminator)
+			return Entry{Digits: digits, End: EndMaxLength}, nil
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+		timer.Reset(spec.InterDigitTimeout)
+	}
+}

@@ -1,0 +1,124 @@
+package keypad
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+)
+
+var spec = Spec{Max: 6, Terminator: true, FirstDigitTimeout: 200 * time.Millisecond, InterDigitTimeout: 100 * time.Millisecond}
+
+func press(k *Keypad, keys string) {
+	for i := 0; i < len(keys); i++ {
+		k.Press(keys[i])
+	}
+}
+
+func TestEntries(t *testing.T) {
+	cases := []struct {
+		name   string
+		keys   string
+		spec   Spec
+		digits string
+		end    End
+	}{
+		{"terminated", "1234#", spec, "1234", EndTerminator},
+		{"max length", "123456", spec, "123456", EndMaxLength},
+		{"star clears", "12*", spec, "", EndCleared},
+		{"timeout after digits", "12", spec, "12", EndTimeout},
+		{"no input", "", spec, "", EndNoInput},
+		{"letters ignored", "1A2B#", spec, "12", EndTerminator},
+		{"hash ignored without terminator", "1#2", Spec{Max: 2, FirstDigitTimeout: time.Second, InterDigitTimeout: time.Second}, "12", EndMaxLength},
+		{"lone hash is an empty entry", "#", spec, "", EndTerminator},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			k := New()
+			press(k, c.keys)
+			e, err := k.Collect(context.Background(), c.spec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(e.Digits) != c.digits || e.End != c.end {
+				t.Fatalf("got %q %s, want %q %s", e.Digits, e.End, c.digits, c.end)
+			}
+		})
+	}
+}
+
+func TestTypeAheadAnswersTheNextQuestion(t *testing.T) {
+	k := New()
+	press(k, "1234#5678#")
+	a, _ := k.Collect(context.Background(), spec)
+	b, _ := k.Collect(context.Background(), spec)
+	if string(a.Digits) != "1234" || string(b.Digits) != "5678" {
+		t.Fatalf("%q %q", a.Digits, b.Digits)
+	}
+}
+
+func TestHashAfterFullEntryIsIgnored(t *testing.T) {
+	k := New()
+	press(k, "2812#4829#")
+	exp, _ := k.Collect(context.Background(), Spec{Max: 4, Terminator: true, FirstDigitTimeout: time.Second, InterDigitTimeout: time.Second})
+	pin, _ := k.Collect(context.Background(), spec)
+	if string(exp.Digits) != "2812" || exp.End != EndMaxLength || string(pin.Digits) != "4829" || pin.End != EndTerminator {
+		t.Fatalf("expiry %q %s, pin %q %s", exp.Digits, exp.End, pin.Digits, pin.End)
+	}
+}
+
+func TestDigitsArrivingLaterAreCollected(t *testing.T) {
+	k := New()
+	go func() {
+		for _, d := range []byte("42#") {
+			time.Sleep(20 * time.Millisecond)
+			k.Press(d)
+		}
+	}()
+	e, err := k.Collect(context.Background(), spec)
+	if err != nil || string(e.Digits) != "42" {
+		t.Fatalf("%q %v", e.Digits, err)
+	}
+}
+
+func TestHangUpEndsCollectAndWipesTypeAhead(t *testing.T) {
+	k := New()
+	press(k, "99")
+	buf := k.buf
+	k.HangUp()
+	for _, b := range buf {
+		if b != 0 {
+			t.Fatal("typed-ahead digits not wiped")
+		}
+	}
+	if _, err := k.Collect(context.Background(), spec); !errors.Is(err, ErrHungUp) {
+		t.Fatalf("%v", err)
+	}
+	k2 := New()
+	go func() { time.Sleep(20 * time.Millisecond); k2.HangUp() }()
+	if _, err := k2.Collect(context.Background(), Spec{Max: 4, FirstDigitTimeout: 5 * time.Second}); !errors.Is(err, ErrHungUp) {
+		t.Fatalf("waiting collect: %v", err)
+	}
+}
+
+func TestCancelledContext(t *testing.T) {
+	k := New()
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { time.Sleep(20 * time.Millisecond); cancel() }()
+	if _, err := k.Collect(ctx, Spec{Max: 4, FirstDigitTimeout: 5 * time.Second}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("%v", err)
+	}
+}
+
+func TestFlushDropsTypeAhead(t *testing.T) {
+	k := New()
+	press(k, "123")
+	k.Flush()
+	if k.Pending() {
+		t.Fatal("digits left after Flush")
+	}
+	e, _ := k.Collect(context.Background(), spec)
+	if e.End != EndNoInput {
+		t.Fatalf("%v", e.End)
+	}
+}

@@ -1,0 +1,356 @@
+// Package config reads ivr-pin's settings from the environment (envconfig,
+// prefix IVRPIN_), checks them, builds the key objects, and prints the
+// effective configuration with every secret shown only as set/unset or as
+// its key check value. A malformed value stops start-up with a message that
+// names the variable and never echoes the value.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"reflect"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/kelseyhightower/envconfig"
+
+	"github.com/ivr-pin/ivr-pin/pinsvc/cardhost"
+	"github.com/ivr-pin/ivr-pin/pinsvc/keysecure"
+	"github.com/ivr-pin/ivr-pin/pinsvc/pinblock"
+	"github.com/ivr-pin/ivr-pin/pinsvc/secret"
+)
+
+// Prefix is the environment prefix of every setting.
+const Prefix = "IVRPIN"
+
+// Config is every setting. The envconfig tag is the variable name after the
+// prefix; `secret:"true"` marks values never printed.
+type Config struct {
+	// Asterisk ARI.
+	ARIURL         string        `envconfig:"ARI_URL" default:"http://127.0.0.1:8088/ari" desc:"ARI base URL"`
+	ARIWSURL       string        `envconfig:"ARI_WS_URL" desc:"ARI events WebSocket URL (derived from ARI_URL when unset)"`
+	ARIUsername    string        `envconfig:"ARI_USERNAME" default:"ivr-pin" desc:"ARI user (ari.conf)"`
+	ARIPassword    string        `envconfig:"ARI_PASSWORD" secret:"true" desc:"ARI password"`
+	ARIApplication string        `envconfig:"ARI_APPLICATION" default:"ivr-pin" desc:"Stasis application name"`
+	ARITimeout     time.Duration `envconfig:"ARI_TIMEOUT" default:"5s" desc:"timeout of each ARI REST call and of connecting"`
+
+	// Call flow.
+	Languages         []string      `envconfig:"LANGUAGES" default:"en" desc:"prompt languages, comma separated, first is the default"`
+	FirstDigitTimeout time.Duration `envconfig:"FIRST_DIGIT_TIMEOUT" default:"8s" desc:"wait for the first digit of an entry"`
+	InterDigitTimeout time.Duration `envconfig:"INTER_DIGIT_TIMEOUT" default:"5s" desc:"wait between digits"`
+	MaxTries          int           `envconfig:"MAX_TRIES" default:"3" desc:"tries per step before goodbye"`
+	PINMinLength      int           `envconfig:"PIN_MIN_LENGTH" default:"4" desc:"shortest new PIN for a change"`
+	PINMaxLength      int           `envconfig:"PIN_MAX_LENGTH" default:"6" desc:"longest new PIN for a change"`
+	AgentTransfer     string        `envconfig:"AGENT_TRANSFER" desc:"dialplan target for 0 (an agent), as context,extension,priority; unset: no agent option"`
+	CallTimeout       time.Duration `envconfig:"CALL_TIMEOUT" default:"10m" desc:"hard limit on one call"`
+	HostWaitAnnounce  time.Duration `envconfig:"HOST_WAIT_ANNOUNCE" default:"2s" desc:"after this long waiting for a host, tell the caller the line is alive"`
+
+	// Card host (REQ_CARD_PIN_CHANGE).
+	NIURL              string        `envconfig:"NI_URL" desc:"full URL of the PIN change endpoint; unset: the built-in simulator (console only)"`
+	NIBankID           string        `envconfig:"NI_BANK_ID" desc:"bank_id, at most 4 characters"`
+	NIEncryptionMethod string        `envconfig:"NI_ENCRYPTION_METHOD" default:"SYMMETRIC_ENC" desc:"SYMMETRIC_ENC or ASYNC_ENC"`
+	NIPINBlockFormat   string        `envconfig:"NI_PINBLOCK_FORMAT" default:"ISO0" desc:"ISO0, ISO1, ISO3 or ISO4"`
+	NIZPK              string        `envconfig:"NI_ZPK" secret:"true" desc:"zone PIN key, hex (TDES 16/24 bytes; AES for ISO4)"`
+	NICertFile         string        `envconfig:"NI_CERT_FILE" desc:"PEM certificate with the RSA key for ASYNC_ENC"`
+	NIRSAPadding       string        `envconfig:"NI_RSA_PADDING" default:"OAEP-SHA256" desc:"OAEP-SHA256, OAEP-SHA1 or PKCS1v15"`
+	NIRSAEncoding      string        `envconfig:"NI_RSA_ENCODING" default:"hex" desc:"hex or base64"`
+	NIKeyID            string        `envconfig:"NI_KEY_ID" desc:"encryption_key_id, optional"`
+	NIKeyType          string        `envconfig:"NI_KEY_TYPE" desc:"encryption_key_type, optional"`
+	NITokenURL         string        `envconfig:"NI_TOKEN_URL" desc:"OAuth2 token URL (client credentials)"`
+	NIClientID         string        `envconfig:"NI_CLIENT_ID" desc:"OAuth2 client id"`
+	NIClientSecret     string        `envconfig:"NI_CLIENT_SECRET" secret:"true" desc:"OAuth2 client secret"`
+	NITLSCert          string        `envconfig:"NI_TLS_CERT" desc:"TLS client certificate (PEM file)"`
+	NITLSKey           string        `envconfig:"NI_TLS_KEY" desc:"TLS client key (PEM file)"`
+	NITLSCA            string        `envconfig:"NI_TLS_CA" desc:"CA bundle for the card host (PEM file)"`
+	NITimeout          time.Duration `envconfig:"NI_TIMEOUT" default:"10s" desc:"card host request timeout"`
+	NICodesWrongPIN    []string      `envconfig:"NI_CODES_WRONG_PIN" default:"105" desc:"error codes meaning the current PIN is wrong"`
+	NICodesNotEligible []string      `envconfig:"NI_CODES_NOT_ELIGIBLE" default:"102,103,104,106" desc:"error codes meaning the card cannot be changed"`
+	NICodesNoPIN       []string      `envconfig:"NI_CODES_NO_PIN" default:"107" desc:"error codes meaning the card has no PIN yet (offer first setup)"`
+	NICodesWeakPIN     []string      `envconfig:"NI_CODES_WEAK_PIN" default:"110" desc:"error codes meaning the new PIN was refused as weak"`
+
+	// KeySecure open platform.
+	KeySecureURL       string        `envconfig:"KEYSECURE_URL" desc:"KeySecure base URL; unset: the built-in simulator (console only)"`
+	KeySecureAPIKey    string        `envconfig:"KEYSECURE_API_KEY" secret:"true" desc:"merchant Api-Key"`
+	KeySecureAPISecret string        `envconfig:"KEYSECURE_API_SECRET" secret:"true" desc:"merchant apiSecret (16, 24 or 32 bytes)"`
+	KeySecureTimeout   time.Duration `envconfig:"KEYSECURE_TIMEOUT" default:"10s" desc:"KeySecure request timeout"`
+	KeySecureLanguage  string        `envconfig:"KEYSECURE_LANGUAGE" desc:"Language header: en_US or zh_CN"`
+	KeySecureLookback  time.Duration `envconfig:"KEYSECURE_LOOKBACK" default:"17520h" desc:"how far back to search card creation dates"`
+
+	// Operations.
+	LogLevel    string `envconfig:"LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
+	LogFormat   string `envconfig:"LOG_FORMAT" default:"auto" desc:"json, text, or auto (text on a terminal)"`
+	MetricsAddr string `envconfig:"METRICS_ADDR" default:"127.0.0.1:9464" desc:"metrics and health listen address"`
+	RedisURL    string `envconfig:"REDIS_URL" secret:"url" desc:"Redis for attempt limits shared by several instances"`
+}
+
+// Load reads the environment and checks the values.
+func Load() (*Config, error) {
+	var c Config
+	if err := envconfig.Process(Prefix, &c); err != nil {
+		return nil, redactEnvconfigError(err)
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// redactEnvconfigError keeps the variable name and the expected type and
+// drops the value envconfig puts in its messages.
+func redactEnvconfigError(err error) error {
+	var pe *envconfig.ParseError
+	if errors.As(err, &pe) {
+		return fmt.Errorf("%s_%s: malformed value (want %s)", Prefix, pe.KeyName, pe.TypeName)
+	}
+	return errors.New("configuration: " + err.Error())
+}
+
+// Problem is a configuration error naming one variable.
+type Problem struct {
+	Var, Reason string
+}
+
+func (p *Problem) Error() string { return Prefix + "_" + p.Var + ": " + p.Reason }
+
+func problem(v, reason string) error { return &Problem{Var: v, Reason: reason} }
+
+// Validate checks each value that can be checked without the network.
+func (c *Config) Validate() error {
+	if u, err := url.Parse(c.ARIURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return problem("ARI_URL", "must be an http or https URL")
+	}
+	if c.ARIWSURL != "" {
+		if u, err := url.Parse(c.ARIWSURL); err != nil || (u.Scheme != "ws" && u.Scheme != "wss") {
+			return problem("ARI_WS_URL", "must be a ws or wss URL")
+		}
+	}
+	if c.ARIApplication == "" {
+		return problem("ARI_APPLICATION", "must not be empty")
+	}
+	if len(c.Languages) == 0 || c.Languages[0] == "" {
+		return problem("LANGUAGES", "needs at least one language")
+	}
+	if c.MaxTries < 1 || c.MaxTries > 9 {
+		return problem("MAX_TRIES", "must be 1 to 9")
+	}
+	if c.PINMinLength < 4 || c.PINMaxLength > 12 || c.PINMinLength > c.PINMaxLength {
+		return problem("PIN_MIN_LENGTH", "PIN lengths must satisfy 4 <= min <= max <= 12")
+	}
+	if c.FirstDigitTimeout <= 0 || c.InterDigitTimeout <= 0 {
+		return problem("FIRST_DIGIT_TIMEOUT", "timeouts must be positive")
+	}
+	if c.AgentTransfer != "" && len(strings.Split(c.AgentTransfer, ",")) != 3 {
+		return problem("AGENT_TRANSFER", "must be context,extension,priority")
+	}
+	if _, err := pinblock.ParseFormat(c.NIPINBlockFormat); err != nil {
+		return problem("NI_PINBLOCK_FORMAT", "must be ISO0, ISO1, ISO3 or ISO4")
+	}
+	switch c.NIEncryptionMethod {
+	case cardhost.MethodSymmetric, cardhost.MethodAsymmetric:
+	default:
+		return problem("NI_ENCRYPTION_METHOD", "must be SYMMETRIC_ENC or ASYNC_ENC")
+	}
+	if f, _ := pinblock.ParseFormat(c.NIPINBlockFormat); f == pinblock.ISO4 && c.NIEncryptionMethod == cardhost.MethodSymmetric {
+		return problem("NI_PINBLOCK_FORMAT", "ISO4 gives 32 hex characters, over the card host's documented 20; agree a longer field with the bank first")
+	}
+	if len(c.NIBankID) > cardhost.MaxBankID {
+		return problem("NI_BANK_ID", "at most 4 characters")
+	}
+	if c.NIURL != "" {
+		if _, err := c.Encrypter(); err != nil {
+			return err
+		}
+		if c.NIBankID == "" {
+			return problem("NI_BANK_ID", "required when NI_URL is set")
+		}
+		if c.NITokenURL != "" && (c.NIClientID == "" || c.NIClientSecret == "") {
+			return problem("NI_TOKEN_URL", "needs NI_CLIENT_ID and NI_CLIENT_SECRET")
+		}
+		if (c.NITLSCert == "") != (c.NITLSKey == "") {
+			return problem("NI_TLS_CERT", "NI_TLS_CERT and NI_TLS_KEY go together")
+		}
+	}
+	if c.KeySecureURL != "" {
+		if c.KeySecureAPIKey == "" {
+			return problem("KEYSECURE_API_KEY", "required when KEYSECURE_URL is set")
+		}
+		if _, err := keysecure.SecretKey(c.KeySecureAPISecret); err != nil {
+			return problem("KEYSECURE_API_SECRET", "must be 16, 24 or 32 bytes")
+		}
+	}
+	switch c.LogFormat {
+	case "auto", "json", "text":
+	default:
+		return problem("LOG_FORMAT", "must be json, text or auto")
+	}
+	return nil
+}
+
+// ZPK parses the zone PIN key for the configured format.
+func (c *Config) ZPK() (*secret.Key, error) {
+	f, _ := pinblock.ParseFormat(c.NIPINBlockFormat)
+	alg := secret.TDES
+	if f == pinblock.ISO4 {
+		alg = secret.AES
+	}
+	if c.NIZPK == "" {
+		return nil, problem("NI_ZPK", "required for SYMMETRIC_ENC")
+	}
+	k, err := secret.ParseHexKey(alg, c.NIZPK)
+	if err != nil {
+		return nil, problem("NI_ZPK", err.Error())
+	}
+	return k, nil
+}
+
+// Encrypter builds the card host's PIN block encrypter.
+func (c *Config) Encrypter() (pinblock.Encrypter, error) {
+	f, err := pinblock.ParseFormat(c.NIPINBlockFormat)
+	if err != nil {
+		return nil, problem("NI_PINBLOCK_FORMAT", err.Error())
+	}
+	if c.NIEncryptionMethod == cardhost.MethodAsymmetric {
+		if c.NICertFile == "" {
+			return nil, problem("NI_CERT_FILE", "required for ASYNC_ENC")
+		}
+		pub, err := pinblock.LoadCertificate(c.NICertFile)
+		if err != nil {
+			return nil, problem("NI_CERT_FILE", err.Error())
+		}
+		switch c.NIRSAPadding {
+		case pinblock.PaddingOAEPSHA256, pinblock.PaddingOAEPSHA1, pinblock.PaddingPKCS1v15:
+		default:
+			return nil, problem("NI_RSA_PADDING", "must be OAEP-SHA256, OAEP-SHA1 or PKCS1v15")
+		}
+		switch c.NIRSAEncoding {
+		case pinblock.EncodingHex, pinblock.EncodingBase64:
+		default:
+			return nil, problem("NI_RSA_ENCODING", "must be hex or base64")
+		}
+		return &pinblock.RSAEncrypter{Public: pub, Format: f, Padding: c.NIRSAPadding, Encoding: c.NIRSAEncoding}, nil
+	}
+	k, err := c.ZPK()
+	if err != nil {
+		return nil, err
+	}
+	z, err := pinblock.NewZPK(k, f)
+	if err != nil {
+		return nil, problem("NI_ZPK", err.Error())
+	}
+	return z, nil
+}
+
+// CardHost is the card-host client configuration (NIURL must be set).
+func (c *Config) CardHost() (cardhost.Config, error) {
+	enc, err := c.Encrypter()
+	if err != nil {
+		return cardhost.Config{}, err
+	}
+	return cardhost.Config{
+		URL: c.NIURL, BankID: c.NIBankID, EncryptionMethod: c.NIEncryptionMethod,
+		EncryptionKeyID: c.NIKeyID, EncryptionKeyType: c.NIKeyType, Timeout: c.NITimeout, Encrypter: enc,
+		Codes:    cardhost.Codes{WrongPIN: c.NICodesWrongPIN, NotEligible: c.NICodesNotEligible, NoPINYet: c.NICodesNoPIN, WeakPIN: c.NICodesWeakPIN},
+		TokenURL: c.NITokenURL, ClientID: c.NIClientID, ClientSecret: c.NIClientSecret,
+		TLSCert: c.NITLSCert, TLSKey: c.NITLSKey, TLSCA: c.NITLSCA,
+	}, nil
+}
+
+// KeySecure is the KeySecure client configuration (KeySecureURL must be set).
+func (c *Config) KeySecure() (keysecure.Config, error) {
+	k, err := keysecure.SecretKey(c.KeySecureAPISecret)
+	if err != nil {
+		return keysecure.Config{}, problem("KEYSECURE_API_SECRET", "must be 16, 24 or 32 bytes")
+	}
+	return keysecure.Config{BaseURL: c.KeySecureURL, APIKey: c.KeySecureAPIKey, APISecret: k,
+		Timeout: c.KeySecureTimeout, Language: c.KeySecureLanguage, Lookback: c.KeySecureLookback}, nil
+}
+
+// WebsocketURL is ARI_WS_URL or the events URL derived from ARI_URL.
+func (c *Config) WebsocketURL() string {
+	if c.ARIWSURL != "" {
+		return c.ARIWSURL
+	}
+	u, _ := url.Parse(c.ARIURL)
+	if u.Scheme == "https" {
+		u.Scheme = "wss"
+	} else {
+		u.Scheme = "ws"
+	}
+	u.Path = strings.TrimRight(u.Path, "/") + "/events"
+	return u.String()
+}
+
+// Print writes every setting as NAME=value, one a line, sorted, with secrets
+// shown as <set>/<unset> and keys as their KCV.
+func (c *Config) Print(w io.Writer) {
+	lines := []string{}
+	v := reflect.ValueOf(c).Elem()
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		name := Prefix + "_" + f.Tag.Get("envconfig")
+		val := fmt.Sprint(v.Field(i).Interface())
+		if sl, ok := v.Field(i).Interface().([]string); ok {
+			val = strings.Join(sl, ",")
+		}
+		switch f.Tag.Get("secret") {
+		case "true":
+			val = setOrUnset(val)
+			if f.Name == "NIZPK" && c.NIZPK != "" {
+				if k, err := c.ZPK(); err == nil {
+					val = "<set, KCV " + k.KCV() + ">"
+				}
+			}
+			if f.Name == "KeySecureAPISecret" && c.KeySecureAPISecret != "" {
+				if k, err := keysecure.SecretKey(c.KeySecureAPISecret); err == nil {
+					val = "<set, KCV " + k.KCV() + ">"
+				}
+			}
+		case "url":
+			val = redactURL(val)
+		}
+		lines = append(lines, name+"="+val)
+	}
+	sort.Strings(lines)
+	for _, l := range lines {
+		fmt.Fprintln(w, l)
+	}
+}
+
+func setOrUnset(v string) string {
+	if v == "" {
+		return "<unset>"
+	}
+	return "<set>"
+}
+
+// redactURL hides the password of a URL such as redis://:pw@host:6379.
+func redactURL(v string) string {
+	u, err := url.Parse(v)
+	if err != nil || v == "" {
+		return setOrUnset(v)
+	}
+	if _, has := u.User.Password(); has {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	return u.String()
+}
+
+// Describe lists each setting's variable, default and description, for the
+// README's configuration table (`ivr-pin config --table`).
+func Describe(w io.Writer) {
+	t := reflect.TypeOf(Config{})
+	fmt.Fprintln(w, "| Variable | Default | Meaning |")
+	fmt.Fprintln(w, "|---|---|---|")
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		def := f.Tag.Get("default")
+		if def == "" {
+			def = "(unset)"
+		}
+		fmt.Fprintf(w, "| `%s_%s` | `%s` | %s |\n", Prefix, f.Tag.Get("envconfig"), def, f.Tag.Get("desc"))
+	}
+}
