@@ -320,3 +320,6 @@ func truncate(s string, n int) string {
 	}
 	return s
 }
+
+// Close releases idle connections.
+func (c *Client) Close() { c.http.CloseIdleConnections() }
