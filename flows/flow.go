@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ivr-pin/ivr-pin/flows/keypad"
@@ -373,4 +374,18 @@ func reasonPrompt(reason string) prompts.ID {
 		return prompts.EntryCleared
 	}
 	return prompts.InvalidChoice
+}
+
+// ParseTarget reads "context,extension,priority" (IVRPIN_AGENT_TRANSFER);
+// anything else is nil.
+func ParseTarget(s string) *Target {
+	parts := strings.Split(s, ",")
+	if len(parts) != 3 {
+		return nil
+	}
+	prio, err := strconv.Atoi(strings.TrimSpace(parts[2]))
+	if err != nil || prio < 1 {
+		return nil
+	}
+	return &Target{Context: strings.TrimSpace(parts[0]), Extension: strings.TrimSpace(parts[1]), Priority: prio}
 }

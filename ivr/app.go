@@ -73,6 +73,9 @@ type App struct {
 	wg       sync.WaitGroup
 	active   atomic.Int64
 	handled  atomic.Int64
+	// wasConnected is set once a connection was lost: only a reconnect
+	// reconciles calls.
+	wasConnected atomic.Bool
 }
 
 // New makes the app; Serve connects it.
@@ -349,12 +352,20 @@ func (a *App) callInfo(s *Session, e *ari.StasisStart) flows.Call {
 // ended; calls in the app we do not know are ended politely.
 func (a *App) onState(connected bool) {
 	if !connected {
+		a.wasConnected.Store(true)
 		return
 	}
-	go a.reconcile()
+	if a.wasConnected.Load() {
+		go a.reconcile()
+	}
 }
 
+// reconcileGrace lets StasisStart events that were in flight at the
+// reconnect arrive before a channel is judged unknown.
+const reconcileGrace = time.Second
+
 func (a *App) reconcile() {
+	time.Sleep(reconcileGrace)
 	data, err := a.client.Application().Data(ari.NewKey(ari.ApplicationKey, a.cfg.ARI.Application))
 	if err != nil {
 		a.cfg.Log.WithError(err).Warn("could not list the app's channels after reconnecting")

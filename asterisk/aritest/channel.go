@@ -62,6 +62,7 @@ type Channel struct {
 // Snapshot is a channel's state at one moment.
 type Snapshot struct {
 	Played    []string // media URIs, in the order their playback started
+	Playing   bool     // a prompt is playing now
 	State     string
 	Language  string
 	Ended     bool
@@ -151,7 +152,7 @@ func (ch *Channel) Snapshot() Snapshot {
 }
 
 func (ch *Channel) snapshotLocked() Snapshot {
-	return Snapshot{Played: append([]string(nil), ch.played...), State: ch.state, Language: ch.lang,
+	return Snapshot{Played: append([]string(nil), ch.played...), Playing: ch.current != nil, State: ch.state, Language: ch.lang,
 		Ended: ch.ended != "", EndReason: string(ch.ended), Continued: ch.continued}
 }
 
@@ -431,6 +432,10 @@ func (ch *Channel) runPlaybacks() {
 		}
 		if name, ok := strings.CutPrefix(pb.Media, "sound:"); ok && !ch.s.opts.SoundExists(name) {
 			pb.finish("failed")
+			ch.mu.Lock()
+			ch.current = nil
+			ch.notify()
+			ch.mu.Unlock()
 			continue
 		}
 		d := time.Duration(float64(ch.s.opts.Duration(pb.Media)) * ch.s.opts.PlaybackScale)
@@ -443,5 +448,9 @@ func (ch *Channel) runPlaybacks() {
 		if ch.inStasis() {
 			pb.finish("done")
 		}
+		ch.mu.Lock()
+		ch.current = nil
+		ch.notify()
+		ch.mu.Unlock()
 	}
 }

@@ -73,6 +73,14 @@ func (k *Keypad) Press(d byte) {
 	if k.hungUp {
 		return
 	}
+	if k.swallowHash && len(k.buf) == 0 {
+		// The first key after an entry that ended on its length: a '#' there
+		// is habit, not an answer (and must not count as barge-in).
+		k.swallowHash = false
+		if d == '#' {
+			return
+		}
+	}
 	k.buf = append(k.buf, d)
 	k.wake()
 }
@@ -136,25 +144,24 @@ func (k *Keypad) next() (byte, bool, bool, <-chan struct{}) {
 	return d, true, false, nil
 }
 
-func (k *Keypad) setSwallowHash(v bool) {
-	k.mu.Lock()
-	k.swallowHash = v
-	k.mu.Unlock()
-}
-
-func (k *Keypad) takeSwallowHash() bool {
+// afterFullEntry arms the '#' swallowing, dropping a '#' already typed.
+func (k *Keypad) afterFullEntry() {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	v := k.swallowHash
-	k.swallowHash = false
-	return v
+	if len(k.buf) > 0 {
+		if k.buf[0] == '#' {
+			k.buf[0] = 0
+			k.buf = k.buf[1:]
+		}
+		return
+	}
+	k.swallowHash = true
 }
 
 // Collect reads one entry under spec. It returns ErrHungUp after a hang-up
 // and ctx.Err() when ctx ends.
 func (k *Keypad) Collect(ctx context.Context, spec Spec) (Entry, error) {
 	digits := make([]byte, 0, spec.Max)
-	swallow := k.takeSwallowHash()
 	timer := time.NewTimer(spec.FirstDigitTimeout)
 	defer timer.Stop()
 	for {
@@ -177,11 +184,6 @@ func (k *Keypad) Collect(ctx context.Context, spec Spec) (Entry, error) {
 				return Entry{Digits: digits, End: EndTimeout}, nil
 			}
 		}
-		if swallow && d == '#' && len(digits) == 0 {
-			swallow = false
-			continue
-		}
-		swallow = false
 		switch {
 		case d == '*':
 			secret.Zero(digits)
@@ -193,7 +195,9 @@ func (k *Keypad) Collect(ctx context.Context, spec Spec) (Entry, error) {
 		}
 		digits = append(digits, d)
 		if len(digits) >= spec.Max {
-			k.setSwallowHash(spec.Terminator)
+			if spec.Terminator {
+				k.afterFullEntry()
+			}
 			return Entry{Digits: digits, End: EndMaxLength}, nil
 		}
 		if !timer.Stop() {

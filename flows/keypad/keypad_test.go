@@ -122,3 +122,26 @@ func TestFlushDropsTypeAhead(t *testing.T) {
 		t.Fatalf("%v", e.End)
 	}
 }
+
+func TestHabitualHashIsNotPending(t *testing.T) {
+	k := New()
+	press(k, "482915#")
+	if _, err := k.Collect(context.Background(), spec); err != nil {
+		t.Fatal(err)
+	}
+	if k.Pending() {
+		t.Fatal("a habitual # after a full entry counts as typed ahead (it would cut the next prompt)")
+	}
+	// Pressed later, while the next prompt plays, it is still swallowed.
+	k2 := New()
+	press(k2, "482915")
+	_, _ = k2.Collect(context.Background(), spec)
+	k2.Press('#')
+	if k2.Pending() {
+		t.Fatal("a # pressed after a full entry was kept")
+	}
+	k2.Press('#')
+	if !k2.Pending() {
+		t.Fatal("a second # is a real key and must be kept")
+	}
+}

@@ -20,6 +20,7 @@ import (
 	"github.com/ivr-pin/ivr-pin/pinsvc"
 	"github.com/ivr-pin/ivr-pin/pinsvc/cardhost"
 	"github.com/ivr-pin/ivr-pin/pinsvc/keysecure"
+	"github.com/ivr-pin/ivr-pin/pinsvc/policy"
 	"github.com/ivr-pin/ivr-pin/pinsvc/sim/simrun"
 )
 
@@ -88,13 +89,9 @@ func Start(opts Options) (*Demo, error) {
 	}
 	d.Router = router
 
-	var agent *flows.Target
-	if t := parseTarget(cfg.AgentTransfer); t != nil {
-		agent = t
-	}
 	flow := flows.New(flows.Config{
 		Languages: cfg.Languages, FirstDigitTimeout: cfg.FirstDigitTimeout, InterDigitTimeout: cfg.InterDigitTimeout,
-		MaxTries: cfg.MaxTries, Agent: agent, HostWaitAnnounce: cfg.HostWaitAnnounce,
+		MaxTries: cfg.MaxTries, Agent: flows.ParseTarget(cfg.AgentTransfer), HostWaitAnnounce: cfg.HostWaitAnnounce,
 	}, router)
 	drain := opts.DrainTimeout
 	if drain <= 0 {
@@ -172,7 +169,7 @@ func (d *Demo) hosts(cfg *config.Config, opts Options) (*pinsvc.Router, error) {
 	}
 	d.closers = append(d.closers, ch.Close, ks.Close)
 	return &pinsvc.Router{CardHost: ch, KeySecure: ks,
-		Policy: pinsvcPolicy(cfg)}, nil
+		Policy: policy.PINPolicy{MinLength: cfg.PINMinLength, MaxLength: cfg.PINMaxLength}}, nil
 }
 
 func (d *Demo) record(r ivr.CallRecord) {

@@ -1,0 +1,236 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"golang.org/x/term"
+
+	"github.com/ivr-pin/ivr-pin/asterisk/aritest"
+	"github.com/ivr-pin/ivr-pin/internal/demo"
+	"github.com/ivr-pin/ivr-pin/pinsvc/sim"
+	"github.com/ivr-pin/ivr-pin/prompts"
+)
+
+// console runs one complete call: the ARI test server in process stands in
+// for Asterisk, the terminal is the phone, and the host simulators stand in
+// for the bank unless IVRPIN_NI_URL / IVRPIN_KEYSECURE_URL are set.
+//
+// Keys come from --keys, from piped standard input, or, on a terminal, from
+// the keyboard (raw mode: nothing typed is echoed). In --keys and piped
+// input, spaces separate answers: each group is typed once the line is
+// waiting for input, as a person listening to the prompts would.
+func console(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("console", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	keys := fs.String("keys", "", `scripted caller, e.g. "1 4111111111111111# 2812 7392# 4829# 4829#"`)
+	lang := fs.String("lang", "", "language passed in as an agent transfer would (skips the language menu)")
+	speed := fs.Float64("speed", 0.05, "prompt playing speed: 1 is real time")
+	verbose := fs.Bool("verbose", false, "show the app's logs")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	cfg, ok := loadConfig(stderr)
+	if !ok {
+		return 1
+	}
+	logger := newLogger(cfg, stderr)
+	if !*verbose {
+		logger.SetLevel(logrus.WarnLevel)
+	}
+
+	var script []string
+	interactive := false
+	switch {
+	case *keys != "":
+		script = strings.Fields(*keys)
+	case isTerminal(stdin):
+		interactive = true
+	default:
+		data, err := io.ReadAll(io.LimitReader(stdin, 4096))
+		if err != nil {
+			fmt.Fprintf(stderr, "ivr-pin console: reading keys: %v\n", err)
+			return 2
+		}
+		script = strings.Fields(string(data))
+	}
+
+	out := &lineWriter{w: stdout}
+	language := *lang
+	if language == "" {
+		language = cfg.Languages[0]
+	}
+	d, err := demo.Start(demo.Options{
+		Config: cfg, Log: logrus.NewEntry(logger), PlaybackScale: *speed,
+		OnPlay: func(ch *aritest.Channel, media string) {
+			item, ok := prompts.FromMediaURI(media)
+			if !ok {
+				return
+			}
+			out.printf("IVR: %s\n", item.TextIn(ch.Snapshot().Language))
+		},
+	})
+	if err != nil {
+		fmt.Fprintf(stderr, "ivr-pin console: %v\n", err)
+		return 1
+	}
+	defer d.Close()
+	if d.Sims != nil {
+		printTestCards(out)
+	}
+
+	var callArgs []string
+	if *lang != "" {
+		callArgs = []string{"lang=" + *lang}
+	}
+	ch, err := d.ARI.PlaceCall(aritest.CallOptions{App: cfg.ARIApplication, Args: callArgs, Language: language})
+	if err != nil {
+		fmt.Fprintf(stderr, "ivr-pin console: placing the call: %v\n", err)
+		return 1
+	}
+	if interactive {
+		stop := typeFromKeyboard(stdin, ch, out)
+		defer stop()
+	} else {
+		go typeScript(ch, script, *speed)
+	}
+	if _, err := ch.WaitEnded(cfg.CallTimeout); err != nil {
+		fmt.Fprintf(stderr, "ivr-pin console: the call did not end: %v\n", err)
+		return 1
+	}
+	rec, err := d.RecordFor(ch.ID, 10*time.Second)
+	if err != nil {
+		fmt.Fprintf(stderr, "ivr-pin console: %v\n", err)
+		return 1
+	}
+	out.printf("\nOutcome: %s", rec.Outcome)
+	if rec.Host != "" {
+		out.printf(" (host %s, code %s", rec.Host, rec.ResultCode)
+		if rec.MsgID != "" {
+			out.printf(", msg_id %s", rec.MsgID)
+		}
+		out.printf(")")
+	}
+	out.printf("; call ended by %s", rec.End)
+	if rec.MaskedPAN != "" {
+		out.printf("; card %s", rec.MaskedPAN)
+	}
+	out.printf("\n")
+	if rec.Outcome == "none" {
+		return 3
+	}
+	return 0
+}
+
+// lineWriter serialises output from the prompt hook and the main goroutine.
+type lineWriter struct {
+	mu  sync.Mutex
+	w   io.Writer
+	raw bool // the terminal is in raw mode: lines need \r\n
+}
+
+func (l *lineWriter) printf(format string, a ...any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := fmt.Sprintf(format, a...)
+	if l.raw {
+		s = strings.ReplaceAll(s, "\n", "\r\n")
+	}
+	_, _ = io.WriteString(l.w, s)
+}
+
+func isTerminal(r io.Reader) bool {
+	f, ok := r.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// typeScript presses each group of keys once the line has gone quiet (no
+// prompt playing for a moment), like a caller who listens first.
+func typeScript(ch *aritest.Channel, groups []string, speed float64) {
+	quiet := time.Duration(float64(1200*time.Millisecond)*speed) + 60*time.Millisecond
+	for _, g := range groups {
+		if waitQuiet(ch, quiet) != nil {
+			return
+		}
+		if ch.Press(g, 40*time.Millisecond) != nil {
+			return
+		}
+	}
+}
+
+// waitQuiet waits until no prompt has started for d and none is playing.
+func waitQuiet(ch *aritest.Channel, d time.Duration) error {
+	for {
+		before := ch.Snapshot()
+		if before.Ended {
+			return errors.New("call ended")
+		}
+		snap, err := ch.WaitUntil(d, func(s aritest.Snapshot) bool {
+			return s.Ended || len(s.Played) != len(before.Played) || s.Playing != before.Playing
+		})
+		if err == aritest.ErrTimeout && !snap.Playing {
+			return nil
+		}
+		if snap.Ended {
+			return errors.New("call ended")
+		}
+	}
+}
+
+// typeFromKeyboard reads keys in raw mode (not echoed) and presses them.
+func typeFromKeyboard(stdin io.Reader, ch *aritest.Channel, out *lineWriter) func() {
+	f := stdin.(*os.File)
+	old, err := term.MakeRaw(int(f.Fd()))
+	if err != nil {
+		out.printf("cannot read the keyboard: %v\n", err)
+		return func() {}
+	}
+	out.mu.Lock()
+	out.raw = true
+	out.mu.Unlock()
+	out.printf("(type digits, * and #; keys are not shown; Ctrl-C hangs up)\n")
+	go func() {
+		r := bufio.NewReader(f)
+		for {
+			b, err := r.ReadByte()
+			if err != nil {
+				return
+			}
+			switch {
+			case b == 3 || b == 4: // Ctrl-C, Ctrl-D: the caller hangs up
+				ch.Hangup()
+				return
+			case b >= '0' && b <= '9', b == '*', b == '#':
+				if ch.Press(string(b), 0) != nil {
+					return
+				}
+			}
+		}
+	}()
+	return func() {
+		_ = term.Restore(int(f.Fd()), old)
+		out.mu.Lock()
+		out.raw = false
+		out.mu.Unlock()
+	}
+}
+
+func printTestCards(out *lineWriter) {
+	out.printf("Simulated bank. Test cards (test data, not real cards):\n")
+	for _, c := range sim.TestCards {
+		pin := c.PIN
+		if pin == "" {
+			pin = "none yet"
+		}
+		out.printf("  %s  expiry %s  PIN %-8s  %s\n", c.PAN, c.Expiry, pin, c.Path)
+	}
+	out.printf("\n")
+}
