@@ -76,6 +76,8 @@ type App struct {
 	// wasConnected is set once a connection was lost: only a reconnect
 	// reconciles calls.
 	wasConnected atomic.Bool
+	life         context.Context // ends when Serve stops the event stream
+	reconciling  sync.WaitGroup
 }
 
 // New makes the app; Serve connects it.
@@ -130,6 +132,9 @@ func (a *App) Serve(ctx context.Context) error {
 		return err
 	}
 	streamCtx, stopStream := context.WithCancel(context.WithoutCancel(ctx))
+	a.mu.Lock()
+	a.life = streamCtx
+	a.mu.Unlock()
 	streamDone := make(chan struct{})
 	go func() {
 		defer close(streamDone)
@@ -139,6 +144,7 @@ func (a *App) Serve(ctx context.Context) error {
 	a.drain()
 	stopStream()
 	<-streamDone
+	a.reconciling.Wait()
 	a.closeIdle()
 	return nil
 }
@@ -356,7 +362,14 @@ func (a *App) onState(connected bool) {
 		return
 	}
 	if a.wasConnected.Load() {
-		go a.reconcile()
+		a.mu.Lock()
+		life := a.life
+		a.mu.Unlock()
+		a.reconciling.Add(1)
+		go func() {
+			defer a.reconciling.Done()
+			a.reconcile(life)
+		}()
 	}
 }
 
@@ -364,8 +377,12 @@ func (a *App) onState(connected bool) {
 // reconnect arrive before a channel is judged unknown.
 const reconcileGrace = time.Second
 
-func (a *App) reconcile() {
-	time.Sleep(reconcileGrace)
+func (a *App) reconcile(life context.Context) {
+	select {
+	case <-life.Done():
+		return
+	case <-time.After(reconcileGrace):
+	}
 	data, err := a.client.Application().Data(ari.NewKey(ari.ApplicationKey, a.cfg.ARI.Application))
 	if err != nil {
 		a.cfg.Log.WithError(err).Warn("could not list the app's channels after reconnecting")

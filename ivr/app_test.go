@@ -6,6 +6,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/ivr-pin/ivr-pin/asterisk/aritest"
 	"github.com/ivr-pin/ivr-pin/internal/config"
 	"github.com/ivr-pin/ivr-pin/internal/demo"
 )
@@ -22,7 +23,7 @@ func TestSmokeChangeCall(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d.Close()
-	ch, err := d.ARI.PlaceCall(aritestCall())
+	ch, err := d.ARI.PlaceCall(aritest.CallOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -454,3 +454,22 @@ func (ch *Channel) runPlaybacks() {
 		ch.mu.Unlock()
 	}
 }
+
+// WaitQuiet waits until no prompt is playing and none has started for d:
+// the line is waiting for the caller. It fails when the call ends.
+func (ch *Channel) WaitQuiet(d, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		before := ch.Snapshot()
+		if before.Ended {
+			return errors.New("call has ended")
+		}
+		snap, err := ch.WaitUntil(d, func(s Snapshot) bool {
+			return s.Ended || len(s.Played) != len(before.Played) || s.Playing != before.Playing
+		})
+		if err == ErrTimeout && !snap.Playing {
+			return nil
+		}
+	}
+	return ErrTimeout
+}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -157,30 +156,11 @@ func isTerminal(r io.Reader) bool {
 func typeScript(ch *aritest.Channel, groups []string, speed float64) {
 	quiet := time.Duration(float64(1200*time.Millisecond)*speed) + 60*time.Millisecond
 	for _, g := range groups {
-		if waitQuiet(ch, quiet) != nil {
+		if ch.WaitQuiet(quiet, time.Minute) != nil {
 			return
 		}
 		if ch.Press(g, 40*time.Millisecond) != nil {
 			return
-		}
-	}
-}
-
-// waitQuiet waits until no prompt has started for d and none is playing.
-func waitQuiet(ch *aritest.Channel, d time.Duration) error {
-	for {
-		before := ch.Snapshot()
-		if before.Ended {
-			return errors.New("call ended")
-		}
-		snap, err := ch.WaitUntil(d, func(s aritest.Snapshot) bool {
-			return s.Ended || len(s.Played) != len(before.Played) || s.Playing != before.Playing
-		})
-		if err == aritest.ErrTimeout && !snap.Playing {
-			return nil
-		}
-		if snap.Ended {
-			return errors.New("call ended")
 		}
 	}
 }

@@ -1,0 +1,407 @@
+package ivr_test
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"go.uber.org/goleak"
+
+	"github.com/ivr-pin/ivr-pin/asterisk/aritest"
+	"github.com/ivr-pin/ivr-pin/internal/config"
+	"github.com/ivr-pin/ivr-pin/internal/demo"
+	"github.com/ivr-pin/ivr-pin/ivr"
+	"github.com/ivr-pin/ivr-pin/pinsvc/sim/faults"
+)
+
+// Every test here ends with no goroutine of the app, the test server or the
+// simulators still running.
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// syncBuffer collects log output from many goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+type line struct {
+	*demo.Demo
+	logs *syncBuffer
+}
+
+// startLine brings up the whole line with debug logging captured.
+func startLine(t *testing.T, mutate func(*config.Config), opts demo.Options) *line {
+	t.Helper()
+	cfg, err := config.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.FirstDigitTimeout = 300 * time.Millisecond
+	cfg.InterDigitTimeout = 300 * time.Millisecond
+	cfg.HostWaitAnnounce = 150 * time.Millisecond
+	if mutate != nil {
+		mutate(cfg)
+	}
+	logs := &syncBuffer{}
+	l := logrus.New()
+	l.SetOutput(logs)
+	l.SetLevel(logrus.DebugLevel)
+	l.SetFormatter(&logrus.JSONFormatter{})
+	opts.Config, opts.Log = cfg, logrus.NewEntry(l)
+	if opts.PlaybackScale == 0 {
+		opts.PlaybackScale = 0.002
+	}
+	d, err := demo.Start(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(d.Close)
+	return &line{Demo: d, logs: logs}
+}
+
+// call places a call, types each group once the line waits for input, and
+// returns the ended channel and its audit record.
+func (l *line) call(t *testing.T, opts aritest.CallOptions, groups ...string) (*aritest.Channel, ivr.CallRecord) {
+	t.Helper()
+	ch, err := l.ARI.PlaceCall(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range groups {
+		if err := ch.WaitQuiet(15*time.Millisecond, 10*time.Second); err != nil {
+			break
+		}
+		if err := ch.Press(g, time.Millisecond); err != nil {
+			break
+		}
+	}
+	if _, err := ch.WaitEnded(20 * time.Second); err != nil {
+		t.Fatalf("call did not end: %v (played %v)", err, ch.Snapshot().Played)
+	}
+	rec, err := l.RecordFor(ch.ID, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ch, rec
+}
+
+func played(ch *aritest.Channel, media string) bool {
+	return aritest.Count(ch.Snapshot().Played, media) > 0
+}
+
+const (
+	change    = "1"
+	card      = "4111111111111111#"
+	exp       = "2812"
+	oldPIN    = "7392#"
+	newPIN    = "4829#"
+	setupCard = "4012888888881881#"
+)
+
+func TestEndToEndScenarios(t *testing.T) {
+	cases := []struct {
+		name     string
+		keys     []string
+		outcome  string
+		end      string
+		mustPlay []string
+	}{
+		{"change succeeds", []string{change, card, exp, oldPIN, newPIN, newPIN}, "changed", "outcome", []string{"result-changed", "goodbye"}},
+		{"first setup through KeySecure", []string{"2", setupCard, "3001", "482915#", "482915#"}, "changed", "outcome", []string{"pin-rule-6", "result-set"}},
+		{"luhn failure then success", []string{change, "4111111111111112#", card, exp, oldPIN, newPIN, newPIN}, "changed", "outcome", []string{"reason-not-valid"}},
+		{"incomplete card number", []string{change, "411111#", card, exp, oldPIN, newPIN, newPIN}, "changed", "outcome", []string{"reason-incomplete"}},
+		{"expired card", []string{change, card, "2401", exp, oldPIN, newPIN, newPIN}, "changed", "outcome", []string{"reason-expired"}},
+		{"weak PIN", []string{change, card, exp, oldPIN, "1111#", newPIN, newPIN}, "changed", "outcome", []string{"reason-pin-weak"}},
+		{"PINs do not match", []string{change, card, exp, oldPIN, newPIN, "4828#", newPIN, newPIN}, "changed", "outcome", []string{"reason-pin-mismatch"}},
+		{"star clears an entry", []string{change, "41111*", card, exp, oldPIN, newPIN, newPIN}, "changed", "outcome", []string{"entry-cleared"}},
+		{"current PIN not accepted", []string{change, card, exp, "1357#", newPIN, newPIN}, "wrong_pin", "outcome", []string{"result-wrong-pin"}},
+		{"card not eligible", []string{change, "4000056655665556#", "2903", "4826#", newPIN, newPIN}, "not_eligible", "outcome", []string{"result-not-eligible"}},
+		{"virtual card refused", []string{"2", "5105105105105100#", "2907", "482915#", "482915#"}, "not_eligible", "outcome", []string{"result-not-eligible"}},
+		{"no input", nil, "none", "too_many_tries", []string{"no-input", "too-many-tries", "goodbye"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			l := startLine(t, nil, demo.Options{})
+			ch, rec := l.call(t, aritest.CallOptions{}, c.keys...)
+			if rec.Outcome != c.outcome || rec.End != c.end {
+				t.Fatalf("record %+v, want outcome %s end %s (played %v)", rec, c.outcome, c.end, ch.Snapshot().Played)
+			}
+			for _, m := range c.mustPlay {
+				if !played(ch, m) {
+					t.Errorf("never played %s (played %v)", m, ch.Snapshot().Played)
+				}
+			}
+			if snap := ch.Snapshot(); snap.EndReason != "app-hangup" {
+				t.Fatalf("call ended by %s, want the app hanging up", snap.EndReason)
+			}
+		})
+	}
+}
+
+func TestTypeAheadDuringAPromptStopsItAndKeepsTheDigits(t *testing.T) {
+	// Prompts play at a tenth of real time: long enough to press into.
+	l := startLine(t, nil, demo.Options{PlaybackScale: 0.1})
+	ch, err := l.ARI.PlaceCall(aritest.CallOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.WaitPlayed(5*time.Second, "menu-change", 1); err != nil {
+		t.Fatal(err)
+	}
+	// The caller knows the way: everything typed while the menu plays.
+	if err := ch.Press(change+card+exp+oldPIN+newPIN+newPIN, 5*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ch.WaitEnded(20 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	rec, _ := l.RecordFor(ch.ID, 5*time.Second)
+	if rec.Outcome != "changed" {
+		t.Fatalf("%+v", rec)
+	}
+	stops := 0
+	for _, e := range l.ARI.RESTLog() {
+		if e.Method == "DELETE" && strings.HasPrefix(e.Path, "/ari/playbacks/") {
+			stops++
+		}
+	}
+	if stops == 0 {
+		t.Fatal("the playing prompt was not stopped on barge-in")
+	}
+}
+
+// A hang-up at every step ends the call cleanly, and nothing reaches a host.
+func TestHangUpAtEveryStep(t *testing.T) {
+	steps := []struct {
+		prompt string
+		keys   string
+	}{
+		{"welcome", ""},
+		{"menu-change", ""},
+		{"enter-card", change},
+		{"enter-expiry", change + card},
+		{"enter-current-pin", change + card + exp},
+		{"enter-new-pin", change + card + exp + oldPIN},
+		{"confirm-new-pin", change + card + exp + oldPIN + newPIN},
+	}
+	for _, s := range steps {
+		t.Run(s.prompt, func(t *testing.T) {
+			l := startLine(t, func(c *config.Config) { c.FirstDigitTimeout = 5 * time.Second }, demo.Options{PlaybackScale: 0.05})
+			ch, err := l.ARI.PlaceCall(aritest.CallOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.keys != "" {
+				if err := ch.WaitPlayed(5*time.Second, "menu-change", 1); err != nil {
+					t.Fatal(err)
+				}
+				if err := ch.Press(s.keys, 2*time.Millisecond); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := ch.WaitPlayed(5*time.Second, s.prompt, 1); err != nil {
+				t.Fatalf("%v (played %v)", err, ch.Snapshot().Played)
+			}
+			ch.Hangup()
+			rec, err := l.RecordFor(ch.ID, 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rec.End != "hangup" || rec.Outcome != "none" {
+				t.Fatalf("%+v", rec)
+			}
+			if n := len(l.Sims.CardHost.Received()); n != 0 {
+				t.Fatalf("%d card host requests after a hang-up", n)
+			}
+			if l.App.Active() != 0 {
+				t.Fatalf("%d calls still active", l.App.Active())
+			}
+		})
+	}
+}
+
+func TestTransferInWithAKnownCardAndBack(t *testing.T) {
+	l := startLine(t, nil, demo.Options{})
+	ch, rec := l.call(t, aritest.CallOptions{
+		Args:      []string{"transfer", "mode=change", "lang=en", "return=ivr-pin-return/agent7/1"},
+		Variables: map[string]string{"IVRPIN_PAN": "4111111111111111", "IVRPIN_EXPIRY": "2812"},
+	}, oldPIN, newPIN, newPIN)
+	snap := ch.Snapshot()
+	if rec.Outcome != "changed" || !rec.Returned || !rec.Transferred {
+		t.Fatalf("%+v", rec)
+	}
+	if snap.EndReason != "continue" || snap.Continued == nil || *snap.Continued != (aritest.Target{Context: "ivr-pin-return", Extension: "agent7", Priority: 1}) {
+		t.Fatalf("not returned to the agent: %+v", snap)
+	}
+	for _, skipped := range []string{"menu-change", "enter-card", "enter-expiry"} {
+		if played(ch, skipped) {
+			t.Errorf("asked %s although the agent passed it", skipped)
+		}
+	}
+	if !played(ch, "returning-to-agent") {
+		t.Error("caller not told they are going back")
+	}
+}
+
+func TestHostTimeoutIsSpokenHonestly(t *testing.T) {
+	l := startLine(t, nil, demo.Options{HostTimeout: 300 * time.Millisecond})
+	l.Sims.CardHost.Faults.Set(faults.Fault{Kind: faults.Delay, Delay: time.Second, Count: 1})
+	ch, rec := l.call(t, aritest.CallOptions{}, change, card, exp, oldPIN, newPIN, newPIN)
+	if rec.Outcome != "ambiguous" || !played(ch, "result-ambiguous") || !played(ch, "still-working") {
+		t.Fatalf("%+v played %v", rec, ch.Snapshot().Played)
+	}
+	if n := len(l.Sims.CardHost.Received()); n != 1 {
+		t.Fatalf("the change was sent %d times", n)
+	}
+}
+
+// Asterisk 21+ sends event types ari/v5 v5.3.1 cannot decode; its own reader
+// would hand nil to its bus and panic. Here they are skipped mid-call.
+func TestUnknownEventTypesDoNotKillTheApp(t *testing.T) {
+	l := startLine(t, nil, demo.Options{})
+	ch, err := l.ARI.PlaceCall(aritest.CallOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.Press(change+card, time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	types := []string{"ApplicationRegistered", "ApplicationUnregistered", "CallBroadcast", "CallClaimed", "ChannelToneDetected", "ChannelTransfer", "RESTResponse"}
+	before := l.App.Stream().Undecodable()
+	for _, typ := range types {
+		doc := fmt.Sprintf(`{"type":%q,"timestamp":"2026-11-22T12:20:58.946+0000","channel":{"id":%q},"asterisk_id":"02:fc:00:00:00:01","application":"ivr-pin"}`, typ, ch.ID)
+		if err := l.ARI.SendRaw("ivr-pin", []byte(doc)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := ch.Press(exp+oldPIN+newPIN+newPIN, time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ch.WaitEnded(20 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	rec, _ := l.RecordFor(ch.ID, 5*time.Second)
+	if rec.Outcome != "changed" {
+		t.Fatalf("%+v", rec)
+	}
+	if got := l.App.Stream().Undecodable() - before; got != int64(len(types)) {
+		t.Fatalf("skipped %d undecodable events, want %d", got, len(types))
+	}
+}
+
+func TestDroppedWebSocketMidCall(t *testing.T) {
+	l := startLine(t, func(c *config.Config) { c.FirstDigitTimeout = 5 * time.Second }, demo.Options{})
+	ch, err := l.ARI.PlaceCall(aritest.CallOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.Press(change+card, time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.WaitPlayed(5*time.Second, "enter-expiry", 1); err != nil {
+		t.Fatal(err)
+	}
+	l.ARI.DropWebSockets()
+	if err := l.ARI.WaitConnected("ivr-pin", 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.Press(exp+oldPIN+newPIN+newPIN, time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ch.WaitEnded(20 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	rec, _ := l.RecordFor(ch.ID, 5*time.Second)
+	if rec.Outcome != "changed" {
+		t.Fatalf("%+v", rec)
+	}
+	if l.App.Stream().Reconnects() < 1 {
+		t.Fatal("no reconnect counted")
+	}
+}
+
+func TestConcurrentCalls(t *testing.T) {
+	const calls = 200
+	l := startLine(t, func(c *config.Config) {
+		c.FirstDigitTimeout, c.InterDigitTimeout = 8*time.Second, 5*time.Second
+	}, demo.Options{})
+	pans := make([]string, calls)
+	for i := range pans {
+		pans[i] = luhnPAN(fmt.Sprintf("400000%09d", i))
+		l.Sims.CardHost.AddCard(pans[i], "2812", "", "active", "7392")
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, calls)
+	for i := 0; i < calls; i++ {
+		wg.Add(1)
+		go func(pan string) {
+			defer wg.Done()
+			ch, err := l.ARI.PlaceCall(aritest.CallOptions{})
+			if err != nil {
+				errs <- err
+				return
+			}
+			for _, g := range []string{change, pan + "#", exp, oldPIN, newPIN, newPIN} {
+				if err := ch.Press(g, time.Millisecond); err != nil {
+					errs <- err
+					return
+				}
+			}
+			if _, err := ch.WaitEnded(60 * time.Second); err != nil {
+				errs <- fmt.Errorf("call did not end: %w", err)
+			}
+		}(pans[i])
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	changed := 0
+	deadline := time.Now().Add(10 * time.Second)
+	for len(l.Records()) < calls && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	for _, r := range l.Records() {
+		if r.Outcome == "changed" {
+			changed++
+		} else {
+			t.Logf("not changed: %+v", r)
+		}
+	}
+	if changed != calls || l.Sims.CardHost.Applied() != calls {
+		t.Fatalf("%d calls changed a PIN, host applied %d, want %d", changed, l.Sims.CardHost.Applied(), calls)
+	}
+}
+
+// luhnPAN appends the check digit to 15 digits.
+func luhnPAN(body string) string {
+	sum := 0
+	for i := len(body) - 1; i >= 0; i-- {
+		d := int(body[i] - '0')
+		if (len(body)-1-i)%2 == 0 {
+			d *= 2
+			if d > 9 {
+				d -= 9
+			}
+		}
+		sum += d
+	}
+	return body + fmt.Sprint((10-sum%10)%10)
+}
