@@ -1,0 +1,233 @@
+package aritest
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/net/websocket"
+)
+
+const fixtures = "../../../shared/ari-fixtures"
+
+// keys lists the JSON paths of a document ("channel.dialplan.app_name").
+func keys(prefix string, v any, out map[string]bool) {
+	m, ok := v.(map[string]any)
+	if !ok {
+		return
+	}
+	for k, val := range m {
+		p := k
+		if prefix != "" {
+			p = prefix + "." + k
+		}
+		out[p] = true
+		keys(p, val, out)
+	}
+}
+
+func keySet(t *testing.T, doc []byte) map[string]bool {
+	var v any
+	if err := json.Unmarshal(doc, &v); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]bool{}
+	keys("", v, out)
+	return out
+}
+
+// connect opens the events WebSocket as the app, as ari/v5 does.
+func connect(t *testing.T, s *Server, app string) *websocket.Conn {
+	cfg, err := websocket.NewConfig(s.WSURL+"?app="+app, "http://localhost/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Header = http.Header{}
+	cfg.Header.Set("Authorization", "Basic aXZyLXBpbjp0ZXN0LXBhc3N3b3Jk") // ivr-pin:test-password
+	ws, err := websocket.DialConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.WaitConnected(app, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	return ws
+}
+
+func rest(t *testing.T, s *Server, method, path string, q url.Values) int {
+	req, _ := http.NewRequest(method, s.URL+path+"?"+q.Encode(), nil)
+	req.SetBasicAuth("ivr-pin", "test-password")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// TestEventsHaveAsterisksShape drives one call and compares every event the
+// server sends, field for field, with the events recorded from Asterisk
+// 22.10.1 in shared/ari-fixtures.
+func TestEventsHaveAsterisksShape(t *testing.T) {
+	if _, err := os.Stat(fixtures); err != nil {
+		t.Skip("shared/ari-fixtures is not beside the checkout")
+	}
+	s, err := Start(Options{PlaybackScale: 0.001, SoundExists: func(n string) bool { return n != "missing" }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ws := connect(t, s, "ivr-pin")
+	defer ws.Close()
+	got := map[string][]byte{}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			var b []byte
+			if websocket.Message.Receive(ws, &b) != nil {
+				return
+			}
+			var e struct{ Type string }
+			_ = json.Unmarshal(b, &e)
+			if _, seen := got[e.Type]; !seen {
+				got[e.Type] = b
+			}
+			if e.Type == "StasisEnd" {
+				return
+			}
+		}
+	}()
+	ch, err := s.PlaceCall(CallOptions{Args: []string{"1000"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rest(t, s, "POST", "/channels/"+ch.ID+"/answer", nil) != 204 {
+		t.Fatal("answer")
+	}
+	if rest(t, s, "POST", "/channels/"+ch.ID+"/play", url.Values{"media": {"sound:hello-world"}, "playbackId": {"pb-1"}}) != 201 {
+		t.Fatal("play")
+	}
+	if err := ch.WaitPlayed(time.Second, "hello-world", 1); err != nil {
+		t.Fatal(err)
+	}
+	if rest(t, s, "POST", "/channels/"+ch.ID+"/variable", url.Values{"variable": {"X"}, "value": {"1"}}) != 204 {
+		t.Fatal("variable")
+	}
+	_ = ch.Press("1", 0)
+	time.Sleep(20 * time.Millisecond)
+	ch.Hangup()
+	<-done
+
+	for _, typ := range []string{"StasisStart", "ChannelStateChange", "PlaybackStarted", "PlaybackFinished", "ChannelVarset", "ChannelDtmfReceived", "ChannelHangupRequest", "StasisEnd"} {
+		doc, ok := got[typ]
+		if !ok {
+			t.Errorf("server never sent %s", typ)
+			continue
+		}
+		want, err := os.ReadFile(filepath.Join(fixtures, typ+"-1.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		have, need := keySet(t, doc), keySet(t, want)
+		var missing, extra []string
+		for k := range need {
+			if !have[k] {
+				missing = append(missing, k)
+			}
+		}
+		for k := range have {
+			if !need[k] {
+				extra = append(extra, k)
+			}
+		}
+		sort.Strings(missing)
+		sort.Strings(extra)
+		if len(missing)+len(extra) > 0 {
+			t.Errorf("%s: missing %v, extra %v", typ, missing, extra)
+		}
+	}
+}
+
+func TestRESTErrorsMatchAsterisk(t *testing.T) {
+	s, err := Start(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ws := connect(t, s, "ivr-pin")
+	defer ws.Close()
+	cases := []struct {
+		name, method, path string
+		q                  url.Values
+		status             int
+	}{
+		{"unknown channel", "POST", "/channels/1.99/answer", nil, 404},
+		{"unknown playback", "DELETE", "/playbacks/no-such-playback", nil, 404},
+		{"app info", "GET", "/applications/ivr-pin", nil, 200},
+		{"asterisk info", "GET", "/asterisk/info", nil, 200},
+	}
+	for _, c := range cases {
+		if got := rest(t, s, c.method, c.path, c.q); got != c.status {
+			t.Errorf("%s: %d, want %d", c.name, got, c.status)
+		}
+	}
+	ch, _ := s.PlaceCall(CallOptions{})
+	if got := rest(t, s, "POST", "/channels/"+ch.ID+"/play", nil); got != 500 {
+		t.Errorf("play without media: %d, want 500", got)
+	}
+	if got := rest(t, s, "POST", "/channels/"+ch.ID+"/dtmf", nil); got != 400 {
+		t.Errorf("dtmf without digits: %d, want 400", got)
+	}
+	// Bad credentials: 401 on REST and on the WebSocket upgrade.
+	req, _ := http.NewRequest("GET", s.URL+"/asterisk/info", nil)
+	req.SetBasicAuth("ivr-pin", "wrong")
+	resp, _ := http.DefaultClient.Do(req)
+	resp.Body.Close()
+	if resp.StatusCode != 401 || !strings.Contains(resp.Header.Get("WWW-Authenticate"), "Asterisk REST Interface") {
+		t.Errorf("bad credentials: %d", resp.StatusCode)
+	}
+	cfg, _ := websocket.NewConfig(s.WSURL+"?app=ivr-pin&api_key=ivr-pin:wrong", "http://localhost/")
+	if _, err := websocket.DialConfig(cfg); err == nil {
+		t.Error("WebSocket upgrade with a wrong api_key accepted")
+	}
+	resp, _ = http.Get(strings.Replace(s.WSURL, "ws:", "http:", 1) + "?api_key=ivr-pin:test-password")
+	resp.Body.Close()
+	if resp.StatusCode != 400 {
+		t.Errorf("WebSocket without app: %d, want 400", resp.StatusCode)
+	}
+	// A hung-up channel answers 404 to everything.
+	ch.Hangup()
+	if got := rest(t, s, "POST", "/channels/"+ch.ID+"/answer", nil); got != 404 {
+		t.Errorf("answer after hang-up: %d", got)
+	}
+}
+
+func TestSecondConnectionReplacesTheFirst(t *testing.T) {
+	s, err := Start(Options{QuietRegistration: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	first := connect(t, s, "ivr-pin")
+	defer first.Close()
+	second := connect(t, s, "ivr-pin")
+	defer second.Close()
+	_ = first.SetReadDeadline(time.Now().Add(2 * time.Second))
+	var b []byte
+	if err := websocket.Message.Receive(first, &b); err == nil {
+		t.Fatal("the first connection still receives")
+	}
+}
+
+func TestRefusesNonLoopback(t *testing.T) {
+	if _, err := Start(Options{Addr: "0.0.0.0:0"}); err == nil {
+		t.Fatal("listened on all interfaces")
+	}
+}
