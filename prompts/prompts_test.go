@@ -1,0 +1,138 @@
+package prompts
+
+import (
+	"encoding/binary"
+	"os"
+	"path/filepath"
+	"regexp"
+	"testing"
+	"time"
+)
+
+func TestEveryPromptHasTextInEveryLanguage(t *testing.T) {
+	if err := Check(Languages); err != nil {
+		t.Fatal(err)
+	}
+	if err := Check([]string{"fr"}); err == nil {
+		t.Fatal("a language without prompts passed the check")
+	}
+}
+
+// The flow names prompts by these constants; every one of them must be in
+// the catalogue (a typo would play silence to a caller).
+func TestEveryPromptTheFlowUsesIsCatalogued(t *testing.T) {
+	src, err := os.ReadFile("../flows/flow.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps, _ := os.ReadFile("../flows/steps.go")
+	used := regexp.MustCompile(`prompts\.([A-Z][A-Za-z0-9]+)`).FindAllStringSubmatch(string(src)+string(steps), -1)
+	known := map[string]bool{"P": true, "PIn": true, "D": true, "Item": true, "ID": true}
+	ids := map[ID]bool{}
+	for _, id := range All() {
+		ids[id] = true
+	}
+	constants := map[string]ID{}
+	for name, id := range map[string]ID{"Welcome": Welcome, "LanguageChoice": LanguageChoice, "MenuChange": MenuChange,
+		"MenuSetup": MenuSetup, "MenuAgent": MenuAgent, "MenuRepeat": MenuRepeat, "EnterCard": EnterCard, "EnterExpiry": EnterExpiry,
+		"EnterCurrentPIN": EnterCurrentPIN, "EnterNewPIN": EnterNewPIN, "PINRule4to6": PINRule4to6, "PINRule6": PINRule6,
+		"ConfirmNewPIN": ConfirmNewPIN, "NoInput": NoInput, "InvalidChoice": InvalidChoice, "EntryCleared": EntryCleared,
+		"ReasonIncomplete": ReasonIncomplete, "ReasonTooLong": ReasonTooLong, "ReasonNotValid": ReasonNotValid,
+		"ReasonBadDate": ReasonBadDate, "ReasonExpired": ReasonExpired, "ReasonPINLength": ReasonPINLength,
+		"ReasonPINWeak": ReasonPINWeak, "ReasonPINSame": ReasonPINSame, "ReasonPINMismatch": ReasonPINMismatch,
+		"ReasonWrongPIN": ReasonWrongPIN, "TryAgain": TryAgain, "PleaseWait": PleaseWait, "StillWorking": StillWorking,
+		"ResultChanged": ResultChanged, "ResultSet": ResultSet, "ResultWrongPIN": ResultWrongPIN,
+		"ResultNotEligible": ResultNotEligible, "ResultWeakPIN": ResultWeakPIN, "ResultRejected": ResultRejected,
+		"ResultUnavailable": ResultUnavailable, "ResultAmbiguous": ResultAmbiguous, "NoPINYetOffer": NoPINYetOffer,
+		"TooManyTries": TooManyTries, "TransferAgent": TransferAgent, "NoAgent": NoAgent,
+		"ReturningToAgent": ReturningToAgent, "Goodbye": Goodbye, "ServiceClosing": ServiceClosing,
+		"LimitReached": LimitReached, "CardEnding": CardEnding} {
+		constants[name] = id
+	}
+	if len(used) < 20 {
+		t.Fatalf("found only %d prompt uses in the flow", len(used))
+	}
+	for _, m := range used {
+		if known[m[1]] {
+			continue
+		}
+		id, ok := constants[m[1]]
+		if !ok || !ids[id] {
+			t.Errorf("the flow uses prompts.%s, which is not in the catalogue", m[1])
+		}
+	}
+}
+
+// wavInfo reads a canonical RIFF/WAVE header.
+func wavInfo(t *testing.T, path string) (format, channels uint16, rate uint32, bits uint16, data int) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) < 44 || string(b[0:4]) != "RIFF" || string(b[8:12]) != "WAVE" {
+		t.Fatalf("%s is not a WAVE file", path)
+	}
+	// Walk the chunks: sox may add a LIST chunk.
+	for off := 12; off+8 <= len(b); {
+		id, size := string(b[off:off+4]), int(binary.LittleEndian.Uint32(b[off+4:off+8]))
+		body := b[off+8:]
+		switch id {
+		case "fmt ":
+			format = binary.LittleEndian.Uint16(body[0:2])
+			channels = binary.LittleEndian.Uint16(body[2:4])
+			rate = binary.LittleEndian.Uint32(body[4:8])
+			bits = binary.LittleEndian.Uint16(body[14:16])
+		case "data":
+			data = size
+		}
+		off += 8 + size + size%2
+	}
+	return
+}
+
+func TestEveryAudioFileHasAsterisksFormatAndAPlausibleLength(t *testing.T) {
+	for _, lang := range Languages {
+		for _, id := range All() {
+			base := filepath.Join("sounds", lang, "ivr-pin", string(id))
+			format, channels, rate, bits, data := wavInfo(t, base+".wav")
+			if format != 1 || channels != 1 || rate != 8000 || bits != 16 {
+				t.Errorf("%s.wav: format %d, %d channels, %d Hz, %d bits; want PCM mono 8000 Hz 16-bit", base, format, channels, rate, bits)
+			}
+			d := time.Duration(data/2) * time.Second / 8000
+			if d < 400*time.Millisecond || d > 20*time.Second {
+				t.Errorf("%s.wav lasts %s", base, d)
+			}
+			st, err := os.Stat(base + ".ulaw")
+			if err != nil {
+				t.Fatal(err)
+			}
+			// mu-law is one byte a sample: the same length as the .wav.
+			if ud := time.Duration(st.Size()) * time.Second / 8000; ud < d-50*time.Millisecond || ud > d+50*time.Millisecond {
+				t.Errorf("%s.ulaw lasts %s, the .wav %s", base, ud, d)
+			}
+		}
+	}
+}
+
+func TestMediaURIs(t *testing.T) {
+	cases := []struct {
+		item Item
+		uri  string
+	}{
+		{P(Welcome), "sound:ivr-pin/welcome"},
+		{PIn(LanguageChoice, "ar"), "sound:ar/ivr-pin/lang-choice"},
+		{D("1111"), "digits:1111"},
+	}
+	for _, c := range cases {
+		if got := c.item.MediaURI(); got != c.uri {
+			t.Errorf("%+v: %s, want %s", c.item, got, c.uri)
+		}
+		back, ok := FromMediaURI(c.uri)
+		if !ok || back != c.item {
+			t.Errorf("FromMediaURI(%s) = %+v", c.uri, back)
+		}
+	}
+	if P(Goodbye).TextIn("zh") != Text["zh"][Goodbye] || PIn(LanguageChoice, "ar").TextIn("en") != Text["ar"][LanguageChoice] {
+		t.Error("TextIn picks the wrong language")
+	}
+}
