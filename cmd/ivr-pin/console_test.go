@@ -1,0 +1,72 @@
+package main
+
+import (
+	"bytes"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+func runConsole(t *testing.T, stdin string, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := console(args, strings.NewReader(stdin), &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+// afterBanner drops the simulated bank's test-card list (test data, printed
+// in full on purpose) so the rest can be scanned.
+func afterBanner(s string) string {
+	_, rest, _ := strings.Cut(s, "\n\n")
+	return rest
+}
+
+func TestConsoleChangeWithKeysFlag(t *testing.T) {
+	code, out, errs := runConsole(t, "", "--keys", "1 4111111111111111# 2812 7392# 4829# 4829#", "--speed", "0.01")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errs)
+	}
+	if !strings.Contains(out, "IVR: Please enter your card number") || !strings.HasSuffix(strings.TrimSpace(out), "card 411111******1111") ||
+		!strings.Contains(out, "Outcome: changed (host cardhost, code 000") {
+		t.Fatalf("unexpected output:\n%s", out)
+	}
+	rest := afterBanner(out) + errs
+	for _, secret := range []string{"4111111111111111", "7392", "4829"} {
+		if regexp.MustCompile(`(^|\D)` + secret + `(\D|$)`).MatchString(rest) {
+			t.Fatalf("console wrote %s… outside the test-card list:\n%s", secret[:2], rest)
+		}
+	}
+}
+
+func TestConsoleFirstSetupFromPipedKeys(t *testing.T) {
+	code, out, _ := runConsole(t, "2 4012888888881881# 3001 482915# 482915#\n", "--speed", "0.01")
+	if code != 0 || !strings.Contains(out, "Your new card's PIN has been set.") || !strings.Contains(out, "Outcome: changed (host keysecure, code 0)") {
+		t.Fatalf("exit %d\n%s", code, out)
+	}
+}
+
+func TestConsoleExitsNonZeroWithoutAnOutcome(t *testing.T) {
+	t.Setenv("IVRPIN_FIRST_DIGIT_TIMEOUT", "100ms")
+	code, out, _ := runConsole(t, "", "--keys", "1", "--speed", "0.01")
+	if code == 0 || !strings.Contains(out, "Outcome: none") {
+		t.Fatalf("exit %d\n%s", code, out)
+	}
+}
+
+func TestConsoleLanguage(t *testing.T) {
+	code, out, _ := runConsole(t, "", "--lang", "ar", "--keys", "1 4111111111111111# 2812 7392# 4829# 4829#", "--speed", "0.01")
+	if code != 0 || !strings.Contains(out, "تم تغيير الرقم السري") {
+		t.Fatalf("exit %d\n%s", code, out)
+	}
+}
+
+func TestConfigRefusesBadValueByName(t *testing.T) {
+	t.Setenv("IVRPIN_MAX_TRIES", "many-SECRET")
+	var errb bytes.Buffer
+	if _, ok := loadConfig(&errb); ok {
+		t.Fatal("accepted")
+	}
+	if !strings.Contains(errb.String(), "IVRPIN_MAX_TRIES") || strings.Contains(errb.String(), "SECRET") {
+		t.Fatalf("%s", errb.String())
+	}
+}
