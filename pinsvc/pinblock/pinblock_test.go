@@ -278,3 +278,30 @@ func BenchmarkZPKFormat4(b *testing.B) {
 		}
 	}
 }
+
+func BenchmarkRSAOAEPFormat0(b *testing.B) {
+	priv, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := &RSAEncrypter{Public: &priv.PublicKey, Format: ISO0}
+	pin := []byte("482915")
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := r.Encrypt(pin, "4761739001010119"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkClearFormat3(b *testing.B) {
+	pin := []byte("482915")
+	b.ReportAllocs()
+	for b.Loop() {
+		blk, err := Clear(ISO3, pin, "4761739001010119", nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		secret.Zero(blk)
+	}
+}
