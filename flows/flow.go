@@ -74,8 +74,20 @@ const (
 	ModeAgent  Mode = "agent"
 )
 
+// Limiter bounds attempts per caller and per card (internal/limits).
+type Limiter interface {
+	// Check fails when the caller or the card (pan may be "") is locked out.
+	Check(ctx context.Context, callerID string, pan secret.PAN) error
+	// Record counts one attempt and fails past the limit.
+	Record(ctx context.Context, callerID string, pan secret.PAN) error
+	// IsLimited tells a limit from a store failure.
+	IsLimited(err error) bool
+}
+
 // Config holds the flow's settings.
 type Config struct {
+	// Limiter bounds attempts; nil means no limits.
+	Limiter Limiter
 	Languages         []string // first is the default
 	FirstDigitTimeout time.Duration
 	InterDigitTimeout time.Duration
@@ -138,6 +150,13 @@ var errTooManyTries = errors.New("too many tries")
 // errAgent ends the flow with a transfer to an agent.
 var errAgent = errors.New("transferred to an agent")
 
+// errLimited and errLimitStore end the call when a limit is reached or the
+// attempt store cannot be asked (the line fails closed).
+var (
+	errLimited    = errors.New("attempt limit reached")
+	errLimitStore = errors.New("attempt store unavailable")
+)
+
 // call is one run's state.
 type call struct {
 	f      *Flow
@@ -169,6 +188,12 @@ func (f *Flow) Run(ctx context.Context, c Caller, in Call) Result {
 	case errors.Is(err, errAgent):
 		res.End = "agent"
 		return res
+	case errors.Is(err, errLimited):
+		res.End = "limited"
+		_ = c.Play(ctx, prompts.P(prompts.LimitReached))
+	case errors.Is(err, errLimitStore):
+		res.End = "limit_store_unavailable"
+		_ = c.Play(ctx, prompts.P(prompts.ResultUnavailable))
 	default:
 		res.End = "error"
 	}
@@ -200,6 +225,9 @@ func (k *call) run(ctx context.Context) error {
 		return err
 	}
 	if err := k.c.Play(ctx, prompts.P(prompts.Welcome)); err != nil {
+		return err
+	}
+	if err := k.limit(ctx, false, ""); err != nil {
 		return err
 	}
 	mode := k.in.Mode
@@ -388,4 +416,26 @@ func ParseTarget(s string) *Target {
 		return nil
 	}
 	return &Target{Context: strings.TrimSpace(parts[0]), Extension: strings.TrimSpace(parts[1]), Priority: prio}
+}
+
+// limit checks (record false) or counts (record true) an attempt for the
+// caller and the card, when a limiter is configured.
+func (k *call) limit(ctx context.Context, record bool, pan secret.PAN) error {
+	l := k.f.cfg.Limiter
+	if l == nil {
+		return nil
+	}
+	var err error
+	if record {
+		err = l.Record(ctx, k.in.CallerID, pan)
+	} else {
+		err = l.Check(ctx, k.in.CallerID, pan)
+	}
+	switch {
+	case err == nil:
+		return nil
+	case l.IsLimited(err):
+		return errLimited
+	}
+	return errLimitStore
 }

@@ -50,6 +50,11 @@ func (k *call) card(ctx context.Context) error {
 			pan := string(e.Digits)
 			secret.Zero(e.Digits)
 			if err := policy.CheckPAN(pan); err != nil {
+				// A refused card number counts against the caller: the line
+				// must not help anyone search for valid numbers.
+				if lerr := k.limit(ctx, true, ""); lerr != nil {
+					return "", lerr
+				}
 				return string(policy.ReasonOf(err)), nil
 			}
 			k.pan = secret.PAN(pan)
@@ -60,7 +65,7 @@ func (k *call) card(ctx context.Context) error {
 		}
 	}
 	k.res.MaskedPAN = k.pan.Masked()
-	return nil
+	return k.limit(ctx, false, k.pan)
 }
 
 // expiryStep collects YYMM, unless a transfer passed a valid one.
@@ -78,6 +83,9 @@ func (k *call) expiryStep(ctx context.Context) error {
 		}
 		exp, err := policy.ParseExpiry(string(e.Digits), k.f.cfg.Now())
 		if err != nil {
+			if lerr := k.limit(ctx, true, k.pan); lerr != nil {
+				return "", lerr
+			}
 			return string(policy.ReasonOf(err)), nil
 		}
 		k.expiry = exp
@@ -228,6 +236,10 @@ func (k *call) setupPIN(ctx context.Context) error {
 func (k *call) submit(ctx context.Context, do func(context.Context) outcome.Result) (outcome.Result, error) {
 	if ctx.Err() != nil {
 		return outcome.Result{}, ctx.Err()
+	}
+	// Every submission counts, before it is sent.
+	if err := k.limit(ctx, true, k.pan); err != nil {
+		return outcome.Result{}, err
 	}
 	if err := k.c.Play(ctx, prompts.P(prompts.PleaseWait)); err != nil {
 		return outcome.Result{}, err

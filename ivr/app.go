@@ -241,7 +241,7 @@ func (a *App) start(e *ari.StasisStart) {
 	a.active.Add(1)
 	a.handled.Add(1)
 	if draining {
-		go a.turnAway(ctx, s)
+		go a.turnAway(ctx, s, e)
 		return
 	}
 	go a.runCall(ctx, s, e)
@@ -257,8 +257,15 @@ func (a *App) finishCall(s *Session, id string) {
 }
 
 // turnAway answers a call that arrived during a drain.
-func (a *App) turnAway(ctx context.Context, s *Session) {
+func (a *App) turnAway(ctx context.Context, s *Session, e *ari.StasisStart) {
 	defer a.finishCall(s, s.ch.ID())
+	rec := CallRecord{ChannelID: e.Channel.ID, CallerID: e.Channel.Caller.Number, Start: time.Now(), Outcome: "none", End: "turned_away"}
+	defer func() {
+		rec.Duration = time.Since(rec.Start)
+		if a.cfg.OnCallEnd != nil {
+			a.cfg.OnCallEnd(rec)
+		}
+	}()
 	if err := s.ch.Answer(); err != nil {
 		return
 	}

@@ -2,18 +2,17 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"github.com/sirupsen/logrus"
 
 	"github.com/ivr-pin/ivr-pin/flows"
+	"github.com/ivr-pin/ivr-pin/internal/audit"
 	"github.com/ivr-pin/ivr-pin/internal/config"
+	"github.com/ivr-pin/ivr-pin/internal/limits"
+	"github.com/ivr-pin/ivr-pin/internal/metrics"
 	"github.com/ivr-pin/ivr-pin/ivr"
 	"github.com/ivr-pin/ivr-pin/pinsvc"
 	"github.com/ivr-pin/ivr-pin/pinsvc/cardhost"
@@ -35,31 +34,67 @@ func serve(args []string) int {
 		log.Error("IVRPIN_NI_URL is not set: serve needs the card host (try `ivr-pin console` for a demo)")
 		return 1
 	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+
 	router, closeHosts, err := buildRouter(cfg, log)
 	if err != nil {
 		log.WithError(err).Error("cannot build the host clients")
 		return 1
 	}
 	defer closeHosts()
+	limiter, err := limits.Open(ctx, cfg.LimitSettings())
+	if err != nil {
+		// Fail closed: without its attempt store the line must not take calls.
+		log.WithError(err).Error("attempt store unavailable")
+		return 1
+	}
+	defer limiter.Store.Close()
+	var auditW audit.Writer = audit.Log{Entry: logrus.NewEntry(logger)}
+	if cfg.AuditFile != "" {
+		f, err := audit.OpenFile(cfg.AuditFile)
+		if err != nil {
+			log.WithError(err).Error("cannot open the audit file")
+			return 1
+		}
+		defer f.Close()
+		auditW = f
+	}
+
+	var m *metrics.Metrics
+	var app *ivr.App
+	flowSvc := pinsvc.Service(router)
+	m = metrics.New(nil)
+	flowSvc = m.Instrument(router)
 	flow := flows.New(flows.Config{
 		Languages: cfg.Languages, FirstDigitTimeout: cfg.FirstDigitTimeout, InterDigitTimeout: cfg.InterDigitTimeout,
 		MaxTries: cfg.MaxTries, Agent: flows.ParseTarget(cfg.AgentTransfer), HostWaitAnnounce: cfg.HostWaitAnnounce,
-	}, router)
-	audit := logger.WithField("log", "audit")
-	app, err := ivr.New(ivr.Config{
+		Limiter: limiter,
+	}, flowSvc)
+	app, err = ivr.New(ivr.Config{
 		ARI: ivr.ARIConfig{URL: cfg.ARIURL, WSURL: cfg.WebsocketURL(), Username: cfg.ARIUsername, Password: cfg.ARIPassword,
 			Application: cfg.ARIApplication, Timeout: cfg.ARITimeout},
-		CallTimeout: cfg.CallTimeout, Log: log,
-		OnCallEnd: func(r ivr.CallRecord) { audit.WithField("record", r).Info("call") },
+		CallTimeout: cfg.CallTimeout, Log: log, Closing: flows.ParseTarget(cfg.DrainFallback), DrainTimeout: cfg.DrainTimeout,
+		OnCallEnd: func(r ivr.CallRecord) {
+			m.ObserveCall(r)
+			if err := auditW.Write(r); err != nil {
+				log.WithError(err).Error("audit record not written")
+			}
+		},
 	}, flow)
 	if err != nil {
 		log.WithError(err).Error("cannot create the ARI app")
 		return 1
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
-	health := startHealth(cfg, app, log)
-	defer health()
+	m.RegisterApp(app)
+	if cfg.MetricsAddr != "" {
+		h := &metrics.Health{Metrics: m, App: app, HostURLs: []string{cfg.NIURL, cfg.KeySecureURL}}
+		go func() {
+			if err := h.Serve(ctx, cfg.MetricsAddr); err != nil {
+				log.WithError(err).Warn("metrics and health endpoint not started")
+			}
+		}()
+	}
 	log.WithFields(logrus.Fields{"ari": cfg.ARIURL, "card_host_encryption": describeEncrypter(cfg)}).Info("starting")
 	if err := app.Serve(ctx); err != nil {
 		log.WithError(err).Error("ARI")
@@ -108,29 +143,4 @@ func buildRouter(cfg *config.Config, log *logrus.Entry) (*pinsvc.Router, func(),
 			c()
 		}
 	}, nil
-}
-
-// startHealth serves /healthz (process alive) and /readyz (ARI connected) on
-// IVRPIN_METRICS_ADDR.
-func startHealth(cfg *config.Config, app *ivr.App, log *logrus.Entry) func() {
-	if cfg.MetricsAddr == "" {
-		return func() {}
-	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
-	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
-		ready := app.Stream().Connected()
-		if !ready {
-			w.WriteHeader(http.StatusServiceUnavailable)
-		}
-		_ = json.NewEncoder(w).Encode(map[string]any{"ari_connected": ready, "active_calls": app.Active()})
-	})
-	ln, err := net.Listen("tcp", cfg.MetricsAddr)
-	if err != nil {
-		log.WithError(err).Warn("health endpoint not started")
-		return func() {}
-	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
-	return func() { _ = srv.Close() }
 }

@@ -6,6 +6,7 @@
 package config
 
 import (
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/kelseyhightower/envconfig"
 
+	"github.com/ivr-pin/ivr-pin/internal/limits"
 	"github.com/ivr-pin/ivr-pin/pinsvc/cardhost"
 	"github.com/ivr-pin/ivr-pin/pinsvc/keysecure"
 	"github.com/ivr-pin/ivr-pin/pinsvc/pinblock"
@@ -46,6 +48,8 @@ type Config struct {
 	PINMaxLength      int           `envconfig:"PIN_MAX_LENGTH" default:"6" desc:"longest new PIN for a change"`
 	AgentTransfer     string        `envconfig:"AGENT_TRANSFER" desc:"dialplan target for 0 (an agent), as context,extension,priority; unset: no agent option"`
 	CallTimeout       time.Duration `envconfig:"CALL_TIMEOUT" default:"10m" desc:"hard limit on one call"`
+	DrainTimeout      time.Duration `envconfig:"DRAIN_TIMEOUT" default:"2m" desc:"on SIGTERM, how long active calls may finish"`
+	DrainFallback     string        `envconfig:"DRAIN_FALLBACK" desc:"during a drain, send new calls here (context,extension,priority); unset: a short closing message"`
 	HostWaitAnnounce  time.Duration `envconfig:"HOST_WAIT_ANNOUNCE" default:"2s" desc:"after this long waiting for a host, tell the caller the line is alive"`
 
 	// Card host (REQ_CARD_PIN_CHANGE).
@@ -79,7 +83,18 @@ type Config struct {
 	KeySecureLanguage  string        `envconfig:"KEYSECURE_LANGUAGE" desc:"Language header: en_US or zh_CN"`
 	KeySecureLookback  time.Duration `envconfig:"KEYSECURE_LOOKBACK" default:"17520h" desc:"how far back to search card creation dates"`
 
+	// Attempt limits.
+	LimitCardMax       int           `envconfig:"LIMIT_CARD_MAX" default:"5" desc:"PIN attempts (and refused expiry dates) per card in the card window; 0 turns the card limit off"`
+	LimitCardWindow    time.Duration `envconfig:"LIMIT_CARD_WINDOW" default:"24h" desc:"sliding window of the card limit"`
+	LimitCardLockout   time.Duration `envconfig:"LIMIT_CARD_LOCKOUT" default:"24h" desc:"how long a card is refused once past its limit"`
+	LimitCallerMax     int           `envconfig:"LIMIT_CALLER_MAX" default:"10" desc:"attempts (PIN submissions, refused card numbers) per caller id in the caller window; 0 turns it off"`
+	LimitCallerWindow  time.Duration `envconfig:"LIMIT_CALLER_WINDOW" default:"1h" desc:"sliding window of the caller limit"`
+	LimitCallerLockout time.Duration `envconfig:"LIMIT_CALLER_LOCKOUT" default:"1h" desc:"how long a caller id is refused once past its limit"`
+	LimitStore         string        `envconfig:"LIMIT_STORE" default:"ivr-pin-attempts.db" desc:"embedded attempt store file (used when REDIS_URL is unset)"`
+	LimitKey           string        `envconfig:"LIMIT_KEY" secret:"true" desc:"hex HMAC key for card and caller keys; required with REDIS_URL (same on every instance), else kept in the store file"`
+
 	// Operations.
+	AuditFile   string `envconfig:"AUDIT_FILE" desc:"append-only audit file (one JSON record per call, synced on write); unset: stdout, tagged log=audit"`
 	LogLevel    string `envconfig:"LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
 	LogFormat   string `envconfig:"LOG_FORMAT" default:"auto" desc:"json, text, or auto (text on a terminal)"`
 	MetricsAddr string `envconfig:"METRICS_ADDR" default:"127.0.0.1:9464" desc:"metrics and health listen address"`
@@ -179,6 +194,17 @@ func (c *Config) Validate() error {
 		}
 		if _, err := keysecure.SecretKey(c.KeySecureAPISecret); err != nil {
 			return problem("KEYSECURE_API_SECRET", "must be 16, 24 or 32 bytes")
+		}
+	}
+	if c.LimitCardMax < 0 || c.LimitCallerMax < 0 {
+		return problem("LIMIT_CARD_MAX", "limits cannot be negative")
+	}
+	if c.RedisURL != "" && c.LimitKey == "" {
+		return problem("LIMIT_KEY", "required with REDIS_URL: every instance must hash cards the same way")
+	}
+	if c.LimitKey != "" {
+		if k, err := hex.DecodeString(c.LimitKey); err != nil || len(k) < 16 {
+			return problem("LIMIT_KEY", "must be at least 16 bytes of hex")
 		}
 	}
 	switch c.LogFormat {
@@ -352,5 +378,14 @@ func Describe(w io.Writer) {
 			def = "(unset)"
 		}
 		fmt.Fprintf(w, "| `%s_%s` | `%s` | %s |\n", Prefix, f.Tag.Get("envconfig"), def, f.Tag.Get("desc"))
+	}
+}
+
+// LimitSettings returns the attempt limiter's settings.
+func (c *Config) LimitSettings() limits.Settings {
+	return limits.Settings{
+		Card:      limits.Rule{Max: c.LimitCardMax, Window: c.LimitCardWindow, Lockout: c.LimitCardLockout},
+		Caller:    limits.Rule{Max: c.LimitCallerMax, Window: c.LimitCallerWindow, Lockout: c.LimitCallerLockout},
+		StorePath: c.LimitStore, RedisURL: c.RedisURL, KeyHex: c.LimitKey,
 	}
 }

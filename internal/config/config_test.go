@@ -67,6 +67,7 @@ func TestPrintShowsSecretsOnlyAsSetOrKCV(t *testing.T) {
 	t.Setenv("IVRPIN_KEYSECURE_API_KEY", "api-key-value")
 	t.Setenv("IVRPIN_KEYSECURE_API_SECRET", "0123456789abcdef")
 	t.Setenv("IVRPIN_REDIS_URL", "redis://:redis-pass-value@127.0.0.1:6379/0")
+	t.Setenv("IVRPIN_LIMIT_KEY", "00112233445566778899aabbccddeeff")
 	c, err := Load()
 	if err != nil {
 		t.Fatal(err)
@@ -74,7 +75,7 @@ func TestPrintShowsSecretsOnlyAsSetOrKCV(t *testing.T) {
 	var buf bytes.Buffer
 	c.Print(&buf)
 	out := buf.String()
-	for _, s := range []string{zpkHex, "client-secret-value", "ari-password-value", "api-key-value", "0123456789abcdef", "redis-pass-value"} {
+	for _, s := range []string{zpkHex, "client-secret-value", "ari-password-value", "api-key-value", "0123456789abcdef", "redis-pass-value", "00112233445566778899"} {
 		if strings.Contains(out, s) {
 			t.Fatalf("config dump shows a secret:\n%s", out)
 		}
@@ -105,5 +106,12 @@ func TestDescribeListsEverySetting(t *testing.T) {
 		if !strings.Contains(buf.String(), "`"+v+"`") {
 			t.Errorf("%s not described", v)
 		}
+	}
+}
+
+func TestRedisNeedsASharedLimitKey(t *testing.T) {
+	t.Setenv("IVRPIN_REDIS_URL", "redis://127.0.0.1:6379/0")
+	if _, err := Load(); err == nil || !strings.Contains(err.Error(), "IVRPIN_LIMIT_KEY") {
+		t.Fatalf("%v", err)
 	}
 }

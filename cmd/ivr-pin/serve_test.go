@@ -1,0 +1,203 @@
+package main
+
+import (
+	"bytes"
+	"encoding/hex"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ivr-pin/ivr-pin/asterisk/aritest"
+	"github.com/ivr-pin/ivr-pin/pinsvc/pinblock"
+	"github.com/ivr-pin/ivr-pin/pinsvc/secret"
+	"github.com/ivr-pin/ivr-pin/pinsvc/sim/simrun"
+)
+
+func freeAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func get(t *testing.T, url string) (int, string) {
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestServeAsAProcess runs `ivr-pin serve` as its own process against the
+// ARI test server and the host simulators, as a deployment runs it.
+func TestServeAsAProcess(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := filepath.Join(t.TempDir(), "ivr-pin")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	raw := make([]byte, 16)
+	for i := range raw {
+		raw[i] = byte(i*37 + 11)
+	}
+	zpkHex := strings.ToUpper(hex.EncodeToString(raw))
+	key, _ := secret.ParseHexKey(secret.TDES, zpkHex)
+	zpk, _ := pinblock.NewZPK(key, pinblock.ISO0)
+	const apiSecret = "0123456789abcdef0123456789abcdef"
+	sims, err := simrun.Start(simrun.Options{BankID: "TB01", APIKey: "test-api-key", ZPK: zpk, APISecret: apiSecret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sims.Close()
+	ari, err := aritest.Start(aritest.Options{PlaybackScale: 0.01})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ari.Close()
+
+	dir := t.TempDir()
+	metricsAddr := freeAddr(t)
+	auditPath := filepath.Join(dir, "audit.jsonl")
+	cmd := exec.Command(bin, "serve")
+	cmd.Env = append(os.Environ(),
+		"IVRPIN_ARI_URL="+ari.URL, "IVRPIN_ARI_USERNAME=ivr-pin", "IVRPIN_ARI_PASSWORD=test-password",
+		"IVRPIN_NI_URL="+sims.CardHostURL, "IVRPIN_NI_BANK_ID=TB01", "IVRPIN_NI_ZPK="+zpkHex,
+		"IVRPIN_KEYSECURE_URL="+sims.KeySecureURL, "IVRPIN_KEYSECURE_API_KEY=test-api-key", "IVRPIN_KEYSECURE_API_SECRET="+apiSecret,
+		"IVRPIN_METRICS_ADDR="+metricsAddr, "IVRPIN_AUDIT_FILE="+auditPath, "IVRPIN_LIMIT_STORE="+filepath.Join(dir, "attempts.db"),
+		"IVRPIN_LOG_LEVEL=debug", "IVRPIN_DRAIN_TIMEOUT=20s", "IVRPIN_FIRST_DIGIT_TIMEOUT=3s",
+	)
+	logs := &lockedBuffer{}
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	defer func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+	}()
+	if err := ari.WaitConnected("ivr-pin", 20*time.Second); err != nil {
+		t.Fatalf("%v\n%s", err, logs.String())
+	}
+
+	// One complete call.
+	ch, _ := ari.PlaceCall(aritest.CallOptions{})
+	for _, g := range []string{"1", "4111111111111111#", "2812", "7392#", "4829#", "4829#"} {
+		if ch.WaitQuiet(30*time.Millisecond, 10*time.Second) != nil || ch.Press(g, time.Millisecond) != nil {
+			break
+		}
+	}
+	if _, err := ch.WaitEnded(20 * time.Second); err != nil {
+		t.Fatalf("%v\n%s", err, logs.String())
+	}
+	if !sims.CardHost.PINIs("4111111111111111", "4829") {
+		t.Fatal("PIN not changed")
+	}
+
+	code, body := get(t, "http://"+metricsAddr+"/metrics")
+	// The call's record is written just before it leaves the registry.
+	for i := 0; i < 100 && !strings.Contains(body, "ivrpin_active_calls 0"); i++ {
+		time.Sleep(20 * time.Millisecond)
+		code, body = get(t, "http://"+metricsAddr+"/metrics")
+	}
+	for _, want := range []string{`ivrpin_calls_total{end="outcome",outcome="changed",path="change"} 1`, "ivrpin_ari_connected 1",
+		`ivrpin_host_request_seconds_count{host="cardhost",result="changed"} 1`, "ivrpin_active_calls 0"} {
+		if code != 200 || !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if code, body := get(t, "http://"+metricsAddr+"/readyz"); code != 200 || !strings.Contains(body, `"ari_connected":true`) {
+		t.Errorf("/readyz %d %s", code, body)
+	}
+	if code, _ := get(t, "http://"+metricsAddr+"/healthz"); code != 200 {
+		t.Errorf("/healthz %d", code)
+	}
+
+	// SIGTERM with a call in progress: it may finish; a new call is turned away.
+	active, _ := ari.PlaceCall(aritest.CallOptions{})
+	if err := active.WaitPlayed(5*time.Second, "menu-change", 1); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	time.Sleep(200 * time.Millisecond)
+	late, err := ari.PlaceCall(aritest.CallOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := late.WaitPlayed(5*time.Second, "service-closing", 1); err != nil {
+		t.Fatalf("a call during the drain did not hear the closing message: %v", err)
+	}
+	for _, g := range []string{"2", "4012888888881881#", "3001", "482915#", "482915#"} {
+		if active.WaitQuiet(30*time.Millisecond, 10*time.Second) != nil || active.Press(g, time.Millisecond) != nil {
+			break
+		}
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("serve exited with %v\n%s", err, logs.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve did not exit after the drain")
+	}
+	if !sims.KeySecure.PINIs("C202605220001", "482915") {
+		t.Fatal("the call in progress at SIGTERM was not allowed to finish")
+	}
+
+	auditData, err := os.ReadFile(auditPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(auditData), "\n"); n != 3 {
+		t.Fatalf("%d audit records, want 3:\n%s", n, auditData)
+	}
+	written := logs.String() + string(auditData)
+	for _, s := range []string{"4111111111111111", "4012888888881881", zpkHex, apiSecret, "test-password"} {
+		if strings.Contains(written, s) {
+			t.Errorf("serve wrote a secret or full PAN (%s…)", s[:4])
+		}
+	}
+	for _, pin := range []string{"7392", "4829", "482915"} {
+		if regexp.MustCompile(`(^|\D)` + pin + `(\D|$)`).MatchString(written) {
+			t.Errorf("serve wrote a typed PIN")
+		}
+	}
+	if !strings.Contains(string(auditData), `"pan":"411111******1111"`) {
+		t.Error("audit record lacks the masked PAN")
+	}
+}

@@ -1,0 +1,126 @@
+// Package limits bounds attempts per card and per caller over a sliding
+// window, so the line cannot be used to guess card details or PINs. Past a
+// limit the card or caller is refused for a lockout period. Cards are keyed
+// by an HMAC of the PAN (never the PAN itself). The counters live in a Store:
+// an embedded bbolt file by default (it survives a restart), or Redis when
+// several instances share the line (atomic across instances). A store that
+// cannot be reached fails closed: the caller is told to try later.
+package limits
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ivr-pin/ivr-pin/pinsvc/secret"
+)
+
+// ErrLimited means the card or the caller is over its limit.
+var ErrLimited = errors.New("attempt limit reached")
+
+// Rule is one limit.
+type Rule struct {
+	Max     int           // attempts allowed in Window
+	Window  time.Duration // sliding window
+	Lockout time.Duration // refusal after the limit is passed
+}
+
+// Store keeps sliding-window counters.
+type Store interface {
+	// Blocked reports whether key is locked out now.
+	Blocked(ctx context.Context, key string, now time.Time) (bool, error)
+	// Hit records one attempt for key unless that passes r.Max in r.Window,
+	// in which case it locks key out for r.Lockout and returns false. It is
+	// atomic: concurrent hits (from several instances, for Redis) never let
+	// more than r.Max through.
+	Hit(ctx context.Context, key string, r Rule, now time.Time) (bool, error)
+	Close() error
+}
+
+// Limiter applies a card rule and a caller rule. It implements
+// flows.Limiter.
+type Limiter struct {
+	Store  Store
+	Card   Rule
+	Caller Rule
+	key    []byte
+	Now    func() time.Time
+}
+
+// New makes a limiter; hmacKey keys the card hashes and must be the same on
+// every instance sharing a store.
+func New(store Store, hmacKey []byte, card, caller Rule) *Limiter {
+	return &Limiter{Store: store, Card: card, Caller: caller, key: append([]byte(nil), hmacKey...), Now: time.Now}
+}
+
+// CardKey is the store key of a card: an HMAC of the PAN.
+func (l *Limiter) CardKey(pan secret.PAN) string {
+	m := hmac.New(sha256.New, l.key)
+	m.Write([]byte(pan.Digits()))
+	return "card:" + hex.EncodeToString(m.Sum(nil)[:16])
+}
+
+// CallerKey is the store key of a caller id.
+func (l *Limiter) CallerKey(callerID string) string {
+	m := hmac.New(sha256.New, l.key)
+	m.Write([]byte(callerID))
+	return "caller:" + hex.EncodeToString(m.Sum(nil)[:16])
+}
+
+// Check returns ErrLimited when the caller (or the card, once known) is
+// locked out, and the store's error when it cannot tell.
+func (l *Limiter) Check(ctx context.Context, callerID string, pan secret.PAN) error {
+	keys := l.keys(callerID, pan)
+	for _, k := range keys {
+		blocked, err := l.Store.Blocked(ctx, k, l.Now())
+		if err != nil {
+			return fmt.Errorf("attempt store: %w", err)
+		}
+		if blocked {
+			return ErrLimited
+		}
+	}
+	return nil
+}
+
+// Record counts one attempt against the caller and the card (when known).
+func (l *Limiter) Record(ctx context.Context, callerID string, pan secret.PAN) error {
+	now := l.Now()
+	if callerID != "" && l.Caller.Max > 0 {
+		ok, err := l.Store.Hit(ctx, l.CallerKey(callerID), l.Caller, now)
+		if err != nil {
+			return fmt.Errorf("attempt store: %w", err)
+		}
+		if !ok {
+			return ErrLimited
+		}
+	}
+	if pan != "" && l.Card.Max > 0 {
+		ok, err := l.Store.Hit(ctx, l.CardKey(pan), l.Card, now)
+		if err != nil {
+			return fmt.Errorf("attempt store: %w", err)
+		}
+		if !ok {
+			return ErrLimited
+		}
+	}
+	return nil
+}
+
+// IsLimited reports whether err means a limit (not a store failure).
+func (l *Limiter) IsLimited(err error) bool { return errors.Is(err, ErrLimited) }
+
+func (l *Limiter) keys(callerID string, pan secret.PAN) []string {
+	var keys []string
+	if callerID != "" && l.Caller.Max > 0 {
+		keys = append(keys, l.CallerKey(callerID))
+	}
+	if pan != "" && l.Card.Max > 0 {
+		keys = append(keys, l.CardKey(pan))
+	}
+	return keys
+}

@@ -1,0 +1,240 @@
+package limits
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ivr-pin/ivr-pin/pinsvc/secret"
+)
+
+var rule = Rule{Max: 3, Window: time.Hour, Lockout: 2 * time.Hour}
+
+// startRedis runs a real redis-server on a free loopback port for the test.
+func startRedis(t *testing.T) (url string, stop func()) {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("redis-server is not installed: .ci/run installs it")
+		}
+		t.Skip("redis-server not installed (apt-get install -y redis-server)")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	stopped := false
+	stop = func() {
+		if !stopped {
+			stopped = true
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+	}
+	t.Cleanup(stop)
+	for i := 0; i < 100; i++ {
+		if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
+			c.Close()
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return fmt.Sprintf("redis://127.0.0.1:%d/0", port), stop
+}
+
+func stores(t *testing.T) map[string]func() Store {
+	return map[string]func() Store{
+		"bolt": func() Store {
+			s, err := OpenBolt(filepath.Join(t.TempDir(), "attempts.db"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		},
+		"redis": func() Store {
+			url, _ := startRedis(t)
+			s, err := OpenRedis(context.Background(), url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		},
+	}
+}
+
+func TestSlidingWindowAndLockout(t *testing.T) {
+	for name, open := range stores(t) {
+		t.Run(name, func(t *testing.T) {
+			s := open()
+			defer s.Close()
+			ctx := context.Background()
+			t0 := time.Now()
+			for i := 0; i < rule.Max; i++ {
+				if ok, err := s.Hit(ctx, "k", rule, t0.Add(time.Duration(i)*time.Second)); !ok || err != nil {
+					t.Fatalf("hit %d refused: %v", i, err)
+				}
+			}
+			if ok, _ := s.Hit(ctx, "k", rule, t0.Add(10*time.Second)); ok {
+				t.Fatal("hit past the limit allowed")
+			}
+			if b, _ := s.Blocked(ctx, "k", t0.Add(11*time.Second)); !b {
+				t.Fatal("not locked out after passing the limit")
+			}
+			if b, _ := s.Blocked(ctx, "other", t0); b {
+				t.Fatal("an unrelated key is blocked")
+			}
+		})
+	}
+}
+
+func TestBoltWindowSlides(t *testing.T) {
+	s, err := OpenBolt(filepath.Join(t.TempDir(), "a.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	t0 := time.Now()
+	for i := 0; i < rule.Max; i++ {
+		_, _ = s.Hit(ctx, "k", rule, t0)
+	}
+	// An hour later the old attempts have left the window.
+	if ok, _ := s.Hit(ctx, "k", rule, t0.Add(rule.Window+time.Second)); !ok {
+		t.Fatal("attempts outside the window still count")
+	}
+}
+
+func TestBoltCountersSurviveARestart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "attempts.db")
+	s, _ := OpenBolt(path)
+	now := time.Now()
+	for i := 0; i < rule.Max; i++ {
+		_, _ = s.Hit(context.Background(), "card:x", rule, now)
+	}
+	s.Close()
+	s2, err := OpenBolt(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	if ok, _ := s2.Hit(context.Background(), "card:x", rule, now); ok {
+		t.Fatal("the counters were lost on restart")
+	}
+}
+
+// Two instances sharing Redis never let more than Max attempts through
+// together, however the attempts interleave.
+func TestRedisIsAtomicAcrossInstances(t *testing.T) {
+	url, _ := startRedis(t)
+	a, err := OpenRedis(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, _ := OpenRedis(context.Background(), url)
+	defer b.Close()
+	r := Rule{Max: 5, Window: time.Hour, Lockout: time.Hour}
+	var allowed atomic.Int32
+	var wg sync.WaitGroup
+	for i := 0; i < 100; i++ {
+		wg.Add(1)
+		go func(s Store) {
+			defer wg.Done()
+			if ok, err := s.Hit(context.Background(), "card:shared", r, time.Now()); err == nil && ok {
+				allowed.Add(1)
+			}
+		}([]Store{a, b}[i%2])
+	}
+	wg.Wait()
+	if allowed.Load() != int32(r.Max) {
+		t.Fatalf("%d attempts allowed across two instances, want %d", allowed.Load(), r.Max)
+	}
+}
+
+func TestLimiterKeysNeverHoldThePAN(t *testing.T) {
+	l := New(nil, []byte("k"), rule, rule)
+	if k := l.CardKey("4111111111111111"); len(k) < 20 || k == "card:4111111111111111" || containsDigits(k, "4111111111") {
+		t.Fatalf("card key %q", k)
+	}
+	if l.CardKey("4111111111111111") == New(nil, []byte("other"), rule, rule).CardKey("4111111111111111") {
+		t.Fatal("card key does not depend on the HMAC key")
+	}
+}
+
+func containsDigits(s, d string) bool {
+	for i := 0; i+len(d) <= len(s); i++ {
+		if s[i:i+len(d)] == d {
+			return true
+		}
+	}
+	return false
+}
+
+func TestLimiterCardAndCaller(t *testing.T) {
+	s, _ := OpenBolt(filepath.Join(t.TempDir(), "a.db"))
+	defer s.Close()
+	l := New(s, []byte("key"), Rule{Max: 2, Window: time.Hour, Lockout: time.Hour}, Rule{Max: 3, Window: time.Hour, Lockout: time.Hour})
+	ctx := context.Background()
+	pan := secret.PAN("4111111111111111")
+	if err := l.Record(ctx, "15551230001", pan); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Record(ctx, "15551230002", pan); err != nil {
+		t.Fatal(err)
+	}
+	// A third attempt on the card from yet another phone is refused...
+	if err := l.Record(ctx, "15551230003", pan); !errors.Is(err, ErrLimited) {
+		t.Fatalf("card limit: %v", err)
+	}
+	// ...and the card stays refused for everyone.
+	if err := l.Check(ctx, "15551239999", pan); !errors.Is(err, ErrLimited) {
+		t.Fatalf("card not locked out: %v", err)
+	}
+	// The caller limit counts attempts without a card too: three pass, the
+	// fourth passes the limit.
+	for i := 0; i < 3; i++ {
+		if err := l.Record(ctx, "15550000000", ""); err != nil {
+			t.Fatalf("attempt %d: %v", i, err)
+		}
+	}
+	if err := l.Record(ctx, "15550000000", ""); !errors.Is(err, ErrLimited) {
+		t.Fatalf("fourth attempt: %v", err)
+	}
+	if err := l.Check(ctx, "15550000000", ""); !errors.Is(err, ErrLimited) {
+		t.Fatalf("caller not locked out: %v", err)
+	}
+}
+
+func TestRedisDownFailsClosed(t *testing.T) {
+	url, stop := startRedis(t)
+	s, err := OpenRedis(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	l := New(s, []byte("k"), rule, rule)
+	stop()
+	err = l.Record(context.Background(), "15551230001", "4111111111111111")
+	if err == nil || errors.Is(err, ErrLimited) {
+		t.Fatalf("with Redis down: %v (want a store error, so the flow fails closed)", err)
+	}
+	if err := l.Check(context.Background(), "15551230001", ""); err == nil {
+		t.Fatal("Check passed with Redis down")
+	}
+}

@@ -1,0 +1,192 @@
+package limits
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	bolt "go.etcd.io/bbolt"
+)
+
+// ---- embedded store (bbolt) ----
+
+// BoltStore keeps counters in a bbolt file: one process at a time (bbolt
+// locks the file), and every change is committed (fsync) before it counts.
+type BoltStore struct {
+	db *bolt.DB
+}
+
+var bucket = []byte("attempts")
+
+type boltEntry struct {
+	Hits         []int64 `json:"h"` // Unix ms of attempts inside the window
+	BlockedUntil int64   `json:"b"` // Unix ms
+}
+
+// OpenBolt opens (or creates) the file at path.
+func OpenBolt(path string) (*BoltStore, error) {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("open attempt store %s: %w", path, err)
+	}
+	if err := db.Update(func(tx *bolt.Tx) error {
+		_, err := tx.CreateBucketIfNotExists(bucket)
+		return err
+	}); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return &BoltStore{db: db}, nil
+}
+
+func load(b *bolt.Bucket, key string) boltEntry {
+	var e boltEntry
+	if v := b.Get([]byte(key)); v != nil {
+		_ = json.Unmarshal(v, &e)
+	}
+	return e
+}
+
+// Blocked implements Store.
+func (s *BoltStore) Blocked(_ context.Context, key string, now time.Time) (bool, error) {
+	var blocked bool
+	err := s.db.View(func(tx *bolt.Tx) error {
+		blocked = load(tx.Bucket(bucket), key).BlockedUntil > now.UnixMilli()
+		return nil
+	})
+	return blocked, err
+}
+
+// Hit implements Store.
+func (s *BoltStore) Hit(_ context.Context, key string, r Rule, now time.Time) (bool, error) {
+	var ok bool
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucket)
+		e := load(b, key)
+		ms := now.UnixMilli()
+		if e.BlockedUntil > ms {
+			ok = false
+			return nil
+		}
+		from := ms - r.Window.Milliseconds()
+		kept := e.Hits[:0]
+		for _, h := range e.Hits {
+			if h > from {
+				kept = append(kept, h)
+			}
+		}
+		e.Hits = kept
+		if len(e.Hits) >= r.Max {
+			e.BlockedUntil = ms + r.Lockout.Milliseconds()
+			ok = false
+		} else {
+			e.Hits = append(e.Hits, ms)
+			ok = true
+		}
+		v, err := json.Marshal(e)
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte(key), v)
+	})
+	return ok, err
+}
+
+// Close implements Store.
+func (s *BoltStore) Close() error { return s.db.Close() }
+
+// Key returns the store's own HMAC key, made on first use, so an embedded
+// store needs no key setting and keeps hashing cards the same way across
+// restarts.
+func (s *BoltStore) Key() ([]byte, error) {
+	var key []byte
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists([]byte("meta"))
+		if err != nil {
+			return err
+		}
+		if v := b.Get([]byte("hmac-key")); v != nil {
+			key = append([]byte(nil), v...)
+			return nil
+		}
+		key = make([]byte, 32)
+		if _, err := rand.Read(key); err != nil {
+			return err
+		}
+		return b.Put([]byte("hmac-key"), key)
+	})
+	return key, err
+}
+
+// ---- shared store (Redis) ----
+
+// RedisStore keeps counters in Redis sorted sets, one Lua script per hit so
+// concurrent instances never pass the limit together.
+type RedisStore struct {
+	c *redis.Client
+}
+
+// OpenRedis connects to a redis:// URL and checks it answers.
+func OpenRedis(ctx context.Context, url string) (*RedisStore, error) {
+	opt, err := redis.ParseURL(url)
+	if err != nil {
+		return nil, errors.New("IVRPIN_REDIS_URL is not a redis:// URL")
+	}
+	opt.DialTimeout, opt.ReadTimeout, opt.WriteTimeout = 2*time.Second, 2*time.Second, 2*time.Second
+	opt.MaxRetries = 1
+	// Failures come back as errors and fail the line closed; the library's
+	// own stderr logger would only repeat them unstructured.
+	redis.SetLogger(quiet{})
+	c := redis.NewClient(opt)
+	if err := c.Ping(ctx).Err(); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("redis at %s: %w", opt.Addr, err)
+	}
+	return &RedisStore{c: c}, nil
+}
+
+// KEYS[1] hits (sorted set), KEYS[2] block flag; ARGV now ms, window ms,
+// max, lockout ms, a unique member.
+var hitScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', tonumber(ARGV[1]) - tonumber(ARGV[2]))
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then
+  redis.call('SET', KEYS[2], '1', 'PX', ARGV[4])
+  return 0
+end
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[5])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+`)
+
+// Blocked implements Store.
+func (s *RedisStore) Blocked(ctx context.Context, key string, _ time.Time) (bool, error) {
+	n, err := s.c.Exists(ctx, "ivrpin:block:"+key).Result()
+	return n == 1, err
+}
+
+// Hit implements Store.
+func (s *RedisStore) Hit(ctx context.Context, key string, r Rule, now time.Time) (bool, error) {
+	var rnd [8]byte
+	_, _ = rand.Read(rnd[:])
+	member := strconv.FormatInt(now.UnixNano(), 36) + "-" + hex.EncodeToString(rnd[:])
+	res, err := hitScript.Run(ctx, s.c, []string{"ivrpin:hits:" + key, "ivrpin:block:" + key},
+		now.UnixMilli(), r.Window.Milliseconds(), r.Max, r.Lockout.Milliseconds(), member).Int()
+	if err != nil {
+		return false, err
+	}
+	return res == 1, nil
+}
+
+// Close implements Store.
+func (s *RedisStore) Close() error { return s.c.Close() }
+
+type quiet struct{}
+
+func (quiet) Printf(context.Context, string, ...interface{}) {}

@@ -1,0 +1,191 @@
+// Package metrics exposes the line's Prometheus metrics and its health
+// endpoints: /metrics, /healthz (the process is alive) and /readyz (ARI is
+// connected, the configuration loaded, and the hosts accept connections).
+// Labels carry paths, outcomes, steps and reasons: never a PAN or a PIN.
+package metrics
+
+import (
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/ivr-pin/ivr-pin/ivr"
+	"github.com/ivr-pin/ivr-pin/pinsvc"
+	"github.com/ivr-pin/ivr-pin/pinsvc/outcome"
+	"github.com/ivr-pin/ivr-pin/pinsvc/policy"
+)
+
+// Metrics is the line's registry.
+type Metrics struct {
+	Registry    *prometheus.Registry
+	calls       *prometheus.CounterVec
+	retries     *prometheus.CounterVec
+	hostLatency *prometheus.HistogramVec
+}
+
+// New registers the metrics; app supplies the live gauges.
+func New(app *ivr.App) *Metrics {
+	m := &Metrics{Registry: prometheus.NewRegistry()}
+	m.calls = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ivrpin_calls_total",
+		Help: "Calls ended, by path (change, setup, agent) and outcome (changed, wrong_pin, ..., none) and how they ended."},
+		[]string{"path", "outcome", "end"})
+	m.retries = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ivrpin_retries_total",
+		Help: "Refused entries, by step and reason."}, []string{"step", "reason"})
+	m.hostLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "ivrpin_host_request_seconds",
+		Help:    "Time from submitting to a host to its outcome, by host and result.",
+		Buckets: []float64{0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16}}, []string{"host", "result"})
+	m.Registry.MustRegister(m.calls, m.retries, m.hostLatency,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if app != nil {
+		m.RegisterApp(app)
+	}
+	return m
+}
+
+// RegisterApp adds the gauges read from the running app (it is created after
+// the metrics, because its call-end hook feeds them).
+func (m *Metrics) RegisterApp(app *ivr.App) {
+	{
+		m.Registry.MustRegister(
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "ivrpin_active_calls", Help: "Calls in progress."},
+				func() float64 { return float64(app.Active()) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "ivrpin_ari_connected", Help: "1 while the ARI events WebSocket is connected."},
+				func() float64 {
+					if app.Stream().Connected() {
+						return 1
+					}
+					return 0
+				}),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "ivrpin_ari_reconnects_total", Help: "ARI reconnections after the first connection."},
+				func() float64 { return float64(app.Stream().Reconnects()) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "ivrpin_ari_undecodable_events_total", Help: "ARI events skipped because ari/v5 cannot decode their type."},
+				func() float64 { return float64(app.Stream().Undecodable()) }),
+		)
+	}
+}
+
+// ObserveCall counts an ended call and its refused entries.
+func (m *Metrics) ObserveCall(r ivr.CallRecord) {
+	path := r.Path
+	if path == "" {
+		path = "none"
+	}
+	m.calls.WithLabelValues(path, r.Outcome, r.End).Inc()
+	for _, rt := range r.Retries {
+		m.retries.WithLabelValues(rt.Step, rt.Reason).Inc()
+	}
+}
+
+// Instrument wraps the host service so each request's latency is observed.
+func (m *Metrics) Instrument(svc pinsvc.Service) pinsvc.Service { return &timed{Service: svc, m: m} }
+
+type timed struct {
+	pinsvc.Service
+	m *Metrics
+}
+
+func (t *timed) observe(start time.Time, r outcome.Result) outcome.Result {
+	t.m.hostLatency.WithLabelValues(string(r.Host), string(r.Kind)).Observe(time.Since(start).Seconds())
+	return r
+}
+
+func (t *timed) ChangePIN(ctx context.Context, c pinsvc.Change) outcome.Result {
+	return t.observe(time.Now(), t.Service.ChangePIN(ctx, c))
+}
+
+func (t *timed) SetFirstPIN(ctx context.Context, s pinsvc.FirstSetup) outcome.Result {
+	return t.observe(time.Now(), t.Service.SetFirstPIN(ctx, s))
+}
+
+// Keep the policy methods visible through the wrapper.
+func (t *timed) ChangePolicy() policy.PINPolicy     { return t.Service.ChangePolicy() }
+func (t *timed) FirstSetupPolicy() policy.PINPolicy { return t.Service.FirstSetupPolicy() }
+
+// Health serves /metrics, /healthz and /readyz.
+type Health struct {
+	Metrics *Metrics
+	App     *ivr.App
+	// HostURLs are dialled (TCP only, cached for 10 s) for /readyz.
+	HostURLs []string
+
+	mu        sync.Mutex
+	checked   time.Time
+	reachable map[string]bool
+}
+
+// Handler is the HTTP handler.
+func (h *Health) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(h.Metrics.Registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		ari := h.App != nil && h.App.Stream().Connected()
+		hosts := h.hosts()
+		ready := ari
+		for _, ok := range hosts {
+			ready = ready && ok
+		}
+		w.Header().Set("Content-Type", "application/json")
+		if !ready {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+		_ = json.NewEncoder(w).Encode(map[string]any{"ready": ready, "ari_connected": ari, "configuration": "loaded", "hosts_reachable": hosts})
+	})
+	return mux
+}
+
+func (h *Health) hosts() map[string]bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if time.Since(h.checked) < 10*time.Second && h.reachable != nil {
+		return h.reachable
+	}
+	res := map[string]bool{}
+	for _, raw := range h.HostURLs {
+		u, err := url.Parse(raw)
+		if err != nil || u.Host == "" {
+			continue
+		}
+		addr := u.Host
+		if u.Port() == "" {
+			if u.Scheme == "https" {
+				addr += ":443"
+			} else {
+				addr += ":80"
+			}
+		}
+		c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+		if err == nil {
+			c.Close()
+		}
+		res[u.Host] = err == nil
+	}
+	h.checked, h.reachable = time.Now(), res
+	return res
+}
+
+// Serve listens on addr until ctx ends.
+func (h *Health) Serve(ctx context.Context, addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: h.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		<-ctx.Done()
+		_ = srv.Close()
+	}()
+	err = srv.Serve(ln)
+	if err == http.ErrServerClosed {
+		return nil
+	}
+	return err
+}
