@@ -87,7 +87,7 @@ type Limiter interface {
 // Config holds the flow's settings.
 type Config struct {
 	// Limiter bounds attempts; nil means no limits.
-	Limiter Limiter
+	Limiter           Limiter
 	Languages         []string // first is the default
 	FirstDigitTimeout time.Duration
 	InterDigitTimeout time.Duration
