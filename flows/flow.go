@@ -37,6 +37,9 @@ type Caller interface {
 	// Play plays items in order; a key press stops it (barge-in) and the key
 	// stays typed ahead for the next Collect.
 	Play(ctx context.Context, items ...prompts.Item) error
+	// Say plays items to the end whatever is pressed (typed-ahead keys are
+	// dropped first): outcomes and goodbyes must be heard.
+	Say(ctx context.Context, items ...prompts.Item) error
 	// Collect reads one entry from the keypad.
 	Collect(ctx context.Context, spec keypad.Spec) (keypad.Entry, error)
 	// Flush drops typed-ahead keys.
@@ -184,16 +187,16 @@ func (f *Flow) Run(ctx context.Context, c Caller, in Call) Result {
 		res.End = "timeout"
 	case errors.Is(err, errTooManyTries):
 		res.End = "too_many_tries"
-		_ = c.Play(ctx, prompts.P(prompts.TooManyTries))
+		_ = c.Say(ctx, prompts.P(prompts.TooManyTries))
 	case errors.Is(err, errAgent):
 		res.End = "agent"
 		return res
 	case errors.Is(err, errLimited):
 		res.End = "limited"
-		_ = c.Play(ctx, prompts.P(prompts.LimitReached))
+		_ = c.Say(ctx, prompts.P(prompts.LimitReached))
 	case errors.Is(err, errLimitStore):
 		res.End = "limit_store_unavailable"
-		_ = c.Play(ctx, prompts.P(prompts.ResultUnavailable))
+		_ = c.Say(ctx, prompts.P(prompts.ResultUnavailable))
 	default:
 		res.End = "error"
 	}
@@ -210,13 +213,13 @@ func (k *call) finish(ctx context.Context) {
 		defer cancel()
 	}
 	if k.in.Return != nil {
-		_ = k.c.Play(ctx, prompts.P(prompts.ReturningToAgent))
+		_ = k.c.Say(ctx, prompts.P(prompts.ReturningToAgent))
 		if k.c.Continue(ctx, *k.in.Return) == nil {
 			k.res.Returned = true
 			return
 		}
 	}
-	_ = k.c.Play(ctx, prompts.P(prompts.Goodbye))
+	_ = k.c.Say(ctx, prompts.P(prompts.Goodbye))
 	_ = k.c.Hangup(ctx)
 }
 
@@ -331,7 +334,7 @@ func (k *call) menu(ctx context.Context) (Mode, error) {
 }
 
 func (k *call) agent(ctx context.Context) error {
-	if err := k.c.Play(ctx, prompts.P(prompts.TransferAgent)); err != nil {
+	if err := k.c.Say(ctx, prompts.P(prompts.TransferAgent)); err != nil {
 		return err
 	}
 	if err := k.c.Continue(ctx, *k.f.cfg.Agent); err != nil {
@@ -355,7 +358,7 @@ func (k *call) tries(ctx context.Context, step string, attempt func() (string, e
 		case "repeat":
 			continue
 		case "no_agent":
-			if err := k.c.Play(ctx, prompts.P(prompts.NoAgent)); err != nil {
+			if err := k.c.Say(ctx, prompts.P(prompts.NoAgent)); err != nil {
 				return err
 			}
 			continue

@@ -51,6 +51,9 @@ func (s *scripted) Play(ctx context.Context, items ...prompts.Item) error {
 	}
 	return ctx.Err()
 }
+func (s *scripted) Say(ctx context.Context, items ...prompts.Item) error {
+	return s.Play(ctx, items...)
+}
 func (s *scripted) Collect(ctx context.Context, spec keypad.Spec) (keypad.Entry, error) {
 	return s.kp.Collect(ctx, spec)
 }

@@ -196,7 +196,7 @@ func (k *call) offerSetup(ctx context.Context) error {
 		return err
 	}
 	if string(e.Digits) != "1" {
-		return k.c.Play(ctx, prompts.P(prompts.ResultNotEligible))
+		return k.c.Say(ctx, prompts.P(prompts.ResultNotEligible))
 	}
 	k.res.Path = ModeSetup
 	return k.setupPIN(ctx)
@@ -241,7 +241,7 @@ func (k *call) submit(ctx context.Context, do func(context.Context) outcome.Resu
 	if err := k.limit(ctx, true, k.pan); err != nil {
 		return outcome.Result{}, err
 	}
-	if err := k.c.Play(ctx, prompts.P(prompts.PleaseWait)); err != nil {
+	if err := k.c.Say(ctx, prompts.P(prompts.PleaseWait)); err != nil {
 		return outcome.Result{}, err
 	}
 	done := make(chan outcome.Result, 1)
@@ -255,7 +255,7 @@ func (k *call) submit(ctx context.Context, do func(context.Context) outcome.Resu
 			return res, nil
 		case <-tick.C:
 			// A hang-up here is noted, but the result is still awaited.
-			_ = k.c.Play(ctx, prompts.P(prompts.StillWorking))
+			_ = k.c.Say(ctx, prompts.P(prompts.StillWorking))
 		}
 	}
 }
@@ -275,7 +275,7 @@ func (k *call) speak(ctx context.Context, res outcome.Result, success prompts.ID
 	if id == "" {
 		id = prompts.ResultRejected
 	}
-	return k.c.Play(ctx, prompts.P(id))
+	return k.c.Say(ctx, prompts.P(id))
 }
 
 // trackingID derives the card host's tracking_id (at most 15 characters)

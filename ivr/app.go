@@ -273,7 +273,7 @@ func (a *App) turnAway(ctx context.Context, s *Session, e *ari.StasisStart) {
 		_ = s.Continue(ctx, *a.cfg.Closing)
 		return
 	}
-	_ = s.Play(ctx, prompts.P(prompts.ServiceClosing))
+	_ = s.Say(ctx, prompts.P(prompts.ServiceClosing))
 	_ = s.Hangup(ctx)
 }
 
@@ -427,7 +427,7 @@ func (a *App) reconcile(life context.Context) {
 		a.active.Add(1)
 		go func() {
 			defer a.finishCall(s, s.ch.ID())
-			_ = s.Play(ctx, prompts.P(prompts.ResultUnavailable))
+			_ = s.Say(ctx, prompts.P(prompts.ResultUnavailable))
 			_ = s.Hangup(ctx)
 		}()
 	}

@@ -127,6 +127,33 @@ func (s *Session) Play(ctx context.Context, items ...prompts.Item) error {
 	return nil
 }
 
+// Say implements flows.Caller: typed-ahead keys are dropped and each item
+// plays to the end; only a hang-up stops it.
+func (s *Session) Say(ctx context.Context, items ...prompts.Item) error {
+	s.kp.Flush()
+	for _, it := range items {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		id := rid.New(rid.Playback)
+		done := make(chan string, 1)
+		s.mu.Lock()
+		s.waiters[id] = done
+		s.mu.Unlock()
+		if _, err := s.ch.Play(id, it.MediaURI()); err != nil {
+			s.forget(id)
+			return s.restErr(err)
+		}
+		select {
+		case <-done:
+		case <-ctx.Done():
+			s.forget(id)
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
 func (s *Session) forget(id string) {
 	s.mu.Lock()
 	delete(s.waiters, id)

@@ -35,6 +35,8 @@ type Options struct {
 	HostTimeout time.Duration
 	// DrainTimeout for the app (default 5 s).
 	DrainTimeout time.Duration
+	// Limiter bounds attempts (nil: none, as the console runs).
+	Limiter flows.Limiter
 }
 
 // Demo is a running line.
@@ -92,6 +94,7 @@ func Start(opts Options) (*Demo, error) {
 	flow := flows.New(flows.Config{
 		Languages: cfg.Languages, FirstDigitTimeout: cfg.FirstDigitTimeout, InterDigitTimeout: cfg.InterDigitTimeout,
 		MaxTries: cfg.MaxTries, Agent: flows.ParseTarget(cfg.AgentTransfer), HostWaitAnnounce: cfg.HostWaitAnnounce,
+		Limiter: opts.Limiter,
 	}, router)
 	drain := opts.DrainTimeout
 	if drain <= 0 {

@@ -3,60 +3,19 @@ package limits
 import (
 	"context"
 	"errors"
-	"fmt"
-	"net"
-	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/ivr-pin/ivr-pin/internal/redistest"
 	"github.com/ivr-pin/ivr-pin/pinsvc/secret"
 )
 
 var rule = Rule{Max: 3, Window: time.Hour, Lockout: 2 * time.Hour}
 
-// startRedis runs a real redis-server on a free loopback port for the test.
-func startRedis(t *testing.T) (url string, stop func()) {
-	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("redis-server is not installed: .ci/run installs it")
-		}
-		t.Skip("redis-server not installed (apt-get install -y redis-server)")
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	stopped := false
-	stop = func() {
-		if !stopped {
-			stopped = true
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-		}
-	}
-	t.Cleanup(stop)
-	for i := 0; i < 100; i++ {
-		if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
-			c.Close()
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return fmt.Sprintf("redis://127.0.0.1:%d/0", port), stop
-}
+func startRedis(t *testing.T) (string, func()) { return redistest.Start(t) }
 
 func stores(t *testing.T) map[string]func() Store {
 	return map[string]func() Store{

@@ -1,0 +1,153 @@
+package ivr_test
+
+import (
+	"context"
+	"encoding/hex"
+	"testing"
+	"time"
+
+	"github.com/ivr-pin/ivr-pin/asterisk/aritest"
+	"github.com/ivr-pin/ivr-pin/internal/config"
+	"github.com/ivr-pin/ivr-pin/internal/demo"
+	"github.com/ivr-pin/ivr-pin/internal/limits"
+	"github.com/ivr-pin/ivr-pin/internal/redistest"
+	"github.com/ivr-pin/ivr-pin/pinsvc/keysecure"
+	"github.com/ivr-pin/ivr-pin/pinsvc/sim/faults"
+)
+
+var changeKeys = []string{change, card, exp, oldPIN, newPIN, newPIN}
+
+// Card host faults: each is spoken honestly, recorded, and never resent.
+func TestDrillCardHostFaults(t *testing.T) {
+	cases := []struct {
+		name    string
+		fault   faults.Fault
+		outcome string
+		prompt  string
+		applied int
+	}{
+		{"slow beyond the timeout", faults.Fault{Kind: faults.Delay, Delay: time.Second}, "ambiguous", "result-ambiguous", 1},
+		{"500", faults.Fault{Kind: faults.Status, Status: 500}, "ambiguous", "result-ambiguous", 0},
+		{"503", faults.Fault{Kind: faults.Status, Status: 503}, "unavailable", "result-unavailable", 0},
+		{"reset after the request was read", faults.Fault{Kind: faults.Reset}, "ambiguous", "result-ambiguous", 1},
+		{"malformed body", faults.Fault{Kind: faults.Malformed}, "ambiguous", "result-ambiguous", 1},
+		{"answer for another message", faults.Fault{Kind: faults.WrongMsgID}, "ambiguous", "result-ambiguous", 1},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			l := startLine(t, nil, demo.Options{HostTimeout: 400 * time.Millisecond})
+			c.fault.Count = 1
+			l.Sims.CardHost.Faults.Set(c.fault)
+			ch, rec := l.call(t, aritest.CallOptions{}, changeKeys...)
+			if rec.Outcome != c.outcome || rec.Host != "cardhost" || rec.MsgID == "" || !played(ch, c.prompt) {
+				t.Fatalf("record %+v, played %v", rec, ch.Snapshot().Played)
+			}
+			deadline := time.Now().Add(3 * time.Second)
+			for l.Sims.CardHost.Applied() < c.applied && time.Now().Before(deadline) {
+				time.Sleep(10 * time.Millisecond)
+			}
+			if got := l.Sims.CardHost.Applied(); got != c.applied || len(l.Sims.CardHost.Received()) != 1 {
+				t.Fatalf("host applied %d (want %d) from %d requests (want 1)", got, c.applied, len(l.Sims.CardHost.Received()))
+			}
+		})
+	}
+}
+
+func TestDrillKeySecureTokenExpiresMidRun(t *testing.T) {
+	l := startLine(t, nil, demo.Options{})
+	l.Sims.KeySecure.AddCard(keysecure.Card{CardNo: "C202611010001", CardholderNo: "U202611010001", CardType: keysecure.TypePhysical,
+		Status: keysecure.StatusActivated, Time: "2026-11-01 09:00:00"}, "4539148803436467", "2911")
+	_, first := l.call(t, aritest.CallOptions{}, "2", setupCard, "3001", "482915#", "482915#")
+	if first.Outcome != "changed" {
+		t.Fatalf("first setup: %+v", first)
+	}
+	l.Sims.KeySecure.ExpireTokens()
+	ch, second := l.call(t, aritest.CallOptions{}, "2", "4539148803436467#", "2911", "730164#", "730164#")
+	if second.Outcome != "changed" || second.Host != "keysecure" || !played(ch, "result-set") {
+		t.Fatalf("after the token expired: %+v", second)
+	}
+	if l.Sims.KeySecure.PINSets() != 2 {
+		t.Fatalf("%d PINs set, want 2", l.Sims.KeySecure.PINSets())
+	}
+}
+
+// Asterisk restarts mid-call: the call is gone (recorded as a hang-up, no
+// host request), the app reconnects by itself, and the next call works.
+func TestDrillARIServerRestarted(t *testing.T) {
+	l := startLine(t, func(c *config.Config) { c.FirstDigitTimeout = 5 * time.Second }, demo.Options{})
+	ch, err := l.ARI.PlaceCall(aritest.CallOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.Press(change+card, time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.WaitPlayed(5*time.Second, "enter-expiry", 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.ARI.Restart(300 * time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.ARI.WaitConnected("ivr-pin", 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := l.RecordFor(ch.ID, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.End != "hangup" || rec.Outcome != "none" || len(l.Sims.CardHost.Received()) != 0 {
+		t.Fatalf("the lost call: %+v", rec)
+	}
+	_, next := l.call(t, aritest.CallOptions{}, changeKeys...)
+	if next.Outcome != "changed" {
+		t.Fatalf("a call after the restart: %+v", next)
+	}
+}
+
+func newRedisLimiter(t *testing.T) (*limits.Limiter, func()) {
+	url, stop := redistest.Start(t)
+	lim, err := limits.Open(context.Background(), limits.Settings{
+		Card:     limits.Rule{Max: 2, Window: time.Hour, Lockout: time.Hour},
+		Caller:   limits.Rule{Max: 10, Window: time.Hour, Lockout: time.Hour},
+		RedisURL: url, KeyHex: hex.EncodeToString([]byte("a shared limit key for tests")),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lim.Store.Close() })
+	return lim, stop
+}
+
+func TestDrillRedisDownFailsClosed(t *testing.T) {
+	lim, stopRedis := newRedisLimiter(t)
+	l := startLine(t, nil, demo.Options{Limiter: lim})
+	if _, rec := l.call(t, aritest.CallOptions{}, changeKeys...); rec.Outcome != "changed" {
+		t.Fatalf("with Redis up: %+v", rec)
+	}
+	stopRedis()
+	ch, rec := l.call(t, aritest.CallOptions{CallerNumber: "15559990000"}, changeKeys...)
+	if rec.End != "limit_store_unavailable" || rec.Outcome != "none" || !played(ch, "result-unavailable") {
+		t.Fatalf("with Redis down: %+v played %v", rec, ch.Snapshot().Played)
+	}
+	if n := len(l.Sims.CardHost.Received()); n != 1 {
+		t.Fatalf("%d card host requests: the line did not fail closed", n)
+	}
+}
+
+func TestDrillCardLimitRefusesFurtherAttempts(t *testing.T) {
+	lim, _ := newRedisLimiter(t)
+	l := startLine(t, nil, demo.Options{Limiter: lim})
+	// Two wrong current PINs from two phones use up the card's two attempts.
+	for i, caller := range []string{"15551110001", "15551110002"} {
+		if _, rec := l.call(t, aritest.CallOptions{CallerNumber: caller}, change, card, exp, "1357#", newPIN, newPIN); rec.Outcome != "wrong_pin" {
+			t.Fatalf("attempt %d: %+v", i, rec)
+		}
+	}
+	ch, rec := l.call(t, aritest.CallOptions{CallerNumber: "15551110003"}, changeKeys...)
+	if rec.End != "limited" || !played(ch, "limit-reached") || rec.Outcome != "none" {
+		t.Fatalf("third attempt on the card: %+v played %v", rec, ch.Snapshot().Played)
+	}
+	if n := len(l.Sims.CardHost.Received()); n != 2 {
+		t.Fatalf("%d host requests, want 2", n)
+	}
+}
