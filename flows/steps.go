@@ -229,8 +229,8 @@ func (k *call) setupPIN(ctx context.Context) error {
 	return k.speak(ctx, res, prompts.ResultSet)
 }
 
-// submit says "please wait", runs the host call, and while it takes longer
-// than HostWaitAnnounce tells the caller the line is alive. The host call
+// submit sends the host call, says "please wait" meanwhile, and while the
+// call takes longer than HostWaitAnnounce tells the caller the line is alive. The host call
 // runs on a context detached from the caller's hang-up: once sent, a PIN
 // change is seen through so the outcome (and the audit record) is true.
 func (k *call) submit(ctx context.Context, do func(context.Context) outcome.Result) (outcome.Result, error) {
@@ -241,11 +241,10 @@ func (k *call) submit(ctx context.Context, do func(context.Context) outcome.Resu
 	if err := k.limit(ctx, true, k.pan); err != nil {
 		return outcome.Result{}, err
 	}
-	if err := k.c.Say(ctx, prompts.P(prompts.PleaseWait)); err != nil {
-		return outcome.Result{}, err
-	}
+	// The request goes out first; "please wait" plays while it is in flight.
 	done := make(chan outcome.Result, 1)
 	go func() { done <- do(context.WithoutCancel(ctx)) }()
+	_ = k.c.Say(ctx, prompts.P(prompts.PleaseWait))
 	tick := time.NewTicker(k.f.cfg.HostWaitAnnounce)
 	defer tick.Stop()
 	for {

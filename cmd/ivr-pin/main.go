@@ -5,6 +5,7 @@
 //	ivr-pin console    a complete call on this machine: no Asterisk, no bank
 //	ivr-pin simulate   run the card-host and KeySecure simulators on loopback
 //	ivr-pin config     print the effective configuration (secrets masked)
+//	ivr-pin load       measure one serve process under many concurrent calls
 //
 // Settings come from IVRPIN_* environment variables (see README.md).
 package main
@@ -28,6 +29,7 @@ commands:
   console    a complete call with the terminal as the phone (no Asterisk, no bank host needed)
   simulate   run the card-host and KeySecure simulators on loopback and print their test cards
   config     print the effective configuration, secrets shown only as set/unset or key check value
+  load       measure one serve process under many concurrent calls (see docs/performance.md)
 `
 
 func main() {
@@ -45,6 +47,8 @@ func main() {
 		code = simulate(os.Args[2:], os.Stdout)
 	case "config":
 		code = printConfig(os.Args[2:], os.Stdout)
+	case "load":
+		code = load(os.Args[2:], os.Stdout)
 	case "-h", "--help", "help":
 		fmt.Fprint(os.Stdout, usage)
 	default:

@@ -77,6 +77,15 @@ type Server struct {
 	tokens   map[string]time.Time
 	applied  int
 	received [][]byte
+	observer func(cardNumber string)
+}
+
+// Observe calls f with the card number of every well-formed request as it
+// arrives (the load driver times host latency with it).
+func (s *Server) Observe(f func(cardNumber string)) {
+	s.mu.Lock()
+	s.observer = f
+	s.mu.Unlock()
 }
 
 // Route is where the PIN change service listens.
@@ -256,6 +265,12 @@ func (s *Server) pinChange(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	in := req.NISrvRequest.RequestCardPINChange
+	s.mu.Lock()
+	obs := s.observer
+	s.mu.Unlock()
+	if obs != nil {
+		obs(in.Body.CardNumber)
+	}
 	code, desc := s.process(in)
 	status := cardhost.StatusFailure
 	if code == cardhost.CodeSuccess {
