@@ -102,14 +102,9 @@ func (s *Session) Play(ctx context.Context, items ...prompts.Item) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		id := rid.New(rid.Playback)
-		done := make(chan string, 1)
-		s.mu.Lock()
-		s.waiters[id] = done
-		s.mu.Unlock()
-		if _, err := s.ch.Play(id, it.MediaURI()); err != nil {
-			s.forget(id)
-			return s.restErr(err)
+		id, done, err := s.start(it)
+		if err != nil {
+			return err
 		}
 		select {
 		case <-done:
@@ -135,14 +130,9 @@ func (s *Session) Say(ctx context.Context, items ...prompts.Item) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		id := rid.New(rid.Playback)
-		done := make(chan string, 1)
-		s.mu.Lock()
-		s.waiters[id] = done
-		s.mu.Unlock()
-		if _, err := s.ch.Play(id, it.MediaURI()); err != nil {
-			s.forget(id)
-			return s.restErr(err)
+		id, done, err := s.start(it)
+		if err != nil {
+			return err
 		}
 		select {
 		case <-done:
@@ -152,6 +142,21 @@ func (s *Session) Say(ctx context.Context, items ...prompts.Item) error {
 		}
 	}
 	return nil
+}
+
+// start begins one playback and registers the waiter its PlaybackFinished
+// will wake.
+func (s *Session) start(it prompts.Item) (string, chan string, error) {
+	id := rid.New(rid.Playback)
+	done := make(chan string, 1)
+	s.mu.Lock()
+	s.waiters[id] = done
+	s.mu.Unlock()
+	if _, err := s.ch.Play(id, it.MediaURI()); err != nil {
+		s.forget(id)
+		return "", nil, s.restErr(err)
+	}
+	return id, done, nil
 }
 
 func (s *Session) forget(id string) {

@@ -16,7 +16,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"slices"
@@ -115,15 +114,7 @@ func New(cfg Config) (*Client, error) {
 }
 
 func httpClient(cfg Config) (*http.Client, error) {
-	tr := &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           (&net.Dialer{Timeout: cfg.Timeout, KeepAlive: 30 * time.Second}).DialContext,
-		MaxIdleConnsPerHost:   32,
-		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   cfg.Timeout,
-		ResponseHeaderTimeout: cfg.Timeout,
-		ForceAttemptHTTP2:     true,
-	}
+	tr := hostcall.NewTransport(cfg.Timeout)
 	if cfg.TLSCert != "" || cfg.TLSCA != "" {
 		tc := &tls.Config{MinVersion: tls.VersionTLS12}
 		if cfg.TLSCert != "" {

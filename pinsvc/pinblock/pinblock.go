@@ -224,23 +224,11 @@ func ParseClear(f Format, block []byte, pan string) ([]byte, error) {
 	} else if f != ISO1 {
 		return nil, ErrFormat
 	}
-	if nibble(field, 0) != byte(f) {
-		return nil, ErrBlock
+	pin, err := readPIN(field, byte(f))
+	if err != nil {
+		return nil, err
 	}
-	n := int(nibble(field, 1))
-	if n < 4 || n > 12 {
-		return nil, ErrBlock
-	}
-	pin := make([]byte, n)
-	for i := 0; i < n; i++ {
-		d := nibble(field, 2+i)
-		if d > 9 {
-			secret.Zero(pin)
-			return nil, ErrBlock
-		}
-		pin[i] = '0' + d
-	}
-	for i := 2 + n; i < 16; i++ {
+	for i := 2 + len(pin); i < 16; i++ {
 		d := nibble(field, i)
 		if (f == ISO0 && d != 0xF) || (f == ISO3 && d < 0xA) {
 			secret.Zero(pin)
@@ -291,7 +279,26 @@ func PANField4(pan string) ([]byte, error) {
 
 // ParsePINField4 recovers the PIN from a format 4 plaintext PIN field.
 func ParsePINField4(field []byte) ([]byte, error) {
-	if len(field) != 16 || nibble(field, 0) != 4 {
+	if len(field) != 16 {
+		return nil, ErrBlock
+	}
+	pin, err := readPIN(field, 4)
+	if err != nil {
+		return nil, err
+	}
+	for i := 2 + len(pin); i < 16; i++ {
+		if nibble(field, i) != 0xA {
+			secret.Zero(pin)
+			return nil, ErrBlock
+		}
+	}
+	return pin, nil
+}
+
+// readPIN reads the control nibble, the length and the PIN digits that every
+// format's PIN field starts with. The result is the caller's to wipe.
+func readPIN(field []byte, control byte) ([]byte, error) {
+	if nibble(field, 0) != control {
 		return nil, ErrBlock
 	}
 	n := int(nibble(field, 1))
@@ -306,12 +313,6 @@ func ParsePINField4(field []byte) ([]byte, error) {
 			return nil, ErrBlock
 		}
 		pin[i] = '0' + d
-	}
-	for i := 2 + n; i < 16; i++ {
-		if nibble(field, i) != 0xA {
-			secret.Zero(pin)
-			return nil, ErrBlock
-		}
 	}
 	return pin, nil
 }
