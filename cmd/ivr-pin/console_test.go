@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -68,5 +69,20 @@ func TestConfigRefusesBadValueByName(t *testing.T) {
 	}
 	if !strings.Contains(errb.String(), "IVRPIN_MAX_TRIES") || strings.Contains(errb.String(), "SECRET") {
 		t.Fatalf("%s", errb.String())
+	}
+}
+
+// The README's configuration table is `ivr-pin config --table`, kept equal.
+func TestREADMEDocumentsEverySetting(t *testing.T) {
+	var table bytes.Buffer
+	if code := printConfig([]string{"--table"}, &table); code != 0 {
+		t.Fatal(code)
+	}
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(readme), table.String()) {
+		t.Fatal("README's configuration table differs from `ivr-pin config --table`: regenerate it")
 	}
 }
