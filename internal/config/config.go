@@ -118,7 +118,11 @@ func Load() (*Config, error) {
 func redactEnvconfigError(err error) error {
 	var pe *envconfig.ParseError
 	if errors.As(err, &pe) {
-		return fmt.Errorf("%s_%s: malformed value (want %s)", Prefix, pe.KeyName, pe.TypeName)
+		name := pe.KeyName
+		if !strings.HasPrefix(name, Prefix+"_") {
+			name = Prefix + "_" + name
+		}
+		return fmt.Errorf("%s: malformed value (want %s)", name, pe.TypeName)
 	}
 	return errors.New("configuration: " + err.Error())
 }

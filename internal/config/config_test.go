@@ -47,7 +47,7 @@ func TestMalformedValuesNameTheVariableAndNeverEchoIt(t *testing.T) {
 			if err == nil {
 				t.Fatal("accepted")
 			}
-			if !strings.Contains(err.Error(), c.wantVar) {
+			if !strings.HasPrefix(err.Error(), c.wantVar+":") {
 				t.Fatalf("error does not name %s: %v", c.wantVar, err)
 			}
 			if strings.Contains(err.Error(), "SECRETISH") {
