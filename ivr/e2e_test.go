@@ -405,3 +405,45 @@ func luhnPAN(body string) string {
 	}
 	return body + fmt.Sprint((10-sum%10)%10)
 }
+
+func TestAgentOptionContinuesToTheQueue(t *testing.T) {
+	l := startLine(t, func(c *config.Config) { c.AgentTransfer = "agents,queue,1" }, demo.Options{})
+	ch, rec := l.call(t, aritest.CallOptions{}, "0")
+	snap := ch.Snapshot()
+	if rec.End != "agent" || snap.EndReason != "continue" || snap.Continued == nil ||
+		*snap.Continued != (aritest.Target{Context: "agents", Extension: "queue", Priority: 1}) || !played(ch, "transfer-agent") {
+		t.Fatalf("%+v %+v", rec, snap)
+	}
+}
+
+func TestLanguageMenuOverARI(t *testing.T) {
+	l := startLine(t, func(c *config.Config) { c.Languages = []string{"en", "ar", "zh"} }, demo.Options{})
+	ch, rec := l.call(t, aritest.CallOptions{}, "3", change, card, exp, oldPIN, newPIN, newPIN)
+	snap := ch.Snapshot()
+	if rec.Language != "zh" || snap.Language != "zh" || rec.Outcome != "changed" {
+		t.Fatalf("%+v language %s", rec, snap.Language)
+	}
+	for _, m := range []string{"sound:en/ivr-pin/lang-choice", "sound:ar/ivr-pin/lang-choice", "sound:zh/ivr-pin/lang-choice", "digits:3"} {
+		if !played(ch, m) {
+			t.Errorf("language menu did not play %s", m)
+		}
+	}
+}
+
+func TestCallDeadlineEndsTheCallPolitely(t *testing.T) {
+	l := startLine(t, func(c *config.Config) {
+		c.CallTimeout, c.FirstDigitTimeout = 400*time.Millisecond, 10*time.Second
+	}, demo.Options{})
+	ch, err := l.ARI.PlaceCall(aritest.CallOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := ch.WaitEnded(10 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, _ := l.RecordFor(ch.ID, 5*time.Second)
+	if rec.End != "timeout" || snap.EndReason != "app-hangup" || !played(ch, "goodbye") {
+		t.Fatalf("%+v %+v", rec, snap)
+	}
+}
