@@ -20,7 +20,6 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/sha256"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -67,9 +66,9 @@ type Card struct {
 type Server struct {
 	Faults faults.Injector
 
-	cfg     Config
-	hmacKey []byte
-	mux     *http.ServeMux
+	cfg   Config
+	vault *sim.Vault
+	mux   *http.ServeMux
 
 	mu       sync.Mutex
 	cards    map[string]*Card
@@ -103,8 +102,7 @@ func New(cfg Config) *Server {
 		cfg.Now = time.Now
 	}
 	s := &Server{cfg: cfg, cards: map[string]*Card{}, seen: map[string]bool{}, tokens: map[string]time.Time{}}
-	s.hmacKey = make([]byte, 32)
-	_, _ = rand.Read(s.hmacKey)
+	s.vault = sim.NewVault()
 	s.mux = http.NewServeMux()
 	s.mux.HandleFunc(Route, s.pinChange)
 	s.mux.HandleFunc(TokenRoute, s.token)
@@ -129,7 +127,7 @@ func (s *Server) AddCard(pan, expiry, seq, status, pin string) {
 	defer s.mu.Unlock()
 	c := &Card{PAN: pan, Expiry: expiry, SeqNo: seq, Status: status}
 	if pin != "" {
-		c.hash = s.pinHash(pan, []byte(pin))
+		c.hash = s.vault.Seal(pan, []byte(pin))
 	}
 	s.cards[pan] = c
 }
@@ -139,7 +137,7 @@ func (s *Server) PINIs(pan, pin string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c := s.cards[pan]
-	return c != nil && c.hash != nil && hmac.Equal(c.hash, s.pinHash(pan, []byte(pin)))
+	return c != nil && s.vault.Matches(c.hash, pan, []byte(pin))
 }
 
 // Status returns a card's status and wrong-PIN count (for tests).
@@ -165,14 +163,6 @@ func (s *Server) Received() [][]byte {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([][]byte(nil), s.received...)
-}
-
-func (s *Server) pinHash(pan string, pin []byte) []byte {
-	m := hmac.New(sha256.New, s.hmacKey)
-	m.Write([]byte(pan))
-	m.Write([]byte{0})
-	m.Write(pin)
-	return m.Sum(nil)
 }
 
 // ServeHTTP implements http.Handler.
@@ -348,7 +338,7 @@ func (s *Server) process(in *cardhost.PINChangeRequest) (string, string) {
 		return "109", "Unable to decrypt PIN block"
 	}
 	defer secret.Zero(newPIN)
-	if !hmac.Equal(c.hash, s.pinHash(c.PAN, oldPIN)) {
+	if !s.vault.Matches(c.hash, c.PAN, oldPIN) {
 		c.tries++
 		if c.tries >= s.cfg.MaxTries {
 			c.Status = "blocked"
@@ -359,7 +349,7 @@ func (s *Server) process(in *cardhost.PINChangeRequest) (string, string) {
 	if policy.Weak(newPIN) || len(newPIN) < 4 || len(newPIN) > 6 {
 		return "110", "PIN does not meet policy"
 	}
-	c.hash = s.pinHash(c.PAN, newPIN)
+	c.hash = s.vault.Seal(c.PAN, newPIN)
 	c.tries = 0
 	s.applied++
 	return cardhost.CodeSuccess, "Success"

@@ -11,7 +11,6 @@ package keysecuresim
 import (
 	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"io"
@@ -56,10 +55,10 @@ type Card struct {
 type Server struct {
 	Faults faults.Injector
 
-	cfg     Config
-	key     *secret.Key
-	hmacKey []byte
-	mux     *http.ServeMux
+	cfg   Config
+	key   *secret.Key
+	vault *sim.Vault
+	mux   *http.ServeMux
 
 	mu       sync.Mutex
 	cards    map[string]*Card
@@ -87,8 +86,7 @@ func New(cfg Config) (*Server, error) {
 		cfg.Now = time.Now
 	}
 	s := &Server{cfg: cfg, key: key, cards: map[string]*Card{}, tokens: map[string]time.Time{}}
-	s.hmacKey = make([]byte, 32)
-	_, _ = rand.Read(s.hmacKey)
+	s.vault = sim.NewVault()
 	s.mux = http.NewServeMux()
 	s.mux.HandleFunc("GET "+keysecure.PathToken, s.guard(false, s.token))
 	s.mux.HandleFunc("POST "+keysecure.PathSetPIN, s.guard(true, s.setPIN))
@@ -126,7 +124,7 @@ func (s *Server) PINIs(cardNo, pin string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c := s.cards[cardNo]
-	return c != nil && c.pinHash != nil && hmac.Equal(c.pinHash, s.hash(cardNo, []byte(pin)))
+	return c != nil && s.vault.Matches(c.pinHash, cardNo, []byte(pin))
 }
 
 // PINSets counts PINs set.
@@ -149,14 +147,6 @@ func (s *Server) Received() [][]byte {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([][]byte(nil), s.received...)
-}
-
-func (s *Server) hash(cardNo string, pin []byte) []byte {
-	m := hmac.New(sha256.New, s.hmacKey)
-	m.Write([]byte(cardNo))
-	m.Write([]byte{0})
-	m.Write(pin)
-	return m.Sum(nil)
 }
 
 // ServeHTTP implements http.Handler.
@@ -294,7 +284,7 @@ func (s *Server) setPIN(_ http.ResponseWriter, _ *http.Request, body []byte) (in
 	if err := policy.KeySecurePINPolicy.CheckNew(secret.NewPIN(pin), nil); err != nil {
 		return keysecure.CodeWeakPIN, "PIN must be 6 digits without three identical or sequential digits", nil
 	}
-	c.pinHash = s.hash(c.CardNo, pin)
+	c.pinHash = s.vault.Seal(c.CardNo, pin)
 	s.pinSets++
 	return keysecure.CodeOK, "Success", keysecure.SetPINData{Result: true}
 }
