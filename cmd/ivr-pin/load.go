@@ -29,7 +29,8 @@ import (
 // ARI test server, the simulated callers and the host simulators run in this
 // process; the app under test runs as a child process, as in production.
 //
-//	ivr-pin load --calls 2000
+//	ivr-pin load --calls 2000            # every caller finishes at once
+//	ivr-pin load --calls 2000 --rate 50  # 50 callers finish a second, the rest stay held
 //
 // It holds every call at the main menu and reads the child's heap (heap per
 // active call), then has every caller complete a PIN change and reports the
@@ -40,6 +41,7 @@ func load(args []string, out io.Writer) int {
 	calls := fs.Int("calls", 1000, "concurrent calls")
 	ramp := fs.Int("ramp", 200, "calls placed per batch while ramping up")
 	speed := fs.Float64("speed", 0.01, "prompt playing speed (1 = real time)")
+	rate := fs.Float64("rate", 0, "callers finishing per second after all are held (0: all at once, the worst case)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -148,6 +150,9 @@ func load(args []string, out io.Writer) int {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
+			if *rate > 0 {
+				time.Sleep(time.Duration(float64(i) / *rate * float64(time.Second)))
+			}
 			ch := chans[i]
 			for _, g := range []string{"1", pans[i] + "#", "2812", "7392#", "4829#", "4829#"} {
 				if ch.WaitQuiet(20*time.Millisecond, 5*time.Minute) != nil || ch.Press(g, time.Millisecond) != nil {
