@@ -88,24 +88,15 @@ func (s *EventStream) Dial(ctx context.Context) (*websocket.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	type result struct {
-		ws  *websocket.Conn
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		ws, err := cfg.DialContext(ctx)
-		ch <- result{ws, err}
-	}()
-	r := <-ch
-	if r.err != nil {
+	ws, err := cfg.DialContext(ctx)
+	if err != nil {
 		var de *websocket.DialError
-		if errors.As(r.err, &de) && strings.Contains(de.Err.Error(), "bad status") {
+		if errors.As(err, &de) && strings.Contains(de.Err.Error(), "bad status") {
 			return nil, ErrUnauthorized
 		}
-		return nil, r.err
+		return nil, err
 	}
-	return r.ws, nil
+	return ws, nil
 }
 
 // Run reads events until ctx ends, reconnecting with backoff and jitter.

@@ -41,7 +41,3 @@ type Result struct {
 func (r Result) String() string {
 	return fmt.Sprintf("%s from %s (code %q, msg_id %s)", r.Kind, r.Host, r.Code, r.MsgID)
 }
-
-// Final reports whether the outcome is definite: the caller is told so and
-// the attempt must not be retried by the line itself.
-func (r Result) Final() bool { return r.Kind != Unavailable }

@@ -127,10 +127,3 @@ func (k *Key) Format(f fmt.State, verb rune) { formatMasked(f, verb, k.Describe(
 
 // MarshalJSON writes the safe description.
 func (k *Key) MarshalJSON() ([]byte, error) { return json.Marshal(k.Describe()) }
-
-// Wipe zeroes the key material.
-func (k *Key) Wipe() {
-	if k != nil {
-		Zero(k.b)
-	}
-}

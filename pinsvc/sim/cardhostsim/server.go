@@ -240,13 +240,9 @@ func (s *Server) pinChange(w http.ResponseWriter, r *http.Request) {
 	s.received = append(s.received, body)
 	s.mu.Unlock()
 
-	f := s.Faults.Take(r.URL.Path)
-	switch f.Kind {
-	case faults.Status:
-		faults.WriteStatus(w, f.Status)
+	f, answered := s.Faults.Before(w, r)
+	if answered {
 		return
-	case faults.Delay:
-		faults.Sleep(r, f.Delay)
 	}
 
 	var req cardhost.Request

@@ -71,6 +71,22 @@ func (i *Injector) Take(path string) Fault {
 	return f
 }
 
+// Before takes the fault for r and applies the kinds that act before the
+// request is processed: a Status fault answers (answered is true), a Delay
+// fault sleeps. The fault is returned for the kinds that act after
+// processing (Reset, Malformed, WrongMsgID).
+func (i *Injector) Before(w http.ResponseWriter, r *http.Request) (f Fault, answered bool) {
+	f = i.Take(r.URL.Path)
+	switch f.Kind {
+	case Status:
+		WriteStatus(w, f.Status)
+		return f, true
+	case Delay:
+		Sleep(r, f.Delay)
+	}
+	return f, false
+}
+
 // Sleep waits d or until the client goes away.
 func Sleep(r *http.Request, d time.Duration) {
 	t := time.NewTimer(d)

@@ -170,13 +170,9 @@ func (s *Server) guard(needToken bool, h func(http.ResponseWriter, *http.Request
 			s.received = append(s.received, body)
 		}
 		s.mu.Unlock()
-		f := s.Faults.Take(r.URL.Path)
-		switch f.Kind {
-		case faults.Status:
-			faults.WriteStatus(w, f.Status)
+		f, answered := s.Faults.Before(w, r)
+		if answered {
 			return
-		case faults.Delay:
-			faults.Sleep(r, f.Delay)
 		}
 		code, msg, data := s.check(r, needToken)
 		if code == keysecure.CodeOK {
