@@ -5,7 +5,9 @@
 // and turns the answer, or the lack of one, into an outcome.Result.
 //
 // A PIN change is never resent by this package: once the request may have
-// reached the host, a missing answer is reported as outcome.Ambiguous.
+// reached the host, a missing answer is reported as outcome.Ambiguous. A
+// redirect is never followed (it would carry the PAN and both PIN blocks to
+// an address nobody configured, and could apply the change twice).
 package cardhost
 
 import (
@@ -25,6 +27,7 @@ import (
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 
+	"github.com/ivr-pin/ivr-pin/pinsvc/hosturl"
 	"github.com/ivr-pin/ivr-pin/pinsvc/internal/hostcall"
 	"github.com/ivr-pin/ivr-pin/pinsvc/outcome"
 	"github.com/ivr-pin/ivr-pin/pinsvc/pinblock"
@@ -62,6 +65,18 @@ type Config struct {
 	Encrypter         pinblock.Encrypter
 	Codes             Codes
 
+	// SrcApplication and TargetApplication are the header's routing values
+	// (defaults IVR and PCMS, as the seed); TimestampLayout is the header's
+	// timestamp form (default the samples' ISO 8601, TimestampLayout).
+	SrcApplication, TargetApplication string
+	TimestampLayout                   string
+	// SequenceByBIN gives the card_sequence_number for cards whose PAN starts
+	// with a key (the longest matching prefix wins), for a bank whose cards
+	// all carry the same one; a sequence number in the request wins over it.
+	SequenceByBIN map[string]string
+	// AllowInsecure accepts plain http to a host that is not loopback (a lab).
+	AllowInsecure bool
+
 	// OAuth2 client credentials; all three or none.
 	TokenURL, ClientID, ClientSecret string
 	// TLS client certificate and CA bundle (PEM files); optional.
@@ -82,6 +97,34 @@ type Client struct {
 func New(cfg Config) (*Client, error) {
 	if cfg.URL == "" {
 		return nil, errors.New("card host URL is not set")
+	}
+	if err := hosturl.Check(cfg.URL, cfg.AllowInsecure); err != nil {
+		return nil, errors.New("card host URL " + err.Error())
+	}
+	if cfg.TokenURL != "" {
+		if err := hosturl.Check(cfg.TokenURL, cfg.AllowInsecure); err != nil {
+			return nil, errors.New("card host token URL " + err.Error())
+		}
+	}
+	if cfg.SrcApplication == "" {
+		cfg.SrcApplication = SrcApplicationIVR
+	}
+	if cfg.TargetApplication == "" {
+		cfg.TargetApplication = TargetApplicationPCM
+	}
+	if len(cfg.SrcApplication) > MaxApplication || len(cfg.TargetApplication) > MaxApplication {
+		return nil, fmt.Errorf("src and target application are at most %d characters", MaxApplication)
+	}
+	if cfg.TimestampLayout == "" {
+		cfg.TimestampLayout = TimestampLayout
+	}
+	if _, err := ParseTimestamp(time.Now().Format(cfg.TimestampLayout)); err != nil {
+		return nil, errors.New("timestamp layout gives neither documented form")
+	}
+	for bin, seq := range cfg.SequenceByBIN {
+		if bin == "" || digits("bin", bin) != nil || len(bin) > 11 || len(seq) != 2 || digits("seq", seq) != nil {
+			return nil, errors.New("sequence numbers by BIN must map 1 to 11 digits to two digits")
+		}
 	}
 	if cfg.BankID == "" || len(cfg.BankID) > MaxBankID {
 		return nil, fmt.Errorf("bank id must be 1 to %d characters", MaxBankID)
@@ -137,7 +180,7 @@ func httpClient(cfg Config) (*http.Client, error) {
 		}
 		tr.TLSClientConfig = tc
 	}
-	hc := &http.Client{Transport: tr, Timeout: cfg.Timeout}
+	hc := hostcall.NewClient(tr, cfg.Timeout)
 	if cfg.TokenURL != "" {
 		if cfg.ClientID == "" || cfg.ClientSecret == "" {
 			return nil, errors.New("OAuth2 needs the token URL, client id and client secret together")
@@ -145,11 +188,10 @@ func httpClient(cfg Config) (*http.Client, error) {
 		cc := clientcredentials.Config{ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret, TokenURL: cfg.TokenURL}
 		// The token call rides the same TLS transport; ReuseTokenSource caches
 		// the token until shortly before it expires.
-		tokenCtx := context.WithValue(context.Background(), oauth2.HTTPClient, &http.Client{Transport: tr, Timeout: cfg.Timeout})
-		hc = &http.Client{
-			Transport: &oauth2.Transport{Source: oauth2.ReuseTokenSource(nil, cc.TokenSource(tokenCtx)), Base: tr},
-			Timeout:   cfg.Timeout,
-		}
+		// Neither call follows a redirect: the client secret must not go
+		// anywhere but the token URL either.
+		tokenCtx := context.WithValue(context.Background(), oauth2.HTTPClient, hostcall.NewClient(tr, cfg.Timeout))
+		hc = hostcall.NewClient(&oauth2.Transport{Source: oauth2.ReuseTokenSource(nil, cc.TokenSource(tokenCtx)), Base: tr}, cfg.Timeout)
 	}
 	return hc, nil
 }
@@ -197,20 +239,24 @@ func (c *Client) build(msgID string, req ChangeRequest) ([]byte, error) {
 	if tracking == "" {
 		tracking = msgID
 	}
+	seq := req.SequenceNumber
+	if seq == "" {
+		seq = c.sequenceFor(pan)
+	}
 	r := Request{NISrvRequest: RequestEnvelope{RequestCardPINChange: &PINChangeRequest{
 		Header: Header{
 			MsgID:             msgID,
 			MsgType:           MsgTypeTransaction,
 			MsgFunction:       FunctionRequest,
-			SrcApplication:    SrcApplicationIVR,
-			TargetApplication: TargetApplicationPCM,
-			Timestamp:         c.cfg.Now().Format(TimestampLayout),
+			SrcApplication:    c.cfg.SrcApplication,
+			TargetApplication: c.cfg.TargetApplication,
+			Timestamp:         c.cfg.Now().Format(c.cfg.TimestampLayout),
 			TrackingID:        tracking,
 			BankID:            c.cfg.BankID,
 		},
 		Body: PINChangeBody{
 			CardNumber:         pan,
-			CardSequenceNumber: req.SequenceNumber,
+			CardSequenceNumber: seq,
 			CardExpiryDate:     req.Expiry,
 			EncryptedOldPIN:    oldBlock,
 			EncryptedNewPIN:    newBlock,
@@ -223,6 +269,18 @@ func (c *Client) build(msgID string, req ChangeRequest) ([]byte, error) {
 		return nil, fmt.Errorf("%w: %v", ErrLocal, err)
 	}
 	return json.Marshal(r)
+}
+
+// sequenceFor is the configured sequence number of the longest BIN prefix
+// of pan, or "".
+func (c *Client) sequenceFor(pan string) string {
+	best, seq := 0, ""
+	for bin, s := range c.cfg.SequenceByBIN {
+		if len(bin) > best && strings.HasPrefix(pan, bin) {
+			best, seq = len(bin), s
+		}
+	}
+	return seq
 }
 
 // send posts body once and classifies what came back.
@@ -243,7 +301,17 @@ func (c *Client) send(ctx context.Context, msgID string, body []byte) outcome.Re
 	case a.Err != nil:
 		res.Kind, res.Description = outcome.Ambiguous, hostcall.Reason(a.Err)
 		return res
+	case hostcall.IsRedirect(a.Status):
+		// Not followed, and the host did not process the request here.
+		res.Kind, res.Description = outcome.Unavailable, fmt.Sprintf("HTTP %d redirect not followed", a.Status)
+		return res
 	case a.Status != http.StatusOK:
+		// A gateway may put the host's own answer behind an error status:
+		// when the body is a well-formed answer to this request, it rules.
+		if answered, ok := c.classifyNI(msgID, a.Body); ok {
+			answered.Description = fmt.Sprintf("HTTP %d: %s", a.Status, answered.Description)
+			return answered
+		}
 		res.Description = fmt.Sprintf("HTTP %d", a.Status)
 		// 503, 429 and auth refusals say the service did not take the request;
 		// other 5xx after the request was written leave us unsure.
@@ -261,34 +329,46 @@ func (c *Client) send(ctx context.Context, msgID string, body []byte) outcome.Re
 	return c.classify(msgID, a.Body)
 }
 
+// classify reads a 200 answer; anything short of a well-formed answer to
+// this msg_id leaves the outcome ambiguous (the host may have acted).
 func (c *Client) classify(msgID string, data []byte) outcome.Result {
-	res := outcome.Result{Host: outcome.CardHost, MsgID: msgID, Kind: outcome.Ambiguous}
+	res, _ := c.classifyNI(msgID, data)
+	return res
+}
+
+// classifyNI reads an answer body. ok is false when the body is not a
+// well-formed answer to msgID with status S or F; res is then Ambiguous
+// with the reason.
+func (c *Client) classifyNI(msgID string, data []byte) (res outcome.Result, ok bool) {
+	res = outcome.Result{Host: outcome.CardHost, MsgID: msgID, Kind: outcome.Ambiguous}
 	var r Response
 	if err := json.Unmarshal(data, &r); err != nil || r.NISrvResponse.ResponseCardPINChange == nil {
 		res.Description = "malformed answer"
-		return res
+		return res, false
 	}
 	a := r.NISrvResponse.ResponseCardPINChange
 	if a.Header.MsgID != msgID {
 		// An answer to some other request tells us nothing about ours.
 		res.Description = "answer for another msg_id"
-		return res
+		return res, false
 	}
 	if fn := strings.ReplaceAll(a.Header.MsgFunction, " ", ""); fn != FunctionResponse {
 		res.Description = "unexpected msg_function"
-		return res
+		return res, false
 	}
 	e := a.ExceptionDetails
-	res.Code, res.Description = e.ErrorCode, truncate(e.ErrorDescription, 100)
+	res.Code, res.Description = truncate(string(e.ErrorCode), 20), truncate(string(e.ErrorDescription), 100)
+	res.Reference = truncate(string(e.TransactionRefID), 64)
 	switch e.Status {
 	case StatusSuccess:
 		res.Kind = outcome.Changed
 	case StatusFailure:
-		res.Kind = c.kindFor(e.ErrorCode)
+		res.Kind = c.kindFor(res.Code)
 	default:
 		res.Description = "unknown status"
+		return res, false
 	}
-	return res
+	return res, true
 }
 
 func (c *Client) kindFor(code string) outcome.Kind {

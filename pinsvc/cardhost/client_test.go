@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -349,5 +350,158 @@ func TestParseTimestampAcceptsBothDocumentedForms(t *testing.T) {
 	}
 	if _, err := cardhost.ParseTimestamp("2020-13-45"); err == nil {
 		t.Error("garbage accepted")
+	}
+}
+
+// wireBody decodes the body of the i-th request the simulator received.
+func wireBody(t *testing.T, h *harness, i int) (header, body map[string]any) {
+	t.Helper()
+	var doc struct {
+		NISrvRequest struct {
+			Op struct {
+				Header map[string]any `json:"header"`
+				Body   map[string]any `json:"body"`
+			} `json:"request_card_pin_change"`
+		} `json:"NISrvRequest"`
+	}
+	if err := json.Unmarshal(h.sim.Received()[i], &doc); err != nil {
+		t.Fatal(err)
+	}
+	return doc.NISrvRequest.Op.Header, doc.NISrvRequest.Op.Body
+}
+
+func TestRedirectIsNeverFollowed(t *testing.T) {
+	var elsewhere atomic.Int32
+	other := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { elsewhere.Add(1) }))
+	t.Cleanup(other.Close)
+	for _, status := range []int{301, 302, 307, 308} {
+		h := newHarness(t, nil)
+		h.sim.Faults.Set(faults.Fault{Kind: faults.Redirect, Status: status, Location: other.URL + cardhostsim.Route, Count: 1})
+		res := change(t, h.client, pan, expiry, oldPIN, "4829")
+		if res.Kind != outcome.Unavailable || !strings.Contains(res.Description, "redirect") {
+			t.Fatalf("%d: %v", status, res)
+		}
+		if n := len(h.sim.Received()); n != 1 || elsewhere.Load() != 0 || h.sim.Applied() != 0 {
+			t.Fatalf("%d: %d requests to the host, %d elsewhere, %d applied", status, n, elsewhere.Load(), h.sim.Applied())
+		}
+	}
+}
+
+func TestRefusalBehindAnErrorStatusIsRead(t *testing.T) {
+	for _, status := range []int{400, 422, 500} {
+		z := zpk(t)
+		sim := cardhostsim.New(cardhostsim.Config{BankID: bankID, ZPK: z, FailureStatus: status}).WithTestCards()
+		srv := httptest.NewServer(sim)
+		c, err := cardhost.New(cardhost.Config{URL: srv.URL + cardhostsim.Route, BankID: bankID,
+			EncryptionMethod: cardhost.MethodSymmetric, Encrypter: z, Timeout: 2 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res := change(t, c, pan, expiry, "1357", "4829")
+		srv.Close()
+		if res.Kind != outcome.WrongPIN || res.Code != "105" {
+			t.Fatalf("HTTP %d with an NI body: %v", status, res)
+		}
+	}
+}
+
+func TestHostReferenceIsKept(t *testing.T) {
+	h := newHarness(t, nil)
+	res := change(t, h.client, pan, expiry, oldPIN, "4829")
+	if res.Kind != outcome.Changed || !strings.HasPrefix(res.Reference, "TRN") {
+		t.Fatalf("%+v", res)
+	}
+	// A host that sends the reference as a number does not fail the answer.
+	z := zpk(t)
+	sim := cardhostsim.New(cardhostsim.Config{BankID: bankID, ZPK: z, RefAsNumber: true}).WithTestCards()
+	srv := httptest.NewServer(sim)
+	defer srv.Close()
+	c, _ := cardhost.New(cardhost.Config{URL: srv.URL + cardhostsim.Route, BankID: bankID,
+		EncryptionMethod: cardhost.MethodSymmetric, Encrypter: z, Timeout: 2 * time.Second})
+	res = change(t, c, pan, expiry, oldPIN, "4829")
+	if res.Kind != outcome.Changed || res.Reference != "700000000001" {
+		t.Fatalf("numeric transaction_ref_id: %+v", res)
+	}
+}
+
+func TestSequenceNumberIsSentWhenKnown(t *testing.T) {
+	h := newHarness(t, func(c *cardhost.Config) {
+		c.SequenceByBIN = map[string]string{"4111": "02", "411111": "01", "5555": "03"}
+	})
+	send := func(seq string) {
+		_, err := h.client.ChangePIN(context.Background(), cardhost.ChangeRequest{PAN: pan, Expiry: expiry, SequenceNumber: seq,
+			Old: secret.PINFromString("1357"), New: secret.PINFromString("4829")})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	send("")   // from the longest BIN prefix
+	send("07") // a transfer's own wins
+	if _, b := wireBody(t, h, 0); b["card_sequence_number"] != "01" {
+		t.Fatalf("by BIN: %v", b["card_sequence_number"])
+	}
+	if _, b := wireBody(t, h, 1); b["card_sequence_number"] != "07" {
+		t.Fatalf("passed in: %v", b["card_sequence_number"])
+	}
+	h2 := newHarness(t, nil)
+	change(t, h2.client, pan, expiry, "1357", "4829")
+	if _, b := wireBody(t, h2, 0); b["card_sequence_number"] != nil {
+		t.Fatalf("unknown sequence number sent: %v", b["card_sequence_number"])
+	}
+}
+
+func TestHeaderSettings(t *testing.T) {
+	z := zpk(t)
+	sim := cardhostsim.New(cardhostsim.Config{BankID: bankID, ZPK: z, SrcApplication: "IVR2", TargetApplication: "CMS"}).WithTestCards()
+	srv := httptest.NewServer(sim)
+	defer srv.Close()
+	cfg := cardhost.Config{URL: srv.URL + cardhostsim.Route, BankID: bankID, EncryptionMethod: cardhost.MethodSymmetric,
+		Encrypter: z, Timeout: 2 * time.Second, TimestampLayout: cardhost.LegacyTimestampLayout}
+	c, _ := cardhost.New(cfg)
+	if res := change(t, c, pan, expiry, oldPIN, "4829"); res.Kind != outcome.Rejected || res.Code != "101" {
+		t.Fatalf("default IVR/PCMS to a host expecting IVR2/CMS: %v", res)
+	}
+	cfg.SrcApplication, cfg.TargetApplication = "IVR2", "CMS"
+	c, _ = cardhost.New(cfg)
+	if res := change(t, c, pan, expiry, oldPIN, "4829"); res.Kind != outcome.Changed {
+		t.Fatalf("%v", res)
+	}
+	var doc map[string]map[string]map[string]map[string]any
+	_ = json.Unmarshal(sim.Received()[1], &doc)
+	ts, _ := doc["NISrvRequest"]["request_card_pin_change"]["header"]["timestamp"].(string)
+	if _, err := time.Parse(cardhost.LegacyTimestampLayout, ts); err != nil {
+		t.Fatalf("timestamp %q not in the legacy form", ts)
+	}
+	for _, bad := range []cardhost.Config{
+		{SrcApplication: "ELEVENCHARS"},
+		{TimestampLayout: "2006"},
+		{SequenceByBIN: map[string]string{"41x": "01"}},
+		{SequenceByBIN: map[string]string{"4111": "1"}},
+	} {
+		bad.URL, bad.BankID, bad.EncryptionMethod, bad.Encrypter = srv.URL, bankID, cardhost.MethodSymmetric, z
+		if _, err := cardhost.New(bad); err == nil {
+			t.Errorf("accepted %+v", bad)
+		}
+	}
+}
+
+func TestPlainHTTPToAnotherHostIsRefused(t *testing.T) {
+	z := zpk(t)
+	base := cardhost.Config{BankID: bankID, EncryptionMethod: cardhost.MethodSymmetric, Encrypter: z}
+	for _, u := range []string{"http://cards.bank.example/PCServices/CardPinChange", "cards.bank.example", "https://%zz"} {
+		cfg := base
+		cfg.URL = u
+		if _, err := cardhost.New(cfg); err == nil {
+			t.Errorf("%q accepted", u)
+		}
+	}
+	cfg := base
+	cfg.URL, cfg.TokenURL, cfg.ClientID, cfg.ClientSecret = "https://cards.bank.example/x", "http://idp.bank.example/token", "id", "secret"
+	if _, err := cardhost.New(cfg); err == nil {
+		t.Error("plain http token URL accepted")
+	}
+	cfg.AllowInsecure = true
+	if _, err := cardhost.New(cfg); err != nil {
+		t.Errorf("explicitly allowed: %v", err)
 	}
 }

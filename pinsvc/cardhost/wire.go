@@ -3,10 +3,16 @@ package cardhost
 import (
 	"errors"
 	"time"
+
+	"github.com/ivr-pin/ivr-pin/pinsvc/internal/hostcall"
 )
 
-// The envelope of seeds/ni-card-pin-change.txt, field for field. The client
-// and the simulator share these types so they cannot drift apart.
+// The envelope of seeds/ni-card-pin-change.txt as the client writes and
+// reads it. The request is field for field; the response types are lenient
+// where the client does not act (any JSON type for informational fields) and
+// strict where it does (msg_id, msg_function, status, error_code). The
+// simulator has wire types of its own, so a misreading here is caught by the
+// tests rather than mirrored.
 
 // Request is the top-level request document.
 type Request struct {
@@ -63,20 +69,24 @@ type ResponseEnvelope struct {
 
 // PINChangeResponse is the answer.
 type PINChangeResponse struct {
-	Header           Header           `json:"header"`
+	Header           ResponseHeader   `json:"header"`
 	ExceptionDetails ExceptionDetails `json:"exception_details"`
+}
+
+// ResponseHeader is what the client reads of the answer's header.
+type ResponseHeader struct {
+	MsgID       string `json:"msg_id"`
+	MsgFunction string `json:"msg_function"`
 }
 
 // ExceptionDetails carries the status. The seed's table capitalises it
 // "Exception_details" while its sample uses "exception_details"; Go's JSON
 // decoder matches either.
 type ExceptionDetails struct {
-	ApplicationName  string  `json:"application_name"`
-	DateTime         string  `json:"date_time"`
-	Status           string  `json:"status"`
-	ErrorCode        string  `json:"error_code"`
-	ErrorDescription string  `json:"error_description"`
-	TransactionRefID *string `json:"transaction_ref_id"`
+	Status           string        `json:"status"`
+	ErrorCode        hostcall.Text `json:"error_code"`
+	ErrorDescription hostcall.Text `json:"error_description"`
+	TransactionRefID hostcall.Text `json:"transaction_ref_id"`
 }
 
 // Documented constants.

@@ -1,14 +1,17 @@
 // Package keysecure is the client for the KeySecure open platform: the
 // merchant token (cached, renewed before expiry and once on 1006/1007), the
-// card lookup that turns a PAN a caller typed into KeySecure's card_no and
-// cardholder_no, and the physical card set-PIN call with the PIN encrypted
-// AES/ECB/PKCS5Padding under the merchant's apiSecret. Its rules (6 digits,
-// not weak, physical, Activated) are checked before any set-PIN call.
+// card check that proves a first-setup caller holds the card (the card is
+// found from the PAN typed, or named by an agent, and its security code is
+// compared with the one in the card's private info), and the physical card
+// set-PIN call with the PIN encrypted AES/ECB/PKCS5Padding under the
+// merchant's apiSecret. Its rules (6 digits, not weak, physical, Activated)
+// are checked before any set-PIN call. Redirects are never followed.
 package keysecure
 
 import (
 	"bytes"
 	"context"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,6 +22,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ivr-pin/ivr-pin/pinsvc/hosturl"
 	"github.com/ivr-pin/ivr-pin/pinsvc/internal/hostcall"
 	"github.com/ivr-pin/ivr-pin/pinsvc/outcome"
 	"github.com/ivr-pin/ivr-pin/pinsvc/policy"
@@ -38,7 +42,19 @@ type Config struct {
 	Lookback time.Duration
 	// RenewBefore renews the token this long before it expires (default 5 min).
 	RenewBefore time.Duration
-	Now         func() time.Time
+	// ClockSkew is taken off the Timestamp header (default 2 s): the platform
+	// refuses a timestamp in the future (1005), so a local clock running a
+	// little fast must not fail every call. It stays well inside the 60 s the
+	// platform accepts.
+	ClockSkew time.Duration
+	// MaxListRequests bounds the card list calls of one card search (default
+	// 40); MaxCandidates bounds the private-info fetches (default 3). Both
+	// keep one call from sweeping a merchant's whole card base.
+	MaxListRequests int
+	MaxCandidates   int
+	// AllowInsecure accepts plain http to a host that is not loopback (a lab).
+	AllowInsecure bool
+	Now           func() time.Time
 }
 
 // Client talks to KeySecure. Safe for concurrent use.
@@ -56,8 +72,8 @@ func New(cfg Config) (*Client, error) {
 	if cfg.BaseURL == "" {
 		return nil, errors.New("KeySecure URL is not set")
 	}
-	if _, err := url.Parse(cfg.BaseURL); err != nil {
-		return nil, errors.New("KeySecure URL is not a URL")
+	if err := hosturl.Check(cfg.BaseURL, cfg.AllowInsecure); err != nil {
+		return nil, errors.New("KeySecure URL " + err.Error())
 	}
 	if cfg.APIKey == "" {
 		return nil, errors.New("KeySecure Api-Key is not set")
@@ -74,12 +90,24 @@ func New(cfg Config) (*Client, error) {
 	if cfg.RenewBefore <= 0 {
 		cfg.RenewBefore = 5 * time.Minute
 	}
+	if cfg.ClockSkew < 0 || cfg.ClockSkew > 30*time.Second {
+		return nil, errors.New("KeySecure clock skew must be 0 to 30 s")
+	}
+	if cfg.ClockSkew == 0 {
+		cfg.ClockSkew = 2 * time.Second
+	}
+	if cfg.MaxListRequests <= 0 {
+		cfg.MaxListRequests = 40
+	}
+	if cfg.MaxCandidates <= 0 {
+		cfg.MaxCandidates = 3
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
 	cfg.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
 	tr := hostcall.NewTransport(cfg.Timeout)
-	return &Client{cfg: cfg, http: &http.Client{Transport: tr, Timeout: cfg.Timeout}}, nil
+	return &Client{cfg: cfg, http: hostcall.NewClient(tr, cfg.Timeout)}, nil
 }
 
 // hostError is a KeySecure answer that was not code 0, or a transport
@@ -100,7 +128,7 @@ func AsResult(err error) (outcome.Result, bool) {
 func failure(kind outcome.Kind, code int, desc string) error {
 	c := ""
 	if code != 0 {
-		c = strconv.Itoa(code)
+		c = codeText(code)
 	}
 	return &hostError{outcome.Result{Kind: kind, Host: outcome.KeySecure, Code: c, Description: desc}}
 }
@@ -138,7 +166,7 @@ func (c *Client) Token(ctx context.Context) (string, error) {
 	if td.AccessToken == "" {
 		return "", failure(outcome.Unavailable, 0, "token answer without a token")
 	}
-	c.token, c.expiresAt = td.AccessToken, time.UnixMilli(td.ExpiredTime)
+	c.token, c.expiresAt = td.AccessToken, time.UnixMilli(int64(td.ExpiredTime))
 	return c.token, nil
 }
 
@@ -161,7 +189,7 @@ func (c *Client) authed(ctx context.Context, method, path string, body, out any,
 		}
 		err = c.call(ctx, method, path, body, tok, out, mayHaveActed)
 		res, ok := AsResult(err)
-		if attempt == 0 && ok && (res.Code == strconv.Itoa(CodeTokenMissing) || res.Code == strconv.Itoa(CodeTokenInvalid)) {
+		if attempt == 0 && ok && (res.Code == codeText(CodeTokenMissing) || res.Code == codeText(CodeTokenInvalid)) {
 			c.dropToken(tok)
 			continue
 		}
@@ -186,7 +214,7 @@ func (c *Client) call(ctx context.Context, method, path string, body any, token 
 		return failure(outcome.Unavailable, 0, "bad request URL")
 	}
 	req.Header.Set(HeaderAPIKey, c.cfg.APIKey)
-	req.Header.Set(HeaderTimestamp, strconv.FormatInt(c.cfg.Now().UnixMilli(), 10))
+	req.Header.Set(HeaderTimestamp, strconv.FormatInt(c.cfg.Now().Add(-c.cfg.ClockSkew).UnixMilli(), 10))
 	req.Header.Set("Content-Type", "application/json")
 	if token != "" {
 		req.Header.Set(HeaderToken, token)
@@ -207,6 +235,10 @@ func (c *Client) call(ctx context.Context, method, path string, body any, token 
 		return failure(outcome.Unavailable, 0, hostcall.Reason(a.Err))
 	case a.Err != nil:
 		return failure(unsure, 0, hostcall.Reason(a.Err))
+	case hostcall.IsRedirect(a.Status):
+		// Never followed: the token and the PIN would go to an address
+		// nobody configured. The platform did not act on this request.
+		return failure(outcome.Unavailable, 0, fmt.Sprintf("HTTP %d redirect not followed", a.Status))
 	case a.Status == http.StatusServiceUnavailable || a.Status == http.StatusTooManyRequests:
 		return failure(outcome.Unavailable, 0, fmt.Sprintf("HTTP %d", a.Status))
 	case a.Status >= 500:
@@ -219,7 +251,7 @@ func (c *Client) call(ctx context.Context, method, path string, body any, token 
 		return failure(unsure, 0, "malformed answer")
 	}
 	if env.Code != CodeOK {
-		return failure(kindFor(env.Code, mayHaveActed), env.Code, truncate(env.Msg, 100))
+		return failure(kindFor(int(env.Code), mayHaveActed), int(env.Code), truncate(string(env.Msg), 100))
 	}
 	if out != nil && len(env.Data) > 0 {
 		if err := json.Unmarshal(env.Data, out); err != nil {
@@ -236,20 +268,25 @@ func (c *Client) CardDetail(ctx context.Context, cardNo string) (Card, error) {
 	return card, err
 }
 
-// PrivateInfo returns a card's decrypted private info. Callers Wipe it.
-func (c *Client) PrivateInfo(ctx context.Context, cardNo string) (PrivateInfo, error) {
+// privateInfo returns a card's decrypted private info. Callers wipe it.
+func (c *Client) privateInfo(ctx context.Context, cardNo string) (privateInfo, error) {
 	var enc string
 	if err := c.authed(ctx, http.MethodGet, PathCardPrefix+url.PathEscape(cardNo)+"/private/info", nil, &enc, false); err != nil {
-		return PrivateInfo{}, err
+		if res, ok := AsResult(err); ok && res.Code == codeText(CodePCINotEnabled) {
+			// Without the card's details the line cannot prove the caller
+			// holds the card, so it sets nothing.
+			res.Kind = outcome.CannotVerify
+			return privateInfo{}, &hostError{res}
+		}
+		return privateInfo{}, err
 	}
 	plain, err := DecryptECB(c.cfg.APISecret, enc)
 	if err != nil {
-		return PrivateInfo{}, failure(outcome.Unavailable, 0, "private info does not decrypt under the apiSecret")
+		return privateInfo{}, failure(outcome.CannotVerify, 0, "private info does not decrypt under the apiSecret")
 	}
-	defer secret.Zero(plain)
-	var pi PrivateInfo
-	if err := json.Unmarshal(plain, &pi); err != nil {
-		return PrivateInfo{}, failure(outcome.Unavailable, 0, "private info is not JSON")
+	pi, err := parsePrivateInfo(plain)
+	if err != nil {
+		return privateInfo{}, failure(outcome.CannotVerify, 0, err.Error())
 	}
 	return pi, nil
 }
@@ -259,31 +296,110 @@ type CardRef struct {
 	CardNo, CardholderNo string
 }
 
-// FindCard finds the physical card whose PAN and expiry the caller typed:
-// it lists cards by creation date in 90-day windows going back Lookback,
-// keeps physical cards with the same last four digits, and confirms each
-// candidate through its private info (PAN and expiry must both match). A
-// card that is not found is outcome.NotEligible.
-func (c *Client) FindCard(ctx context.Context, pan secret.PAN, exp policy.Expiry) (CardRef, error) {
-	last4 := pan.Last4()
+// CardCheck is what a first-setup caller typed to prove they hold the card.
+// A card named by an agent (CardNo, and CardholderNo when known) is checked
+// by its security code alone; otherwise the card is found from PAN and
+// Expiry. VerifyCard wipes Code whatever happens.
+type CardCheck struct {
+	PAN                  secret.PAN
+	Expiry               policy.Expiry // zero when not typed
+	CardNo, CardholderNo string
+	Code                 *secret.PIN // the 3 digits on the back (CVV2/CVC2)
+}
+
+// VerifyCard proves the caller holds the card before any PIN is sent: the
+// card's private info must hold the same PAN, expiry and security code as
+// typed (compared in constant time). The answer never says which of them
+// differed: outcome.DetailsMismatch. No physical card with the typed last
+// four digits is outcome.NotEligible; a platform that will not show private
+// info (1013) or a search past its bounds is outcome.CannotVerify. The
+// search runs on ctx: a hang-up stops it.
+func (c *Client) VerifyCard(ctx context.Context, chk CardCheck) (CardRef, error) {
+	defer chk.Code.Wipe()
+	if chk.Code.Len() == 0 {
+		return CardRef{}, failure(outcome.DetailsMismatch, 0, "no security code")
+	}
+	var ref CardRef
+	if chk.CardNo != "" {
+		ok, err := c.matches(ctx, chk.CardNo, chk)
+		if err != nil {
+			return CardRef{}, err
+		}
+		if !ok {
+			return CardRef{}, failure(outcome.DetailsMismatch, 0, "card details do not match")
+		}
+		ref = CardRef{CardNo: chk.CardNo, CardholderNo: chk.CardholderNo}
+	} else {
+		found, err := c.search(ctx, chk)
+		if err != nil {
+			return CardRef{}, err
+		}
+		ref = found
+	}
+	// The caller has proved they hold the card: now it is safe to say
+	// whether it can take a PIN, before they type one.
+	card, err := c.CardDetail(ctx, ref.CardNo)
+	if err != nil {
+		return CardRef{}, err
+	}
+	if ref.CardholderNo == "" {
+		ref.CardholderNo = card.CardholderNo
+	}
+	if err := eligible(card, ref.CardholderNo); err != nil {
+		return CardRef{}, err
+	}
+	return ref, nil
+}
+
+// eligible applies the set-PIN rules that depend on the card: physical
+// (4017), Activated (4005), and owned by the cardholder named.
+func eligible(card Card, cardholderNo string) error {
+	switch {
+	case card.CardType != TypePhysical:
+		return failure(outcome.NotEligible, CodeNotPhysical, "not a physical card")
+	case card.Status != StatusActivated:
+		return failure(outcome.NotEligible, CodeNotActivated, "card status "+truncate(card.Status, 20))
+	case card.CardholderNo != cardholderNo:
+		return failure(outcome.NotEligible, 0, "cardholder does not own the card")
+	}
+	return nil
+}
+
+// search walks the card list by creation date in 90-day windows going back
+// Lookback, newest first, and checks each physical card with the typed last
+// four digits, until one matches or a bound is reached.
+func (c *Client) search(ctx context.Context, chk CardCheck) (CardRef, error) {
+	last4 := chk.PAN.Last4()
 	end := c.cfg.Now()
 	oldest := end.Add(-c.cfg.Lookback)
+	requests, checked := 0, 0
 	for end.After(oldest) {
 		start := end.AddDate(0, 0, -(MaxWindowDays - 1))
 		if start.Before(oldest) {
 			start = oldest
 		}
 		for page := 0; ; page++ {
+			if requests >= c.cfg.MaxListRequests {
+				return CardRef{}, failure(outcome.CannotVerify, 0, "card search reached its request bound")
+			}
+			if err := ctx.Err(); err != nil {
+				return CardRef{}, failure(outcome.Unavailable, 0, hostcall.Reason(err))
+			}
+			requests++
 			var data CardListData
 			body := CardListBody{StartTime: start.Format(DateLayout), EndTime: end.Format(DateLayout), Page: page, Size: MaxPageSize}
 			if err := c.authed(ctx, http.MethodPost, PathCardList, body, &data, false); err != nil {
 				return CardRef{}, err
 			}
 			for _, card := range data.List {
-				if card.CardLastNo != last4 || card.CardType != TypePhysical {
+				if card.CardLastNo != last4 || card.CardType != TypePhysical || card.CardNo == "" {
 					continue
 				}
-				ok, err := c.confirm(ctx, card.CardNo, pan, exp)
+				if checked >= c.cfg.MaxCandidates {
+					return CardRef{}, failure(outcome.DetailsMismatch, 0, "card details do not match")
+				}
+				checked++
+				ok, err := c.matches(ctx, card.CardNo, chk)
 				if err != nil {
 					return CardRef{}, err
 				}
@@ -297,22 +413,45 @@ func (c *Client) FindCard(ctx context.Context, pan secret.PAN, exp policy.Expiry
 		}
 		end = start.AddDate(0, 0, -1)
 	}
-	return CardRef{}, failure(outcome.NotEligible, 0, "no physical card matches")
+	if checked > 0 {
+		return CardRef{}, failure(outcome.DetailsMismatch, 0, "card details do not match")
+	}
+	return CardRef{}, failure(outcome.NotEligible, 0, "no physical card with these last four digits")
 }
 
-func (c *Client) confirm(ctx context.Context, cardNo string, pan secret.PAN, exp policy.Expiry) (bool, error) {
-	pi, err := c.PrivateInfo(ctx, cardNo)
+// matches compares a card's private info with what the caller typed, every
+// part in constant time and all parts always (no early exit that would time
+// which one differed).
+func (c *Client) matches(ctx context.Context, cardNo string, chk CardCheck) (bool, error) {
+	pi, err := c.privateInfo(ctx, cardNo)
 	if err != nil {
 		return false, err
 	}
-	defer pi.Wipe()
-	y, _ := strconv.Atoi(pi.ExpYear)
-	m, _ := strconv.Atoi(pi.ExpMonth)
-	return pi.PAN == pan.Digits() && y%100 == exp.Year%100 && m == int(exp.Month), nil
+	defer pi.wipe()
+	ok := subtle.ConstantTimeCompare(pi.cvv, chk.Code.Bytes())
+	if chk.PAN != "" {
+		typed := []byte(chk.PAN.Digits())
+		ok &= subtle.ConstantTimeCompare(pi.pan, typed)
+		secret.Zero(typed)
+	}
+	if chk.Expiry.Year != 0 {
+		same := pi.expiryPresent && pi.year%100 == chk.Expiry.Year%100 && pi.month == int(chk.Expiry.Month)
+		ok &= subtle.ConstantTimeEq(b2i(same), 1)
+	}
+	return ok == 1, nil
 }
 
-// SetRequest is a first PIN setup. CardNo and CardholderNo come from an
-// agent transfer or from FindCard. The client wipes PIN whatever happens.
+func b2i(b bool) int32 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func codeText(code int) string { return strconv.Itoa(code) }
+
+// SetRequest is a first PIN setup of a card VerifyCard accepted. The client
+// wipes PIN whatever happens.
 type SetRequest struct {
 	CardNo, CardholderNo string
 	PIN                  *secret.PIN
@@ -324,23 +463,15 @@ func (c *Client) SetPIN(ctx context.Context, req SetRequest) (outcome.Result, er
 	defer req.PIN.Wipe()
 	res := outcome.Result{Host: outcome.KeySecure}
 	if err := policy.KeySecurePINPolicy.CheckNew(req.PIN, nil); err != nil {
-		res.Kind, res.Code, res.Description = outcome.WeakPIN, strconv.Itoa(CodeWeakPIN), "refused before sending: "+string(policy.ReasonOf(err))
+		res.Kind, res.Code, res.Description = outcome.WeakPIN, codeText(CodeWeakPIN), "refused before sending: "+string(policy.ReasonOf(err))
 		return res, nil
 	}
 	card, err := c.CardDetail(ctx, req.CardNo)
 	if err != nil {
 		return resultOf(err), nil
 	}
-	switch {
-	case card.CardType != TypePhysical:
-		res.Kind, res.Code, res.Description = outcome.NotEligible, strconv.Itoa(CodeNotPhysical), "not a physical card"
-		return res, nil
-	case card.Status != StatusActivated:
-		res.Kind, res.Code, res.Description = outcome.NotEligible, strconv.Itoa(CodeNotActivated), "card status "+card.Status
-		return res, nil
-	case card.CardholderNo != req.CardholderNo:
-		res.Kind, res.Description = outcome.NotEligible, "cardholder does not own the card"
-		return res, nil
+	if err := eligible(card, req.CardholderNo); err != nil {
+		return resultOf(err), nil
 	}
 	enc, err := EncryptECB(c.cfg.APISecret, req.PIN.Bytes())
 	req.PIN.Wipe()
@@ -352,7 +483,7 @@ func (c *Client) SetPIN(ctx context.Context, req SetRequest) (outcome.Result, er
 	if err != nil {
 		return resultOf(err), nil
 	}
-	if !data.Result {
+	if data.Result != nil && !*data.Result {
 		res.Kind, res.Code, res.Description = outcome.Rejected, "0", "result false"
 		return res, nil
 	}

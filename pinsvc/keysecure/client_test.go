@@ -35,6 +35,7 @@ type harness struct {
 	srv    *httptest.Server
 	client *keysecure.Client
 	calls  *atomic.Int32
+	last   atomic.Pointer[http.Header]
 }
 
 func newHarness(t *testing.T, simCfg func(*keysecuresim.Config), cliCfg func(*keysecure.Config)) *harness {
@@ -49,8 +50,11 @@ func newHarness(t *testing.T, simCfg func(*keysecuresim.Config), cliCfg func(*ke
 	}
 	sim.WithTestCards()
 	calls := &atomic.Int32{}
+	h := &harness{sim: sim, calls: calls}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		calls.Add(1)
+		hdr := r.Header.Clone()
+		h.last.Store(&hdr)
 		sim.ServeHTTP(w, r)
 	}))
 	t.Cleanup(srv.Close)
@@ -66,7 +70,8 @@ func newHarness(t *testing.T, simCfg func(*keysecuresim.Config), cliCfg func(*ke
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &harness{sim: sim, srv: srv, client: c, calls: calls}
+	h.srv, h.client = srv, c
+	return h
 }
 
 func set(t *testing.T, c *keysecure.Client, cardNo, holderNo, pin string) outcome.Result {
@@ -194,7 +199,7 @@ func TestSimulatorRefusesWhatTheDocsForbid(t *testing.T) {
 			defer resp.Body.Close()
 			var env keysecure.Envelope
 			_ = json.NewDecoder(resp.Body).Decode(&env)
-			if env.Code != c.code {
+			if int(env.Code) != c.code {
 				t.Fatalf("code %d (%s), want %d", env.Code, env.Msg, c.code)
 			}
 		})
@@ -285,42 +290,216 @@ func TestFaultsOnSetPIN(t *testing.T) {
 	}
 }
 
-func TestFindCardFromTypedPAN(t *testing.T) {
+func addCard(h *harness, cardNo, holderNo, typ, created, pan, expiry, cvv string) {
+	at, err := time.Parse("2006-01-02 15:04:05", created)
+	if err != nil {
+		panic(err)
+	}
+	h.sim.AddCard(keysecuresim.Card{CardNo: cardNo, CardholderNo: holderNo, Type: typ, Status: keysecure.StatusActivated,
+		Created: at, PAN: pan, Expiry: expiry, CVV: cvv})
+}
+
+func check(pan, yymm, code string) keysecure.CardCheck {
+	exp, err := policy.ParseExpiry(yymm, now)
+	if err != nil {
+		panic(err)
+	}
+	return keysecure.CardCheck{PAN: secret.PAN(pan), Expiry: exp, Code: secret.PINFromString(code)}
+}
+
+func kindOf(err error) outcome.Kind {
+	res, _ := keysecure.AsResult(err)
+	return res.Kind
+}
+
+func TestVerifyCardFromTypedPAN(t *testing.T) {
 	fixed := func() time.Time { return now }
 	h := newHarness(t, func(c *keysecuresim.Config) { c.Now = fixed }, func(c *keysecure.Config) { c.Now = fixed })
-	// Fill the window with 250 cards sharing the last four digits (three pages),
-	// virtual look-alikes, and the real card created a year ago in another window.
+	// Fill the window with 250 cards with other last four digits (three pages),
+	// a virtual look-alike, and the real card created a year ago in another window.
 	for i := 0; i < 250; i++ {
-		h.sim.AddCard(keysecure.Card{CardNo: fmt.Sprintf("C2026101%05d", i), CardholderNo: "U9", CardType: keysecure.TypePhysical,
-			Status: keysecure.StatusActivated, Time: "2026-10-15 09:00:00"}, fmt.Sprintf("4000%08d4321", i), "2912")
+		addCard(h, fmt.Sprintf("C2026101%05d", i), "U9", keysecure.TypePhysical, "2026-10-15 09:00:00", fmt.Sprintf("4000%08d4321", i), "2912", "111")
 	}
-	h.sim.AddCard(keysecure.Card{CardNo: "C202511300001", CardholderNo: "U202511300001", CardType: keysecure.TypePhysical,
-		Status: keysecure.StatusActivated, Time: "2025-11-30 09:00:00"}, "4539148803436467", "2911")
-	h.sim.AddCard(keysecure.Card{CardNo: "C202511300002", CardholderNo: "U202511300002", CardType: keysecure.TypeVirtual,
-		Status: keysecure.StatusActivated, Time: "2025-11-30 09:00:00"}, "4539148803436467", "2911")
-	exp, _ := policy.ParseExpiry("2911", now)
-	ref, err := h.client.FindCard(context.Background(), "4539148803436467", exp)
+	addCard(h, "C202511300001", "U202511300001", keysecure.TypePhysical, "2025-11-30 09:00:00", "4539148803436467", "2911", "364")
+	addCard(h, "C202511300002", "U202511300002", keysecure.TypeVirtual, "2025-11-30 09:00:00", "4539148803436467", "2911", "364")
+	chk := check("4539148803436467", "2911", "364")
+	ref, err := h.client.VerifyCard(context.Background(), chk)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if ref.CardNo != "C202511300001" || ref.CardholderNo != "U202511300001" {
 		t.Fatalf("found %+v", ref)
 	}
-	// A wrong expiry does not match, even with the right PAN.
-	exp2, _ := policy.ParseExpiry("2912", now)
-	_, err = h.client.FindCard(context.Background(), "4539148803436467", exp2)
-	if res, ok := keysecure.AsResult(err); !ok || res.Kind != outcome.NotEligible {
-		t.Fatalf("wrong expiry: %v", err)
+	if !chk.Code.Wiped() {
+		t.Fatal("security code not wiped")
+	}
+	// Only the one physical card with the same last four had its private info read.
+	if n := h.sim.Calls(keysecuresim.RoutePrivateInfo); n != 1 {
+		t.Fatalf("private info read for %d cards", n)
+	}
+	// Any one detail wrong is a mismatch, and the answer never says which.
+	for name, c := range map[string]keysecure.CardCheck{
+		"wrong expiry":        check("4539148803436467", "2912", "364"),
+		"wrong security code": check("4539148803436467", "2911", "365"),
+	} {
+		if _, err := h.client.VerifyCard(context.Background(), c); kindOf(err) != outcome.DetailsMismatch {
+			t.Errorf("%s: %v", name, err)
+		}
+		if res, _ := keysecure.AsResult(err); strings.Contains(res.Description, "expiry") || strings.Contains(res.Description, "code") {
+			t.Errorf("%s: the answer says which detail: %q", name, res.Description)
+		}
 	}
 }
 
-func TestFindCardWithoutPCIDisplay(t *testing.T) {
+func TestVerifyCardNamedByAnAgentChecksTheCode(t *testing.T) {
+	h := newHarness(t, nil, nil)
+	ok := keysecure.CardCheck{CardNo: physical, Code: secret.PINFromString("731")}
+	ref, err := h.client.VerifyCard(context.Background(), ok)
+	if err != nil || ref.CardholderNo != holder {
+		t.Fatalf("%+v %v", ref, err)
+	}
+	bad := keysecure.CardCheck{CardNo: physical, CardholderNo: holder, Code: secret.PINFromString("137")}
+	if _, err := h.client.VerifyCard(context.Background(), bad); kindOf(err) != outcome.DetailsMismatch {
+		t.Fatalf("wrong code: %v", err)
+	}
+	none := keysecure.CardCheck{CardNo: physical, CardholderNo: holder}
+	if _, err := h.client.VerifyCard(context.Background(), none); kindOf(err) != outcome.DetailsMismatch {
+		t.Fatalf("no code: %v", err)
+	}
+}
+
+func TestVerifyCardWithoutPCIDisplayCannotVerify(t *testing.T) {
 	h := newHarness(t, func(c *keysecuresim.Config) { c.PCIDisplay = false }, nil)
-	exp, _ := policy.ParseExpiry("3001", time.Now())
-	_, err := h.client.FindCard(context.Background(), "4012888888881881", exp)
+	_, err := h.client.VerifyCard(context.Background(), check("4012888888881881", "3001", "731"))
 	res, ok := keysecure.AsResult(err)
-	if !ok || res.Code != "1013" || res.Kind != outcome.Unavailable {
+	if !ok || res.Code != "1013" || res.Kind != outcome.CannotVerify {
 		t.Fatalf("%v", err)
+	}
+}
+
+func TestCardSearchIsBounded(t *testing.T) {
+	h := newHarness(t, func(c *keysecuresim.Config) { c.EndlessList = true }, func(c *keysecure.Config) { c.MaxListRequests = 12 })
+	_, err := h.client.VerifyCard(context.Background(), check("4012888888881881", "3001", "731"))
+	if kindOf(err) != outcome.CannotVerify {
+		t.Fatalf("%v", err)
+	}
+	if n := h.sim.Calls(keysecuresim.RouteCardList); n != 12 {
+		t.Fatalf("%d card list requests, want the bound of 12", n)
+	}
+}
+
+func TestCardSearchStopsWhenTheCallerHangsUp(t *testing.T) {
+	h := newHarness(t, func(c *keysecuresim.Config) { c.EndlessList = true }, nil)
+	h.sim.Faults.Set(faults.Fault{Kind: faults.Delay, Delay: 30 * time.Millisecond, Path: keysecure.PathCardList})
+	ctx, hangUp := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := h.client.VerifyCard(ctx, check("4012888888881881", "3001", "731"))
+		done <- err
+	}()
+	for h.sim.Calls(keysecuresim.RouteCardList) < 3 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	hangUp()
+	err := <-done
+	if kindOf(err) == outcome.Verified || err == nil {
+		t.Fatalf("%v", err)
+	}
+	after := h.sim.Calls(keysecuresim.RouteCardList)
+	time.Sleep(100 * time.Millisecond)
+	if n := h.sim.Calls(keysecuresim.RouteCardList); n != after || n >= 40 {
+		t.Fatalf("the search went on after the hang-up: %d then %d requests", after, n)
+	}
+}
+
+func TestPrivateInfoIsReadForAHandfulOfCardsOnly(t *testing.T) {
+	fixed := func() time.Time { return now }
+	h := newHarness(t, func(c *keysecuresim.Config) { c.Now = fixed }, func(c *keysecure.Config) { c.Now = fixed })
+	for i := 0; i < 10; i++ {
+		addCard(h, fmt.Sprintf("C2026110%05d", i), "U8", keysecure.TypePhysical, "2026-11-01 09:00:00", fmt.Sprintf("5200%08d6467", i), "2912", "999")
+	}
+	_, err := h.client.VerifyCard(context.Background(), check("4539148803436467", "2911", "364"))
+	if kindOf(err) != outcome.DetailsMismatch {
+		t.Fatalf("%v", err)
+	}
+	if n := h.sim.Calls(keysecuresim.RoutePrivateInfo); n != 3 {
+		t.Fatalf("private info read for %d cards, want at most 3", n)
+	}
+}
+
+func TestAnIndependentPlatformsDialect(t *testing.T) {
+	fixed := func() time.Time { return now }
+	h := newHarness(t, func(c *keysecuresim.Config) { c.Now = fixed; c.TimeAsNumber = true; c.OmitSetResult = true },
+		func(c *keysecure.Config) { c.Now = fixed })
+	ref, err := h.client.VerifyCard(context.Background(), check("4012888888881881", "3001", "731"))
+	if err != nil {
+		t.Fatalf("card list with a numeric time: %v", err)
+	}
+	res, err := h.client.SetPIN(context.Background(), keysecure.SetRequest{CardNo: ref.CardNo, CardholderNo: ref.CardholderNo, PIN: secret.PINFromString("482915")})
+	if err != nil || res.Kind != outcome.Changed {
+		t.Fatalf("code 0 without data.result: %v %v", res, err)
+	}
+}
+
+func TestRedirectsAreNeverFollowed(t *testing.T) {
+	var elsewhere atomic.Int32
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { elsewhere.Add(1) }))
+	t.Cleanup(other.Close)
+	for _, path := range []string{keysecure.PathToken, keysecure.PathSetPIN} {
+		t.Run(path, func(t *testing.T) {
+			h := newHarness(t, nil, nil)
+			if path != keysecure.PathToken {
+				if _, err := h.client.Token(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			h.sim.Faults.Set(faults.Fault{Kind: faults.Redirect, Location: other.URL + path, Path: path})
+			res := set(t, h.client, physical, holder, "482915")
+			if res.Kind != outcome.Unavailable || !strings.Contains(res.Description, "redirect") {
+				t.Fatalf("%v", res)
+			}
+			if elsewhere.Load() != 0 || h.sim.PINSets() != 0 {
+				t.Fatalf("redirect followed: %d requests elsewhere", elsewhere.Load())
+			}
+		})
+	}
+}
+
+func TestTimestampAllowsForAFastClock(t *testing.T) {
+	fast := func() time.Time { return time.Now().Add(5 * time.Second) }
+	h := newHarness(t, nil, func(c *keysecure.Config) { c.Now = fast })
+	if _, err := h.client.Token(context.Background()); err == nil || !strings.Contains(err.Error(), "1005") {
+		t.Fatalf("5 s fast with the default 2 s skew: %v", err)
+	}
+	h2 := newHarness(t, nil, func(c *keysecure.Config) { c.Now = fast; c.ClockSkew = 8 * time.Second })
+	if _, err := h2.client.Token(context.Background()); err != nil {
+		t.Fatalf("5 s fast with an 8 s skew: %v", err)
+	}
+	ts, _ := strconv.ParseInt(h2.last.Load().Get("Timestamp"), 10, 64)
+	if d := time.Since(time.UnixMilli(ts)); d < 2*time.Second || d > 4*time.Second {
+		t.Fatalf("Timestamp %s behind now, want about 3 s", d)
+	}
+}
+
+func TestTimezoneAndLanguageHeaders(t *testing.T) {
+	h := newHarness(t, nil, func(c *keysecure.Config) { c.Timezone = "UTC+4"; c.Language = "en_US" })
+	if _, err := h.client.Token(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if hdr := *h.last.Load(); hdr.Get("Timezone") != "UTC+4" || hdr.Get("Language") != "en_US" {
+		t.Fatalf("headers %v", hdr)
+	}
+}
+
+func TestPlainHTTPToAnotherHostIsRefused(t *testing.T) {
+	key, _ := keysecure.SecretKey(apiSecret)
+	for _, u := range []string{"http://openplatform.keysecure.example", "not a url", "ftp://x"} {
+		if _, err := keysecure.New(keysecure.Config{BaseURL: u, APIKey: apiKey, APISecret: key}); err == nil {
+			t.Errorf("%q accepted", u)
+		}
+	}
+	if _, err := keysecure.New(keysecure.Config{BaseURL: "http://openplatform.keysecure.example", APIKey: apiKey, APISecret: key, AllowInsecure: true}); err != nil {
+		t.Errorf("explicitly allowed: %v", err)
 	}
 }
 

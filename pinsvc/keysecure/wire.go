@@ -6,12 +6,14 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"strconv"
+	"strings"
 
+	"github.com/ivr-pin/ivr-pin/pinsvc/internal/hostcall"
 	"github.com/ivr-pin/ivr-pin/pinsvc/secret"
 )
 
-// The KeySecure open API's routes, headers and shapes, shared by the client
-// and the simulator.
+// The KeySecure open API's routes, headers and codes as the client uses them.
 const (
 	PathToken       = "/open-api/v1/merchant/token"
 	PathSetPIN      = "/open-api/v1/card/pin/set"
@@ -60,17 +62,44 @@ const (
 	StatusDelete     = "Delete"
 )
 
+// The types below are the client's reading of the platform's answers:
+// lenient where the client does not act on a field (unknown fields, or a
+// field such as the card list's "time" whose type is not documented, never
+// fail an answer), strict where it does (the code, the token, the card's
+// identifiers, type and status are checked). The simulator has wire types of
+// its own, so a misreading here is caught by the tests rather than mirrored.
+
 // Envelope is every answer: code 0 on success, msg says why otherwise.
 type Envelope struct {
-	Code int             `json:"code"`
-	Msg  string          `json:"msg"`
+	Code Number          `json:"code"`
+	Msg  Text            `json:"msg"`
 	Data json.RawMessage `json:"data"`
 }
+
+// Number is a JSON integer that a platform may also send as a numeric string.
+type Number int64
+
+// UnmarshalJSON accepts 42 and "42".
+func (n *Number) UnmarshalJSON(b []byte) error {
+	s := strings.Trim(string(b), `"`)
+	if s == "null" || s == "" {
+		return errors.New("not a number")
+	}
+	v, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return errors.New("not a number")
+	}
+	*n = Number(v)
+	return nil
+}
+
+// Text is a JSON value read as text for logs (see hostcall.Text).
+type Text = hostcall.Text
 
 // TokenData is the token call's data.
 type TokenData struct {
 	AccessToken string `json:"access_token"`
-	ExpiredTime int64  `json:"expired_time"` // Unix milliseconds
+	ExpiredTime Number `json:"expired_time"` // Unix milliseconds
 }
 
 // SetPINBody is the set-PIN request body.
@@ -80,9 +109,10 @@ type SetPINBody struct {
 	PIN          string `json:"pin"`
 }
 
-// SetPINData is the set-PIN answer's data.
+// SetPINData is the set-PIN answer's data. Result is a pointer: the seed
+// documents code 0 as success, so only an explicit false is a refusal.
 type SetPINData struct {
-	Result bool `json:"result"`
+	Result *bool `json:"result"`
 }
 
 // CardListBody is the card list request body.
@@ -96,33 +126,97 @@ type CardListBody struct {
 	CardUniqueNo string `json:"card_unique_no,omitempty"`
 }
 
-// Card is one card of a list or a detail answer.
+// Card is what the client reads of one card in a list or a detail answer:
+// the fields it acts on, nothing else (the creation "time" is left out: its
+// type is not documented and the client never uses it).
 type Card struct {
 	CardNo       string `json:"card_no"`
 	CardholderNo string `json:"cardholder_no"`
 	CardType     string `json:"card_type"`
 	CardLastNo   string `json:"card_last_no"`
 	Status       string `json:"status"`
-	Time         string `json:"time"`
 }
 
 // CardListData is the card list answer's data.
 type CardListData struct {
-	List  []Card `json:"list"`
-	Total int    `json:"total"`
+	List []Card `json:"list"`
 }
 
-// PrivateInfo is the decrypted private info of a card.
-type PrivateInfo struct {
-	PAN      string `json:"pan"`
-	ExpYear  string `json:"exp_year"`
-	ExpMonth string `json:"exp_month"`
-	CVV      string `json:"cvv"`
+// privateInfo is a card's decrypted private info, kept out of Go strings:
+// the PAN and the security code are sub-slices of one buffer that wipe()
+// zeroes, so neither outlives the comparison.
+type privateInfo struct {
+	buf           []byte
+	pan, cvv      []byte
+	year, month   int
+	expiryPresent bool
 }
 
-// Wipe clears what can be cleared of private info held as strings: the
-// references, so the values become garbage as soon as possible.
-func (p *PrivateInfo) Wipe() { *p = PrivateInfo{} }
+// wipe zeroes the decrypted buffer.
+func (p *privateInfo) wipe() {
+	secret.Zero(p.buf)
+	*p = privateInfo{}
+}
+
+// parsePrivateInfo reads {"pan":..,"exp_year":..,"exp_month":..,"cvv":..}
+// from plain (which it takes ownership of and the result's wipe zeroes).
+// Each value may be a JSON string or number of digits.
+func parsePrivateInfo(plain []byte) (privateInfo, error) {
+	var raw struct {
+		PAN      json.RawMessage `json:"pan"`
+		ExpYear  json.RawMessage `json:"exp_year"`
+		ExpMonth json.RawMessage `json:"exp_month"`
+		CVV      json.RawMessage `json:"cvv"`
+	}
+	pi := privateInfo{buf: plain}
+	if err := json.Unmarshal(plain, &raw); err != nil {
+		pi.wipe()
+		return privateInfo{}, errors.New("private info is not JSON")
+	}
+	// RawMessage values are copies: gather them into one owned buffer and
+	// zero the copies at once.
+	defer func() {
+		secret.Zero(raw.PAN)
+		secret.Zero(raw.CVV)
+	}()
+	pan, ok1 := digitsOf(raw.PAN)
+	cvv, ok2 := digitsOf(raw.CVV)
+	if !ok1 || !ok2 {
+		pi.wipe()
+		return privateInfo{}, errors.New("private info has no PAN or security code")
+	}
+	own := make([]byte, 0, len(pan)+len(cvv))
+	own = append(own, pan...)
+	own = append(own, cvv...)
+	secret.Zero(plain)
+	pi = privateInfo{buf: own, pan: own[:len(pan)], cvv: own[len(pan):]}
+	y, oky := digitsOf(raw.ExpYear)
+	m, okm := digitsOf(raw.ExpMonth)
+	if oky && okm {
+		pi.year, _ = strconv.Atoi(string(y))
+		pi.month, _ = strconv.Atoi(string(m))
+		pi.expiryPresent = true
+	}
+	return pi, nil
+}
+
+// digitsOf returns the digits of a JSON string or number of digits, as a
+// sub-slice of raw (no copy).
+func digitsOf(raw json.RawMessage) ([]byte, bool) {
+	b := bytes.TrimSpace(raw)
+	if len(b) >= 2 && b[0] == '"' && b[len(b)-1] == '"' {
+		b = b[1 : len(b)-1]
+	}
+	if len(b) == 0 {
+		return nil, false
+	}
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return nil, false
+		}
+	}
+	return b, true
+}
 
 // SecretKey turns the merchant's apiSecret into its AES key: the UTF-8 bytes
 // of the secret, 16, 24 or 32 of them.

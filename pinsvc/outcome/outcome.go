@@ -18,6 +18,13 @@ const (
 	Rejected    Kind = "rejected"     // any other refusal by the host
 	Unavailable Kind = "unavailable"  // nothing reached the host, or it refused before acting
 	Ambiguous   Kind = "ambiguous"    // the request may have been applied; no answer came
+
+	// First setup proves the card is in the caller's hand before any PIN is
+	// sent; these are what that proof can come to.
+	Verified        Kind = "verified"         // the card's details and security code match
+	DetailsMismatch Kind = "details_mismatch" // number, expiry or security code do not match (never which)
+	CannotVerify    Kind = "cannot_verify"    // the host will not show the card's details (KeySecure 1013)
+	AlreadySet      Kind = "already_set"      // this card's first PIN was already set through the line
 )
 
 // Host names the system that took the request.
@@ -36,6 +43,7 @@ type Result struct {
 	Code        string // the host's own code ("000", "105", "4017"), "" when none came
 	Description string // the host's description, for logs
 	MsgID       string // the request's message id, for the audit record
+	Reference   string // the host's own reference (NI transaction_ref_id), for the audit record
 }
 
 func (r Result) String() string {

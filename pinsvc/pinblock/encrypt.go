@@ -1,11 +1,12 @@
 package pinblock
 
 import (
+	"crypto"
 	"crypto/cipher"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/sha1"
-	"crypto/sha256"
+	_ "crypto/sha1"   // registers crypto.SHA1 for OAEP
+	_ "crypto/sha256" // registers crypto.SHA256 for OAEP
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
@@ -142,6 +143,12 @@ const (
 	PaddingPKCS1v15   = "PKCS1v15"
 	EncodingHex       = "hex"
 	EncodingBase64    = "base64"
+
+	// MGF1 hashes for OAEP. Empty means the OAEP hash itself (what Go and
+	// most libraries do); Java's OAEPWithSHA-256AndMGF1Padding uses SHA-256
+	// for OAEP and SHA-1 for MGF1.
+	MGF1SHA1   = "SHA1"
+	MGF1SHA256 = "SHA256"
 )
 
 // RSAEncrypter encrypts the clear format 0, 1 or 3 block under the
@@ -150,8 +157,55 @@ type RSAEncrypter struct {
 	Public   *rsa.PublicKey
 	Format   Format
 	Padding  string
+	MGF1Hash string // "" (the OAEP hash), SHA1 or SHA256; OAEP only
 	Encoding string
 	Rand     io.Reader
+}
+
+// NewRSAEncrypter checks the choices at start-up: format 4 is an AES format
+// and cannot go under RSA, and the padding, MGF1 hash and encoding must be
+// known ones.
+func NewRSAEncrypter(pub *rsa.PublicKey, f Format, padding, mgf1, encoding string) (*RSAEncrypter, error) {
+	if f == ISO4 {
+		return nil, errors.New("ISO4 is an AES format; use ISO0, ISO1 or ISO3 with ASYNC_ENC")
+	}
+	r := &RSAEncrypter{Public: pub, Format: f, Padding: padding, MGF1Hash: mgf1, Encoding: encoding}
+	if _, _, err := oaepHashes(r.padding(), mgf1); err != nil {
+		return nil, err
+	}
+	if _, err := encode(r.encoding(), nil); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// oaepHashes are the OAEP and MGF1 hashes of a padding choice; zero for
+// PKCS#1 v1.5.
+func oaepHashes(padding, mgf1 string) (oaep, mgf crypto.Hash, err error) {
+	switch padding {
+	case PaddingOAEPSHA256:
+		oaep = crypto.SHA256
+	case PaddingOAEPSHA1:
+		oaep = crypto.SHA1
+	case PaddingPKCS1v15:
+		if mgf1 != "" {
+			return 0, 0, errors.New("an MGF1 hash goes with OAEP only")
+		}
+		return 0, 0, nil
+	default:
+		return 0, 0, fmt.Errorf("unknown RSA padding %q", padding)
+	}
+	switch mgf1 {
+	case "":
+		mgf = oaep
+	case MGF1SHA1:
+		mgf = crypto.SHA1
+	case MGF1SHA256:
+		mgf = crypto.SHA256
+	default:
+		return 0, 0, fmt.Errorf("unknown MGF1 hash %q", mgf1)
+	}
+	return oaep, mgf, nil
 }
 
 // LoadCertificate reads the first certificate of a PEM file and returns its
@@ -190,7 +244,11 @@ func ParseCertificatePEM(data []byte) (*rsa.PublicKey, error) {
 
 // Describe implements Encrypter.
 func (r *RSAEncrypter) Describe() string {
-	return fmt.Sprintf("%s under RSA-%d %s %s", r.Format, r.Public.N.BitLen(), r.padding(), r.encoding())
+	mgf := ""
+	if r.MGF1Hash != "" {
+		mgf = " MGF1-" + r.MGF1Hash
+	}
+	return fmt.Sprintf("%s under RSA-%d %s%s %s", r.Format, r.Public.N.BitLen(), r.padding(), mgf, r.encoding())
 }
 
 func (r *RSAEncrypter) padding() string {
@@ -221,16 +279,15 @@ func (r *RSAEncrypter) Encrypt(pin []byte, pan string) (string, error) {
 		return "", err
 	}
 	defer secret.Zero(clear)
+	oaep, mgf, err := oaepHashes(r.padding(), r.MGF1Hash)
+	if err != nil {
+		return "", err
+	}
 	var out []byte
-	switch r.padding() {
-	case PaddingOAEPSHA256:
-		out, err = rsa.EncryptOAEP(sha256.New(), rnd, r.Public, clear, nil)
-	case PaddingOAEPSHA1:
-		out, err = rsa.EncryptOAEP(sha1.New(), rnd, r.Public, clear, nil)
-	case PaddingPKCS1v15:
+	if oaep == 0 {
 		out, err = rsa.EncryptPKCS1v15(rnd, r.Public, clear)
-	default:
-		return "", fmt.Errorf("unknown RSA padding %q", r.Padding)
+	} else {
+		out, err = rsa.EncryptOAEPWithOptions(rnd, r.Public, clear, &rsa.OAEPOptions{Hash: oaep, MGFHash: mgf})
 	}
 	if err != nil {
 		return "", err
@@ -249,7 +306,7 @@ func encode(enc string, b []byte) (string, error) {
 }
 
 // RSADecrypt is the host side of RSAEncrypter (used by the simulator).
-func RSADecrypt(priv *rsa.PrivateKey, f Format, padding, encoding, block, pan string) ([]byte, error) {
+func RSADecrypt(priv *rsa.PrivateKey, f Format, padding, mgf1, encoding, block, pan string) ([]byte, error) {
 	var raw []byte
 	var err error
 	switch encoding {
@@ -263,16 +320,18 @@ func RSADecrypt(priv *rsa.PrivateKey, f Format, padding, encoding, block, pan st
 	if err != nil {
 		return nil, ErrBlock
 	}
+	if padding == "" {
+		padding = PaddingOAEPSHA256
+	}
+	oaep, mgf, err := oaepHashes(padding, mgf1)
+	if err != nil {
+		return nil, err
+	}
 	var clear []byte
-	switch padding {
-	case PaddingOAEPSHA256, "":
-		clear, err = rsa.DecryptOAEP(sha256.New(), nil, priv, raw, nil)
-	case PaddingOAEPSHA1:
-		clear, err = rsa.DecryptOAEP(sha1.New(), nil, priv, raw, nil)
-	case PaddingPKCS1v15:
+	if oaep == 0 {
 		clear, err = rsa.DecryptPKCS1v15(nil, priv, raw)
-	default:
-		return nil, fmt.Errorf("unknown RSA padding %q", padding)
+	} else {
+		clear, err = priv.Decrypt(nil, raw, &rsa.OAEPOptions{Hash: oaep, MGFHash: mgf})
 	}
 	if err != nil {
 		return nil, ErrBlock

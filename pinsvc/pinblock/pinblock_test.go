@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/x509"
 	"encoding/hex"
+	"encoding/pem"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 
@@ -198,10 +201,75 @@ func TestRSAEncrypterEveryPaddingAndEncoding(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%s/%s: %v", pad, enc, err)
 			}
-			pin, err := RSADecrypt(priv, ISO0, pad, enc, out, pan)
+			pin, err := RSADecrypt(priv, ISO0, pad, "", enc, out, pan)
 			if err != nil || string(pin) != "7392" {
 				t.Fatalf("%s/%s: decrypt: %v", pad, enc, err)
 			}
+		}
+	}
+}
+
+// Java's default OAEPWithSHA-256AndMGF1Padding (MGF1 with SHA-1), as OpenSSL
+// made it (testdata/README.md), decrypts only with the MGF1 hash set.
+func TestOAEPWithMGF1SHA1KnownAnswer(t *testing.T) {
+	keyPEM, err := os.ReadFile("testdata/oaep-test-key.pem")
+	if err != nil {
+		t.Fatal(err)
+	}
+	blk, _ := pem.Decode(keyPEM)
+	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	priv := k.(*rsa.PrivateKey)
+	ct, err := os.ReadFile("testdata/oaep-sha256-mgf1-sha1.hex")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const pan = "4761739001010119"
+	pin, err := RSADecrypt(priv, ISO0, PaddingOAEPSHA256, MGF1SHA1, EncodingHex, string(ct), pan)
+	if err != nil || string(pin) != "7392" {
+		t.Fatalf("OpenSSL's OAEP-SHA256/MGF1-SHA1 block: %v", err)
+	}
+	if _, err := RSADecrypt(priv, ISO0, PaddingOAEPSHA256, "", EncodingHex, string(ct), pan); err == nil {
+		t.Fatal("decrypted with MGF1-SHA256: the MGF1 setting would not matter")
+	}
+	// And our encrypter with the same setting round-trips through it.
+	r, err := NewRSAEncrypter(&priv.PublicKey, ISO0, PaddingOAEPSHA256, MGF1SHA1, EncodingBase64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := r.Encrypt([]byte("4829"), pan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pin, err := RSADecrypt(priv, ISO0, PaddingOAEPSHA256, MGF1SHA1, EncodingBase64, out, pan); err != nil || string(pin) != "4829" {
+		t.Fatalf("round trip: %v", err)
+	}
+	if !strings.Contains(r.Describe(), "MGF1-SHA1") {
+		t.Fatalf("Describe() = %s", r.Describe())
+	}
+}
+
+func TestNewRSAEncrypterRefusesWhatCannotWork(t *testing.T) {
+	priv, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name          string
+		f             Format
+		pad, mgf, enc string
+	}{
+		{"format 4 under RSA", ISO4, PaddingOAEPSHA256, "", EncodingHex},
+		{"MGF1 with PKCS1v15", ISO0, PaddingPKCS1v15, MGF1SHA1, EncodingHex},
+		{"unknown MGF1", ISO0, PaddingOAEPSHA256, "MD5", EncodingHex},
+		{"unknown padding", ISO0, "OAEP-MD5", "", EncodingHex},
+		{"unknown encoding", ISO0, PaddingOAEPSHA256, "", "base32"},
+	}
+	for _, c := range cases {
+		if _, err := NewRSAEncrypter(&priv.PublicKey, c.f, c.pad, c.mgf, c.enc); err == nil {
+			t.Errorf("%s accepted", c.name)
 		}
 	}
 }

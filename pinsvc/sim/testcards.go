@@ -13,6 +13,7 @@ type TestCard struct {
 	KeySecure    string // KeySecure card_type/status, "" = unknown there
 	CardNo       string // KeySecure card order number
 	CardholderNo string // KeySecure cardholder order number
+	CVV          string // security code on the back (KeySecure private info)
 	Path         string // what a caller exercises with it
 }
 
@@ -27,12 +28,12 @@ var TestCards = []TestCard{
 	{PAN: "4000056655665556", Expiry: "2903", PIN: "4826", CardHost: "blocked",
 		Path: "change PIN: card not eligible"},
 	{PAN: "4012888888881881", Expiry: "3001", CardHost: "active", KeySecure: "Physical/Activated",
-		CardNo: "C202605220001", CardholderNo: "U202605220001",
-		Path: "press 2: first PIN of a new card through KeySecure (press 1: host says no PIN yet)"},
+		CardNo: "C202605220001", CardholderNo: "U202605220001", CVV: "731",
+		Path: "press 2: first PIN of a new card through KeySecure, security code 731 (press 1: host says no PIN yet)"},
 	{PAN: "5105105105105100", Expiry: "2907", KeySecure: "Virtual/Activated",
-		CardNo: "C202605220002", CardholderNo: "U202605220002",
+		CardNo: "C202605220002", CardholderNo: "U202605220002", CVV: "402",
 		Path: "press 2: refused, virtual card (4017)"},
 	{PAN: "4761739001010119", Expiry: "2911", KeySecure: "Physical/ToActivate",
-		CardNo: "C202605220003", CardholderNo: "U202605220003",
-		Path: "press 2: refused, card not activated (4005)"},
+		CardNo: "C202605220003", CardholderNo: "U202605220003", CVV: "958",
+		Path: "press 2: refused, card not activated (4005), security code 958"},
 }

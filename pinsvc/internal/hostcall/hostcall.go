@@ -6,6 +6,7 @@ package hostcall
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net"
@@ -14,6 +15,20 @@ import (
 	"sync/atomic"
 	"time"
 )
+
+// NoRedirects is every host client's CheckRedirect: a redirect is never
+// followed. Following one would re-send the PAN, both PIN blocks, tokens and
+// keys to an address nobody configured, and could apply a PIN change twice;
+// the 3xx comes back to the client as an answer it refuses.
+func NoRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
+// NewClient is an HTTP client over tr that follows no redirects.
+func NewClient(tr http.RoundTripper, timeout time.Duration) *http.Client {
+	return &http.Client{Transport: tr, Timeout: timeout, CheckRedirect: NoRedirects}
+}
+
+// IsRedirect reports a 3xx status.
+func IsRedirect(status int) bool { return status >= 300 && status < 400 }
 
 // NewTransport is the connection pool both host clients use: every phase
 // bounded by timeout, connections kept alive and reused.
@@ -79,4 +94,23 @@ func Reason(err error) string {
 		return "network: " + oe.Op
 	}
 	return "transport error"
+}
+
+// Text is a JSON value a client reads as text: a string, or any other value
+// (a number, say) as its JSON form. It never fails a decode, so a field whose
+// type a host does not document cannot fail a whole answer.
+type Text string
+
+// UnmarshalJSON accepts any JSON value; null is "".
+func (t *Text) UnmarshalJSON(b []byte) error {
+	var s string
+	switch {
+	case string(b) == "null":
+		*t = ""
+	case json.Unmarshal(b, &s) == nil:
+		*t = Text(s)
+	default:
+		*t = Text(b)
+	}
+	return nil
 }

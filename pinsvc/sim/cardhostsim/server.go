@@ -3,7 +3,8 @@
 // state (the current PIN only as a keyed hash), decrypts the PIN blocks with
 // its own copy of the zone PIN key (or RSA private key), counts wrong PINs,
 // refuses a repeated msg_id, and answers with the documented envelope. Faults
-// are injected through its Faults field.
+// are injected through its Faults field. Its wire types and validation are
+// its own (wire.go), not the client's.
 //
 // The card host's error code list is not public. The simulator's codes, which
 // cardhost.DefaultCodes mirrors:
@@ -21,15 +22,14 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/ivr-pin/ivr-pin/pinsvc/cardhost"
 	"github.com/ivr-pin/ivr-pin/pinsvc/pinblock"
-	"github.com/ivr-pin/ivr-pin/pinsvc/policy"
 	"github.com/ivr-pin/ivr-pin/pinsvc/secret"
 	"github.com/ivr-pin/ivr-pin/pinsvc/sim"
 	"github.com/ivr-pin/ivr-pin/pinsvc/sim/faults"
@@ -40,16 +40,28 @@ type Config struct {
 	BankID string
 	// ZPK decrypts SYMMETRIC_ENC blocks.
 	ZPK *pinblock.ZPK
-	// RSAKey decrypts ASYNC_ENC blocks with RSAFormat, RSAPadding, RSAEncoding.
-	RSAKey                  *rsa.PrivateKey
-	RSAFormat               pinblock.Format
-	RSAPadding, RSAEncoding string
+	// RSAKey decrypts ASYNC_ENC blocks with RSAFormat, RSAPadding, RSAMGF1 (the
+	// MGF1 hash, "" for the OAEP hash) and RSAEncoding.
+	RSAKey                           *rsa.PrivateKey
+	RSAFormat                        pinblock.Format
+	RSAPadding, RSAMGF1, RSAEncoding string
 	// MaxTries wrong current PINs block the card (default 3).
 	MaxTries int
 	// OAuth2 client credentials; when ClientID is set the service requires a
 	// bearer token from the /token route.
 	ClientID, ClientSecret string
-	Now                    func() time.Time
+	// SrcApplication and TargetApplication the host expects (defaults IVR
+	// and PCMS, the seed's values).
+	SrcApplication, TargetApplication string
+
+	// Dialect: how an independent host may answer within the docs.
+	// FailureStatus answers a refusal (status F) with this HTTP status and
+	// the NI body, as some gateways do (0: 200).
+	FailureStatus int
+	// RefAsNumber sends transaction_ref_id as a JSON number.
+	RefAsNumber bool
+
+	Now func() time.Time
 }
 
 // Card is the host's record of a card.
@@ -77,6 +89,7 @@ type Server struct {
 	applied  int
 	received [][]byte
 	observer func(cardNumber string)
+	refs     int64
 }
 
 // Observe calls f with the card number of every well-formed request as it
@@ -100,6 +113,12 @@ func New(cfg Config) *Server {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.SrcApplication == "" {
+		cfg.SrcApplication = "IVR"
+	}
+	if cfg.TargetApplication == "" {
+		cfg.TargetApplication = "PCMS"
 	}
 	s := &Server{cfg: cfg, cards: map[string]*Card{}, seen: map[string]bool{}, tokens: map[string]time.Time{}}
 	s.vault = sim.NewVault()
@@ -245,7 +264,7 @@ func (s *Server) pinChange(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	var req cardhost.Request
+	var req request
 	if err := json.Unmarshal(body, &req); err != nil || req.NISrvRequest.RequestCardPINChange == nil {
 		http.Error(w, "malformed request", http.StatusBadRequest)
 		return
@@ -253,14 +272,16 @@ func (s *Server) pinChange(w http.ResponseWriter, r *http.Request) {
 	in := req.NISrvRequest.RequestCardPINChange
 	s.mu.Lock()
 	obs := s.observer
+	s.refs++
+	ref := s.refs
 	s.mu.Unlock()
 	if obs != nil {
 		obs(in.Body.CardNumber)
 	}
 	code, desc := s.process(in)
-	status := cardhost.StatusFailure
-	if code == cardhost.CodeSuccess {
-		status = cardhost.StatusSuccess
+	status := statusFailure
+	if code == codeOK {
+		status = statusSuccess
 	}
 
 	hdr := in.Header
@@ -275,24 +296,31 @@ func (s *Server) pinChange(w http.ResponseWriter, r *http.Request) {
 	case faults.WrongMsgID:
 		hdr.MsgID = "X" + hdr.MsgID[1:]
 	}
-	now := s.cfg.Now().Format(cardhost.TimestampLayout)
-	hdr.MsgFunction = cardhost.FunctionResponse
+	now := s.cfg.Now().Format(responseTimeLayout)
+	hdr.MsgFunction = responseFunction
 	hdr.Timestamp = now
-	resp := cardhost.Response{NISrvResponse: cardhost.ResponseEnvelope{ResponseCardPINChange: &cardhost.PINChangeResponse{
+	var resp response
+	resp.NISrvResponse.ResponseCardPINChange = changeResponse{
 		Header: hdr,
-		ExceptionDetails: cardhost.ExceptionDetails{
+		ExceptionDetails: exceptionDetails{
 			ApplicationName: "NITIBCO", DateTime: now, Status: status,
-			ErrorCode: code, ErrorDescription: desc,
+			ErrorCode: code, ErrorDescription: desc, TransactionRefID: fmt.Sprintf("TRN%012d", ref),
 		},
-	}}}
+	}
+	if s.cfg.RefAsNumber {
+		resp.NISrvResponse.ResponseCardPINChange.ExceptionDetails.TransactionRefID = 700000000000 + ref
+	}
 	w.Header().Set("Content-Type", "application/json")
+	if status == statusFailure && s.cfg.FailureStatus != 0 {
+		w.WriteHeader(s.cfg.FailureStatus)
+	}
 	_ = json.NewEncoder(w).Encode(resp)
 }
 
 // process applies the host's rules in the order a host checks them and
 // returns the error code and description.
-func (s *Server) process(in *cardhost.PINChangeRequest) (string, string) {
-	if err := in.Validate(); err != nil {
+func (s *Server) process(in *changeRequest) (string, string) {
+	if err := in.validate(s.cfg.SrcApplication, s.cfg.TargetApplication); err != nil {
 		return "101", "Invalid field " + err.Error()
 	}
 	if s.cfg.BankID != "" && in.Header.BankID != s.cfg.BankID {
@@ -342,21 +370,33 @@ func (s *Server) process(in *cardhost.PINChangeRequest) (string, string) {
 		}
 		return "105", "Incorrect PIN"
 	}
-	if policy.Weak(newPIN) || len(newPIN) < 4 || len(newPIN) > 6 {
+	if weakPIN(newPIN) || len(newPIN) < 4 || len(newPIN) > 6 {
 		return "110", "PIN does not meet policy"
 	}
 	c.hash = s.vault.Seal(c.PAN, newPIN)
 	c.tries = 0
 	s.applied++
-	return cardhost.CodeSuccess, "Success"
+	return codeOK, "Success"
+}
+
+// weakPIN is the host's own rule: three identical, ascending or descending
+// digits in a row.
+func weakPIN(pin []byte) bool {
+	for i := 2; i < len(pin); i++ {
+		a, b, c := int(pin[i-2]), int(pin[i-1]), int(pin[i])
+		if (a == b && b == c) || (b-a == 1 && c-b == 1) || (a-b == 1 && b-c == 1) {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *Server) decrypt(method, block, pan string) ([]byte, error) {
-	if method == cardhost.MethodAsymmetric {
+	if method == methodAsymmetric {
 		if s.cfg.RSAKey == nil {
 			return nil, pinblock.ErrBlock
 		}
-		return pinblock.RSADecrypt(s.cfg.RSAKey, s.cfg.RSAFormat, s.cfg.RSAPadding, s.cfg.RSAEncoding, block, pan)
+		return pinblock.RSADecrypt(s.cfg.RSAKey, s.cfg.RSAFormat, s.cfg.RSAPadding, s.cfg.RSAMGF1, s.cfg.RSAEncoding, block, pan)
 	}
 	if s.cfg.ZPK == nil {
 		return nil, pinblock.ErrBlock

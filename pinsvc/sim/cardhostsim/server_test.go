@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ivr-pin/ivr-pin/pinsvc/cardhost"
 	"github.com/ivr-pin/ivr-pin/pinsvc/pinblock"
 	"github.com/ivr-pin/ivr-pin/pinsvc/secret"
 	"github.com/ivr-pin/ivr-pin/pinsvc/sim/cardhostsim"
@@ -32,7 +31,7 @@ func validRequest(t *testing.T, z *pinblock.ZPK, msgID string) map[string]any {
 		"header": map[string]any{
 			"msg_id": msgID, "msg_type": "TRANSACTION", "msg_function": "REQ_CARD_PIN_CHANGE",
 			"src_application": "IVR", "target_application": "PCMS",
-			"timestamp": time.Now().Format(cardhost.TimestampLayout), "tracking_id": "12345df",
+			"timestamp": time.Now().Format("2006-01-02T15:04:05.000-07:00"), "tracking_id": "12345df",
 			"bank_id": "TB01", "instance_id": nil,
 		},
 		"body": map[string]any{
@@ -42,7 +41,15 @@ func validRequest(t *testing.T, z *pinblock.ZPK, msgID string) map[string]any {
 	}}}
 }
 
-func post(t *testing.T, url string, doc any) (int, cardhost.ExceptionDetails) {
+// details is what these tests read of an answer, decoded here rather than
+// with the client's types.
+type details struct {
+	Status           string `json:"status"`
+	ErrorCode        string `json:"error_code"`
+	ErrorDescription string `json:"error_description"`
+}
+
+func post(t *testing.T, url string, doc any) (int, details) {
 	t.Helper()
 	b, _ := json.Marshal(doc)
 	resp, err := http.Post(url, "application/json", bytes.NewReader(b))
@@ -50,10 +57,16 @@ func post(t *testing.T, url string, doc any) (int, cardhost.ExceptionDetails) {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var r cardhost.Response
+	var r struct {
+		NISrvResponse struct {
+			ResponseCardPINChange *struct {
+				ExceptionDetails details `json:"exception_details"`
+			} `json:"response_card_pin_change"`
+		} `json:"NISrvResponse"`
+	}
 	_ = json.NewDecoder(resp.Body).Decode(&r)
 	if r.NISrvResponse.ResponseCardPINChange == nil {
-		return resp.StatusCode, cardhost.ExceptionDetails{}
+		return resp.StatusCode, details{}
 	}
 	return resp.StatusCode, r.NISrvResponse.ResponseCardPINChange.ExceptionDetails
 }
@@ -91,6 +104,8 @@ func TestSimulatorRefusesEveryBrokenRule(t *testing.T) {
 		{"method unknown", set("body", "encryption_method", "PLAIN"), "101"},
 		{"pin block garbage", set("body", "encrypted_old_pin", "ZZZZZZZZZZZZZZZZ"), "109"},
 		{"legacy timestamp form accepted", set("header", "timestamp", "21/05/2026 15:13:18"), "000"},
+		{"another source application", set("header", "src_application", "WEB"), "101"},
+		{"another target application", set("header", "target_application", "CMS"), "101"},
 	}
 	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -1,6 +1,6 @@
 // Package faults injects the failures a real host shows into the host
 // simulators: a slow answer, a 5xx, a connection reset after the request was
-// read, a malformed body, and an answer for another message. Tests set
+// read, a malformed body, an answer for another message, and a redirect. Tests set
 // faults directly; `ivr-pin simulate` exposes them on an admin route.
 package faults
 
@@ -24,6 +24,7 @@ const (
 	Reset      Kind = "reset"        // process the request, then reset the connection without answering
 	Malformed  Kind = "malformed"    // process the request, then answer with broken JSON
 	WrongMsgID Kind = "wrong_msg_id" // process the request, then answer for another msg_id
+	Redirect   Kind = "redirect"     // answer Fault.Status (default 307) to Fault.Location, no processing
 )
 
 // Fault is one injected failure. Count is how many requests it affects;
@@ -35,6 +36,8 @@ type Fault struct {
 	Count  int           `json:"count,omitempty"`
 	// Path limits the fault to requests whose path starts with it ("" = all).
 	Path string `json:"path,omitempty"`
+	// Location is where a Redirect fault points.
+	Location string `json:"location,omitempty"`
 }
 
 // Injector holds the active fault. The zero value injects nothing.
@@ -80,6 +83,14 @@ func (i *Injector) Before(w http.ResponseWriter, r *http.Request) (f Fault, answ
 	switch f.Kind {
 	case Status:
 		WriteStatus(w, f.Status)
+		return f, true
+	case Redirect:
+		status := f.Status
+		if status == 0 {
+			status = http.StatusTemporaryRedirect
+		}
+		w.Header().Set("Location", f.Location)
+		w.WriteHeader(status)
 		return f, true
 	case Delay:
 		Sleep(r, f.Delay)

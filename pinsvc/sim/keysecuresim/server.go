@@ -5,14 +5,17 @@
 // the future, Access-Token), the body rules (dates, 90-day windows, page
 // size), the set-PIN rules (4017 virtual, 4005 not Activated, 4016 weak or
 // malformed PIN after decrypting it with the apiSecret), keeps PINs only as
-// keyed hashes, and injects faults through its Faults field.
+// keyed hashes, and injects faults through its Faults field. Its wire types
+// and crypto are its own (wire.go), not the client's.
 package keysecuresim
 
 import (
+	"crypto/cipher"
 	"crypto/hmac"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -22,8 +25,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ivr-pin/ivr-pin/pinsvc/keysecure"
-	"github.com/ivr-pin/ivr-pin/pinsvc/policy"
 	"github.com/ivr-pin/ivr-pin/pinsvc/secret"
 	"github.com/ivr-pin/ivr-pin/pinsvc/sim"
 	"github.com/ivr-pin/ivr-pin/pinsvc/sim/faults"
@@ -40,15 +41,30 @@ type Config struct {
 	PCIDisplay bool
 	// MaxPerSecond limits calls per second (1009); 0 means no limit.
 	MaxPerSecond int
-	Now          func() time.Time
+
+	// Dialect: how an independent platform may differ within the docs.
+	// TimeAsNumber sends a card's "time" as Unix milliseconds, not text.
+	TimeAsNumber bool
+	// OmitSetResult answers a PIN set with code 0 and no data.result.
+	OmitSetResult bool
+	// EndlessList answers every card list page full of look-alike cards
+	// (other last four digits), as a platform with a huge card base or a
+	// paging bug does.
+	EndlessList bool
+
+	Now func() time.Time
 }
 
 // Card is the platform's record of a card.
 type Card struct {
-	keysecure.Card
-	PAN            string
-	ExpYear, ExpMo string
-	pinHash        []byte
+	CardNo, CardholderNo string
+	Type                 string // Physical or Virtual
+	Status               string // ToActivate, Activated, Frozen, Delete
+	Created              time.Time
+	PAN                  string
+	Expiry               string // YYMM
+	CVV                  string
+	pinHash              []byte
 }
 
 // Server is the simulated platform; use it as an http.Handler.
@@ -56,7 +72,7 @@ type Server struct {
 	Faults faults.Injector
 
 	cfg   Config
-	key   *secret.Key
+	key   cipher.Block
 	vault *sim.Vault
 	mux   *http.ServeMux
 
@@ -64,6 +80,7 @@ type Server struct {
 	cards    map[string]*Card
 	tokens   map[string]time.Time
 	pinSets  int
+	calls    map[string]int // by route pattern
 	second   int64
 	inSecond int
 	received [][]byte
@@ -72,7 +89,7 @@ type Server struct {
 // New makes a platform with no cards. The apiSecret must be 16, 24 or 32
 // bytes.
 func New(cfg Config) (*Server, error) {
-	key, err := keysecure.SecretKey(cfg.APISecret)
+	key, err := aesKey(cfg.APISecret)
 	if err != nil {
 		return nil, err
 	}
@@ -85,39 +102,59 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Server{cfg: cfg, key: key, cards: map[string]*Card{}, tokens: map[string]time.Time{}}
+	s := &Server{cfg: cfg, key: key, cards: map[string]*Card{}, tokens: map[string]time.Time{}, calls: map[string]int{}}
 	s.vault = sim.NewVault()
 	s.mux = http.NewServeMux()
-	s.mux.HandleFunc("GET "+keysecure.PathToken, s.guard(false, s.token))
-	s.mux.HandleFunc("POST "+keysecure.PathSetPIN, s.guard(true, s.setPIN))
-	s.mux.HandleFunc("POST "+keysecure.PathCardList, s.guard(true, s.list))
-	s.mux.HandleFunc("GET "+keysecure.PathCardPrefix+"{card_no}/detail", s.guard(true, s.detail))
-	s.mux.HandleFunc("GET "+keysecure.PathCardPrefix+"{card_no}/private/info", s.guard(true, s.privateInfo))
+	s.mux.HandleFunc("GET "+routeToken, s.guard(routeToken, false, s.token))
+	s.mux.HandleFunc("POST "+routeSetPIN, s.guard(routeSetPIN, true, s.setPIN))
+	s.mux.HandleFunc("POST "+routeCardList, s.guard(routeCardList, true, s.list))
+	s.mux.HandleFunc("GET "+routeCardDetail, s.guard(routeCardDetail, true, s.detail))
+	s.mux.HandleFunc("GET "+routePrivateInfo, s.guard(routePrivateInfo, true, s.privateInfo))
 	s.mux.Handle("/_sim/fault", faults.AdminHandler(&s.Faults))
 	return s, nil
 }
 
 // WithTestCards loads sim.TestCards that KeySecure knows.
 func (s *Server) WithTestCards() *Server {
+	created := time.Date(2026, 5, 22, 10, 0, 0, 0, time.UTC)
+	if now := s.cfg.Now(); created.After(now) {
+		created = now.Add(-24 * time.Hour)
+	}
 	for _, c := range sim.TestCards {
 		if c.KeySecure == "" {
 			continue
 		}
 		typ, status, _ := strings.Cut(c.KeySecure, "/")
-		s.AddCard(keysecure.Card{CardNo: c.CardNo, CardholderNo: c.CardholderNo, CardType: typ, Status: status,
-			Time: "2026-05-22 10:00:00"}, c.PAN, c.Expiry)
+		s.AddCard(Card{CardNo: c.CardNo, CardholderNo: c.CardholderNo, Type: typ, Status: status,
+			Created: created, PAN: c.PAN, Expiry: c.Expiry, CVV: c.CVV})
 	}
 	return s
 }
 
-// AddCard adds a card; expiry is YYMM. card.Time ("yyyy-MM-dd HH:mm:ss") is
-// its creation time, which the card list filters on.
-func (s *Server) AddCard(card keysecure.Card, pan, expiry string) {
+// AddCard adds or replaces a card.
+func (s *Server) AddCard(card Card) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	card.CardLastNo = pan[len(pan)-4:]
-	s.cards[card.CardNo] = &Card{Card: card, PAN: pan, ExpYear: "20" + expiry[:2], ExpMo: expiry[2:]}
+	c := card
+	s.cards[card.CardNo] = &c
 }
+
+// Calls counts requests to a route by its pattern, for example
+// "/open-api/v1/card/list" or "/open-api/v1/card/{card_no}/private/info".
+func (s *Server) Calls(route string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.calls[route]
+}
+
+// Route patterns, for Calls.
+const (
+	RouteToken       = routeToken
+	RouteSetPIN      = routeSetPIN
+	RouteCardList    = routeCardList
+	RouteCardDetail  = routeCardDetail
+	RoutePrivateInfo = routePrivateInfo
+)
 
 // PINIs reports whether a card's PIN is pin (for tests).
 func (s *Server) PINIs(cardNo, pin string) bool {
@@ -154,18 +191,19 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.Serve
 
 func answer(w http.ResponseWriter, code int, msg string, data any) {
 	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(map[string]any{"code": code, "msg": msg, "data": data})
+	_ = json.NewEncoder(w).Encode(envelope{Code: code, Msg: msg, Data: data})
 }
 
 // guard checks the common headers, then applies faults around h.
-func (s *Server) guard(needToken bool, h func(http.ResponseWriter, *http.Request, []byte) (int, string, any)) http.HandlerFunc {
+func (s *Server) guard(route string, needToken bool, h func(http.ResponseWriter, *http.Request, []byte) (int, string, any)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<10))
 		if err != nil {
-			answer(w, keysecure.CodeInvalidParam, "body too large", nil)
+			answer(w, codeInvalidParam, "body too large", nil)
 			return
 		}
 		s.mu.Lock()
+		s.calls[route]++
 		if len(body) > 0 {
 			s.received = append(s.received, body)
 		}
@@ -175,7 +213,7 @@ func (s *Server) guard(needToken bool, h func(http.ResponseWriter, *http.Request
 			return
 		}
 		code, msg, data := s.check(r, needToken)
-		if code == keysecure.CodeOK {
+		if code == codeOK {
 			code, msg, data = h(w, r, body)
 		}
 		switch f.Kind {
@@ -192,12 +230,12 @@ func (s *Server) guard(needToken bool, h func(http.ResponseWriter, *http.Request
 }
 
 func (s *Server) check(r *http.Request, needToken bool) (int, string, any) {
-	key := r.Header.Get(keysecure.HeaderAPIKey)
+	key := r.Header.Get(headerAPIKey)
 	if key == "" {
-		return keysecure.CodeAPIKeyMissing, "Api-Key is missing", nil
+		return codeAPIKeyMissing, "Api-Key is missing", nil
 	}
 	if !hmac.Equal([]byte(key), []byte(s.cfg.APIKey)) {
-		return keysecure.CodeAPIKeyUnknown, "Api-Key does not exist", nil
+		return codeAPIKeyUnknown, "Api-Key does not exist", nil
 	}
 	host, _, _ := net.SplitHostPort(r.RemoteAddr)
 	allowed := false
@@ -205,16 +243,16 @@ func (s *Server) check(r *http.Request, needToken bool) (int, string, any) {
 		allowed = allowed || ip == host
 	}
 	if !allowed {
-		return keysecure.CodeIPNotAllowed, "IP not in whitelist", nil
+		return codeIPNotAllowed, "IP not in whitelist", nil
 	}
-	ts := r.Header.Get(keysecure.HeaderTimestamp)
+	ts := r.Header.Get(headerTimestamp)
 	ms, err := strconv.ParseInt(ts, 10, 64)
 	now := s.cfg.Now().UnixMilli()
 	if len(ts) != 13 || err != nil || ms > now || now-ms > 60_000 {
-		return keysecure.CodeTimestamp, "Timestamp invalid or expired", nil
+		return codeTimestamp, "Timestamp invalid or expired", nil
 	}
-	if r.Method == http.MethodPost && !strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
-		return keysecure.CodeInvalidParam, "Content-Type must be application/json", nil
+	if r.Method == http.MethodPost && !strings.HasPrefix(r.Header.Get("Content-Type"), contentTypeJSONPfx) {
+		return codeInvalidParam, "Content-Type must be application/json", nil
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -225,20 +263,20 @@ func (s *Server) check(r *http.Request, needToken bool) (int, string, any) {
 		}
 		s.inSecond++
 		if s.inSecond > s.cfg.MaxPerSecond {
-			return keysecure.CodeTooFrequent, "Requests too frequent", nil
+			return codeTooFrequent, "Requests too frequent", nil
 		}
 	}
 	if needToken {
-		tok := r.Header.Get(keysecure.HeaderToken)
+		tok := r.Header.Get(headerAccessToken)
 		if tok == "" {
-			return keysecure.CodeTokenMissing, "Access-Token is missing", nil
+			return codeTokenMissing, "Access-Token is missing", nil
 		}
 		exp, ok := s.tokens[tok]
 		if !ok || !s.cfg.Now().Before(exp) {
-			return keysecure.CodeTokenInvalid, "Access-Token invalid or expired", nil
+			return codeTokenInvalid, "Access-Token invalid or expired", nil
 		}
 	}
-	return keysecure.CodeOK, "Success", nil
+	return codeOK, "Success", nil
 }
 
 func (s *Server) token(_ http.ResponseWriter, _ *http.Request, _ []byte) (int, string, any) {
@@ -249,76 +287,126 @@ func (s *Server) token(_ http.ResponseWriter, _ *http.Request, _ []byte) (int, s
 	s.mu.Lock()
 	s.tokens[tok] = exp
 	s.mu.Unlock()
-	return keysecure.CodeOK, "Success", keysecure.TokenData{AccessToken: tok, ExpiredTime: exp.UnixMilli()}
+	return codeOK, "Success", tokenAnswer{AccessToken: tok, ExpiredTime: exp.UnixMilli()}
 }
 
 func (s *Server) setPIN(_ http.ResponseWriter, _ *http.Request, body []byte) (int, string, any) {
-	var b keysecure.SetPINBody
+	var b setPINRequest
 	if err := json.Unmarshal(body, &b); err != nil || b.CardNo == "" || b.CardholderNo == "" || b.PIN == "" {
-		return keysecure.CodeInvalidParam, "card_no, cardholder_no and pin are required", nil
+		return codeInvalidParam, "card_no, cardholder_no and pin are required", nil
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c := s.cards[b.CardNo]
 	if c == nil {
-		return keysecure.CodeInvalidParam, "card does not exist", nil
+		return codeInvalidParam, "card does not exist", nil
 	}
 	if c.CardholderNo != b.CardholderNo {
-		return keysecure.CodeCardholder, "cardholder does not exist", nil
+		return codeNoCardholder, "cardholder does not exist", nil
 	}
-	if c.CardType != keysecure.TypePhysical {
-		return keysecure.CodeNotPhysical, "Only physical cards are supported", nil
+	if c.Type != typePhysical {
+		return codeNotPhysical, "Only physical cards are supported", nil
 	}
-	if c.Status != keysecure.StatusActivated {
-		return keysecure.CodeNotActivated, "Card status is not Activated", nil
+	if c.Status != statusActivated {
+		return codeNotActivated, "Card status is not Activated", nil
 	}
-	pin, err := keysecure.DecryptECB(s.key, b.PIN)
+	pin, err := decryptECB(s.key, b.PIN)
 	if err != nil {
-		return keysecure.CodeWeakPIN, "PIN is invalid", nil
+		return codeWeakPIN, "PIN is invalid", nil
 	}
 	defer secret.Zero(pin)
-	if err := policy.KeySecurePINPolicy.CheckNew(secret.NewPIN(pin), nil); err != nil {
-		return keysecure.CodeWeakPIN, "PIN must be 6 digits without three identical or sequential digits", nil
+	if !sixDigitsNotWeak(pin) {
+		return codeWeakPIN, "PIN must be 6 digits without three identical or sequential digits", nil
 	}
 	c.pinHash = s.vault.Seal(c.CardNo, pin)
 	s.pinSets++
-	return keysecure.CodeOK, "Success", keysecure.SetPINData{Result: true}
+	if s.cfg.OmitSetResult {
+		return codeOK, "Success", nil
+	}
+	return codeOK, "Success", setPINAnswer{Result: true}
+}
+
+// sixDigitsNotWeak is the platform's PIN rule: exactly 6 digits, no run of
+// three identical, ascending or descending digits.
+func sixDigitsNotWeak(pin []byte) bool {
+	if len(pin) != 6 {
+		return false
+	}
+	for _, c := range pin {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	for i := 2; i < len(pin); i++ {
+		a, b, c := int(pin[i-2]), int(pin[i-1]), int(pin[i])
+		if (a == b && b == c) || (b-a == 1 && c-b == 1) || (a-b == 1 && b-c == 1) {
+			return false
+		}
+	}
+	return true
 }
 
 func (s *Server) list(_ http.ResponseWriter, _ *http.Request, body []byte) (int, string, any) {
-	var b keysecure.CardListBody
+	var b listRequest
 	if err := json.Unmarshal(body, &b); err != nil {
-		return keysecure.CodeInvalidParam, "invalid body", nil
+		return codeInvalidParam, "invalid body", nil
 	}
-	start, err1 := time.Parse(keysecure.DateLayout, b.StartTime)
-	end, err2 := time.Parse(keysecure.DateLayout, b.EndTime)
+	start, err1 := time.Parse(listDateLayout, b.StartTime)
+	end, err2 := time.Parse(listDateLayout, b.EndTime)
 	switch {
 	case err1 != nil || err2 != nil:
-		return keysecure.CodeInvalidParam, "start_time and end_time are required (yyyy-MM-dd)", nil
+		return codeInvalidParam, "start_time and end_time are required (yyyy-MM-dd)", nil
 	case end.Before(start):
-		return keysecure.CodeInvalidParam, "end_time is before start_time", nil
-	case end.Sub(start) > (keysecure.MaxWindowDays-1)*24*time.Hour:
-		return keysecure.CodeInvalidParam, "time range exceeds 90 days", nil
-	case b.Page < 0 || b.Size < 1 || b.Size > keysecure.MaxPageSize:
-		return keysecure.CodeInvalidParam, "page from 0, size 1 to 100", nil
+		return codeInvalidParam, "end_time is before start_time", nil
+	case end.Sub(start) > (maxListWindowDays-1)*24*time.Hour:
+		return codeInvalidParam, "time range exceeds 90 days", nil
+	case b.Page == nil || b.Size == nil || *b.Page < 0 || *b.Size < 1 || *b.Size > maxListPageSize:
+		return codeInvalidParam, "page from 0, size 1 to 100", nil
+	}
+	page, size := *b.Page, *b.Size
+	if s.cfg.EndlessList {
+		return codeOK, "Success", s.endlessPage(page, size)
 	}
 	s.mu.Lock()
-	var matched []keysecure.Card
+	var matched []cardAnswer
 	for _, c := range s.cards {
-		created, err := time.Parse("2006-01-02 15:04:05", c.Time)
-		if err != nil || created.Before(start) || !created.Before(end.AddDate(0, 0, 1)) {
+		if c.Created.Before(start) || !c.Created.Before(end.AddDate(0, 0, 1)) {
 			continue
 		}
 		if (b.CardNo != "" && b.CardNo != c.CardNo) || (b.CardholderNo != "" && b.CardholderNo != c.CardholderNo) {
 			continue
 		}
-		matched = append(matched, c.Card)
+		matched = append(matched, s.show(c))
 	}
 	s.mu.Unlock()
 	sort.Slice(matched, func(i, j int) bool { return matched[i].CardNo < matched[j].CardNo })
-	from := min(b.Page*b.Size, len(matched))
-	to := min(from+b.Size, len(matched))
-	return keysecure.CodeOK, "Success", keysecure.CardListData{List: matched[from:to], Total: len(matched)}
+	from := min(page*size, len(matched))
+	to := min(from+size, len(matched))
+	return codeOK, "Success", listAnswer{List: matched[from:to], Total: len(matched), Page: page, Size: size}
+}
+
+// endlessPage is a full page of look-alike physical cards ending in 0000.
+func (s *Server) endlessPage(page, size int) listAnswer {
+	out := listAnswer{List: make([]cardAnswer, size), Total: 1 << 30, Page: page, Size: size}
+	for i := range out.List {
+		n := page*size + i
+		out.List[i] = s.show(&Card{CardNo: fmt.Sprintf("C9%011d", n), CardholderNo: fmt.Sprintf("U9%011d", n),
+			Type: typePhysical, Status: statusActivated, Created: s.cfg.Now(), PAN: "4000000000000000"})
+	}
+	return out
+}
+
+// show is a card as the list and detail answers present it.
+func (s *Server) show(c *Card) cardAnswer {
+	a := cardAnswer{CardNo: c.CardNo, CardholderNo: c.CardholderNo, CardUniqueNo: "UQ" + c.CardNo, CardType: c.Type,
+		Status: c.Status, Time: c.Created.UTC().Format(createdTimeLayout)}
+	if len(c.PAN) >= 4 {
+		a.CardLastNo = c.PAN[len(c.PAN)-4:]
+	}
+	if s.cfg.TimeAsNumber {
+		a.Time = c.Created.UnixMilli()
+	}
+	return a
 }
 
 func (s *Server) detail(_ http.ResponseWriter, r *http.Request, _ []byte) (int, string, any) {
@@ -326,26 +414,26 @@ func (s *Server) detail(_ http.ResponseWriter, r *http.Request, _ []byte) (int, 
 	defer s.mu.Unlock()
 	c := s.cards[r.PathValue("card_no")]
 	if c == nil {
-		return keysecure.CodeInvalidParam, "card does not exist", nil
+		return codeInvalidParam, "card does not exist", nil
 	}
-	return keysecure.CodeOK, "Success", c.Card
+	return codeOK, "Success", s.show(c)
 }
 
 func (s *Server) privateInfo(_ http.ResponseWriter, r *http.Request, _ []byte) (int, string, any) {
 	if !s.cfg.PCIDisplay {
-		return keysecure.CodePCINotEnabled, "PCI display is not enabled", nil
+		return codePCINotEnabled, "PCI display is not enabled", nil
 	}
 	s.mu.Lock()
 	c := s.cards[r.PathValue("card_no")]
 	s.mu.Unlock()
 	if c == nil {
-		return keysecure.CodeInvalidParam, "card does not exist", nil
+		return codeInvalidParam, "card does not exist", nil
 	}
-	plain, _ := json.Marshal(keysecure.PrivateInfo{PAN: c.PAN, ExpYear: c.ExpYear, ExpMonth: c.ExpMo, CVV: "123"})
+	year, month := "", ""
+	if len(c.Expiry) == 4 {
+		year, month = "20"+c.Expiry[:2], c.Expiry[2:]
+	}
+	plain, _ := json.Marshal(privateInfoPlain{PAN: c.PAN, ExpYear: year, ExpMonth: month, CVV: c.CVV})
 	defer secret.Zero(plain)
-	enc, err := keysecure.EncryptECB(s.key, plain)
-	if err != nil {
-		return keysecure.CodeSystem, "System error", nil
-	}
-	return keysecure.CodeOK, "Success", enc
+	return codeOK, "Success", encryptECB(s.key, plain)
 }

@@ -31,6 +31,9 @@ type Options struct {
 	// clients in memory, so no key is ever written down.
 	ZPK       *pinblock.ZPK
 	APISecret string
+	// KeySecurePCIDisplayOff starts KeySecure without PCI display (private
+	// info answers 1013), as a merchant account without it is.
+	KeySecurePCIDisplayOff bool
 }
 
 // Running simulators.
@@ -88,7 +91,7 @@ func Start(opts Options) (*Running, error) {
 	}
 	r := &Running{BankID: opts.BankID, APIKey: opts.APIKey, ZPK: zpk, APISecret: ksKey}
 	r.CardHost = cardhostsim.New(cardhostsim.Config{BankID: opts.BankID, ZPK: zpk}).WithTestCards()
-	ks, err := keysecuresim.New(keysecuresim.Config{APIKey: opts.APIKey, APISecret: apiSecret, PCIDisplay: true})
+	ks, err := keysecuresim.New(keysecuresim.Config{APIKey: opts.APIKey, APISecret: apiSecret, PCIDisplay: !opts.KeySecurePCIDisplayOff})
 	if err != nil {
 		return nil, err
 	}
