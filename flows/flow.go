@@ -5,10 +5,11 @@
 //
 // One call: language menu (when several languages are configured and none
 // was passed in), main menu (1 change, 2 first PIN of a new card, 0 agent,
-// 9 repeat), card number, expiry, current PIN (change only), new PIN, new
-// PIN again, submit, outcome, then goodbye or back to the agent who
-// transferred the call in. Every step has a bounded number of tries and says
-// why an entry was refused.
+// 9 repeat), card number, expiry, then for a change the current PIN, or for
+// a first setup the card's security code (checked with the card platform
+// before any PIN is typed), new PIN, new PIN again, submit, outcome, then
+// goodbye or back to the agent who transferred the call in. Every step has a
+// bounded number of tries and says why an entry was refused.
 package flows
 
 import (
@@ -63,6 +64,8 @@ type Call struct {
 	PAN                  secret.PAN
 	Expiry               string
 	CardNo, CardholderNo string
+	// SequenceNumber is the card's sequence number when a transfer knows it.
+	SequenceNumber string
 	// Return is where a transferred call goes back to; nil hangs up.
 	Return *Target
 }
@@ -87,10 +90,26 @@ type Limiter interface {
 	IsLimited(err error) bool
 }
 
+// SetupMarks remember which cards had their first PIN set through the line,
+// so a card's first setup happens once (internal/limits). card is the card
+// platform's own identifier of the card (pinsvc.VerifiedCard.ID).
+type SetupMarks interface {
+	// SetupDone reports whether the card's first PIN was set (or claimed).
+	SetupDone(ctx context.Context, card string) (bool, error)
+	// ClaimSetup marks the card before its first PIN is sent; false when it
+	// was already marked (another call got there first).
+	ClaimSetup(ctx context.Context, card string) (bool, error)
+	// ReleaseSetup removes a claim whose set certainly did not happen.
+	ReleaseSetup(ctx context.Context, card string) error
+}
+
 // Config holds the flow's settings.
 type Config struct {
 	// Limiter bounds attempts; nil means no limits.
-	Limiter           Limiter
+	Limiter Limiter
+	// Marks make a card's first setup happen once; nil means no marks (the
+	// console's demo). serve always sets them.
+	Marks             SetupMarks
 	Languages         []string // first is the default
 	FirstDigitTimeout time.Duration
 	InterDigitTimeout time.Duration
@@ -399,6 +418,8 @@ func reasonPrompt(reason string) prompts.ID {
 		return prompts.ReasonPINMismatch
 	case policy.ReasonWrongPIN:
 		return prompts.ReasonWrongPIN
+	case reasonDetailsMismatch:
+		return prompts.ReasonDetailsMismatch
 	case "no_input":
 		return prompts.NoInput
 	case "cleared":

@@ -2,6 +2,7 @@ package flows_test
 
 import (
 	"context"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -9,11 +10,13 @@ import (
 
 	"github.com/ivr-pin/ivr-pin/flows"
 	"github.com/ivr-pin/ivr-pin/flows/keypad"
+	"github.com/ivr-pin/ivr-pin/internal/limits"
 	"github.com/ivr-pin/ivr-pin/pinsvc"
 	"github.com/ivr-pin/ivr-pin/pinsvc/cardhost"
 	"github.com/ivr-pin/ivr-pin/pinsvc/keysecure"
 	"github.com/ivr-pin/ivr-pin/pinsvc/outcome"
 	"github.com/ivr-pin/ivr-pin/pinsvc/sim/faults"
+	"github.com/ivr-pin/ivr-pin/pinsvc/sim/keysecuresim"
 	"github.com/ivr-pin/ivr-pin/pinsvc/sim/simrun"
 	"github.com/ivr-pin/ivr-pin/prompts"
 )
@@ -71,6 +74,24 @@ func (s *scripted) Hangup(context.Context) error {
 	return nil
 }
 
+// sawAfter reports whether later was played after the last first.
+func (s *scripted) sawAfter(first, later prompts.ID) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	at := -1
+	for i, p := range s.played {
+		if p == first {
+			at = i
+		}
+	}
+	for _, p := range s.played[at+1:] {
+		if p == later {
+			return true
+		}
+	}
+	return false
+}
+
 func (s *scripted) saw(id prompts.ID) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -114,8 +135,18 @@ func TestScenarios(t *testing.T) {
 			end: "outcome", kind: outcome.Changed, mustSay: []prompts.ID{prompts.PleaseWait, prompts.ResultChanged, prompts.Goodbye}, newPIN: "4829"},
 		{name: "hash after expiry is ignored", keys: "1" + "4111111111111111#" + "2812#" + "7392#" + "4829#" + "4829#",
 			end: "outcome", kind: outcome.Changed, newPIN: "4829"},
-		{name: "first setup through KeySecure", keys: "2" + "4012888888881881#" + "3001" + "482915#" + "482915#",
-			end: "outcome", kind: outcome.Changed, mustSay: []prompts.ID{prompts.PINRule6, prompts.ResultSet}, ksPINSet: true},
+		{name: "first setup through KeySecure", keys: "2" + "4012888888881881#" + "3001" + "731" + "482915#" + "482915#",
+			end: "outcome", kind: outcome.Changed, mustSay: []prompts.ID{prompts.EnterSecurityCode, prompts.PINRule6, prompts.ResultSet}, ksPINSet: true},
+		{name: "hash after the security code is ignored", keys: "2" + "4012888888881881#" + "3001#" + "731#" + "482915#" + "482915#",
+			end: "outcome", kind: outcome.Changed, ksPINSet: true},
+		{name: "wrong security code then right", keys: "2" + "4012888888881881#" + "3001" + "137" + "4012888888881881#" + "3001" + "731" + "482915#" + "482915#",
+			end: "outcome", kind: outcome.Changed, mustSay: []prompts.ID{prompts.ReasonDetailsMismatch, prompts.TryAgain}, retries: 1, ksPINSet: true},
+		{name: "short security code", keys: "2" + "4012888888881881#" + "3001" + "73#" + "731" + "482915#" + "482915#",
+			end: "outcome", kind: outcome.Changed, mustSay: []prompts.ID{prompts.ReasonIncomplete}, retries: 1, ksPINSet: true},
+		{name: "wrong security code three times sets nothing", keys: "2" + "4012888888881881#" + "3001" + "137" + "4012888888881881#" + "3001" + "138" + "4012888888881881#" + "3001" + "139",
+			end: "too_many_tries", kind: outcome.DetailsMismatch, mustSay: []prompts.ID{prompts.ReasonDetailsMismatch, prompts.TooManyTries}, retries: 3},
+		{name: "not activated is said before any PIN is typed", keys: "2" + "4761739001010119#" + "2911" + "958",
+			end: "outcome", kind: outcome.NotEligible, mustSay: []prompts.ID{prompts.ResultNotEligible}},
 		{name: "bad Luhn then good", keys: "1" + "4111111111111112#" + "4111111111111111#" + "2812" + "7392#" + "4829#" + "4829#",
 			end: "outcome", kind: outcome.Changed, mustSay: []prompts.ID{prompts.ReasonNotValid, prompts.TryAgain}, retries: 1},
 		{name: "short card number", keys: "1" + "41111111#" + "4111111111111111#" + "2812" + "7392#" + "4829#" + "4829#",
@@ -136,10 +167,12 @@ func TestScenarios(t *testing.T) {
 			end: "outcome", kind: outcome.WrongPIN, mustSay: []prompts.ID{prompts.ResultWrongPIN}},
 		{name: "blocked card", keys: "1" + "4000056655665556#" + "2903" + "4826#" + "4829#" + "4829#",
 			end: "outcome", kind: outcome.NotEligible, mustSay: []prompts.ID{prompts.ResultNotEligible}},
-		{name: "virtual card refused by KeySecure", keys: "2" + "5105105105105100#" + "2907" + "482915#" + "482915#",
+		{name: "virtual card refused by KeySecure", keys: "2" + "5105105105105100#" + "2907" + "402",
 			end: "outcome", kind: outcome.NotEligible, mustSay: []prompts.ID{prompts.ResultNotEligible}},
-		{name: "no PIN yet offers first setup", keys: "1" + "4012888888881881#" + "3001" + "1357#" + "4829#" + "4829#" + "1" + "730164#" + "730164#",
-			end: "outcome", kind: outcome.Changed, mustSay: []prompts.ID{prompts.NoPINYetOffer, prompts.ResultSet}, ksPINSet: true},
+		{name: "no PIN yet offers first setup", keys: "1" + "4012888888881881#" + "3001" + "1357#" + "4829#" + "4829#" + "1" + "731" + "730164#" + "730164#",
+			end: "outcome", kind: outcome.Changed, mustSay: []prompts.ID{prompts.NoPINYetOffer, prompts.EnterSecurityCode, prompts.ResultSet}, ksPINSet: true},
+		{name: "no PIN yet with a wrong security code sets nothing", keys: "1" + "4012888888881881#" + "3001" + "1357#" + "4829#" + "4829#" + "1" + "137" + "138" + "139",
+			end: "too_many_tries", kind: outcome.DetailsMismatch, mustSay: []prompts.ID{prompts.ReasonDetailsMismatch}, retries: 3},
 		{name: "no input three times", keys: "",
 			end: "too_many_tries", mustSay: []prompts.ID{prompts.NoInput, prompts.TooManyTries, prompts.Goodbye}, retries: 3},
 		{name: "three bad card numbers", keys: "1" + "1#" + "2#" + "3#",
@@ -151,9 +184,12 @@ func TestScenarios(t *testing.T) {
 		{name: "transfer in with a known card and back", keys: "7392#" + "4829#" + "4829#",
 			call: flows.Call{Mode: flows.ModeChange, PAN: "4111111111111111", Expiry: "2812", Return: &flows.Target{Context: "agents", Extension: "return", Priority: 1}},
 			end:  "outcome", kind: outcome.Changed, mustSay: []prompts.ID{prompts.ReturningToAgent}, newPIN: "4829"},
-		{name: "agent passes KeySecure card numbers", keys: "482915#" + "482915#",
+		{name: "agent passes KeySecure card numbers", keys: "731" + "482915#" + "482915#",
 			call: flows.Call{Mode: flows.ModeSetup, CardNo: "C202605220001", CardholderNo: "U202605220001"},
-			end:  "outcome", kind: outcome.Changed, ksPINSet: true},
+			end:  "outcome", kind: outcome.Changed, mustSay: []prompts.ID{prompts.EnterSecurityCode}, ksPINSet: true},
+		{name: "agent passes KeySecure card numbers, caller has not the card", keys: "137" + "138" + "139",
+			call: flows.Call{Mode: flows.ModeSetup, CardNo: "C202605220001", CardholderNo: "U202605220001"},
+			end:  "too_many_tries", kind: outcome.DetailsMismatch, retries: 3},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -255,4 +291,147 @@ func TestSlowHostKeepsTheCallerInformed(t *testing.T) {
 
 func faultDelay(d time.Duration) faults.Fault {
 	return faults.Fault{Kind: faults.Delay, Delay: d, Count: 1}
+}
+
+// newMarkedFlow is a flow whose first setups are marked in a real attempt
+// store (bbolt in a temporary directory), as serve wires it.
+func newMarkedFlow(t *testing.T) (*flows.Flow, *simrun.Running) {
+	t.Helper()
+	store, err := limits.OpenBolt(filepath.Join(t.TempDir(), "attempts.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	l := limits.New(store, []byte("0123456789abcdef"), limits.Rule{Max: 20, Window: time.Hour, Lockout: time.Hour}, limits.Rule{Max: 20, Window: time.Hour, Lockout: time.Hour})
+	return newFlow(t, func(c *flows.Config) { c.Limiter, c.Marks = l, l })
+}
+
+func TestFirstSetupHappensOncePerCard(t *testing.T) {
+	f, sims := newMarkedFlow(t)
+	first := newScripted("2" + "4012888888881881#" + "3001" + "731" + "482915#" + "482915#")
+	if res := f.Run(context.Background(), first, flows.Call{CallerID: "+15551230001"}); res.Outcome == nil || res.Outcome.Kind != outcome.Changed {
+		t.Fatalf("first setup: %+v", res)
+	}
+	// The same card again, by PAN or named by an agent: refused before any PIN is typed.
+	for name, in := range map[string]struct {
+		keys string
+		call flows.Call
+	}{
+		"typed":    {"2" + "4012888888881881#" + "3001" + "731", flows.Call{CallerID: "+15551230002"}},
+		"by agent": {"731", flows.Call{Mode: flows.ModeSetup, CardNo: "C202605220001", CardholderNo: "U202605220001"}},
+	} {
+		again := newScripted(in.keys)
+		res := f.Run(context.Background(), again, in.call)
+		if res.Outcome == nil || res.Outcome.Kind != outcome.AlreadySet || !again.saw(prompts.ResultAlreadySet) || again.saw(prompts.EnterNewPIN) {
+			t.Fatalf("%s: second setup %+v (played %v)", name, res, again.played)
+		}
+	}
+	if n := sims.KeySecure.PINSets(); n != 1 || !sims.KeySecure.PINIs("C202605220001", "482915") {
+		t.Fatalf("KeySecure set %d PINs", n)
+	}
+}
+
+func TestTwoCallsRacingForOneCardSetItOnce(t *testing.T) {
+	f, sims := newMarkedFlow(t)
+	var wg sync.WaitGroup
+	results := make([]flows.Result, 2)
+	for i := range results {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s := newScripted("2" + "4012888888881881#" + "3001" + "731" + "48291" + string(rune('5'+i)) + "#" + "48291" + string(rune('5'+i)) + "#")
+			results[i] = f.Run(context.Background(), s, flows.Call{CallerID: "+1555123000" + string(rune('1'+i))})
+		}()
+	}
+	wg.Wait()
+	changed, refused := 0, 0
+	for _, r := range results {
+		switch {
+		case r.Outcome != nil && r.Outcome.Kind == outcome.Changed:
+			changed++
+		case r.Outcome != nil && r.Outcome.Kind == outcome.AlreadySet:
+			refused++
+		}
+	}
+	if changed != 1 || refused != 1 || sims.KeySecure.PINSets() != 1 {
+		t.Fatalf("%d set, %d refused, %d PIN sets", changed, refused, sims.KeySecure.PINSets())
+	}
+}
+
+func TestAFailedSetReleasesTheMark(t *testing.T) {
+	f, sims := newMarkedFlow(t)
+	sims.KeySecure.Faults.Set(faults.Fault{Kind: faults.Status, Status: 503, Count: 1, Path: keysecuresim.RouteSetPIN})
+	s := newScripted("2" + "4012888888881881#" + "3001" + "731" + "482915#" + "482915#")
+	if res := f.Run(context.Background(), s, flows.Call{}); res.Outcome == nil || res.Outcome.Kind != outcome.Unavailable {
+		t.Fatalf("%+v", res)
+	}
+	s2 := newScripted("2" + "4012888888881881#" + "3001" + "731" + "482915#" + "482915#")
+	if res := f.Run(context.Background(), s2, flows.Call{}); res.Outcome == nil || res.Outcome.Kind != outcome.Changed {
+		t.Fatalf("after a set that certainly failed: %+v", res)
+	}
+}
+
+func TestAnAmbiguousSetKeepsTheMark(t *testing.T) {
+	f, sims := newMarkedFlow(t)
+	sims.KeySecure.Faults.Set(faults.Fault{Kind: faults.Reset, Count: 1, Path: keysecuresim.RouteSetPIN})
+	s := newScripted("2" + "4012888888881881#" + "3001" + "731" + "482915#" + "482915#")
+	if res := f.Run(context.Background(), s, flows.Call{}); res.Outcome == nil || res.Outcome.Kind != outcome.Ambiguous {
+		t.Fatalf("%+v", res)
+	}
+	s2 := newScripted("2" + "4012888888881881#" + "3001" + "731")
+	if res := f.Run(context.Background(), s2, flows.Call{}); res.Outcome == nil || res.Outcome.Kind != outcome.AlreadySet {
+		t.Fatalf("after an ambiguous set: %+v", res)
+	}
+}
+
+func TestWithoutPCIDisplayFirstSetupIsRefused(t *testing.T) {
+	sims, err := simrun.Start(simrun.Options{KeySecurePCIDisplayOff: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sims.Close)
+	ch, _ := cardhost.New(sims.CardHostConfig())
+	ks, _ := keysecure.New(sims.KeySecureConfig())
+	f := flows.New(flows.Config{FirstDigitTimeout: 100 * time.Millisecond, InterDigitTimeout: 100 * time.Millisecond}, &pinsvc.Router{CardHost: ch, KeySecure: ks})
+	for name, keys := range map[string]string{
+		"menu 2":     "2" + "4012888888881881#" + "3001" + "731",
+		"no PIN yet": "1" + "4012888888881881#" + "3001" + "1357#" + "4829#" + "4829#" + "1" + "731",
+	} {
+		s := newScripted(keys)
+		res := f.Run(context.Background(), s, flows.Call{})
+		if res.Outcome == nil || res.Outcome.Kind != outcome.CannotVerify || !s.saw(prompts.ResultCannotVerify) || s.sawAfter(prompts.EnterSecurityCode, prompts.EnterNewPIN) {
+			t.Fatalf("%s: %+v (played %v)", name, res, s.played)
+		}
+	}
+	if sims.KeySecure.PINSets() != 0 {
+		t.Fatal("a PIN was set on an unverified card")
+	}
+}
+
+func TestHangUpDuringTheCardCheckStopsIt(t *testing.T) {
+	f, sims := newFlow(t, nil)
+	// Every card list page is slow: the card is three windows back, so a
+	// search that outlived the call would send more list requests.
+	sims.KeySecure.Faults.Set(faults.Fault{Kind: faults.Delay, Delay: 2 * time.Second, Path: keysecuresim.RouteCardList})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s := newScripted("2" + "4012888888881881#" + "3001" + "731")
+	s.onPlay = func(id prompts.ID) {
+		if id == prompts.PleaseWait {
+			go func() {
+				for sims.KeySecure.Calls(keysecuresim.RouteCardList) == 0 {
+					time.Sleep(5 * time.Millisecond)
+				}
+				s.kp.HangUp()
+				cancel() // what the ARI session does on a hang-up
+			}()
+		}
+	}
+	res := f.Run(ctx, s, flows.Call{})
+	if res.End != "hangup" || sims.KeySecure.PINSets() != 0 {
+		t.Fatalf("%+v", res)
+	}
+	if n := sims.KeySecure.Calls(keysecuresim.RouteCardList); n != 1 {
+		t.Fatalf("%d card list requests: the search went on after the hang-up", n)
+	}
 }

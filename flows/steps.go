@@ -175,7 +175,8 @@ func (k *call) change(ctx context.Context) error {
 	}
 	defer newPIN.Wipe()
 	res, err := k.submit(ctx, func(ctx context.Context) outcome.Result {
-		return k.f.service.ChangePIN(ctx, pinsvc.Change{PAN: k.pan, Expiry: k.expiry, Old: old, New: newPIN, TrackingID: trackingID(k.in.ChannelID)})
+		return k.f.service.ChangePIN(ctx, pinsvc.Change{PAN: k.pan, Expiry: k.expiry, SequenceNumber: k.in.SequenceNumber,
+			Old: old, New: newPIN, TrackingID: trackingID(k.in.ChannelID)})
 	})
 	if err != nil {
 		return err
@@ -186,7 +187,8 @@ func (k *call) change(ctx context.Context) error {
 	return k.speak(ctx, res, prompts.ResultChanged)
 }
 
-// offerSetup follows a card host answer of "no PIN yet".
+// offerSetup follows a card host answer of "no PIN yet". The card number and
+// expiry are known; the security code still proves the card is in hand.
 func (k *call) offerSetup(ctx context.Context) error {
 	if err := k.c.Play(ctx, prompts.P(prompts.NoPINYetOffer)); err != nil {
 		return err
@@ -199,40 +201,160 @@ func (k *call) offerSetup(ctx context.Context) error {
 		return k.c.Say(ctx, prompts.P(prompts.ResultNotEligible))
 	}
 	k.res.Path = ModeSetup
-	return k.setupPIN(ctx)
+	return k.firstSetup(ctx, false)
 }
 
 func (k *call) setup(ctx context.Context) error {
-	if k.in.CardNo == "" || k.in.CardholderNo == "" {
-		if err := k.card(ctx); err != nil {
-			return err
-		}
-		if err := k.expiryStep(ctx); err != nil {
-			return err
-		}
-	}
-	return k.setupPIN(ctx)
+	return k.firstSetup(ctx, k.in.CardNo == "")
 }
 
-func (k *call) setupPIN(ctx context.Context) error {
+// reasonDetailsMismatch is a refused card check: never which detail.
+const reasonDetailsMismatch = "details_mismatch"
+
+// firstSetup proves the caller holds the card, then sets its first PIN
+// once. askCard collects the card number and expiry (again on each retry);
+// otherwise they are known (a change answered "no PIN yet") or an agent
+// named the card.
+func (k *call) firstSetup(ctx context.Context, askCard bool) error {
+	card, final, err := k.verifyCard(ctx, askCard)
+	if err != nil {
+		return err
+	}
+	if final != nil {
+		return k.speak(ctx, *final, prompts.ResultSet)
+	}
+	return k.setupPIN(ctx, card)
+}
+
+// verifyCard runs the card check with bounded retries. A refusal other than
+// a mismatch ends the step with that outcome (final).
+func (k *call) verifyCard(ctx context.Context, askCard bool) (pinsvc.VerifiedCard, *outcome.Result, error) {
+	var card pinsvc.VerifiedCard
+	var final *outcome.Result
+	err := k.tries(ctx, "card_check", func() (string, error) {
+		if askCard {
+			k.pan, k.expiry = "", policy.Expiry{}
+			if err := k.card(ctx); err != nil {
+				return "", err
+			}
+			if err := k.expiryStep(ctx); err != nil {
+				return "", err
+			}
+		}
+		code, err := k.securityCode(ctx)
+		if err != nil {
+			return "", err
+		}
+		defer code.Wipe()
+		var v pinsvc.VerifiedCard
+		// The check runs on the call's context: a hang-up stops the search.
+		res := k.await(ctx, ctx, func(ctx context.Context) outcome.Result {
+			var r outcome.Result
+			v, r = k.f.service.VerifyCard(ctx, pinsvc.CardCheck{PAN: k.pan, Expiry: k.expiry,
+				CardNo: k.in.CardNo, CardholderNo: k.in.CardholderNo, Code: code})
+			return r
+		})
+		if err := ctx.Err(); err != nil {
+			return "", err
+		}
+		switch res.Kind {
+		case outcome.Verified:
+			card = v
+			return "", nil
+		case outcome.DetailsMismatch:
+			k.res.Outcome = &res
+			// A mismatch counts against the caller and the card: the line
+			// must not help anyone guess a security code.
+			if err := k.limit(ctx, true, k.pan); err != nil {
+				return "", err
+			}
+			return reasonDetailsMismatch, nil
+		}
+		final = &res
+		k.res.Outcome = final
+		return "", nil
+	})
+	return card, final, err
+}
+
+// securityCode collects the 3 digits from the back of the card. The entry
+// ends on its length (a '#' after it is dropped, as after the expiry).
+func (k *call) securityCode(ctx context.Context) (*secret.PIN, error) {
+	var code *secret.PIN
+	err := k.tries(ctx, "security_code", func() (string, error) {
+		e, reason, err := k.entry(ctx, []prompts.Item{prompts.P(prompts.EnterSecurityCode)}, SecurityCodeLength)
+		if err != nil || reason != "" {
+			secret.Zero(e.Digits)
+			return reason, err
+		}
+		if len(e.Digits) != SecurityCodeLength {
+			secret.Zero(e.Digits)
+			return string(policy.ReasonIncomplete), nil
+		}
+		code = secret.NewPIN(e.Digits)
+		return "", nil
+	})
+	return code, err
+}
+
+// SecurityCodeLength is the card security code's length (CVV2/CVC2).
+const SecurityCodeLength = 3
+
+// setupPIN sets the first PIN of a verified card, once: the card is
+// checked against the marks before the caller types a PIN, and claimed
+// atomically just before the set is sent, so two calls cannot both set it.
+func (k *call) setupPIN(ctx context.Context, card pinsvc.VerifiedCard) error {
+	marks := k.f.cfg.Marks
+	alreadySet := func() error {
+		res := outcome.Result{Kind: outcome.AlreadySet, Host: outcome.KeySecure, Description: "first PIN already set through the line"}
+		k.res.Outcome = &res
+		return k.speak(ctx, res, prompts.ResultSet)
+	}
+	if marks != nil {
+		done, err := marks.SetupDone(ctx, card.ID)
+		if err != nil {
+			return errLimitStore
+		}
+		if done {
+			return alreadySet()
+		}
+	}
 	pin, err := k.newPIN(ctx, k.f.service.FirstSetupPolicy(), nil)
 	if err != nil {
 		return err
 	}
 	defer pin.Wipe()
+	keep := true
+	if marks != nil {
+		claimed, err := marks.ClaimSetup(ctx, card.ID)
+		if err != nil {
+			return errLimitStore
+		}
+		if !claimed {
+			return alreadySet()
+		}
+		keep = false
+		defer func() {
+			if !keep {
+				// The set certainly did not happen: the card may try again.
+				_ = marks.ReleaseSetup(context.WithoutCancel(ctx), card.ID)
+			}
+		}()
+	}
 	res, err := k.submit(ctx, func(ctx context.Context) outcome.Result {
-		return k.f.service.SetFirstPIN(ctx, pinsvc.FirstSetup{PAN: k.pan, Expiry: k.expiry, CardNo: k.in.CardNo, CardholderNo: k.in.CardholderNo, PIN: pin})
+		return k.f.service.SetFirstPIN(ctx, pinsvc.FirstSetup{Card: card, PIN: pin})
 	})
 	if err != nil {
 		return err
 	}
+	// An ambiguous answer keeps the mark: the PIN may have been set.
+	keep = res.Kind == outcome.Changed || res.Kind == outcome.Ambiguous
 	return k.speak(ctx, res, prompts.ResultSet)
 }
 
-// submit sends the host call, says "please wait" meanwhile, and while the
-// call takes longer than HostWaitAnnounce tells the caller the line is alive. The host call
-// runs on a context detached from the caller's hang-up: once sent, a PIN
-// change is seen through so the outcome (and the audit record) is true.
+// submit counts the attempt, then sends the host call on a context detached
+// from the caller's hang-up: once sent, a PIN change is seen through so the
+// outcome (and the audit record) is true.
 func (k *call) submit(ctx context.Context, do func(context.Context) outcome.Result) (outcome.Result, error) {
 	if ctx.Err() != nil {
 		return outcome.Result{}, ctx.Err()
@@ -241,17 +363,24 @@ func (k *call) submit(ctx context.Context, do func(context.Context) outcome.Resu
 	if err := k.limit(ctx, true, k.pan); err != nil {
 		return outcome.Result{}, err
 	}
-	// The request goes out first; "please wait" plays while it is in flight.
+	res := k.await(ctx, context.WithoutCancel(ctx), do)
+	k.res.Outcome = &res
+	return res, nil
+}
+
+// await runs do on hostCtx while the caller hears "please wait" and, while
+// the host takes longer than HostWaitAnnounce, that the line is alive. The
+// request goes out first; the prompt plays while it is in flight.
+func (k *call) await(ctx, hostCtx context.Context, do func(context.Context) outcome.Result) outcome.Result {
 	done := make(chan outcome.Result, 1)
-	go func() { done <- do(context.WithoutCancel(ctx)) }()
+	go func() { done <- do(hostCtx) }()
 	_ = k.c.Say(ctx, prompts.P(prompts.PleaseWait))
 	tick := time.NewTicker(k.f.cfg.HostWaitAnnounce)
 	defer tick.Stop()
 	for {
 		select {
 		case res := <-done:
-			k.res.Outcome = &res
-			return res, nil
+			return res
 		case <-tick.C:
 			// A hang-up here is noted, but the result is still awaited.
 			_ = k.c.Say(ctx, prompts.P(prompts.StillWorking))
@@ -262,14 +391,17 @@ func (k *call) submit(ctx context.Context, do func(context.Context) outcome.Resu
 // speak says the outcome.
 func (k *call) speak(ctx context.Context, res outcome.Result, success prompts.ID) error {
 	id := map[outcome.Kind]prompts.ID{
-		outcome.Changed:     success,
-		outcome.WrongPIN:    prompts.ResultWrongPIN,
-		outcome.NotEligible: prompts.ResultNotEligible,
-		outcome.NoPINYet:    prompts.ResultNotEligible,
-		outcome.WeakPIN:     prompts.ResultWeakPIN,
-		outcome.Rejected:    prompts.ResultRejected,
-		outcome.Unavailable: prompts.ResultUnavailable,
-		outcome.Ambiguous:   prompts.ResultAmbiguous,
+		outcome.Changed:         success,
+		outcome.WrongPIN:        prompts.ResultWrongPIN,
+		outcome.NotEligible:     prompts.ResultNotEligible,
+		outcome.NoPINYet:        prompts.ResultNotEligible,
+		outcome.WeakPIN:         prompts.ResultWeakPIN,
+		outcome.Rejected:        prompts.ResultRejected,
+		outcome.Unavailable:     prompts.ResultUnavailable,
+		outcome.Ambiguous:       prompts.ResultAmbiguous,
+		outcome.DetailsMismatch: prompts.ReasonDetailsMismatch,
+		outcome.CannotVerify:    prompts.ResultCannotVerify,
+		outcome.AlreadySet:      prompts.ResultAlreadySet,
 	}[res.Kind]
 	if id == "" {
 		id = prompts.ResultRejected

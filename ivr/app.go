@@ -51,6 +51,7 @@ type CallRecord struct {
 	Host        string        `json:"host,omitempty"`
 	MsgID       string        `json:"msg_id,omitempty"`
 	ResultCode  string        `json:"result_code,omitempty"`
+	HostRef     string        `json:"host_ref,omitempty"` // the host's reference (NI transaction_ref_id)
 	Outcome     string        `json:"outcome"`
 	End         string        `json:"end"`
 	Retries     []flows.Retry `json:"retries,omitempty"`
@@ -309,15 +310,17 @@ func (a *App) runCall(ctx context.Context, s *Session, e *ari.StasisStart) {
 	rec.Retries, rec.Returned = res.Retries, res.Returned
 	if res.Outcome != nil {
 		rec.Host, rec.MsgID, rec.ResultCode, rec.Outcome = string(res.Outcome.Host), res.Outcome.MsgID, res.Outcome.Code, string(res.Outcome.Kind)
+		rec.HostRef = res.Outcome.Reference
 	}
 	s.log.WithFields(logrus.Fields{"path": rec.Path, "end": rec.End, "outcome": rec.Outcome, "pan": rec.MaskedPAN}).Info("call ended")
 }
 
 // callInfo reads what an agent transfer passed in. Stasis arguments are
-// key=value pairs (mode, lang, card_no, cardholder_no, expiry, return as
-// context/extension/priority); the argument "transfer" makes the app also
-// read the channel variables IVRPIN_MODE, IVRPIN_LANG, IVRPIN_PAN,
-// IVRPIN_EXPIRY, IVRPIN_CARD_NO, IVRPIN_CARDHOLDER_NO and IVRPIN_RETURN.
+// key=value pairs (mode, lang, card_no, cardholder_no, expiry, seq (the
+// card sequence number), return as context/extension/priority); the
+// argument "transfer" makes the app also read the channel variables
+// IVRPIN_MODE, IVRPIN_LANG, IVRPIN_PAN, IVRPIN_EXPIRY, IVRPIN_SEQ,
+// IVRPIN_CARD_NO, IVRPIN_CARDHOLDER_NO and IVRPIN_RETURN.
 // Pass a PAN by channel variable set over AMI/ARI by the agent desktop, not
 // in the dialplan, where Asterisk's verbose log would show it.
 func (a *App) callInfo(s *Session, e *ari.StasisStart) flows.Call {
@@ -333,7 +336,7 @@ func (a *App) callInfo(s *Session, e *ari.StasisStart) flows.Call {
 		kv[strings.ToLower(strings.TrimSpace(k))] = strings.TrimSpace(v)
 	}
 	if transfer {
-		for _, name := range []string{"mode", "lang", "pan", "expiry", "card_no", "cardholder_no", "return"} {
+		for _, name := range []string{"mode", "lang", "pan", "expiry", "seq", "card_no", "cardholder_no", "return"} {
 			if _, set := kv[name]; !set {
 				if v := s.variable("IVRPIN_" + strings.ToUpper(name)); v != "" {
 					kv[name] = v
@@ -349,6 +352,9 @@ func (a *App) callInfo(s *Session, e *ari.StasisStart) flows.Call {
 	call.PAN = secret.PAN(kv["pan"])
 	call.Expiry = kv["expiry"]
 	call.CardNo, call.CardholderNo = kv["card_no"], kv["cardholder_no"]
+	if seq := kv["seq"]; len(seq) == 2 && seq[0] >= '0' && seq[0] <= '9' && seq[1] >= '0' && seq[1] <= '9' {
+		call.SequenceNumber = seq
+	}
 	if r := kv["return"]; r != "" {
 		parts := strings.Split(r, "/")
 		if len(parts) == 3 {

@@ -123,7 +123,8 @@ func TestEndToEndScenarios(t *testing.T) {
 		mustPlay []string
 	}{
 		{"change succeeds", []string{change, card, exp, oldPIN, newPIN, newPIN}, "changed", "outcome", []string{"result-changed", "goodbye"}},
-		{"first setup through KeySecure", []string{"2", setupCard, "3001", "482915#", "482915#"}, "changed", "outcome", []string{"pin-rule-6", "result-set"}},
+		{"first setup through KeySecure", []string{"2", setupCard, "3001", "731", "482915#", "482915#"}, "changed", "outcome", []string{"enter-security-code", "pin-rule-6", "result-set"}},
+		{"first setup with a wrong security code", []string{"2", setupCard, "3001", "137", setupCard, "3001", "138", setupCard, "3001", "139"}, "details_mismatch", "too_many_tries", []string{"reason-details-mismatch", "too-many-tries"}},
 		{"luhn failure then success", []string{change, "4111111111111112#", card, exp, oldPIN, newPIN, newPIN}, "changed", "outcome", []string{"reason-not-valid"}},
 		{"incomplete card number", []string{change, "411111#", card, exp, oldPIN, newPIN, newPIN}, "changed", "outcome", []string{"reason-incomplete"}},
 		{"expired card", []string{change, card, "2401", exp, oldPIN, newPIN, newPIN}, "changed", "outcome", []string{"reason-expired"}},
@@ -132,7 +133,7 @@ func TestEndToEndScenarios(t *testing.T) {
 		{"star clears an entry", []string{change, "41111*", card, exp, oldPIN, newPIN, newPIN}, "changed", "outcome", []string{"entry-cleared"}},
 		{"current PIN not accepted", []string{change, card, exp, "1357#", newPIN, newPIN}, "wrong_pin", "outcome", []string{"result-wrong-pin"}},
 		{"card not eligible", []string{change, "4000056655665556#", "2903", "4826#", newPIN, newPIN}, "not_eligible", "outcome", []string{"result-not-eligible"}},
-		{"virtual card refused", []string{"2", "5105105105105100#", "2907", "482915#", "482915#"}, "not_eligible", "outcome", []string{"result-not-eligible"}},
+		{"virtual card refused", []string{"2", "5105105105105100#", "2907", "402"}, "not_eligible", "outcome", []string{"result-not-eligible"}},
 		{"no input", nil, "none", "too_many_tries", []string{"no-input", "too-many-tries", "goodbye"}},
 	}
 	for _, c := range cases {

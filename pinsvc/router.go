@@ -29,19 +29,37 @@ type Change struct {
 	TrackingID     string
 }
 
-// FirstSetup is the first PIN of a new physical card. CardNo and
-// CardholderNo are set when an agent transfer identified the card on
-// KeySecure; otherwise the card is found from PAN and Expiry.
-type FirstSetup struct {
+// CardCheck is what a first-setup caller typed to prove they hold the card:
+// the card (by PAN and expiry, or KeySecure's card_no and cardholder_no
+// passed by an agent) and the security code from its back. The service wipes
+// Code whatever happens.
+type CardCheck struct {
 	PAN                  secret.PAN
 	Expiry               policy.Expiry
 	CardNo, CardholderNo string
-	PIN                  *secret.PIN
+	Code                 *secret.PIN
+}
+
+// VerifiedCard is a card whose holder proved they hold it. ID is the
+// platform's own identifier of the card, the same however the card was
+// named, which keys the line's once-only first setup mark.
+type VerifiedCard struct {
+	ID, CardholderNo string
+}
+
+// FirstSetup is the first PIN of a verified physical card.
+type FirstSetup struct {
+	Card VerifiedCard
+	PIN  *secret.PIN
 }
 
 // Service is what the call flow needs from the hosts.
 type Service interface {
 	ChangePIN(ctx context.Context, c Change) outcome.Result
+	// VerifyCard proves a first-setup caller holds the card. Its result is
+	// outcome.Verified with the card, or why not (DetailsMismatch never says
+	// which detail). It runs on the call's context: a hang-up stops it.
+	VerifyCard(ctx context.Context, c CardCheck) (VerifiedCard, outcome.Result)
 	SetFirstPIN(ctx context.Context, s FirstSetup) outcome.Result
 	// FirstSetupPolicy is the PIN rule for first setup (KeySecure: 6 digits).
 	FirstSetupPolicy() policy.PINPolicy
@@ -58,7 +76,7 @@ type CardHost interface {
 
 // KeySecure is the part of *keysecure.Client the router uses.
 type KeySecure interface {
-	FindCard(ctx context.Context, pan secret.PAN, exp policy.Expiry) (keysecure.CardRef, error)
+	VerifyCard(ctx context.Context, chk keysecure.CardCheck) (keysecure.CardRef, error)
 	SetPIN(ctx context.Context, req keysecure.SetRequest) (outcome.Result, error)
 }
 
@@ -101,24 +119,33 @@ func (r *Router) ChangePIN(ctx context.Context, c Change) outcome.Result {
 	return res
 }
 
+// VerifyCard implements Service.
+func (r *Router) VerifyCard(ctx context.Context, c CardCheck) (VerifiedCard, outcome.Result) {
+	defer c.Code.Wipe()
+	if r.KeySecure == nil {
+		return VerifiedCard{}, outcome.Result{Kind: outcome.NotEligible, Host: outcome.KeySecure, Description: "first setup not configured"}
+	}
+	ref, err := r.KeySecure.VerifyCard(ctx, keysecure.CardCheck{PAN: c.PAN, Expiry: c.Expiry, CardNo: c.CardNo, CardholderNo: c.CardholderNo, Code: c.Code})
+	if err != nil {
+		if res, ok := keysecure.AsResult(err); ok {
+			return VerifiedCard{}, res
+		}
+		return VerifiedCard{}, outcome.Result{Kind: outcome.Unavailable, Host: outcome.KeySecure, Description: "card check failed"}
+	}
+	return VerifiedCard{ID: ref.CardNo, CardholderNo: ref.CardholderNo}, outcome.Result{Kind: outcome.Verified, Host: outcome.KeySecure}
+}
+
 // SetFirstPIN implements Service.
 func (r *Router) SetFirstPIN(ctx context.Context, s FirstSetup) outcome.Result {
 	defer s.PIN.Wipe()
 	if r.KeySecure == nil {
 		return outcome.Result{Kind: outcome.NotEligible, Host: outcome.KeySecure, Description: "first setup not configured"}
 	}
-	ref := keysecure.CardRef{CardNo: s.CardNo, CardholderNo: s.CardholderNo}
-	if ref.CardNo == "" || ref.CardholderNo == "" {
-		found, err := r.KeySecure.FindCard(ctx, s.PAN, s.Expiry)
-		if err != nil {
-			if res, ok := keysecure.AsResult(err); ok {
-				return res
-			}
-			return outcome.Result{Kind: outcome.Unavailable, Host: outcome.KeySecure, Description: "card lookup failed"}
-		}
-		ref = found
+	if s.Card.ID == "" || s.Card.CardholderNo == "" {
+		// Only a verified card may take a first PIN.
+		return outcome.Result{Kind: outcome.Rejected, Host: outcome.KeySecure, Description: "card not verified"}
 	}
-	res, err := r.KeySecure.SetPIN(ctx, keysecure.SetRequest{CardNo: ref.CardNo, CardholderNo: ref.CardholderNo, PIN: s.PIN})
+	res, err := r.KeySecure.SetPIN(ctx, keysecure.SetRequest{CardNo: s.Card.ID, CardholderNo: s.Card.CardholderNo, PIN: s.PIN})
 	if err != nil {
 		return outcome.Result{Kind: outcome.Unavailable, Host: outcome.KeySecure, Description: "request not built"}
 	}

@@ -66,8 +66,16 @@ func TestCardWithoutPINIsOfferedFirstSetup(t *testing.T) {
 	if res.Kind != outcome.NoPINYet {
 		t.Fatalf("%v", res)
 	}
+	code := secret.PINFromString("731")
+	card, res := r.VerifyCard(context.Background(), pinsvc.CardCheck{PAN: "4012888888881881", Expiry: expiry(t, "3001"), Code: code})
+	if res.Kind != outcome.Verified || card.ID != "C202605220001" || card.CardholderNo != "U202605220001" {
+		t.Fatalf("card check: %v %+v", res, card)
+	}
+	if !code.Wiped() {
+		t.Fatal("security code not wiped after the check")
+	}
 	pin := secret.PINFromString("482915")
-	res = r.SetFirstPIN(context.Background(), pinsvc.FirstSetup{PAN: "4012888888881881", Expiry: expiry(t, "3001"), PIN: pin})
+	res = r.SetFirstPIN(context.Background(), pinsvc.FirstSetup{Card: card, PIN: pin})
 	if res.Kind != outcome.Changed || res.Host != outcome.KeySecure {
 		t.Fatalf("first setup: %v", res)
 	}
@@ -78,30 +86,45 @@ func TestCardWithoutPINIsOfferedFirstSetup(t *testing.T) {
 
 func TestFirstSetupWithCardPassedByAnAgent(t *testing.T) {
 	r, sims := newRouter(t, true)
-	res := r.SetFirstPIN(context.Background(), pinsvc.FirstSetup{CardNo: "C202605220001", CardholderNo: "U202605220001",
-		PIN: secret.PINFromString("730164")})
+	card, res := r.VerifyCard(context.Background(), pinsvc.CardCheck{CardNo: "C202605220001", CardholderNo: "U202605220001",
+		Code: secret.PINFromString("731")})
+	if res.Kind != outcome.Verified {
+		t.Fatalf("%v", res)
+	}
+	res = r.SetFirstPIN(context.Background(), pinsvc.FirstSetup{Card: card, PIN: secret.PINFromString("730164")})
 	if res.Kind != outcome.Changed || !sims.KeySecure.PINIs("C202605220001", "730164") {
 		t.Fatalf("%v", res)
 	}
 }
 
-func TestFirstSetupRefusals(t *testing.T) {
+func TestCardCheckRefusals(t *testing.T) {
 	cases := []struct {
-		name, pan, exp string
-		want           outcome.Kind
+		name, pan, exp, code string
+		want                 outcome.Kind
 	}{
-		{"virtual card", "5105105105105100", "2907", outcome.NotEligible},
-		{"not activated", "4761739001010119", "2911", outcome.NotEligible},
-		{"unknown to KeySecure", "4111111111111111", "2812", outcome.NotEligible},
+		{"wrong security code", "4012888888881881", "3001", "732", outcome.DetailsMismatch},
+		{"wrong expiry", "4012888888881881", "3002", "731", outcome.DetailsMismatch},
+		{"virtual card", "5105105105105100", "2907", "402", outcome.NotEligible},
+		{"not activated, after the code matched", "4761739001010119", "2911", "958", outcome.NotEligible},
+		{"unknown to KeySecure", "4111111111111111", "2812", "123", outcome.NotEligible},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			r, sims := newRouter(t, true)
-			res := r.SetFirstPIN(context.Background(), pinsvc.FirstSetup{PAN: secret.PAN(c.pan), Expiry: expiry(t, c.exp), PIN: secret.PINFromString("482915")})
-			if res.Kind != c.want || sims.KeySecure.PINSets() != 0 {
-				t.Fatalf("%v", res)
+			card, res := r.VerifyCard(context.Background(), pinsvc.CardCheck{PAN: secret.PAN(c.pan), Expiry: expiry(t, c.exp), Code: secret.PINFromString(c.code)})
+			if res.Kind != c.want || card.ID != "" || sims.KeySecure.PINSets() != 0 {
+				t.Fatalf("%v %+v", res, card)
 			}
 		})
+	}
+}
+
+func TestFirstPINIsNeverSetOnAnUnverifiedCard(t *testing.T) {
+	r, sims := newRouter(t, true)
+	pin := secret.PINFromString("482915")
+	res := r.SetFirstPIN(context.Background(), pinsvc.FirstSetup{Card: pinsvc.VerifiedCard{ID: "C202605220001"}, PIN: pin})
+	if res.Kind == outcome.Changed || sims.KeySecure.PINSets() != 0 || !pin.Wiped() {
+		t.Fatalf("%v", res)
 	}
 }
 
@@ -110,8 +133,12 @@ func TestFirstSetupWithoutKeySecure(t *testing.T) {
 	if r.FirstSetupAvailable() {
 		t.Fatal("first setup offered without KeySecure")
 	}
+	code := secret.PINFromString("731")
+	if _, res := r.VerifyCard(context.Background(), pinsvc.CardCheck{PAN: "4012888888881881", Code: code}); res.Kind != outcome.NotEligible || !code.Wiped() {
+		t.Fatalf("%v", res)
+	}
 	pin := secret.PINFromString("482915")
-	if res := r.SetFirstPIN(context.Background(), pinsvc.FirstSetup{PAN: "4012888888881881", PIN: pin}); res.Kind != outcome.NotEligible || !pin.Wiped() {
+	if res := r.SetFirstPIN(context.Background(), pinsvc.FirstSetup{Card: pinsvc.VerifiedCard{ID: "C1", CardholderNo: "U1"}, PIN: pin}); res.Kind != outcome.NotEligible || !pin.Wiped() {
 		t.Fatalf("%v", res)
 	}
 }

@@ -2,9 +2,13 @@ package prompts
 
 import (
 	"encoding/binary"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -32,23 +36,7 @@ func TestEveryPromptTheFlowUsesIsCatalogued(t *testing.T) {
 	for _, id := range All() {
 		ids[id] = true
 	}
-	constants := map[string]ID{}
-	for name, id := range map[string]ID{"Welcome": Welcome, "LanguageChoice": LanguageChoice, "MenuChange": MenuChange,
-		"MenuSetup": MenuSetup, "MenuAgent": MenuAgent, "MenuRepeat": MenuRepeat, "EnterCard": EnterCard, "EnterExpiry": EnterExpiry,
-		"EnterCurrentPIN": EnterCurrentPIN, "EnterNewPIN": EnterNewPIN, "PINRule4to6": PINRule4to6, "PINRule6": PINRule6,
-		"ConfirmNewPIN": ConfirmNewPIN, "NoInput": NoInput, "InvalidChoice": InvalidChoice, "EntryCleared": EntryCleared,
-		"ReasonIncomplete": ReasonIncomplete, "ReasonTooLong": ReasonTooLong, "ReasonNotValid": ReasonNotValid,
-		"ReasonBadDate": ReasonBadDate, "ReasonExpired": ReasonExpired, "ReasonPINLength": ReasonPINLength,
-		"ReasonPINWeak": ReasonPINWeak, "ReasonPINSame": ReasonPINSame, "ReasonPINMismatch": ReasonPINMismatch,
-		"ReasonWrongPIN": ReasonWrongPIN, "TryAgain": TryAgain, "PleaseWait": PleaseWait, "StillWorking": StillWorking,
-		"ResultChanged": ResultChanged, "ResultSet": ResultSet, "ResultWrongPIN": ResultWrongPIN,
-		"ResultNotEligible": ResultNotEligible, "ResultWeakPIN": ResultWeakPIN, "ResultRejected": ResultRejected,
-		"ResultUnavailable": ResultUnavailable, "ResultAmbiguous": ResultAmbiguous, "NoPINYetOffer": NoPINYetOffer,
-		"TooManyTries": TooManyTries, "TransferAgent": TransferAgent, "NoAgent": NoAgent,
-		"ReturningToAgent": ReturningToAgent, "Goodbye": Goodbye, "ServiceClosing": ServiceClosing,
-		"LimitReached": LimitReached, "CardEnding": CardEnding} {
-		constants[name] = id
-	}
+	constants := idConstants(t)
 	if len(used) < 20 {
 		t.Fatalf("found only %d prompt uses in the flow", len(used))
 	}
@@ -135,4 +123,35 @@ func TestMediaURIs(t *testing.T) {
 	if P(Goodbye).TextIn("zh") != Text["zh"][Goodbye] || PIn(LanguageChoice, "ar").TextIn("en") != Text["ar"][LanguageChoice] {
 		t.Error("TextIn picks the wrong language")
 	}
+}
+
+// idConstants reads every ID constant declared in prompts.go, by name.
+func idConstants(t *testing.T) map[string]ID {
+	t.Helper()
+	f, err := parser.ParseFile(token.NewFileSet(), "prompts.go", nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]ID{}
+	for _, d := range f.Decls {
+		g, ok := d.(*ast.GenDecl)
+		if !ok || g.Tok != token.CONST {
+			continue
+		}
+		for _, spec := range g.Specs {
+			vs := spec.(*ast.ValueSpec)
+			for i, name := range vs.Names {
+				if i < len(vs.Values) {
+					if lit, ok := vs.Values[i].(*ast.BasicLit); ok && lit.Kind == token.STRING {
+						v, _ := strconv.Unquote(lit.Value)
+						out[name.Name] = ID(v)
+					}
+				}
+			}
+		}
+	}
+	if len(out) < 40 {
+		t.Fatalf("read only %d prompt constants from prompts.go", len(out))
+	}
+	return out
 }

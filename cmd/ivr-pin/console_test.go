@@ -3,9 +3,10 @@ package main
 import (
 	"bytes"
 	"os"
-	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/ivr-pin/ivr-pin/internal/leakcheck"
 )
 
 func runConsole(t *testing.T, stdin string, args ...string) (int, string, string) {
@@ -32,17 +33,19 @@ func TestConsoleChangeWithKeysFlag(t *testing.T) {
 		t.Fatalf("unexpected output:\n%s", out)
 	}
 	rest := afterBanner(out) + errs
-	for _, secret := range []string{"4111111111111111", "7392", "4829"} {
-		if regexp.MustCompile(`(^|\D)` + secret + `(\D|$)`).MatchString(rest) {
-			t.Fatalf("console wrote %s… outside the test-card list:\n%s", secret[:2], rest)
-		}
+	for _, leak := range leakcheck.Find(rest, leakcheck.Secrets{PANs: []string{"4111111111111111"}, Short: []string{"7392", "4829"}, Keys: []string{"7392#", "4829#"}}) {
+		t.Errorf("outside the test-card list, the console %s", leak)
 	}
 }
 
 func TestConsoleFirstSetupFromPipedKeys(t *testing.T) {
-	code, out, _ := runConsole(t, "2 4012888888881881# 3001 482915# 482915#\n", "--speed", "0.01")
-	if code != 0 || !strings.Contains(out, "Your new card's PIN has been set.") || !strings.Contains(out, "Outcome: changed (host keysecure, code 0)") {
+	code, out, errs := runConsole(t, "2 4012888888881881# 3001 731 482915# 482915#\n", "--speed", "0.01")
+	if code != 0 || !strings.Contains(out, "three digit security code") || !strings.Contains(out, "Your new card's PIN has been set.") ||
+		!strings.Contains(out, "Outcome: changed (host keysecure, code 0)") {
 		t.Fatalf("exit %d\n%s", code, out)
+	}
+	for _, leak := range leakcheck.Find(afterBanner(out)+errs, leakcheck.Secrets{PANs: []string{"4012888888881881"}, Short: []string{"731", "482915"}}) {
+		t.Errorf("outside the test-card list, the console %s", leak)
 	}
 }
 

@@ -34,6 +34,9 @@ func serve(args []string) int {
 		log.Error("IVRPIN_NI_URL is not set: serve needs the card host (try `ivr-pin console` for a demo)")
 		return 1
 	}
+	if cfg.AllowInsecureHosts {
+		log.Warn("IVRPIN_ALLOW_INSECURE_HOSTS=true: PIN blocks, tokens and card details may travel in plain http to other machines; never in production")
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
@@ -69,7 +72,7 @@ func serve(args []string) int {
 	flow := flows.New(flows.Config{
 		Languages: cfg.Languages, FirstDigitTimeout: cfg.FirstDigitTimeout, InterDigitTimeout: cfg.InterDigitTimeout,
 		MaxTries: cfg.MaxTries, Agent: flows.ParseTarget(cfg.AgentTransfer), HostWaitAnnounce: cfg.HostWaitAnnounce,
-		Limiter: limiter,
+		Limiter: limiter, Marks: limiter,
 	}, flowSvc)
 	app, err = ivr.New(ivr.Config{
 		ARI: ivr.ARIConfig{URL: cfg.ARIURL, WSURL: cfg.WebsocketURL(), Username: cfg.ARIUsername, Password: cfg.ARIPassword,

@@ -51,15 +51,15 @@ func simulate(args []string, out io.Writer) int {
 	if cfg.NIZPK == "" || cfg.KeySecureAPISecret == "" {
 		fmt.Fprintf(out, "(keys were generated for this run: set IVRPIN_NI_ZPK and IVRPIN_KEYSECURE_API_SECRET for both sides to share them)\n")
 	}
-	fmt.Fprintf(out, "faults:     POST {\"kind\":\"delay|status|reset|malformed|wrong_msg_id\",...} to /_sim/fault on either\n\n")
+	fmt.Fprintf(out, "faults:     POST {\"kind\":\"delay|status|reset|malformed|wrong_msg_id|redirect\",...} to /_sim/fault on either\n\n")
 	fmt.Fprintf(out, "Test cards (test data from public test ranges, not cardholder data):\n")
-	fmt.Fprintf(out, "%-20s %-6s %-4s %-9s %-10s %-20s %-14s %s\n", "PAN", "expiry", "seq", "PIN", "card host", "KeySecure", "card_no", "path")
+	fmt.Fprintf(out, "%-20s %-6s %-4s %-9s %-5s %-10s %-20s %-14s %s\n", "PAN", "expiry", "seq", "PIN", "code", "card host", "KeySecure", "card_no", "path")
 	for _, c := range sim.TestCards {
 		pin := c.PIN
 		if pin == "" {
 			pin = "(none)"
 		}
-		fmt.Fprintf(out, "%-20s %-6s %-4s %-9s %-10s %-20s %-14s %s\n", c.PAN, c.Expiry, c.SeqNo, pin, c.CardHost, c.KeySecure, c.CardNo, c.Path)
+		fmt.Fprintf(out, "%-20s %-6s %-4s %-9s %-5s %-10s %-20s %-14s %s\n", c.PAN, c.Expiry, c.SeqNo, pin, c.CVV, c.CardHost, c.KeySecure, c.CardNo, c.Path)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()

@@ -20,6 +20,7 @@ import (
 
 	"github.com/ivr-pin/ivr-pin/internal/limits"
 	"github.com/ivr-pin/ivr-pin/pinsvc/cardhost"
+	"github.com/ivr-pin/ivr-pin/pinsvc/hosturl"
 	"github.com/ivr-pin/ivr-pin/pinsvc/keysecure"
 	"github.com/ivr-pin/ivr-pin/pinsvc/pinblock"
 	"github.com/ivr-pin/ivr-pin/pinsvc/secret"
@@ -53,27 +54,32 @@ type Config struct {
 	HostWaitAnnounce  time.Duration `envconfig:"HOST_WAIT_ANNOUNCE" default:"2s" desc:"after this long waiting for a host, tell the caller the line is alive"`
 
 	// Card host (REQ_CARD_PIN_CHANGE).
-	NIURL              string        `envconfig:"NI_URL" desc:"full URL of the PIN change endpoint; unset: the built-in simulator (console only)"`
-	NIBankID           string        `envconfig:"NI_BANK_ID" desc:"bank_id, at most 4 characters"`
-	NIEncryptionMethod string        `envconfig:"NI_ENCRYPTION_METHOD" default:"SYMMETRIC_ENC" desc:"SYMMETRIC_ENC or ASYNC_ENC"`
-	NIPINBlockFormat   string        `envconfig:"NI_PINBLOCK_FORMAT" default:"ISO0" desc:"ISO0, ISO1, ISO3 or ISO4"`
-	NIZPK              string        `envconfig:"NI_ZPK" secret:"true" desc:"zone PIN key, hex (TDES 16/24 bytes; AES for ISO4)"`
-	NICertFile         string        `envconfig:"NI_CERT_FILE" desc:"PEM certificate with the RSA key for ASYNC_ENC"`
-	NIRSAPadding       string        `envconfig:"NI_RSA_PADDING" default:"OAEP-SHA256" desc:"OAEP-SHA256, OAEP-SHA1 or PKCS1v15"`
-	NIRSAEncoding      string        `envconfig:"NI_RSA_ENCODING" default:"hex" desc:"hex or base64"`
-	NIKeyID            string        `envconfig:"NI_KEY_ID" desc:"encryption_key_id, optional"`
-	NIKeyType          string        `envconfig:"NI_KEY_TYPE" desc:"encryption_key_type, optional"`
-	NITokenURL         string        `envconfig:"NI_TOKEN_URL" desc:"OAuth2 token URL (client credentials)"`
-	NIClientID         string        `envconfig:"NI_CLIENT_ID" desc:"OAuth2 client id"`
-	NIClientSecret     string        `envconfig:"NI_CLIENT_SECRET" secret:"true" desc:"OAuth2 client secret"`
-	NITLSCert          string        `envconfig:"NI_TLS_CERT" desc:"TLS client certificate (PEM file)"`
-	NITLSKey           string        `envconfig:"NI_TLS_KEY" desc:"TLS client key (PEM file)"`
-	NITLSCA            string        `envconfig:"NI_TLS_CA" desc:"CA bundle for the card host (PEM file)"`
-	NITimeout          time.Duration `envconfig:"NI_TIMEOUT" default:"10s" desc:"card host request timeout"`
-	NICodesWrongPIN    []string      `envconfig:"NI_CODES_WRONG_PIN" default:"105" desc:"error codes meaning the current PIN is wrong"`
-	NICodesNotEligible []string      `envconfig:"NI_CODES_NOT_ELIGIBLE" default:"102,103,104,106" desc:"error codes meaning the card cannot be changed"`
-	NICodesNoPIN       []string      `envconfig:"NI_CODES_NO_PIN" default:"107" desc:"error codes meaning the card has no PIN yet (offer first setup)"`
-	NICodesWeakPIN     []string      `envconfig:"NI_CODES_WEAK_PIN" default:"110" desc:"error codes meaning the new PIN was refused as weak"`
+	NIURL              string            `envconfig:"NI_URL" desc:"full URL of the PIN change endpoint; unset: the built-in simulator (console only)"`
+	NIBankID           string            `envconfig:"NI_BANK_ID" desc:"bank_id, at most 4 characters"`
+	NIEncryptionMethod string            `envconfig:"NI_ENCRYPTION_METHOD" default:"SYMMETRIC_ENC" desc:"SYMMETRIC_ENC or ASYNC_ENC"`
+	NIPINBlockFormat   string            `envconfig:"NI_PINBLOCK_FORMAT" default:"ISO0" desc:"ISO0, ISO1, ISO3 or ISO4"`
+	NIZPK              string            `envconfig:"NI_ZPK" secret:"true" desc:"zone PIN key, hex (TDES 16/24 bytes; AES for ISO4)"`
+	NICertFile         string            `envconfig:"NI_CERT_FILE" desc:"PEM certificate with the RSA key for ASYNC_ENC"`
+	NIRSAPadding       string            `envconfig:"NI_RSA_PADDING" default:"OAEP-SHA256" desc:"OAEP-SHA256, OAEP-SHA1 or PKCS1v15"`
+	NIRSAMGF1Hash      string            `envconfig:"NI_RSA_MGF1_HASH" desc:"OAEP's MGF1 hash: SHA1 or SHA256; unset: the OAEP hash (Java's OAEPWithSHA-256AndMGF1Padding is OAEP-SHA256 with SHA1)"`
+	NIRSAEncoding      string            `envconfig:"NI_RSA_ENCODING" default:"hex" desc:"hex or base64"`
+	NIKeyID            string            `envconfig:"NI_KEY_ID" desc:"encryption_key_id, optional"`
+	NIKeyType          string            `envconfig:"NI_KEY_TYPE" desc:"encryption_key_type, optional"`
+	NITokenURL         string            `envconfig:"NI_TOKEN_URL" desc:"OAuth2 token URL (client credentials)"`
+	NIClientID         string            `envconfig:"NI_CLIENT_ID" desc:"OAuth2 client id"`
+	NIClientSecret     string            `envconfig:"NI_CLIENT_SECRET" secret:"true" desc:"OAuth2 client secret"`
+	NITLSCert          string            `envconfig:"NI_TLS_CERT" desc:"TLS client certificate (PEM file)"`
+	NITLSKey           string            `envconfig:"NI_TLS_KEY" desc:"TLS client key (PEM file)"`
+	NITLSCA            string            `envconfig:"NI_TLS_CA" desc:"CA bundle for the card host (PEM file)"`
+	NITimeout          time.Duration     `envconfig:"NI_TIMEOUT" default:"10s" desc:"card host request timeout"`
+	NICodesWrongPIN    []string          `envconfig:"NI_CODES_WRONG_PIN" default:"105" desc:"error codes meaning the current PIN is wrong"`
+	NICodesNotEligible []string          `envconfig:"NI_CODES_NOT_ELIGIBLE" default:"102,103,104,106" desc:"error codes meaning the card cannot be changed"`
+	NICodesNoPIN       []string          `envconfig:"NI_CODES_NO_PIN" default:"107" desc:"error codes meaning the card has no PIN yet (offer first setup)"`
+	NICodesWeakPIN     []string          `envconfig:"NI_CODES_WEAK_PIN" default:"110" desc:"error codes meaning the new PIN was refused as weak"`
+	NISrcApplication   string            `envconfig:"NI_SRC_APPLICATION" default:"IVR" desc:"header src_application"`
+	NITargetApp        string            `envconfig:"NI_TARGET_APPLICATION" default:"PCMS" desc:"header target_application"`
+	NITimestampFormat  string            `envconfig:"NI_TIMESTAMP_FORMAT" default:"iso8601" desc:"header timestamp: iso8601 (the samples' 2020-05-21T15:13:18.853+04:00) or legacy (DD/MM/YYYY HH:MM:SS, the text)"`
+	NISequenceByBIN    map[string]string `envconfig:"NI_SEQUENCE_BY_BIN" desc:"card_sequence_number by PAN prefix when a call does not pass one, as BIN:NN,BIN:NN (longest prefix wins)"`
 
 	// KeySecure open platform.
 	KeySecureURL       string        `envconfig:"KEYSECURE_URL" desc:"KeySecure base URL; unset: the built-in simulator (console only)"`
@@ -82,6 +88,11 @@ type Config struct {
 	KeySecureTimeout   time.Duration `envconfig:"KEYSECURE_TIMEOUT" default:"10s" desc:"KeySecure request timeout"`
 	KeySecureLanguage  string        `envconfig:"KEYSECURE_LANGUAGE" desc:"Language header: en_US or zh_CN"`
 	KeySecureLookback  time.Duration `envconfig:"KEYSECURE_LOOKBACK" default:"17520h" desc:"how far back to search card creation dates"`
+	KeySecureTimezone  string        `envconfig:"KEYSECURE_TIMEZONE" desc:"Timezone header (platform default UTC+8)"`
+	KeySecureSkew      time.Duration `envconfig:"KEYSECURE_CLOCK_SKEW" default:"2s" desc:"taken off the Timestamp header, so a fast local clock is not refused as 'in the future' (0 to 30s)"`
+	KeySecureMaxList   int           `envconfig:"KEYSECURE_MAX_LIST_REQUESTS" default:"40" desc:"card list requests one card search may make"`
+	KeySecureMaxCands  int           `envconfig:"KEYSECURE_MAX_CANDIDATES" default:"3" desc:"cards (same last four, physical) whose private info one search may fetch"`
+	AllowInsecureHosts bool          `envconfig:"ALLOW_INSECURE_HOSTS" default:"false" desc:"accept plain http host URLs to machines other than this one (a lab only; logged loudly)"`
 
 	// Attempt limits.
 	LimitCardMax       int           `envconfig:"LIMIT_CARD_MAX" default:"5" desc:"PIN attempts (and refused expiry dates) per card in the card window; 0 turns the card limit off"`
@@ -178,6 +189,48 @@ func (c *Config) Validate() error {
 	if len(c.NIBankID) > cardhost.MaxBankID {
 		return problem("NI_BANK_ID", "at most 4 characters")
 	}
+	for _, u := range []struct{ name, value string }{{"NI_URL", c.NIURL}, {"NI_TOKEN_URL", c.NITokenURL}, {"KEYSECURE_URL", c.KeySecureURL}} {
+		if u.value == "" {
+			continue
+		}
+		if err := hosturl.Check(u.value, c.AllowInsecureHosts); err != nil {
+			return problem(u.name, err.Error())
+		}
+	}
+	if f, _ := pinblock.ParseFormat(c.NIPINBlockFormat); f == pinblock.ISO4 && c.NIEncryptionMethod == cardhost.MethodAsymmetric {
+		return problem("NI_PINBLOCK_FORMAT", "ISO4 is an AES format and cannot go under RSA (ASYNC_ENC); use ISO0, ISO1 or ISO3")
+	}
+	switch c.NIRSAMGF1Hash {
+	case "", pinblock.MGF1SHA1, pinblock.MGF1SHA256:
+	default:
+		return problem("NI_RSA_MGF1_HASH", "must be SHA1 or SHA256, or unset")
+	}
+	if c.NIRSAMGF1Hash != "" && c.NIRSAPadding == pinblock.PaddingPKCS1v15 {
+		return problem("NI_RSA_MGF1_HASH", "goes with OAEP padding only")
+	}
+	if len(c.NISrcApplication) == 0 || len(c.NISrcApplication) > cardhost.MaxApplication {
+		return problem("NI_SRC_APPLICATION", "1 to 10 characters")
+	}
+	if len(c.NITargetApp) == 0 || len(c.NITargetApp) > cardhost.MaxApplication {
+		return problem("NI_TARGET_APPLICATION", "1 to 10 characters")
+	}
+	if _, err := c.niTimestampLayout(); err != nil {
+		return err
+	}
+	for bin, seq := range c.NISequenceByBIN {
+		if !allDigits(bin) || len(bin) > 11 || len(seq) != 2 || !allDigits(seq) {
+			return problem("NI_SEQUENCE_BY_BIN", "must be BIN:NN pairs (1 to 11 digits : two digits)")
+		}
+	}
+	if c.KeySecureSkew < 0 || c.KeySecureSkew > 30*time.Second {
+		return problem("KEYSECURE_CLOCK_SKEW", "must be 0s to 30s")
+	}
+	if c.KeySecureMaxList < 1 || c.KeySecureMaxList > 1000 {
+		return problem("KEYSECURE_MAX_LIST_REQUESTS", "must be 1 to 1000")
+	}
+	if c.KeySecureMaxCands < 1 || c.KeySecureMaxCands > 20 {
+		return problem("KEYSECURE_MAX_CANDIDATES", "must be 1 to 20")
+	}
 	if c.NIURL != "" {
 		if _, err := c.Encrypter(); err != nil {
 			return err
@@ -260,7 +313,11 @@ func (c *Config) Encrypter() (pinblock.Encrypter, error) {
 		default:
 			return nil, problem("NI_RSA_ENCODING", "must be hex or base64")
 		}
-		return &pinblock.RSAEncrypter{Public: pub, Format: f, Padding: c.NIRSAPadding, Encoding: c.NIRSAEncoding}, nil
+		r, err := pinblock.NewRSAEncrypter(pub, f, c.NIRSAPadding, c.NIRSAMGF1Hash, c.NIRSAEncoding)
+		if err != nil {
+			return nil, problem("NI_RSA_MGF1_HASH", err.Error())
+		}
+		return r, nil
 	}
 	k, err := c.ZPK()
 	if err != nil {
@@ -279,13 +336,39 @@ func (c *Config) CardHost() (cardhost.Config, error) {
 	if err != nil {
 		return cardhost.Config{}, err
 	}
+	layout, err := c.niTimestampLayout()
+	if err != nil {
+		return cardhost.Config{}, err
+	}
 	return cardhost.Config{
 		URL: c.NIURL, BankID: c.NIBankID, EncryptionMethod: c.NIEncryptionMethod,
 		EncryptionKeyID: c.NIKeyID, EncryptionKeyType: c.NIKeyType, Timeout: c.NITimeout, Encrypter: enc,
 		Codes:    cardhost.Codes{WrongPIN: c.NICodesWrongPIN, NotEligible: c.NICodesNotEligible, NoPINYet: c.NICodesNoPIN, WeakPIN: c.NICodesWeakPIN},
 		TokenURL: c.NITokenURL, ClientID: c.NIClientID, ClientSecret: c.NIClientSecret,
 		TLSCert: c.NITLSCert, TLSKey: c.NITLSKey, TLSCA: c.NITLSCA,
+		SrcApplication: c.NISrcApplication, TargetApplication: c.NITargetApp, TimestampLayout: layout,
+		SequenceByBIN: c.NISequenceByBIN, AllowInsecure: c.AllowInsecureHosts,
 	}, nil
+}
+
+// niTimestampLayout is the card host header's timestamp form.
+func (c *Config) niTimestampLayout() (string, error) {
+	switch c.NITimestampFormat {
+	case "iso8601":
+		return cardhost.TimestampLayout, nil
+	case "legacy":
+		return cardhost.LegacyTimestampLayout, nil
+	}
+	return "", problem("NI_TIMESTAMP_FORMAT", "must be iso8601 or legacy")
+}
+
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // KeySecure is the KeySecure client configuration (KeySecureURL must be set).
@@ -295,7 +378,9 @@ func (c *Config) KeySecure() (keysecure.Config, error) {
 		return keysecure.Config{}, problem("KEYSECURE_API_SECRET", "must be 16, 24 or 32 bytes")
 	}
 	return keysecure.Config{BaseURL: c.KeySecureURL, APIKey: c.KeySecureAPIKey, APISecret: k,
-		Timeout: c.KeySecureTimeout, Language: c.KeySecureLanguage, Lookback: c.KeySecureLookback}, nil
+		Timeout: c.KeySecureTimeout, Language: c.KeySecureLanguage, Timezone: c.KeySecureTimezone, Lookback: c.KeySecureLookback,
+		ClockSkew: c.KeySecureSkew, MaxListRequests: c.KeySecureMaxList, MaxCandidates: c.KeySecureMaxCands,
+		AllowInsecure: c.AllowInsecureHosts}, nil
 }
 
 // WebsocketURL is ARI_WS_URL or the events URL derived from ARI_URL.
@@ -323,8 +408,16 @@ func (c *Config) Print(w io.Writer) {
 		f := t.Field(i)
 		name := Prefix + "_" + f.Tag.Get("envconfig")
 		val := fmt.Sprint(v.Field(i).Interface())
-		if sl, ok := v.Field(i).Interface().([]string); ok {
-			val = strings.Join(sl, ",")
+		switch x := v.Field(i).Interface().(type) {
+		case []string:
+			val = strings.Join(x, ",")
+		case map[string]string:
+			pairs := make([]string, 0, len(x))
+			for k, v := range x {
+				pairs = append(pairs, k+":"+v)
+			}
+			sort.Strings(pairs)
+			val = strings.Join(pairs, ",")
 		}
 		switch f.Tag.Get("secret") {
 		case "true":

@@ -37,6 +37,8 @@ type Options struct {
 	DrainTimeout time.Duration
 	// Limiter bounds attempts (nil: none, as the console runs).
 	Limiter flows.Limiter
+	// Marks keep first setups to one per card (nil: none).
+	Marks flows.SetupMarks
 }
 
 // Demo is a running line.
@@ -94,7 +96,7 @@ func Start(opts Options) (*Demo, error) {
 	flow := flows.New(flows.Config{
 		Languages: cfg.Languages, FirstDigitTimeout: cfg.FirstDigitTimeout, InterDigitTimeout: cfg.InterDigitTimeout,
 		MaxTries: cfg.MaxTries, Agent: flows.ParseTarget(cfg.AgentTransfer), HostWaitAnnounce: cfg.HostWaitAnnounce,
-		Limiter: opts.Limiter,
+		Limiter: opts.Limiter, Marks: opts.Marks,
 	}, router)
 	drain := opts.DrainTimeout
 	if drain <= 0 {

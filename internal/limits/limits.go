@@ -5,6 +5,12 @@
 // an embedded bbolt file by default (it survives a restart), or Redis when
 // several instances share the line (atomic across instances). A store that
 // cannot be reached fails closed: the caller is told to try later.
+//
+// The same store keeps the first-setup marks: a card whose first PIN was set
+// through the line is marked (by an HMAC of the card platform's card id,
+// which is the same whether the caller typed the PAN or an agent named the
+// card), so its first setup cannot be repeated by whoever gets hold of its
+// details later.
 package limits
 
 import (
@@ -38,6 +44,13 @@ type Store interface {
 	// atomic: concurrent hits (from several instances, for Redis) never let
 	// more than r.Max through.
 	Hit(ctx context.Context, key string, r Rule, now time.Time) (bool, error)
+	// Mark sets key once and for good: false when it was already set. It is
+	// atomic like Hit.
+	Mark(ctx context.Context, key string) (bool, error)
+	// Marked reports whether key is set.
+	Marked(ctx context.Context, key string) (bool, error)
+	// Unmark removes key.
+	Unmark(ctx context.Context, key string) error
 	Close() error
 }
 
@@ -62,6 +75,41 @@ func (l *Limiter) CardKey(pan secret.PAN) string {
 	m := hmac.New(sha256.New, l.key)
 	m.Write([]byte(pan.Digits()))
 	return "card:" + hex.EncodeToString(m.Sum(nil)[:16])
+}
+
+// SetupKey is the store key of a card's first-setup mark: an HMAC of the
+// card platform's card id.
+func (l *Limiter) SetupKey(cardID string) string {
+	m := hmac.New(sha256.New, l.key)
+	m.Write([]byte("setup\x00"))
+	m.Write([]byte(cardID))
+	return "setup:" + hex.EncodeToString(m.Sum(nil)[:16])
+}
+
+// SetupDone implements flows.SetupMarks.
+func (l *Limiter) SetupDone(ctx context.Context, cardID string) (bool, error) {
+	done, err := l.Store.Marked(ctx, l.SetupKey(cardID))
+	if err != nil {
+		return false, fmt.Errorf("attempt store: %w", err)
+	}
+	return done, nil
+}
+
+// ClaimSetup implements flows.SetupMarks.
+func (l *Limiter) ClaimSetup(ctx context.Context, cardID string) (bool, error) {
+	ok, err := l.Store.Mark(ctx, l.SetupKey(cardID))
+	if err != nil {
+		return false, fmt.Errorf("attempt store: %w", err)
+	}
+	return ok, nil
+}
+
+// ReleaseSetup implements flows.SetupMarks.
+func (l *Limiter) ReleaseSetup(ctx context.Context, cardID string) error {
+	if err := l.Store.Unmark(ctx, l.SetupKey(cardID)); err != nil {
+		return fmt.Errorf("attempt store: %w", err)
+	}
+	return nil
 }
 
 // CallerKey is the store key of a caller id.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -195,5 +196,64 @@ func TestRedisDownFailsClosed(t *testing.T) {
 	}
 	if err := l.Check(context.Background(), "15551230001", ""); err == nil {
 		t.Fatal("Check passed with Redis down")
+	}
+}
+
+func TestFirstSetupMarks(t *testing.T) {
+	for name, open := range stores(t) {
+		t.Run(name, func(t *testing.T) {
+			s := open()
+			defer s.Close()
+			l := New(s, []byte("0123456789abcdef"), rule, rule)
+			ctx := context.Background()
+			if done, err := l.SetupDone(ctx, "C202605220001"); done || err != nil {
+				t.Fatalf("a fresh card is marked: %v", err)
+			}
+			if ok, err := l.ClaimSetup(ctx, "C202605220001"); !ok || err != nil {
+				t.Fatalf("first claim refused: %v", err)
+			}
+			if ok, _ := l.ClaimSetup(ctx, "C202605220001"); ok {
+				t.Fatal("second claim allowed")
+			}
+			if done, _ := l.SetupDone(ctx, "C202605220001"); !done {
+				t.Fatal("claimed card not marked")
+			}
+			if done, _ := l.SetupDone(ctx, "C202605220002"); done {
+				t.Fatal("another card is marked")
+			}
+			if err := l.ReleaseSetup(ctx, "C202605220001"); err != nil {
+				t.Fatal(err)
+			}
+			if done, _ := l.SetupDone(ctx, "C202605220001"); done {
+				t.Fatal("released card still marked")
+			}
+			// 100 calls racing for one card: exactly one wins.
+			var won atomic.Int32
+			var wg sync.WaitGroup
+			for i := 0; i < 100; i++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					if ok, err := l.ClaimSetup(ctx, "C202605229999"); ok && err == nil {
+						won.Add(1)
+					}
+				}()
+			}
+			wg.Wait()
+			if won.Load() != 1 {
+				t.Fatalf("%d of 100 concurrent claims won", won.Load())
+			}
+		})
+	}
+}
+
+func TestSetupKeysHoldNoCardID(t *testing.T) {
+	l := New(nil, []byte("0123456789abcdef"), rule, rule)
+	k := l.SetupKey("C202605220001")
+	if k == l.SetupKey("C202605220002") || k == l.CardKey("C202605220001") || len(k) != len("setup:")+32 {
+		t.Fatalf("key %s", k)
+	}
+	if strings.Contains(k, "202605220001") {
+		t.Fatal("the key holds the card id")
 	}
 }

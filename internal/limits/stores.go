@@ -98,6 +98,47 @@ func (s *BoltStore) Hit(_ context.Context, key string, r Rule, now time.Time) (b
 	return ok, err
 }
 
+var marks = []byte("marks")
+
+// Mark implements Store.
+func (s *BoltStore) Mark(_ context.Context, key string) (bool, error) {
+	var fresh bool
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists(marks)
+		if err != nil {
+			return err
+		}
+		if b.Get([]byte(key)) != nil {
+			return nil
+		}
+		fresh = true
+		return b.Put([]byte(key), []byte{1})
+	})
+	return fresh, err
+}
+
+// Marked implements Store.
+func (s *BoltStore) Marked(_ context.Context, key string) (bool, error) {
+	var set bool
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if b := tx.Bucket(marks); b != nil {
+			set = b.Get([]byte(key)) != nil
+		}
+		return nil
+	})
+	return set, err
+}
+
+// Unmark implements Store.
+func (s *BoltStore) Unmark(_ context.Context, key string) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		if b := tx.Bucket(marks); b != nil {
+			return b.Delete([]byte(key))
+		}
+		return nil
+	})
+}
+
 // Close implements Store.
 func (s *BoltStore) Close() error { return s.db.Close() }
 
@@ -182,6 +223,22 @@ func (s *RedisStore) Hit(ctx context.Context, key string, r Rule, now time.Time)
 		return false, err
 	}
 	return res == 1, nil
+}
+
+// Mark implements Store (SET NX: one instance wins).
+func (s *RedisStore) Mark(ctx context.Context, key string) (bool, error) {
+	return s.c.SetNX(ctx, "ivrpin:mark:"+key, "1", 0).Result()
+}
+
+// Marked implements Store.
+func (s *RedisStore) Marked(ctx context.Context, key string) (bool, error) {
+	n, err := s.c.Exists(ctx, "ivrpin:mark:"+key).Result()
+	return n == 1, err
+}
+
+// Unmark implements Store.
+func (s *RedisStore) Unmark(ctx context.Context, key string) error {
+	return s.c.Del(ctx, "ivrpin:mark:"+key).Err()
 }
 
 // Close implements Store.

@@ -105,6 +105,12 @@ func (t *timed) SetFirstPIN(ctx context.Context, s pinsvc.FirstSetup) outcome.Re
 	return t.observe(time.Now(), t.Service.SetFirstPIN(ctx, s))
 }
 
+func (t *timed) VerifyCard(ctx context.Context, c pinsvc.CardCheck) (pinsvc.VerifiedCard, outcome.Result) {
+	start := time.Now()
+	v, r := t.Service.VerifyCard(ctx, c)
+	return v, t.observe(start, r)
+}
+
 // Keep the policy methods visible through the wrapper.
 func (t *timed) ChangePolicy() policy.PINPolicy     { return t.Service.ChangePolicy() }
 func (t *timed) FirstSetupPolicy() policy.PINPolicy { return t.Service.FirstSetupPolicy() }
