@@ -53,6 +53,7 @@ type CallRecord struct {
 	ResultCode  string        `json:"result_code,omitempty"`
 	HostRef     string        `json:"host_ref,omitempty"` // the host's reference (NI transaction_ref_id)
 	Outcome     string        `json:"outcome"`
+	Reason      string        `json:"reason,omitempty"` // why, in the host's words or ours (never a PIN; long digit runs masked)
 	End         string        `json:"end"`
 	Retries     []flows.Retry `json:"retries,omitempty"`
 	Transferred bool          `json:"transferred"`
@@ -224,7 +225,21 @@ func channelOf(ev ari.Event) string {
 	return ""
 }
 
+// callerNumber is the channel's caller id number; Asterisk may send a
+// channel without a caller object (and a fuzzer surely will).
+func callerNumber(ch ari.ChannelData) string {
+	if ch.Caller == nil {
+		return ""
+	}
+	return ch.Caller.Number
+}
+
 func (a *App) start(e *ari.StasisStart) {
+	if e.Channel.ID == "" {
+		// Nothing to answer or track: a malformed event.
+		a.stream.undecodable.Add(1)
+		return
+	}
 	key := ari.NewKey(ari.ChannelKey, e.Channel.ID)
 	log := a.cfg.Log.WithField("channel", e.Channel.ID)
 	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.CallTimeout)
@@ -260,7 +275,7 @@ func (a *App) finishCall(s *Session, id string) {
 // turnAway answers a call that arrived during a drain.
 func (a *App) turnAway(ctx context.Context, s *Session, e *ari.StasisStart) {
 	defer a.finishCall(s, s.ch.ID())
-	rec := CallRecord{ChannelID: e.Channel.ID, CallerID: e.Channel.Caller.Number, Start: time.Now(), Outcome: "none", End: "turned_away"}
+	rec := CallRecord{ChannelID: e.Channel.ID, CallerID: callerNumber(e.Channel), Start: time.Now(), Outcome: "none", End: "turned_away"}
 	defer func() {
 		rec.Duration = time.Since(rec.Start)
 		if a.cfg.OnCallEnd != nil {
@@ -281,7 +296,7 @@ func (a *App) turnAway(ctx context.Context, s *Session, e *ari.StasisStart) {
 func (a *App) runCall(ctx context.Context, s *Session, e *ari.StasisStart) {
 	id := e.Channel.ID
 	start := time.Now()
-	rec := CallRecord{ChannelID: id, CallerID: e.Channel.Caller.Number, Start: start, Outcome: "none"}
+	rec := CallRecord{ChannelID: id, CallerID: callerNumber(e.Channel), Start: start, Outcome: "none"}
 	defer a.finishCall(s, id)
 	defer func() {
 		if r := recover(); r != nil {
@@ -302,15 +317,18 @@ func (a *App) runCall(ctx context.Context, s *Session, e *ari.StasisStart) {
 	call := a.callInfo(s, e)
 	rec.Transferred = call.Return != nil || call.Mode != ""
 	res := a.flow.Run(ctx, s, call)
-	if s.forced.Load() && !s.isGone() {
-		// Ended by the drain deadline, not by the caller.
-		_ = s.Hangup(context.Background())
-	}
 	rec.Language, rec.Path, rec.MaskedPAN, rec.End = res.Language, string(res.Path), res.MaskedPAN, res.End
+	if s.forced.Load() {
+		// Ended by the drain deadline, not by the caller.
+		rec.End = "drain_deadline"
+		if !s.isGone() {
+			_ = s.Hangup(context.Background())
+		}
+	}
 	rec.Retries, rec.Returned = res.Retries, res.Returned
 	if res.Outcome != nil {
 		rec.Host, rec.MsgID, rec.ResultCode, rec.Outcome = string(res.Outcome.Host), res.Outcome.MsgID, res.Outcome.Code, string(res.Outcome.Kind)
-		rec.HostRef = res.Outcome.Reference
+		rec.HostRef, rec.Reason = res.Outcome.Reference, res.Outcome.Description
 	}
 	s.log.WithFields(logrus.Fields{"path": rec.Path, "end": rec.End, "outcome": rec.Outcome, "pan": rec.MaskedPAN}).Info("call ended")
 }
@@ -324,10 +342,24 @@ func (a *App) runCall(ctx context.Context, s *Session, e *ari.StasisStart) {
 // Pass a PAN by channel variable set over AMI/ARI by the agent desktop, not
 // in the dialplan, where Asterisk's verbose log would show it.
 func (a *App) callInfo(s *Session, e *ari.StasisStart) flows.Call {
-	call := flows.Call{ChannelID: e.Channel.ID, CallerID: e.Channel.Caller.Number}
+	call := ParseTransfer(e.Args, s.variable)
+	call.ChannelID, call.CallerID = e.Channel.ID, callerNumber(e.Channel)
+	return call
+}
+
+// transferNames are the Stasis argument keys, and (upper-cased, prefixed
+// IVRPIN_) the channel variable names, a transfer may set.
+var transferNames = []string{"mode", "lang", "pan", "expiry", "seq", "card_no", "cardholder_no", "return"}
+
+// ParseTransfer reads Stasis arguments (key=value pairs, and "transfer" to
+// read the IVRPIN_* channel variables through variable for keys the
+// arguments do not set). Values that do not parse are dropped, never
+// guessed at: an unknown mode asks the menu, a malformed return hangs up.
+func ParseTransfer(args []string, variable func(name string) string) flows.Call {
+	var call flows.Call
 	kv := map[string]string{}
 	transfer := false
-	for _, arg := range e.Args {
+	for _, arg := range args {
 		k, v, ok := strings.Cut(arg, "=")
 		if !ok {
 			transfer = transfer || arg == "transfer"
@@ -335,10 +367,10 @@ func (a *App) callInfo(s *Session, e *ari.StasisStart) flows.Call {
 		}
 		kv[strings.ToLower(strings.TrimSpace(k))] = strings.TrimSpace(v)
 	}
-	if transfer {
-		for _, name := range []string{"mode", "lang", "pan", "expiry", "seq", "card_no", "cardholder_no", "return"} {
+	if transfer && variable != nil {
+		for _, name := range transferNames {
 			if _, set := kv[name]; !set {
-				if v := s.variable("IVRPIN_" + strings.ToUpper(name)); v != "" {
+				if v := variable("IVRPIN_" + strings.ToUpper(name)); v != "" {
 					kv[name] = v
 				}
 			}
@@ -357,9 +389,9 @@ func (a *App) callInfo(s *Session, e *ari.StasisStart) flows.Call {
 	}
 	if r := kv["return"]; r != "" {
 		parts := strings.Split(r, "/")
-		if len(parts) == 3 {
+		if len(parts) == 3 && parts[0] != "" && parts[1] != "" {
 			prio, err := strconv.Atoi(parts[2])
-			if err == nil {
+			if err == nil && prio >= 1 {
 				call.Return = &flows.Target{Context: parts[0], Extension: parts[1], Priority: prio}
 			}
 		}

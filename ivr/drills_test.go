@@ -151,3 +151,29 @@ func TestDrillCardLimitRefusesFurtherAttempts(t *testing.T) {
 		t.Fatalf("%d host requests, want 2", n)
 	}
 }
+
+// A call still running when the drain deadline passes is ended by the line,
+// and its audit record says so (it was recorded as a hang-up before).
+func TestDrillDrainDeadlineIsAudited(t *testing.T) {
+	l := startLine(t, func(c *config.Config) { c.FirstDigitTimeout = 30 * time.Second }, demo.Options{DrainTimeout: 200 * time.Millisecond})
+	ch, err := l.ARI.PlaceCall(aritest.CallOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.WaitPlayed(5*time.Second, "menu-repeat", 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := l.RecordFor(ch.ID, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.End != "drain_deadline" || rec.Outcome != "none" {
+		t.Fatalf("%+v", rec)
+	}
+	if _, err := ch.WaitEnded(5 * time.Second); err != nil {
+		t.Fatalf("the line did not hang the call up: %v", err)
+	}
+}

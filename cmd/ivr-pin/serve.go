@@ -53,7 +53,7 @@ func serve(args []string) int {
 		return 1
 	}
 	defer limiter.Store.Close()
-	var auditW audit.Writer = audit.Log{Entry: logrus.NewEntry(logger)}
+	var auditW audit.Writer = audit.NewStream(os.Stdout)
 	if cfg.AuditFile != "" {
 		f, err := audit.OpenFile(cfg.AuditFile)
 		if err != nil {

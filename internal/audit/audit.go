@@ -1,15 +1,17 @@
-// Package audit writes one record per call: to an append-only file synced
-// on every write, or to the log tagged log=audit. A record holds a masked PAN
-// and never a PIN (ivr.CallRecord has no field that could hold one).
+// Package audit writes one record per call, as one JSON line: to an
+// append-only file synced on every write, or to standard output. Either way
+// the record is written whatever the log level (it is not a log line: an
+// operator who turns logging down to warn still keeps every record). A
+// record holds a masked PAN and never a PIN (ivr.CallRecord has no field
+// that could hold one).
 package audit
 
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"sync"
-
-	"github.com/sirupsen/logrus"
 
 	"github.com/ivr-pin/ivr-pin/ivr"
 )
@@ -20,47 +22,56 @@ type Writer interface {
 	Close() error
 }
 
-// File appends JSON lines to a file opened O_APPEND and syncs each one, so a
-// record acknowledged is a record on disk.
-type File struct {
-	mu sync.Mutex
-	f  *os.File
+// Stream writes one JSON line per record to w (standard output by default),
+// each line in one write so concurrent calls never interleave.
+type Stream struct {
+	mu   sync.Mutex
+	w    io.Writer
+	sync func() error // nil: nothing to sync
 }
 
-// OpenFile opens (or creates, mode 0600) the audit file for appending.
+// NewStream writes records to w.
+func NewStream(w io.Writer) *Stream { return &Stream{w: w} }
+
+// OpenFile opens (or creates, mode 0600) the audit file for appending; each
+// record is synced to disk before Write returns, so a record acknowledged
+// is a record on disk.
 func OpenFile(path string) (*File, error) {
 	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("audit file: %w", err)
 	}
-	return &File{f: f}, nil
+	return &File{Stream: Stream{w: f, sync: f.Sync}, f: f}, nil
 }
 
-// Write implements Writer.
-func (a *File) Write(r ivr.CallRecord) error {
-	b, err := json.Marshal(r)
-	if err != nil {
-		return err
-	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if _, err := a.f.Write(append(b, '\n')); err != nil {
-		return err
-	}
-	return a.f.Sync()
+// File is an append-only audit file.
+type File struct {
+	Stream
+	f *os.File
 }
 
 // Close implements Writer.
 func (a *File) Close() error { return a.f.Close() }
 
-// Log writes records through logrus, tagged log=audit.
-type Log struct{ Entry *logrus.Entry }
-
 // Write implements Writer.
-func (a Log) Write(r ivr.CallRecord) error {
-	a.Entry.WithField("log", "audit").WithField("record", r).Info("call")
+func (a *Stream) Write(r ivr.CallRecord) error {
+	b, err := json.Marshal(struct {
+		Log string `json:"log"`
+		ivr.CallRecord
+	}{"audit", r})
+	if err != nil {
+		return err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if _, err := a.w.Write(append(b, '\n')); err != nil {
+		return err
+	}
+	if a.sync != nil {
+		return a.sync()
+	}
 	return nil
 }
 
-// Close implements Writer.
-func (Log) Close() error { return nil }
+// Close implements Writer; standard output is left open.
+func (a *Stream) Close() error { return nil }

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -40,4 +42,49 @@ func TestFileAppendsOneJSONLinePerCall(t *testing.T) {
 	if st, _ := os.Stat(path); st.Mode().Perm() != 0o600 {
 		t.Fatalf("audit file mode %v", st.Mode().Perm())
 	}
+}
+
+func TestStreamWritesOneLinePerCallWhateverTheLogLevel(t *testing.T) {
+	var buf syncBuffer
+	s := NewStream(&buf)
+	done := make(chan struct{})
+	for i := 0; i < 50; i++ {
+		go func() {
+			_ = s.Write(ivr.CallRecord{ChannelID: "1.1", Outcome: "ambiguous", Reason: "timeout", HostRef: "TRN1", End: "drain_deadline"})
+			done <- struct{}{}
+		}()
+	}
+	for i := 0; i < 50; i++ {
+		<-done
+	}
+	lines := strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n")
+	if len(lines) != 50 {
+		t.Fatalf("%d lines", len(lines))
+	}
+	for _, l := range lines {
+		var r struct {
+			Log string `json:"log"`
+			ivr.CallRecord
+		}
+		if err := json.Unmarshal([]byte(l), &r); err != nil || r.Log != "audit" || r.Reason != "timeout" || r.HostRef != "TRN1" || r.End != "drain_deadline" {
+			t.Fatalf("line %q: %v", l, err)
+		}
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

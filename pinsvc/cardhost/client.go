@@ -357,8 +357,8 @@ func (c *Client) classifyNI(msgID string, data []byte) (res outcome.Result, ok b
 		return res, false
 	}
 	e := a.ExceptionDetails
-	res.Code, res.Description = truncate(string(e.ErrorCode), 20), truncate(string(e.ErrorDescription), 100)
-	res.Reference = truncate(string(e.TransactionRefID), 64)
+	res.Code, res.Description = hostcall.Clip(string(e.ErrorCode), 20), hostcall.Clip(string(e.ErrorDescription), 100)
+	res.Reference = hostcall.Clip(string(e.TransactionRefID), 64)
 	switch e.Status {
 	case StatusSuccess:
 		res.Kind = outcome.Changed
@@ -383,13 +383,6 @@ func (c *Client) kindFor(code string) outcome.Kind {
 		return outcome.WeakPIN
 	}
 	return outcome.Rejected
-}
-
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
-	}
-	return s
 }
 
 // Close releases idle connections.

@@ -251,7 +251,7 @@ func (c *Client) call(ctx context.Context, method, path string, body any, token 
 		return failure(unsure, 0, "malformed answer")
 	}
 	if env.Code != CodeOK {
-		return failure(kindFor(int(env.Code), mayHaveActed), int(env.Code), truncate(string(env.Msg), 100))
+		return failure(kindFor(int(env.Code), mayHaveActed), int(env.Code), hostcall.Clip(string(env.Msg), 100))
 	}
 	if out != nil && len(env.Data) > 0 {
 		if err := json.Unmarshal(env.Data, out); err != nil {
@@ -358,7 +358,7 @@ func eligible(card Card, cardholderNo string) error {
 	case card.CardType != TypePhysical:
 		return failure(outcome.NotEligible, CodeNotPhysical, "not a physical card")
 	case card.Status != StatusActivated:
-		return failure(outcome.NotEligible, CodeNotActivated, "card status "+truncate(card.Status, 20))
+		return failure(outcome.NotEligible, CodeNotActivated, "card status "+hostcall.Clip(card.Status, 20))
 	case card.CardholderNo != cardholderNo:
 		return failure(outcome.NotEligible, 0, "cardholder does not own the card")
 	}
@@ -496,13 +496,6 @@ func resultOf(err error) outcome.Result {
 		return r
 	}
 	return outcome.Result{Kind: outcome.Unavailable, Host: outcome.KeySecure, Description: "local error"}
-}
-
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
-	}
-	return s
 }
 
 // Close releases idle connections.

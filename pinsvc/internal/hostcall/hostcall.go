@@ -14,6 +14,10 @@ import (
 	"net/http/httptrace"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
+
+	"github.com/ivr-pin/ivr-pin/pinsvc/policy"
+	"github.com/ivr-pin/ivr-pin/pinsvc/secret"
 )
 
 // NoRedirects is every host client's CheckRedirect: a redirect is never
@@ -113,4 +117,42 @@ func (t *Text) UnmarshalJSON(b []byte) error {
 		*t = Text(b)
 	}
 	return nil
+}
+
+// Clip makes a host's text safe to log and audit: at most n bytes (cut on
+// a rune boundary), and any run of digits that could be a card number a
+// host echoed back (13 to 19 digits passing Luhn, or longer than 19) masked
+// to its first six and last four. Shorter numbers (codes, references) stay.
+func Clip(s string, n int) string {
+	var b []byte
+	run := -1
+	flush := func(end int) {
+		if run >= 0 {
+			digits := s[run:end]
+			if n := len(digits); n > 19 || n >= 13 && policy.Luhn(digits) {
+				digits = secret.MaskPAN(digits)
+			}
+			b = append(b, digits...)
+			run = -1
+		}
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= '0' && c <= '9' {
+			if run < 0 {
+				run = i
+			}
+			continue
+		}
+		flush(i)
+		b = append(b, c)
+	}
+	flush(len(s))
+	if len(b) > n {
+		b = b[:n]
+		for len(b) > 0 && !utf8.Valid(b) {
+			b = b[:len(b)-1]
+		}
+	}
+	return string(b)
 }
