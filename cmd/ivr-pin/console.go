@@ -29,13 +29,12 @@ import (
 // waiting for input, as a person listening to the prompts would.
 func console(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("console", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	keys := fs.String("keys", "", `scripted caller, e.g. "1 4111111111111111# 2812 7392# 4829# 4829#"`)
 	lang := fs.String("lang", "", "language passed in as an agent transfer would (skips the language menu)")
 	speed := fs.Float64("speed", 0.05, "prompt playing speed: 1 is real time")
 	verbose := fs.Bool("verbose", false, "show the app's logs")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, done := parseFlags(fs, args, "One complete call on this machine: the ARI test server stands in for Asterisk and the\nsimulators for the bank (unless IVRPIN_NI_URL / IVRPIN_KEYSECURE_URL are set). Keys come\nfrom --keys, piped standard input, or the keyboard. Exit 0 on an outcome, 3 without one.", stdout, stderr); done {
+		return code
 	}
 	cfg, ok := loadConfig(stderr)
 	if !ok {

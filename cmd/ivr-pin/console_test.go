@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"io"
 	"os"
 	"strings"
 	"testing"
@@ -78,7 +79,7 @@ func TestConfigRefusesBadValueByName(t *testing.T) {
 // The README's configuration table is `ivr-pin config --table`, kept equal.
 func TestREADMEDocumentsEverySetting(t *testing.T) {
 	var table bytes.Buffer
-	if code := printConfig([]string{"--table"}, &table); code != 0 {
+	if code := printConfig([]string{"--table"}, &table, io.Discard); code != 0 {
 		t.Fatal(code)
 	}
 	readme, err := os.ReadFile("../../README.md")

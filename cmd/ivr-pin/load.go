@@ -36,18 +36,18 @@ import (
 // active call), then has every caller complete a PIN change and reports the
 // p50/p99 latency from the caller's last key to the card host receiving the
 // request, and to the outcome prompt starting.
-func load(args []string, out io.Writer) int {
+func load(args []string, out, stderr io.Writer) int {
 	fs := flag.NewFlagSet("load", flag.ContinueOnError)
 	calls := fs.Int("calls", 1000, "concurrent calls")
 	ramp := fs.Int("ramp", 200, "calls placed per batch while ramping up")
 	speed := fs.Float64("speed", 0.01, "prompt playing speed (1 = real time)")
 	rate := fs.Float64("rate", 0, "callers finishing per second after all are held (0: all at once, the worst case)")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, done := parseFlags(fs, args, "Runs serve as a child process under many concurrent calls and reports heap per call and\nlatencies (docs/performance.md).", out, stderr); done {
+		return code
 	}
 	self, err := os.Executable()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
+		fmt.Fprintln(stderr, err)
 		return 1
 	}
 	raw := make([]byte, 16)
@@ -60,7 +60,7 @@ func load(args []string, out io.Writer) int {
 	const apiSecret = "load-test-secret-0123456789abcde"
 	sims, err := simrun.Start(simrun.Options{BankID: "LOAD", APIKey: "load-key", ZPK: zpk, APISecret: apiSecret})
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
+		fmt.Fprintln(stderr, err)
 		return 1
 	}
 	defer sims.Close()
@@ -81,7 +81,7 @@ func load(args []string, out io.Writer) int {
 		}
 	}})
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
+		fmt.Fprintln(stderr, err)
 		return 1
 	}
 	defer ari.Close()
@@ -93,7 +93,7 @@ func load(args []string, out io.Writer) int {
 	}
 	metricsAddr, err := loopbackAddr()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
+		fmt.Fprintln(stderr, err)
 		return 1
 	}
 	dir, _ := os.MkdirTemp("", "ivr-pin-load")
@@ -109,13 +109,13 @@ func load(args []string, out io.Writer) int {
 		"IVRPIN_LIMIT_CARD_MAX=0", "IVRPIN_LIMIT_CALLER_MAX=0", "IVRPIN_LOG_LEVEL=warn",
 		"IVRPIN_AUDIT_FILE="+filepath.Join(dir, "audit.jsonl"),
 		"IVRPIN_FIRST_DIGIT_TIMEOUT=5m", "IVRPIN_INTER_DIGIT_TIMEOUT=1m", "IVRPIN_ARI_TIMEOUT=30s")
-	child.Stderr = os.Stderr
+	child.Stderr = stderr
 	if err := child.Start(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
+		fmt.Fprintln(stderr, err)
 		return 1
 	}
 	if err := ari.WaitConnected("ivr-pin", 30*time.Second); err != nil {
-		fmt.Fprintln(os.Stderr, err)
+		fmt.Fprintln(stderr, err)
 		return 1
 	}
 	idleHeap := heapOf(metricsAddr)
@@ -127,14 +127,14 @@ func load(args []string, out io.Writer) int {
 		for i := start; i < end; i++ {
 			ch, err := ari.PlaceCall(aritest.CallOptions{CallerNumber: fmt.Sprintf("1555%07d", i)})
 			if err != nil {
-				fmt.Fprintln(os.Stderr, err)
+				fmt.Fprintln(stderr, err)
 				return 1
 			}
 			chans[i] = ch
 		}
 		for i := start; i < end; i++ {
 			if err := chans[i].WaitPlayed(2*time.Minute, "menu-repeat", 1); err != nil {
-				fmt.Fprintf(os.Stderr, "call %d never reached the menu: %v\n", i, err)
+				fmt.Fprintf(stderr, "call %d never reached the menu: %v\n", i, err)
 				return 1
 			}
 		}

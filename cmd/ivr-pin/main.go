@@ -6,11 +6,14 @@
 //	ivr-pin simulate   run the card-host and KeySecure simulators on loopback
 //	ivr-pin config     print the effective configuration (secrets masked)
 //	ivr-pin load       measure one serve process under many concurrent calls
+//	ivr-pin --version  the module version and VCS revision it was built from
 //
 // Settings come from IVRPIN_* environment variables (see README.md).
 package main
 
 import (
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -19,10 +22,12 @@ import (
 	"github.com/sirupsen/logrus"
 	"golang.org/x/term"
 
+	"github.com/ivr-pin/ivr-pin/internal/buildinfo"
 	"github.com/ivr-pin/ivr-pin/internal/config"
 )
 
 const usage = `usage: ivr-pin <command> [flags]
+       ivr-pin --version
 
 commands:
   serve      connect to Asterisk ARI and take calls
@@ -30,32 +35,74 @@ commands:
   simulate   run the card-host and KeySecure simulators on loopback and print their test cards
   config     print the effective configuration, secrets shown only as set/unset or key check value
   load       measure one serve process under many concurrent calls (see docs/performance.md)
+
+Run 'ivr-pin <command> -h' for a command's flags. Settings come from IVRPIN_* environment
+variables (README.md). Exit codes: 0 done, 1 failed (configuration, start-up, runtime),
+2 bad usage, 3 console call ended without an outcome.
 `
 
 func main() {
-	if len(os.Args) < 2 {
-		fmt.Fprint(os.Stderr, usage)
-		os.Exit(2)
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+// run is the command line; main only exits with its code.
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) < 1 {
+		fmt.Fprint(stderr, usage)
+		return 2
 	}
-	var code int
-	switch os.Args[1] {
+	switch args[0] {
 	case "serve":
-		code = serve(os.Args[2:])
+		return serve(args[1:], stdout, stderr)
 	case "console":
-		code = console(os.Args[2:], os.Stdin, os.Stdout, os.Stderr)
+		return console(args[1:], stdin, stdout, stderr)
 	case "simulate":
-		code = simulate(os.Args[2:], os.Stdout)
+		return simulate(args[1:], stdout, stderr)
 	case "config":
-		code = printConfig(os.Args[2:], os.Stdout)
+		return printConfig(args[1:], stdout, stderr)
 	case "load":
-		code = load(os.Args[2:], os.Stdout)
-	case "-h", "--help", "help":
-		fmt.Fprint(os.Stdout, usage)
-	default:
-		fmt.Fprintf(os.Stderr, "ivr-pin: unknown command %q\n\n%s", os.Args[1], usage)
-		code = 2
+		return load(args[1:], stdout, stderr)
+	case "-h", "--help", "-help", "help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	case "--version", "-version", "version":
+		fmt.Fprintln(stdout, "ivr-pin", buildinfo.Read())
+		return 0
 	}
-	os.Exit(code)
+	fmt.Fprintf(stderr, "ivr-pin: unknown command %q\n\n%s", args[0], usage)
+	return 2
+}
+
+// parseFlags parses a verb's flags as Go tools do. -h or --help prints the
+// verb's usage to stdout: done is true and code 0, with no side effect. An
+// unknown flag or a stray argument prints the error and the usage to
+// stderr: done is true and code 2. Otherwise done is false: go on.
+func parseFlags(fs *flag.FlagSet, args []string, summary string, stdout, stderr io.Writer) (code int, done bool) {
+	printUsage := func(w io.Writer) {
+		fmt.Fprintf(w, "usage: ivr-pin %s [flags]\n\n%s\n", fs.Name(), summary)
+		var flags strings.Builder
+		fs.SetOutput(&flags)
+		fs.PrintDefaults()
+		if flags.Len() > 0 {
+			fmt.Fprintf(w, "\nflags:\n%s", flags.String())
+		}
+	}
+	fs.SetOutput(io.Discard)
+	err := fs.Parse(args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		printUsage(stdout)
+		return 0, true
+	case err != nil:
+		fmt.Fprintf(stderr, "ivr-pin %s: %v\n", fs.Name(), err)
+		printUsage(stderr)
+		return 2, true
+	case fs.NArg() > 0:
+		fmt.Fprintf(stderr, "ivr-pin %s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
+		printUsage(stderr)
+		return 2, true
+	}
+	return 0, false
 }
 
 // loadConfig reads the environment; a bad value stops start-up with the
@@ -93,24 +140,20 @@ func newLogger(cfg *config.Config, out io.Writer) *logrus.Logger {
 	return log
 }
 
-func printConfig(args []string, out io.Writer) int {
-	if len(args) > 0 && args[0] == "--table" {
-		config.Describe(out)
+func printConfig(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("config", flag.ContinueOnError)
+	table := fs.Bool("table", false, "print every setting's variable, default and meaning as a Markdown table (the README's)")
+	if code, done := parseFlags(fs, args, "Prints the effective configuration from IVRPIN_* variables, one NAME=value a line;\nsecrets only as <set>/<unset> or their key check value.", stdout, stderr); done {
+		return code
+	}
+	if *table {
+		config.Describe(stdout)
 		return 0
 	}
-	cfg, ok := loadConfig(os.Stderr)
+	cfg, ok := loadConfig(stderr)
 	if !ok {
 		return 1
 	}
-	cfg.Print(out)
+	cfg.Print(stdout)
 	return 0
-}
-
-func hasFlag(args []string, name string) bool {
-	for _, a := range args {
-		if a == name || strings.HasPrefix(a, name+"=") {
-			return true
-		}
-	}
-	return false
 }

@@ -2,7 +2,8 @@ package main
 
 import (
 	"context"
-	"os"
+	"flag"
+	"io"
 	"os/signal"
 	"syscall"
 
@@ -22,12 +23,16 @@ import (
 
 // serve connects to Asterisk and takes calls until SIGTERM or SIGINT, then
 // drains and exits 0.
-func serve(args []string) int {
-	cfg, ok := loadConfig(os.Stderr)
+func serve(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	if code, done := parseFlags(fs, args, "Connects to Asterisk ARI and takes calls until SIGTERM or SIGINT, then drains and exits 0.\nLogs go to stderr, audit records to stdout (or IVRPIN_AUDIT_FILE).", stdout, stderr); done {
+		return code
+	}
+	cfg, ok := loadConfig(stderr)
 	if !ok {
 		return 1
 	}
-	logger := newLogger(cfg, os.Stderr)
+	logger := newLogger(cfg, stderr)
 	log := logrus.NewEntry(logger).WithField("app", cfg.ARIApplication)
 	ivr.RouteLibraryLogs(log)
 	if cfg.NIURL == "" {
@@ -53,7 +58,7 @@ func serve(args []string) int {
 		return 1
 	}
 	defer limiter.Store.Close()
-	var auditW audit.Writer = audit.NewStream(os.Stdout)
+	var auditW audit.Writer = audit.NewStream(stdout)
 	if cfg.AuditFile != "" {
 		f, err := audit.OpenFile(cfg.AuditFile)
 		if err != nil {

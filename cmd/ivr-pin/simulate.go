@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"os/signal"
 	"syscall"
 
@@ -19,14 +18,14 @@ import (
 // come from the same variables the client reads (IVRPIN_NI_ZPK,
 // IVRPIN_KEYSECURE_API_SECRET), so one environment serves both sides; unset,
 // fresh keys are made and only their check values are printed.
-func simulate(args []string, out io.Writer) int {
+func simulate(args []string, out, stderr io.Writer) int {
 	fs := flag.NewFlagSet("simulate", flag.ContinueOnError)
 	chAddr := fs.String("cardhost", "127.0.0.1:8091", "card host simulator address (loopback)")
 	ksAddr := fs.String("keysecure", "127.0.0.1:8092", "KeySecure simulator address (loopback)")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, done := parseFlags(fs, args, "Runs the card-host and KeySecure simulators on loopback until SIGTERM, and prints their test\ncards (test data, in full) and how to inject faults.", out, stderr); done {
+		return code
 	}
-	cfg, ok := loadConfig(os.Stderr)
+	cfg, ok := loadConfig(stderr)
 	if !ok {
 		return 1
 	}
@@ -35,14 +34,14 @@ func simulate(args []string, out io.Writer) int {
 	if cfg.NIZPK != "" {
 		z, err := zpkFrom(cfg)
 		if err != nil {
-			fmt.Fprintf(os.Stderr, "ivr-pin simulate: %v\n", err)
+			fmt.Fprintf(stderr, "ivr-pin simulate: %v\n", err)
 			return 1
 		}
 		opts.ZPK = z
 	}
 	r, err := simrun.Start(opts)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "ivr-pin simulate: %v\n", err)
+		fmt.Fprintf(stderr, "ivr-pin simulate: %v\n", err)
 		return 1
 	}
 	defer r.Close()

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/ivr-pin/ivr-pin/internal/buildinfo"
 	"github.com/ivr-pin/ivr-pin/ivr"
 	"github.com/ivr-pin/ivr-pin/pinsvc"
 	"github.com/ivr-pin/ivr-pin/pinsvc/outcome"
@@ -42,7 +43,12 @@ func New(app *ivr.App) *Metrics {
 	m.hostLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "ivrpin_host_request_seconds",
 		Help:    "Time from submitting to a host to its outcome, by host and result.",
 		Buckets: []float64{0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16}}, []string{"host", "result"})
-	m.Registry.MustRegister(m.calls, m.retries, m.hostLatency,
+	bi := buildinfo.Read()
+	build := prometheus.NewGauge(prometheus.GaugeOpts{Name: "ivrpin_build_info",
+		Help:        "Always 1; the labels say which build is running.",
+		ConstLabels: prometheus.Labels{"version": bi.Version, "revision": bi.Revision, "goversion": bi.GoVersion}})
+	build.Set(1)
+	m.Registry.MustRegister(m.calls, m.retries, m.hostLatency, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if app != nil {
 		m.RegisterApp(app)
