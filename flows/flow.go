@@ -436,10 +436,11 @@ func ParseTarget(s string) *Target {
 		return nil
 	}
 	prio, err := strconv.Atoi(strings.TrimSpace(parts[2]))
-	if err != nil || prio < 1 {
+	ctx, ext := strings.TrimSpace(parts[0]), strings.TrimSpace(parts[1])
+	if err != nil || prio < 1 || ctx == "" || ext == "" {
 		return nil
 	}
-	return &Target{Context: strings.TrimSpace(parts[0]), Extension: strings.TrimSpace(parts[1]), Priority: prio}
+	return &Target{Context: ctx, Extension: ext, Priority: prio}
 }
 
 // limit checks (record false) or counts (record true) an attempt for the

@@ -103,7 +103,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 			}
 		}()
 	}
-	log.WithFields(logrus.Fields{"ari": cfg.ARIURL, "card_host_encryption": describeEncrypter(cfg)}).Info("starting")
+	log.WithFields(logrus.Fields{"ari": config.RedactURL(cfg.ARIURL), "card_host_encryption": describeEncrypter(cfg)}).Info("starting")
 	if err := app.Serve(ctx); err != nil {
 		log.WithError(err).Error("ARI")
 		return 1

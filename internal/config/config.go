@@ -13,17 +13,20 @@ import (
 	"net/url"
 	"reflect"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/kelseyhightower/envconfig"
 
+	"github.com/ivr-pin/ivr-pin/flows"
 	"github.com/ivr-pin/ivr-pin/internal/limits"
 	"github.com/ivr-pin/ivr-pin/pinsvc/cardhost"
 	"github.com/ivr-pin/ivr-pin/pinsvc/hosturl"
 	"github.com/ivr-pin/ivr-pin/pinsvc/keysecure"
 	"github.com/ivr-pin/ivr-pin/pinsvc/pinblock"
 	"github.com/ivr-pin/ivr-pin/pinsvc/secret"
+	"github.com/ivr-pin/ivr-pin/prompts"
 )
 
 // Prefix is the environment prefix of every setting.
@@ -33,8 +36,8 @@ const Prefix = "IVRPIN"
 // prefix; `secret:"true"` marks values never printed.
 type Config struct {
 	// Asterisk ARI.
-	ARIURL         string        `envconfig:"ARI_URL" default:"http://127.0.0.1:8088/ari" desc:"ARI base URL"`
-	ARIWSURL       string        `envconfig:"ARI_WS_URL" desc:"ARI events WebSocket URL (derived from ARI_URL when unset)"`
+	ARIURL         string        `envconfig:"ARI_URL" default:"http://127.0.0.1:8088/ari" secret:"url" desc:"ARI base URL"`
+	ARIWSURL       string        `envconfig:"ARI_WS_URL" secret:"url" desc:"ARI events WebSocket URL (derived from ARI_URL when unset)"`
 	ARIUsername    string        `envconfig:"ARI_USERNAME" default:"ivr-pin" desc:"ARI user (ari.conf)"`
 	ARIPassword    string        `envconfig:"ARI_PASSWORD" secret:"true" desc:"ARI password"`
 	ARIApplication string        `envconfig:"ARI_APPLICATION" default:"ivr-pin" desc:"Stasis application name"`
@@ -54,7 +57,7 @@ type Config struct {
 	HostWaitAnnounce  time.Duration `envconfig:"HOST_WAIT_ANNOUNCE" default:"2s" desc:"after this long waiting for a host, tell the caller the line is alive"`
 
 	// Card host (REQ_CARD_PIN_CHANGE).
-	NIURL              string            `envconfig:"NI_URL" desc:"full URL of the PIN change endpoint; unset: the built-in simulator (console only)"`
+	NIURL              string            `envconfig:"NI_URL" secret:"url" desc:"full URL of the PIN change endpoint; unset: the built-in simulator (console only)"`
 	NIBankID           string            `envconfig:"NI_BANK_ID" desc:"bank_id, at most 4 characters"`
 	NIEncryptionMethod string            `envconfig:"NI_ENCRYPTION_METHOD" default:"SYMMETRIC_ENC" desc:"SYMMETRIC_ENC or ASYNC_ENC"`
 	NIPINBlockFormat   string            `envconfig:"NI_PINBLOCK_FORMAT" default:"ISO0" desc:"ISO0, ISO1, ISO3 or ISO4"`
@@ -65,7 +68,7 @@ type Config struct {
 	NIRSAEncoding      string            `envconfig:"NI_RSA_ENCODING" default:"hex" desc:"hex or base64"`
 	NIKeyID            string            `envconfig:"NI_KEY_ID" desc:"encryption_key_id, optional"`
 	NIKeyType          string            `envconfig:"NI_KEY_TYPE" desc:"encryption_key_type, optional"`
-	NITokenURL         string            `envconfig:"NI_TOKEN_URL" desc:"OAuth2 token URL (client credentials)"`
+	NITokenURL         string            `envconfig:"NI_TOKEN_URL" secret:"url" desc:"OAuth2 token URL (client credentials)"`
 	NIClientID         string            `envconfig:"NI_CLIENT_ID" desc:"OAuth2 client id"`
 	NIClientSecret     string            `envconfig:"NI_CLIENT_SECRET" secret:"true" desc:"OAuth2 client secret"`
 	NITLSCert          string            `envconfig:"NI_TLS_CERT" desc:"TLS client certificate (PEM file)"`
@@ -82,7 +85,7 @@ type Config struct {
 	NISequenceByBIN    map[string]string `envconfig:"NI_SEQUENCE_BY_BIN" desc:"card_sequence_number by PAN prefix when a call does not pass one, as BIN:NN,BIN:NN (longest prefix wins)"`
 
 	// KeySecure open platform.
-	KeySecureURL       string        `envconfig:"KEYSECURE_URL" desc:"KeySecure base URL; unset: the built-in simulator (console only)"`
+	KeySecureURL       string        `envconfig:"KEYSECURE_URL" secret:"url" desc:"KeySecure base URL; unset: the built-in simulator (console only)"`
 	KeySecureAPIKey    string        `envconfig:"KEYSECURE_API_KEY" secret:"true" desc:"merchant Api-Key"`
 	KeySecureAPISecret string        `envconfig:"KEYSECURE_API_SECRET" secret:"true" desc:"merchant apiSecret (16, 24 or 32 bytes)"`
 	KeySecureTimeout   time.Duration `envconfig:"KEYSECURE_TIMEOUT" default:"10s" desc:"KeySecure request timeout"`
@@ -101,7 +104,8 @@ type Config struct {
 	LimitCallerMax     int           `envconfig:"LIMIT_CALLER_MAX" default:"10" desc:"attempts (PIN submissions, refused card numbers) per caller id in the caller window; 0 turns it off"`
 	LimitCallerWindow  time.Duration `envconfig:"LIMIT_CALLER_WINDOW" default:"1h" desc:"sliding window of the caller limit"`
 	LimitCallerLockout time.Duration `envconfig:"LIMIT_CALLER_LOCKOUT" default:"1h" desc:"how long a caller id is refused once past its limit"`
-	LimitStore         string        `envconfig:"LIMIT_STORE" default:"ivr-pin-attempts.db" desc:"embedded attempt store file (used when REDIS_URL is unset)"`
+	LimitWithheldMax   int           `envconfig:"LIMIT_WITHHELD_MAX" default:"5" desc:"attempts in the caller window shared by all calls without a caller id (withheld, anonymous, empty); at most LIMIT_CALLER_MAX"`
+	LimitStore         string        `envconfig:"LIMIT_STORE" default:"/var/lib/ivr-pin/attempts.db" desc:"embedded attempt store file (used when REDIS_URL is unset); its directory must exist and be writable"`
 	LimitKey           string        `envconfig:"LIMIT_KEY" secret:"true" desc:"hex HMAC key for card and caller keys; required with REDIS_URL (same on every instance), else kept in the store file"`
 
 	// Operations.
@@ -153,8 +157,13 @@ func (c *Config) Validate() error {
 		return problem("ARI_URL", "must be an http or https URL")
 	}
 	if c.ARIWSURL != "" {
-		if u, err := url.Parse(c.ARIWSURL); err != nil || (u.Scheme != "ws" && u.Scheme != "wss") {
+		if u, err := url.Parse(c.ARIWSURL); err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
 			return problem("ARI_WS_URL", "must be a ws or wss URL")
+		}
+	}
+	if c.RedisURL != "" {
+		if u, err := url.Parse(c.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
+			return problem("REDIS_URL", "must be a redis:// or rediss:// URL")
 		}
 	}
 	if c.ARIApplication == "" {
@@ -163,17 +172,45 @@ func (c *Config) Validate() error {
 	if len(c.Languages) == 0 || c.Languages[0] == "" {
 		return problem("LANGUAGES", "needs at least one language")
 	}
+	seen := map[string]bool{}
+	for _, l := range c.Languages {
+		if seen[l] {
+			return problem("LANGUAGES", "lists "+strconv.Quote(l)+" twice")
+		}
+		seen[l] = true
+		if err := prompts.Check([]string{l}); err != nil {
+			return problem("LANGUAGES", strconv.Quote(l)+" has no complete prompt set (there are "+strings.Join(prompts.Languages, ", ")+")")
+		}
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return problem("LOG_LEVEL", "must be debug, info, warn or error")
+	}
+	for _, d := range []struct {
+		name  string
+		value time.Duration
+	}{
+		{"ARI_TIMEOUT", c.ARITimeout}, {"FIRST_DIGIT_TIMEOUT", c.FirstDigitTimeout}, {"INTER_DIGIT_TIMEOUT", c.InterDigitTimeout},
+		{"CALL_TIMEOUT", c.CallTimeout}, {"DRAIN_TIMEOUT", c.DrainTimeout}, {"HOST_WAIT_ANNOUNCE", c.HostWaitAnnounce},
+		{"NI_TIMEOUT", c.NITimeout}, {"KEYSECURE_TIMEOUT", c.KeySecureTimeout}, {"KEYSECURE_LOOKBACK", c.KeySecureLookback},
+		{"LIMIT_CARD_WINDOW", c.LimitCardWindow}, {"LIMIT_CARD_LOCKOUT", c.LimitCardLockout},
+		{"LIMIT_CALLER_WINDOW", c.LimitCallerWindow}, {"LIMIT_CALLER_LOCKOUT", c.LimitCallerLockout},
+	} {
+		if d.value <= 0 {
+			return problem(d.name, "must be a positive duration")
+		}
+	}
+	for _, t := range []struct{ name, value string }{{"AGENT_TRANSFER", c.AgentTransfer}, {"DRAIN_FALLBACK", c.DrainFallback}} {
+		if t.value != "" && flows.ParseTarget(t.value) == nil {
+			return problem(t.name, "must be context,extension,priority with a priority of 1 or more")
+		}
+	}
 	if c.MaxTries < 1 || c.MaxTries > 9 {
 		return problem("MAX_TRIES", "must be 1 to 9")
 	}
 	if c.PINMinLength < 4 || c.PINMaxLength > 12 || c.PINMinLength > c.PINMaxLength {
 		return problem("PIN_MIN_LENGTH", "PIN lengths must satisfy 4 <= min <= max <= 12")
-	}
-	if c.FirstDigitTimeout <= 0 || c.InterDigitTimeout <= 0 {
-		return problem("FIRST_DIGIT_TIMEOUT", "timeouts must be positive")
-	}
-	if c.AgentTransfer != "" && len(strings.Split(c.AgentTransfer, ",")) != 3 {
-		return problem("AGENT_TRANSFER", "must be context,extension,priority")
 	}
 	if _, err := pinblock.ParseFormat(c.NIPINBlockFormat); err != nil {
 		return problem("NI_PINBLOCK_FORMAT", "must be ISO0, ISO1, ISO3 or ISO4")
@@ -222,8 +259,8 @@ func (c *Config) Validate() error {
 			return problem("NI_SEQUENCE_BY_BIN", "must be BIN:NN pairs (1 to 11 digits : two digits)")
 		}
 	}
-	if c.KeySecureSkew < 0 || c.KeySecureSkew > 30*time.Second {
-		return problem("KEYSECURE_CLOCK_SKEW", "must be 0s to 30s")
+	if c.KeySecureSkew <= 0 || c.KeySecureSkew > 30*time.Second {
+		return problem("KEYSECURE_CLOCK_SKEW", "must be more than 0s and at most 30s")
 	}
 	if c.KeySecureMaxList < 1 || c.KeySecureMaxList > 1000 {
 		return problem("KEYSECURE_MAX_LIST_REQUESTS", "must be 1 to 1000")
@@ -253,8 +290,14 @@ func (c *Config) Validate() error {
 			return problem("KEYSECURE_API_SECRET", "must be 16, 24 or 32 bytes")
 		}
 	}
-	if c.LimitCardMax < 0 || c.LimitCallerMax < 0 {
-		return problem("LIMIT_CARD_MAX", "limits cannot be negative")
+	if c.LimitCardMax < 0 {
+		return problem("LIMIT_CARD_MAX", "cannot be negative")
+	}
+	if c.LimitCallerMax < 0 {
+		return problem("LIMIT_CALLER_MAX", "cannot be negative")
+	}
+	if c.LimitWithheldMax < 1 || (c.LimitCallerMax > 0 && c.LimitWithheldMax > c.LimitCallerMax) {
+		return problem("LIMIT_WITHHELD_MAX", "must be 1 to LIMIT_CALLER_MAX: calls without a caller id share one bucket")
 	}
 	if c.RedisURL != "" && c.LimitKey == "" {
 		return problem("LIMIT_KEY", "required with REDIS_URL: every instance must hash cards the same way")
@@ -433,7 +476,7 @@ func (c *Config) Print(w io.Writer) {
 				}
 			}
 		case "url":
-			val = redactURL(val)
+			val = RedactURL(val)
 		}
 		lines = append(lines, name+"="+val)
 	}
@@ -450,16 +493,39 @@ func setOrUnset(v string) string {
 	return "<set>"
 }
 
-// redactURL hides the password of a URL such as redis://:pw@host:6379.
-func redactURL(v string) string {
+// RedactURL shows a URL with every secret it may carry (a password in the
+// user info, any query value: tokens and keys travel there) as <set>. A
+// value that does not parse is shown only as <set>/<unset>.
+func RedactURL(v string) string {
 	u, err := url.Parse(v)
-	if err != nil || v == "" {
+	if err != nil || v == "" || u.Host == "" {
 		return setOrUnset(v)
 	}
-	if _, has := u.User.Password(); has {
-		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	out := u.Scheme + "://"
+	if u.User != nil {
+		out += u.User.Username()
+		if _, has := u.User.Password(); has {
+			out += ":<set>"
+		}
+		out += "@"
 	}
-	return u.String()
+	out += u.Host + u.EscapedPath()
+	if u.RawQuery != "" {
+		q := u.Query()
+		keys := make([]string, 0, len(q))
+		for k := range q {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for i, k := range keys {
+			sep := "&"
+			if i == 0 {
+				sep = "?"
+			}
+			out += sep + url.QueryEscape(k) + "=<set>"
+		}
+	}
+	return out
 }
 
 // Describe lists each setting's variable, default and description, for the
@@ -483,6 +549,7 @@ func (c *Config) LimitSettings() limits.Settings {
 	return limits.Settings{
 		Card:      limits.Rule{Max: c.LimitCardMax, Window: c.LimitCardWindow, Lockout: c.LimitCardLockout},
 		Caller:    limits.Rule{Max: c.LimitCallerMax, Window: c.LimitCallerWindow, Lockout: c.LimitCallerLockout},
+		Withheld:  limits.Rule{Max: c.LimitWithheldMax, Window: c.LimitCallerWindow, Lockout: c.LimitCallerLockout},
 		StorePath: c.LimitStore, RedisURL: c.RedisURL, KeyHex: c.LimitKey,
 	}
 }

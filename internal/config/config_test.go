@@ -189,3 +189,85 @@ func TestSequenceNumbersReachTheClient(t *testing.T) {
 		t.Fatalf("config print: %s", out.String())
 	}
 }
+
+// What cannot work, or would weaken the line, stops start-up naming the
+// variable (each of these was accepted before).
+func TestRefusesWhatCannotWork(t *testing.T) {
+	cases := []struct{ name, value string }{
+		{"IVRPIN_LANGUAGES", "en,fr"},
+		{"IVRPIN_LANGUAGES", "en,ar,en"},
+		{"IVRPIN_LOG_LEVEL", "verbose"},
+		{"IVRPIN_LIMIT_CARD_WINDOW", "0s"},
+		{"IVRPIN_LIMIT_CALLER_LOCKOUT", "-1h"},
+		{"IVRPIN_CALL_TIMEOUT", "-5s"},
+		{"IVRPIN_DRAIN_TIMEOUT", "0s"},
+		{"IVRPIN_HOST_WAIT_ANNOUNCE", "0s"},
+		{"IVRPIN_NI_TIMEOUT", "0s"},
+		{"IVRPIN_ARI_TIMEOUT", "-1s"},
+		{"IVRPIN_AGENT_TRANSFER", "agents,queue,first"},
+		{"IVRPIN_AGENT_TRANSFER", "agents,queue"},
+		{"IVRPIN_AGENT_TRANSFER", ",queue,1"},
+		{"IVRPIN_DRAIN_FALLBACK", "closed,s,0"},
+		{"IVRPIN_REDIS_URL", "localhost:6379"},
+		{"IVRPIN_ARI_WS_URL", "ws://"},
+		{"IVRPIN_LIMIT_WITHHELD_MAX", "20"},
+		{"IVRPIN_LIMIT_WITHHELD_MAX", "0"},
+	}
+	for _, c := range cases {
+		t.Run(c.name+"="+c.value, func(t *testing.T) {
+			t.Setenv(c.name, c.value)
+			if c.name == "IVRPIN_REDIS_URL" {
+				t.Setenv("IVRPIN_LIMIT_KEY", "00112233445566778899aabbccddeeff")
+			}
+			_, err := Load()
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if !strings.HasPrefix(err.Error(), c.name+":") {
+				t.Fatalf("error does not name %s: %v", c.name, err)
+			}
+		})
+	}
+	for _, ok := range []struct{ name, value string }{
+		{"IVRPIN_LANGUAGES", "ar,en,zh"}, {"IVRPIN_AGENT_TRANSFER", "agents,queue,1"}, {"IVRPIN_LOG_LEVEL", "warn"},
+	} {
+		t.Setenv(ok.name, ok.value)
+		if _, err := Load(); err != nil {
+			t.Errorf("%s=%s refused: %v", ok.name, ok.value, err)
+		}
+	}
+}
+
+func TestSecretsInsideURLsArePrintedAsSet(t *testing.T) {
+	t.Setenv("IVRPIN_ARI_URL", "http://ivr-pin:ari-s3cret@127.0.0.1:8088/ari")
+	t.Setenv("IVRPIN_NI_URL", "https://cards.bank.example/PCServices/CardPinChange?access_token=tok-s3cret&b=2")
+	t.Setenv("IVRPIN_NI_BANK_ID", "TB01")
+	t.Setenv("IVRPIN_NI_ZPK", zpkHex)
+	t.Setenv("IVRPIN_KEYSECURE_URL", "https://ks:pw-s3cret@openplatform.keysecure.example")
+	t.Setenv("IVRPIN_KEYSECURE_API_KEY", "k")
+	t.Setenv("IVRPIN_KEYSECURE_API_SECRET", "0123456789abcdef")
+	t.Setenv("IVRPIN_REDIS_URL", "redis://:redis-s3cret@127.0.0.1:6379/0")
+	t.Setenv("IVRPIN_LIMIT_KEY", "00112233445566778899aabbccddeeff")
+	cfg, err := Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	cfg.Print(&out)
+	if strings.Contains(out.String(), "s3cret") {
+		t.Fatalf("a secret inside a URL was printed:\n%s", out.String())
+	}
+	for _, want := range []string{
+		"IVRPIN_ARI_URL=http://ivr-pin:<set>@127.0.0.1:8088/ari\n",
+		"IVRPIN_NI_URL=https://cards.bank.example/PCServices/CardPinChange?access_token=<set>&b=<set>\n",
+		"IVRPIN_KEYSECURE_URL=https://ks:<set>@openplatform.keysecure.example\n",
+		"IVRPIN_REDIS_URL=redis://:<set>@127.0.0.1:6379/0\n",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("missing %q in:\n%s", want, out.String())
+		}
+	}
+	if got := RedactURL(cfg.ARIURL); strings.Contains(got, "s3cret") {
+		t.Fatalf("RedactURL: %s", got)
+	}
+}

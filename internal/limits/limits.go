@@ -20,6 +20,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/ivr-pin/ivr-pin/pinsvc/secret"
@@ -55,13 +56,18 @@ type Store interface {
 }
 
 // Limiter applies a card rule and a caller rule. It implements
-// flows.Limiter.
+// flows.Limiter and flows.SetupMarks.
 type Limiter struct {
 	Store  Store
 	Card   Rule
 	Caller Rule
-	key    []byte
-	Now    func() time.Time
+	// Withheld is the rule of the one bucket that every call without a
+	// usable caller id shares (withheld, anonymous, empty). It is stricter
+	// than Caller: without it, hiding the number switched the limit off.
+	// Zero means Caller's rule.
+	Withheld Rule
+	key      []byte
+	Now      func() time.Time
 }
 
 // New makes a limiter; hmacKey keys the card hashes and must be the same on
@@ -112,11 +118,52 @@ func (l *Limiter) ReleaseSetup(ctx context.Context, cardID string) error {
 	return nil
 }
 
-// CallerKey is the store key of a caller id.
+// CallerKey is the store key of a caller id: an HMAC of its normalised
+// form, or the shared withheld bucket.
 func (l *Limiter) CallerKey(callerID string) string {
+	n, ok := NormaliseCallerID(callerID)
+	if !ok {
+		return withheldKey
+	}
 	m := hmac.New(sha256.New, l.key)
-	m.Write([]byte(callerID))
+	m.Write([]byte(n))
 	return "caller:" + hex.EncodeToString(m.Sum(nil)[:16])
+}
+
+// withheldKey is the one bucket of calls without a usable caller id.
+const withheldKey = "caller:withheld"
+
+// NormaliseCallerID folds the forms one number arrives in: separators
+// (space, '-', '.', '(', ')') are dropped and a leading '+' or international
+// prefix 00 is removed, so +1 555 123 0001, 0015551230001 and 15551230001
+// are one caller. ok is false for an id that is no number at all
+// (withheld, anonymous, empty): those share one bucket.
+func NormaliseCallerID(id string) (string, bool) {
+	b := make([]byte, 0, len(id))
+	for i := 0; i < len(id); i++ {
+		switch c := id[i]; {
+		case c >= '0' && c <= '9':
+			b = append(b, c)
+		case c == '+' && len(b) == 0:
+		case c == ' ' || c == '-' || c == '.' || c == '(' || c == ')':
+		default:
+			return "", false
+		}
+	}
+	// Leading zeros are an international (00) or trunk (0) prefix.
+	n := strings.TrimLeft(string(b), "0")
+	if len(n) < 3 {
+		return "", false
+	}
+	return n, true
+}
+
+// callerRule is the rule for a caller key.
+func (l *Limiter) callerRule(key string) Rule {
+	if key == withheldKey && l.Withheld.Max > 0 {
+		return l.Withheld
+	}
+	return l.Caller
 }
 
 // Check returns ErrLimited when the caller (or the card, once known) is
@@ -138,8 +185,9 @@ func (l *Limiter) Check(ctx context.Context, callerID string, pan secret.PAN) er
 // Record counts one attempt against the caller and the card (when known).
 func (l *Limiter) Record(ctx context.Context, callerID string, pan secret.PAN) error {
 	now := l.Now()
-	if callerID != "" && l.Caller.Max > 0 {
-		ok, err := l.Store.Hit(ctx, l.CallerKey(callerID), l.Caller, now)
+	if l.Caller.Max > 0 {
+		key := l.CallerKey(callerID)
+		ok, err := l.Store.Hit(ctx, key, l.callerRule(key), now)
 		if err != nil {
 			return fmt.Errorf("attempt store: %w", err)
 		}
@@ -164,7 +212,7 @@ func (l *Limiter) IsLimited(err error) bool { return errors.Is(err, ErrLimited) 
 
 func (l *Limiter) keys(callerID string, pan secret.PAN) []string {
 	var keys []string
-	if callerID != "" && l.Caller.Max > 0 {
+	if l.Caller.Max > 0 {
 		keys = append(keys, l.CallerKey(callerID))
 	}
 	if pan != "" && l.Card.Max > 0 {

@@ -257,3 +257,80 @@ func TestSetupKeysHoldNoCardID(t *testing.T) {
 		t.Fatal("the key holds the card id")
 	}
 }
+
+func TestNormaliseCallerID(t *testing.T) {
+	cases := []struct {
+		in   string
+		want string
+		ok   bool
+	}{
+		{"+15551230001", "15551230001", true},
+		{"15551230001", "15551230001", true},
+		{"0015551230001", "15551230001", true},
+		{"+1 (555) 123-0001", "15551230001", true},
+		{"+1.555.123.0001", "15551230001", true},
+		{"", "", false},
+		{"anonymous", "", false},
+		{"Anonymous", "", false},
+		{"withheld", "", false},
+		{"restricted", "", false},
+		{"0", "", false},
+		{"555+123", "", false},
+		{"sip:alice@example.com", "", false},
+	}
+	for _, c := range cases {
+		got, ok := NormaliseCallerID(c.in)
+		if got != c.want || ok != c.ok {
+			t.Errorf("NormaliseCallerID(%q) = %q, %v; want %q, %v", c.in, got, ok, c.want, c.ok)
+		}
+	}
+}
+
+func TestOneCallerInManyFormsIsOneCaller(t *testing.T) {
+	s, err := OpenBolt(filepath.Join(t.TempDir(), "attempts.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	l := New(s, []byte("0123456789abcdef"), Rule{}, Rule{Max: 3, Window: time.Hour, Lockout: time.Hour})
+	ctx := context.Background()
+	for _, id := range []string{"+15551230001", "15551230001", "0015551230001"} {
+		if err := l.Record(ctx, id, ""); err != nil {
+			t.Fatalf("%s: %v", id, err)
+		}
+	}
+	if err := l.Record(ctx, "+1 555 123 0001", ""); !l.IsLimited(err) {
+		t.Fatalf("the fourth attempt from the same number in another form: %v", err)
+	}
+	if err := l.Check(ctx, "15551230001", ""); !l.IsLimited(err) {
+		t.Fatalf("not locked out: %v", err)
+	}
+	if err := l.Check(ctx, "+15551230002", ""); err != nil {
+		t.Fatalf("another number is locked out: %v", err)
+	}
+}
+
+func TestWithheldCallersShareOneStricterBucket(t *testing.T) {
+	s, err := OpenBolt(filepath.Join(t.TempDir(), "attempts.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	l := New(s, []byte("0123456789abcdef"), Rule{}, Rule{Max: 10, Window: time.Hour, Lockout: time.Hour})
+	l.Withheld = Rule{Max: 2, Window: time.Hour, Lockout: time.Hour}
+	ctx := context.Background()
+	for _, id := range []string{"", "anonymous"} {
+		if err := l.Record(ctx, id, ""); err != nil {
+			t.Fatalf("%q: %v", id, err)
+		}
+	}
+	if err := l.Record(ctx, "Restricted", ""); !l.IsLimited(err) {
+		t.Fatalf("a third withheld call: %v", err)
+	}
+	if err := l.Check(ctx, "", ""); !l.IsLimited(err) {
+		t.Fatalf("the withheld bucket is not locked: %v", err)
+	}
+	if err := l.Record(ctx, "+15551230001", ""); err != nil {
+		t.Fatalf("a caller with a number shares the withheld bucket: %v", err)
+	}
+}

@@ -9,6 +9,7 @@ import (
 // Settings are the limiter's configuration (internal/config fills them).
 type Settings struct {
 	Card, Caller Rule
+	Withheld     Rule   // the shared bucket of calls without a caller id
 	StorePath    string // bbolt file, used when RedisURL is empty
 	RedisURL     string
 	KeyHex       string // HMAC key; required with Redis
@@ -31,7 +32,9 @@ func Open(ctx context.Context, s Settings) (*Limiter, error) {
 		if err != nil {
 			return nil, err
 		}
-		return New(store, key, s.Card, s.Caller), nil
+		l := New(store, key, s.Card, s.Caller)
+		l.Withheld = s.Withheld
+		return l, nil
 	}
 	store, err := OpenBolt(s.StorePath)
 	if err != nil {
@@ -43,5 +46,7 @@ func Open(ctx context.Context, s Settings) (*Limiter, error) {
 			return nil, err
 		}
 	}
-	return New(store, key, s.Card, s.Caller), nil
+	l := New(store, key, s.Card, s.Caller)
+	l.Withheld = s.Withheld
+	return l, nil
 }

@@ -1,0 +1,78 @@
+// Package deploy holds the systemd unit; its tests check that the unit, the
+// Dockerfile and the compose file are what an operator can run as shipped.
+package deploy
+
+import (
+	"os"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// The unit is hardened until systemd's own rating is below 4 ("OK").
+func TestUnitIsHardened(t *testing.T) {
+	if _, err := exec.LookPath("systemd-analyze"); err != nil {
+		t.Skip("systemd-analyze not installed")
+	}
+	out, err := exec.Command("systemd-analyze", "security", "--offline=true", "--no-pager", "ivr-pin.service").CombinedOutput()
+	if err != nil {
+		t.Fatalf("systemd-analyze: %v\n%s", err, out)
+	}
+	m := regexp.MustCompile(`Overall exposure level for ivr-pin.service: ([0-9.]+)`).FindSubmatch(out)
+	if m == nil {
+		t.Fatalf("no rating in:\n%s", out)
+	}
+	level, _ := strconv.ParseFloat(string(m[1]), 64)
+	if level >= 4 {
+		t.Fatalf("exposure level %.1f, want below 4:\n%s", level, out)
+	}
+	t.Logf("systemd-analyze security: %.1f", level)
+	unit := read(t, "ivr-pin.service")
+	for _, want := range []string{"StateDirectory=ivr-pin", "IVRPIN_LIMIT_STORE=/var/lib/ivr-pin/attempts.db", "LimitCORE=0", "UMask=0077"} {
+		if !strings.Contains(unit, want) {
+			t.Errorf("unit lacks %s", want)
+		}
+	}
+}
+
+func TestContainerImage(t *testing.T) {
+	df := read(t, "../Dockerfile")
+	for _, want := range []string{"USER 65532:65532", "--chown=65532:65532 /out/state /var/lib/ivr-pin", "VOLUME /var/lib/ivr-pin",
+		"IVRPIN_LIMIT_STORE=/var/lib/ivr-pin/attempts.db"} {
+		if !strings.Contains(df, want) {
+			t.Errorf("Dockerfile lacks %q", want)
+		}
+	}
+	if strings.Contains(df, "0.0.0.0") {
+		t.Error("the image listens for metrics on every interface")
+	}
+	ignore := read(t, "../.dockerignore")
+	for _, want := range []string{".git", "*.db", "prompts/sounds"} {
+		if !strings.Contains(ignore, want+"\n") {
+			t.Errorf(".dockerignore lacks %s", want)
+		}
+	}
+}
+
+func TestComposeRunsTheImage(t *testing.T) {
+	c := read(t, "../asterisk/docker-compose.yml")
+	if strings.Contains(c, "..:/src") || strings.Contains(c, "go run") {
+		t.Error("compose runs from the source tree")
+	}
+	for _, want := range []string{"build: ..", "ivr-pin-state:/var/lib/ivr-pin", "\nvolumes:\n  ivr-pin-state:"} {
+		if !strings.Contains(c, want) {
+			t.Errorf("compose lacks %q", want)
+		}
+	}
+}
+
+func read(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
