@@ -420,6 +420,8 @@ func reasonPrompt(reason string) prompts.ID {
 		return prompts.ReasonWrongPIN
 	case reasonDetailsMismatch:
 		return prompts.ReasonDetailsMismatch
+	case reasonExpiryMismatch:
+		return prompts.ReasonExpiryMismatch
 	case "no_input":
 		return prompts.NoInput
 	case "cleared":

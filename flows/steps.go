@@ -173,10 +173,54 @@ func (k *call) change(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer newPIN.Wipe()
-	res, err := k.submit(ctx, func(ctx context.Context) outcome.Result {
-		return k.f.service.ChangePIN(ctx, pinsvc.Change{PAN: k.pan, Expiry: k.expiry, SequenceNumber: k.in.SequenceNumber,
-			Old: old, New: newPIN, TrackingID: trackingID(k.in.ChannelID)})
+	// Both PINs become PIN blocks now and their digits are wiped: a retry
+	// below sends the sealed blocks again, never kept digits.
+	oldSealed, err := k.f.service.SealPIN(k.pan, old)
+	if err != nil {
+		newPIN.Wipe()
+		return err
+	}
+	newSealed, err := k.f.service.SealPIN(k.pan, newPIN)
+	if err != nil {
+		return err
+	}
+	// A refusal the caller can mend (a wrong current PIN, a mistyped
+	// expiry) is said, the one entry is asked again, and the change is
+	// sent again: within MaxTries, and each sending counts against the
+	// limits.
+	var res outcome.Result
+	var mend func() error
+	err = k.tries(ctx, "host_answer", func() (string, error) {
+		if mend != nil {
+			if err := mend(); err != nil {
+				return "", err
+			}
+			mend = nil
+		}
+		var err error
+		res, err = k.submit(ctx, func(ctx context.Context) outcome.Result {
+			return k.f.service.ChangePIN(ctx, pinsvc.Change{PAN: k.pan, Expiry: k.expiry, SequenceNumber: k.in.SequenceNumber,
+				OldSealed: &oldSealed, NewSealed: &newSealed, TrackingID: trackingID(k.in.ChannelID)})
+		})
+		if err != nil {
+			return "", err
+		}
+		switch res.Kind {
+		case outcome.WrongPIN:
+			mend = func() error {
+				again, err := k.currentPIN(ctx)
+				if err != nil {
+					return err
+				}
+				oldSealed, err = k.f.service.SealPIN(k.pan, again)
+				return err
+			}
+			return string(policy.ReasonWrongPIN), nil
+		case outcome.ExpiryMismatch:
+			mend = func() error { return k.expiryStep(ctx) }
+			return reasonExpiryMismatch, nil
+		}
+		return "", nil
 	})
 	if err != nil {
 		return err
@@ -186,6 +230,10 @@ func (k *call) change(ctx context.Context) error {
 	}
 	return k.speak(ctx, res, prompts.ResultChanged)
 }
+
+// reasonExpiryMismatch is the card host's answer that the expiry typed is
+// not the card's.
+const reasonExpiryMismatch = "expiry_mismatch"
 
 // offerSetup follows a card host answer of "no PIN yet". The card number and
 // expiry are known; the security code still proves the card is in hand.
@@ -394,6 +442,8 @@ func (k *call) speak(ctx context.Context, res outcome.Result, success prompts.ID
 		outcome.Changed:         success,
 		outcome.WrongPIN:        prompts.ResultWrongPIN,
 		outcome.NotEligible:     prompts.ResultNotEligible,
+		outcome.UnknownCard:     prompts.ResultUnknownCard,
+		outcome.ExpiryMismatch:  prompts.ReasonExpiryMismatch,
 		outcome.NoPINYet:        prompts.ResultNotEligible,
 		outcome.WeakPIN:         prompts.ResultWeakPIN,
 		outcome.Rejected:        prompts.ResultRejected,

@@ -19,15 +19,21 @@ import (
 	"github.com/ivr-pin/ivr-pin/pinsvc/secret"
 )
 
-// Change is a PIN change as the flow collected it. The service wipes Old and
-// New whatever happens.
+// Change is a PIN change as the flow collected it: each PIN clear (Old,
+// New: the service wipes them whatever happens) or sealed by SealPIN.
 type Change struct {
-	PAN            secret.PAN
-	Expiry         policy.Expiry
-	SequenceNumber string
-	Old, New       *secret.PIN
-	TrackingID     string
+	PAN                  secret.PAN
+	Expiry               policy.Expiry
+	SequenceNumber       string
+	Old, New             *secret.PIN
+	OldSealed, NewSealed *SealedPIN
+	TrackingID           string
 }
+
+// SealedPIN is a PIN encrypted into the card host's PIN block for one card,
+// so a change can be sent again (a retried current PIN, a corrected expiry)
+// without keeping clear digits. It formats as <sealed>.
+type SealedPIN = cardhost.Sealed
 
 // CardCheck is what a first-setup caller typed to prove they hold the card:
 // the card (by PAN and expiry, or KeySecure's card_no and cardholder_no
@@ -56,6 +62,9 @@ type FirstSetup struct {
 // Service is what the call flow needs from the hosts.
 type Service interface {
 	ChangePIN(ctx context.Context, c Change) outcome.Result
+	// SealPIN encrypts pin into the card host's PIN block for pan and wipes
+	// pin.
+	SealPIN(pan secret.PAN, pin *secret.PIN) (SealedPIN, error)
 	// VerifyCard proves a first-setup caller holds the card. Its result is
 	// outcome.Verified with the card, or why not (DetailsMismatch never says
 	// which detail). It runs on the call's context: a hang-up stops it.
@@ -72,6 +81,7 @@ type Service interface {
 // CardHost is the part of *cardhost.Client the router uses.
 type CardHost interface {
 	ChangePIN(ctx context.Context, req cardhost.ChangeRequest) (outcome.Result, error)
+	Seal(pan secret.PAN, pin *secret.PIN) (cardhost.Sealed, error)
 }
 
 // KeySecure is the part of *keysecure.Client the router uses.
@@ -108,7 +118,7 @@ func (r *Router) FirstSetupAvailable() bool { return r.KeySecure != nil }
 func (r *Router) ChangePIN(ctx context.Context, c Change) outcome.Result {
 	res, err := r.CardHost.ChangePIN(ctx, cardhost.ChangeRequest{
 		PAN: c.PAN, Expiry: c.Expiry.YYMM(), SequenceNumber: c.SequenceNumber,
-		Old: c.Old, New: c.New, TrackingID: c.TrackingID,
+		Old: c.Old, New: c.New, OldSealed: c.OldSealed, NewSealed: c.NewSealed, TrackingID: c.TrackingID,
 	})
 	c.Old.Wipe()
 	c.New.Wipe()
@@ -117,6 +127,11 @@ func (r *Router) ChangePIN(ctx context.Context, c Change) outcome.Result {
 		res.Description = err.Error()
 	}
 	return res
+}
+
+// SealPIN implements Service.
+func (r *Router) SealPIN(pan secret.PAN, pin *secret.PIN) (SealedPIN, error) {
+	return r.CardHost.Seal(pan, pin)
 }
 
 // VerifyCard implements Service.

@@ -68,6 +68,8 @@ const (
 	ReasonDetailsMismatch ID = "reason-details-mismatch"
 	ResultCannotVerify    ID = "result-cannot-verify"
 	ResultAlreadySet      ID = "result-already-set"
+	ReasonExpiryMismatch  ID = "reason-expiry-mismatch"
+	ResultUnknownCard     ID = "result-unknown-card"
 )
 
 // Languages the catalogue has text for. The first configured language is the
@@ -127,6 +129,8 @@ var Text = map[string]map[ID]string{
 		ReasonDetailsMismatch: "The card details you entered do not match our records.",
 		ResultCannotVerify:    "Sorry, the PIN of this card cannot be set on this line. Your PIN has not been set. Please call your bank.",
 		ResultAlreadySet:      "The first PIN of this card has already been set. Your PIN has not been changed. To reset your PIN, please speak to an agent at your bank.",
+		ReasonExpiryMismatch:  "The expiry date you entered does not match this card.",
+		ResultUnknownCard:     "Your bank does not know this card number. Your PIN has not been changed. Please check the number on your card.",
 	},
 	"ar": {
 		Welcome:               "مرحبا بكم في خدمة الرقم السري للبطاقة.",
@@ -179,6 +183,8 @@ var Text = map[string]map[ID]string{
 		ReasonDetailsMismatch: "بيانات البطاقة التي أدخلتها لا تطابق سجلاتنا.",
 		ResultCannotVerify:    "عذرا، لا يمكن تعيين الرقم السري لهذه البطاقة من هذا الخط. لم يتم تعيين الرقم السري. من فضلك اتصل بالبنك.",
 		ResultAlreadySet:      "تم تعيين أول رقم سري لهذه البطاقة من قبل. لم يتغير الرقم السري. لإعادة تعيين الرقم السري، من فضلك تحدث إلى موظف في البنك.",
+		ReasonExpiryMismatch:  "تاريخ الانتهاء الذي أدخلته لا يطابق هذه البطاقة.",
+		ResultUnknownCard:     "البنك لا يعرف رقم هذه البطاقة. لم يتغير الرقم السري. من فضلك تحقق من الرقم المكتوب على البطاقة.",
 	},
 	"zh": {
 		Welcome:               "欢迎使用银行卡密码服务。",
@@ -231,6 +237,8 @@ var Text = map[string]map[ID]string{
 		ReasonDetailsMismatch: "您输入的卡片信息与我们的记录不符。",
 		ResultCannotVerify:    "对不起，本线路无法设置这张卡的密码，您的密码没有设置，请致电银行。",
 		ResultAlreadySet:      "这张卡的首个密码已经设置过，您的密码没有修改。如需重置密码，请联系银行人工服务。",
+		ReasonExpiryMismatch:  "您输入的有效期与这张卡不符。",
+		ResultUnknownCard:     "银行无法识别这个卡号，您的密码没有修改，请核对卡上的号码。",
 	},
 }
 

@@ -75,8 +75,10 @@ type Config struct {
 	NITLSKey           string            `envconfig:"NI_TLS_KEY" desc:"TLS client key (PEM file)"`
 	NITLSCA            string            `envconfig:"NI_TLS_CA" desc:"CA bundle for the card host (PEM file)"`
 	NITimeout          time.Duration     `envconfig:"NI_TIMEOUT" default:"10s" desc:"card host request timeout"`
-	NICodesWrongPIN    []string          `envconfig:"NI_CODES_WRONG_PIN" default:"105" desc:"error codes meaning the current PIN is wrong"`
-	NICodesNotEligible []string          `envconfig:"NI_CODES_NOT_ELIGIBLE" default:"102,103,104,106" desc:"error codes meaning the card cannot be changed"`
+	NICodesWrongPIN    []string          `envconfig:"NI_CODES_WRONG_PIN" default:"105" desc:"error codes meaning the current PIN is wrong (the caller may type it again)"`
+	NICodesNotEligible []string          `envconfig:"NI_CODES_NOT_ELIGIBLE" default:"104,106" desc:"error codes meaning the card is blocked or cannot use the line"`
+	NICodesExpiry      []string          `envconfig:"NI_CODES_EXPIRY_MISMATCH" default:"103" desc:"error codes meaning the expiry does not match the card (the caller may type it again)"`
+	NICodesUnknown     []string          `envconfig:"NI_CODES_UNKNOWN_CARD" default:"102" desc:"error codes meaning the card number is not known"`
 	NICodesNoPIN       []string          `envconfig:"NI_CODES_NO_PIN" default:"107" desc:"error codes meaning the card has no PIN yet (offer first setup)"`
 	NICodesWeakPIN     []string          `envconfig:"NI_CODES_WEAK_PIN" default:"110" desc:"error codes meaning the new PIN was refused as weak"`
 	NISrcApplication   string            `envconfig:"NI_SRC_APPLICATION" default:"IVR" desc:"header src_application"`
@@ -254,6 +256,21 @@ func (c *Config) Validate() error {
 	if _, err := c.niTimestampLayout(); err != nil {
 		return err
 	}
+	seenCode := map[string]string{}
+	for _, l := range []struct {
+		name  string
+		codes []string
+	}{
+		{"NI_CODES_WRONG_PIN", c.NICodesWrongPIN}, {"NI_CODES_EXPIRY_MISMATCH", c.NICodesExpiry}, {"NI_CODES_UNKNOWN_CARD", c.NICodesUnknown},
+		{"NI_CODES_NOT_ELIGIBLE", c.NICodesNotEligible}, {"NI_CODES_NO_PIN", c.NICodesNoPIN}, {"NI_CODES_WEAK_PIN", c.NICodesWeakPIN},
+	} {
+		for _, code := range l.codes {
+			if other, dup := seenCode[code]; dup {
+				return problem(l.name, "code "+strconv.Quote(code)+" is also in IVRPIN_"+other+": a refusal must have one reason")
+			}
+			seenCode[code] = l.name
+		}
+	}
 	for bin, seq := range c.NISequenceByBIN {
 		if !allDigits(bin) || len(bin) > 11 || len(seq) != 2 || !allDigits(seq) {
 			return problem("NI_SEQUENCE_BY_BIN", "must be BIN:NN pairs (1 to 11 digits : two digits)")
@@ -386,7 +403,8 @@ func (c *Config) CardHost() (cardhost.Config, error) {
 	return cardhost.Config{
 		URL: c.NIURL, BankID: c.NIBankID, EncryptionMethod: c.NIEncryptionMethod,
 		EncryptionKeyID: c.NIKeyID, EncryptionKeyType: c.NIKeyType, Timeout: c.NITimeout, Encrypter: enc,
-		Codes:    cardhost.Codes{WrongPIN: c.NICodesWrongPIN, NotEligible: c.NICodesNotEligible, NoPINYet: c.NICodesNoPIN, WeakPIN: c.NICodesWeakPIN},
+		Codes: cardhost.Codes{WrongPIN: c.NICodesWrongPIN, ExpiryMismatch: c.NICodesExpiry, UnknownCard: c.NICodesUnknown,
+			NotEligible: c.NICodesNotEligible, NoPINYet: c.NICodesNoPIN, WeakPIN: c.NICodesWeakPIN},
 		TokenURL: c.NITokenURL, ClientID: c.NIClientID, ClientSecret: c.NIClientSecret,
 		TLSCert: c.NITLSCert, TLSKey: c.NITLSKey, TLSCA: c.NITLSCA,
 		SrcApplication: c.NISrcApplication, TargetApplication: c.NITargetApp, TimestampLayout: layout,

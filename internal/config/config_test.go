@@ -212,6 +212,7 @@ func TestRefusesWhatCannotWork(t *testing.T) {
 		{"IVRPIN_ARI_WS_URL", "ws://"},
 		{"IVRPIN_LIMIT_WITHHELD_MAX", "20"},
 		{"IVRPIN_LIMIT_WITHHELD_MAX", "0"},
+		{"IVRPIN_NI_CODES_UNKNOWN_CARD", "102,105"},
 	}
 	for _, c := range cases {
 		t.Run(c.name+"="+c.value, func(t *testing.T) {

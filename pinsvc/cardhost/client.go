@@ -18,6 +18,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"slices"
@@ -38,19 +39,23 @@ import (
 // not public: these defaults are the codes the simulator uses, and each list
 // is a setting so the bank's real codes can be configured without a build.
 type Codes struct {
-	WrongPIN    []string
-	NotEligible []string
-	NoPINYet    []string
-	WeakPIN     []string
+	WrongPIN       []string // the current PIN is wrong
+	ExpiryMismatch []string // the expiry does not match the card
+	UnknownCard    []string // the card number is not known
+	NotEligible    []string // blocked, closed, PIN tries exceeded
+	NoPINYet       []string // the card has no PIN yet
+	WeakPIN        []string // the new PIN is refused
 }
 
 // DefaultCodes are the simulator's codes (see package sim/cardhostsim).
 func DefaultCodes() Codes {
 	return Codes{
-		WrongPIN:    []string{"105"},
-		NotEligible: []string{"102", "103", "104", "106"},
-		NoPINYet:    []string{"107"},
-		WeakPIN:     []string{"110"},
+		WrongPIN:       []string{"105"},
+		ExpiryMismatch: []string{"103"},
+		UnknownCard:    []string{"102"},
+		NotEligible:    []string{"104", "106"},
+		NoPINYet:       []string{"107"},
+		WeakPIN:        []string{"110"},
 	}
 }
 
@@ -196,14 +201,42 @@ func httpClient(cfg Config) (*http.Client, error) {
 	return hc, nil
 }
 
-// ChangeRequest is one PIN change. The client wipes Old and New as soon as
-// the PIN blocks are built, whatever happens next.
+// ChangeRequest is one PIN change. Each PIN comes clear (Old, New: the
+// client wipes them as soon as the PIN blocks are built, whatever happens
+// next) or already sealed (OldSealed, NewSealed, from Seal): a caller who
+// retries the current PIN sends the new PIN's sealed block again rather
+// than keeping its digits.
 type ChangeRequest struct {
-	PAN            secret.PAN
-	Expiry         string // YYMM
-	SequenceNumber string // "01".."99" where the card needs one
-	Old, New       *secret.PIN
-	TrackingID     string // optional, at most 15 characters; defaults to the msg_id
+	PAN                  secret.PAN
+	Expiry               string // YYMM
+	SequenceNumber       string // "01".."99" where the card needs one
+	Old, New             *secret.PIN
+	OldSealed, NewSealed *Sealed
+	TrackingID           string // optional, at most 15 characters; defaults to the msg_id
+}
+
+// Sealed is a PIN already encrypted into the card host's PIN block for one
+// card. It formats as <sealed> (a PIN block never reaches a log) and holds
+// no clear digit.
+type Sealed struct {
+	block string
+	pan   secret.PAN
+}
+
+func (Sealed) String() string               { return "<sealed>" }
+func (Sealed) GoString() string             { return "cardhost.Sealed(<sealed>)" }
+func (Sealed) Format(f fmt.State, _ rune)   { _, _ = io.WriteString(f, "<sealed>") }
+func (Sealed) MarshalJSON() ([]byte, error) { return []byte(`"<sealed>"`), nil }
+func (s *Sealed) valid(pan secret.PAN) bool { return s != nil && s.block != "" && s.pan == pan }
+
+// Seal encrypts pin into its PIN block for pan and wipes pin.
+func (c *Client) Seal(pan secret.PAN, pin *secret.PIN) (Sealed, error) {
+	defer pin.Wipe()
+	b, err := c.cfg.Encrypter.Encrypt(pin.Bytes(), pan.Digits())
+	if err != nil {
+		return Sealed{}, fmt.Errorf("%w: PIN block: %v", ErrLocal, err)
+	}
+	return Sealed{block: b, pan: pan}, nil
 }
 
 // ErrLocal marks failures on our side before anything was sent (a PIN that
@@ -227,11 +260,11 @@ func (c *Client) ChangePIN(ctx context.Context, req ChangeRequest) (outcome.Resu
 
 func (c *Client) build(msgID string, req ChangeRequest) ([]byte, error) {
 	pan := req.PAN.Digits()
-	oldBlock, err := c.cfg.Encrypter.Encrypt(req.Old.Bytes(), pan)
+	oldBlock, err := c.block(req.PAN, req.Old, req.OldSealed)
 	if err != nil {
 		return nil, fmt.Errorf("%w: current PIN block: %v", ErrLocal, err)
 	}
-	newBlock, err := c.cfg.Encrypter.Encrypt(req.New.Bytes(), pan)
+	newBlock, err := c.block(req.PAN, req.New, req.NewSealed)
 	if err != nil {
 		return nil, fmt.Errorf("%w: new PIN block: %v", ErrLocal, err)
 	}
@@ -269,6 +302,18 @@ func (c *Client) build(msgID string, req ChangeRequest) ([]byte, error) {
 		return nil, fmt.Errorf("%w: %v", ErrLocal, err)
 	}
 	return json.Marshal(r)
+}
+
+// block is the PIN block of a clear or a sealed PIN. A sealed block made for
+// another card is refused: formats 0, 3 and 4 bind the block to the PAN.
+func (c *Client) block(pan secret.PAN, clear *secret.PIN, sealed *Sealed) (string, error) {
+	if sealed != nil {
+		if !sealed.valid(pan) {
+			return "", errors.New("sealed for another card")
+		}
+		return sealed.block, nil
+	}
+	return c.cfg.Encrypter.Encrypt(clear.Bytes(), pan.Digits())
 }
 
 // sequenceFor is the configured sequence number of the longest BIN prefix
@@ -377,6 +422,10 @@ func (c *Client) kindFor(code string) outcome.Kind {
 		return outcome.WrongPIN
 	case slices.Contains(c.cfg.Codes.NoPINYet, code):
 		return outcome.NoPINYet
+	case slices.Contains(c.cfg.Codes.ExpiryMismatch, code):
+		return outcome.ExpiryMismatch
+	case slices.Contains(c.cfg.Codes.UnknownCard, code):
+		return outcome.UnknownCard
 	case slices.Contains(c.cfg.Codes.NotEligible, code):
 		return outcome.NotEligible
 	case slices.Contains(c.cfg.Codes.WeakPIN, code):

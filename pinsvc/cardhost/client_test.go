@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -132,13 +133,18 @@ func TestHostRefusalsMapToOutcomes(t *testing.T) {
 		{"wrong current PIN", pan, expiry, "1357", outcome.WrongPIN, "105"},
 		{"blocked card", "4000056655665556", "2903", "4826", outcome.NotEligible, "104"},
 		{"no PIN yet", "4012888888881881", "3001", "1357", outcome.NoPINYet, "107"},
-		{"unknown card", "4242424242424242", "2812", "1357", outcome.NotEligible, "102"},
-		{"expiry mismatch", pan, "2901", oldPIN, outcome.NotEligible, "103"},
+		{"unknown card", "4242424242424242", "2812", "1357", outcome.UnknownCard, "102"},
+		{"expiry mismatch", pan, "2901", oldPIN, outcome.ExpiryMismatch, "103"},
+		{"new PIN refused", pan, expiry, oldPIN, outcome.WeakPIN, "110"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			h := newHarness(t, nil)
-			res := change(t, h.client, c.pan, c.exp, c.old, "4829")
+			newPIN := "4829"
+			if c.want == outcome.WeakPIN {
+				newPIN = "1112" // the host's own rule: three identical digits
+			}
+			res := change(t, h.client, c.pan, c.exp, c.old, newPIN)
 			if res.Kind != c.want || res.Code != c.code {
 				t.Fatalf("got %s code %s, want %s code %s", res.Kind, res.Code, c.want, c.code)
 			}
@@ -503,5 +509,49 @@ func TestPlainHTTPToAnotherHostIsRefused(t *testing.T) {
 	cfg.AllowInsecure = true
 	if _, err := cardhost.New(cfg); err != nil {
 		t.Errorf("explicitly allowed: %v", err)
+	}
+}
+
+func TestSealedPINsAreSentAgainWithoutTheirDigits(t *testing.T) {
+	h := newHarness(t, nil)
+	newBuf := []byte("4829")
+	sealedNew, err := h.client.Seal(pan, secret.NewPIN(newBuf))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(newBuf, make([]byte, 4)) {
+		t.Fatal("Seal left the clear digits")
+	}
+	for _, s := range []string{fmt.Sprint(sealedNew), fmt.Sprintf("%+v", sealedNew), fmt.Sprintf("%#v", sealedNew)} {
+		if s != "<sealed>" && s != "cardhost.Sealed(<sealed>)" {
+			t.Fatalf("a sealed PIN prints as %q", s)
+		}
+	}
+	var shown string
+	if b, _ := json.Marshal(sealedNew); json.Unmarshal(b, &shown) != nil || shown != "<sealed>" {
+		t.Fatalf("JSON %s", b)
+	}
+	send := func(old string) outcome.Result {
+		sealedOld, err := h.client.Seal(pan, secret.PINFromString(old))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := h.client.ChangePIN(context.Background(), cardhost.ChangeRequest{PAN: pan, Expiry: expiry, OldSealed: &sealedOld, NewSealed: &sealedNew})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	if res := send("1357"); res.Kind != outcome.WrongPIN {
+		t.Fatalf("%v", res)
+	}
+	if res := send(oldPIN); res.Kind != outcome.Changed || !h.sim.PINIs(pan, "4829") {
+		t.Fatalf("the sealed new PIN sent again: %v", res)
+	}
+	// A block sealed for one card cannot go out for another.
+	_, err = h.client.ChangePIN(context.Background(), cardhost.ChangeRequest{PAN: "5555555555554444", Expiry: "2906",
+		Old: secret.PINFromString("2580"), NewSealed: &sealedNew})
+	if !errors.Is(err, cardhost.ErrLocal) {
+		t.Fatalf("sealed for another card: %v", err)
 	}
 }

@@ -12,12 +12,15 @@ type Kind string
 const (
 	Changed     Kind = "changed"      // the PIN was changed or set
 	WrongPIN    Kind = "wrong_pin"    // the current PIN was not accepted
-	NotEligible Kind = "not_eligible" // the card cannot take this change (status, type, not found)
-	NoPINYet    Kind = "no_pin_yet"   // the card has no PIN: offer first setup
-	WeakPIN     Kind = "weak_pin"     // the host refused the new PIN as weak or malformed
-	Rejected    Kind = "rejected"     // any other refusal by the host
-	Unavailable Kind = "unavailable"  // nothing reached the host, or it refused before acting
-	Ambiguous   Kind = "ambiguous"    // the request may have been applied; no answer came
+	NotEligible Kind = "not_eligible" // the card cannot take this change (blocked, status, type)
+	// The card host's refusals that the caller can act on.
+	ExpiryMismatch Kind = "expiry_mismatch" // the expiry typed is not the card's
+	UnknownCard    Kind = "unknown_card"    // the card host does not know the card number
+	NoPINYet       Kind = "no_pin_yet"      // the card has no PIN: offer first setup
+	WeakPIN        Kind = "weak_pin"        // the host refused the new PIN as weak or malformed
+	Rejected       Kind = "rejected"        // any other refusal by the host
+	Unavailable    Kind = "unavailable"     // nothing reached the host, or it refused before acting
+	Ambiguous      Kind = "ambiguous"       // the request may have been applied; no answer came
 
 	// First setup proves the card is in the caller's hand before any PIN is
 	// sent; these are what that proof can come to.
