@@ -281,7 +281,8 @@ func (k *call) language(ctx context.Context) error {
 	if lang == "" {
 		items := make([]prompts.Item, 0, 2*len(langs))
 		for i, l := range langs {
-			items = append(items, prompts.PIn(prompts.LanguageChoice, l), prompts.D(strconv.Itoa(i+1)))
+			items = append(items, prompts.PIn(prompts.LanguageChoice, l))
+			items = append(items, prompts.Digits(strconv.Itoa(i+1), l)...)
 		}
 		err := k.tries(ctx, "language", func() (string, error) {
 			if err := k.c.Play(ctx, items...); err != nil {
@@ -315,11 +316,15 @@ func (k *call) menuSpec() keypad.Spec {
 
 func (k *call) menu(ctx context.Context) (Mode, error) {
 	var mode Mode
+	// The menu offers only what this line can do.
 	items := []prompts.Item{prompts.P(prompts.MenuChange)}
 	if k.f.service.FirstSetupAvailable() {
 		items = append(items, prompts.P(prompts.MenuSetup))
 	}
-	items = append(items, prompts.P(prompts.MenuAgent), prompts.P(prompts.MenuRepeat))
+	if k.f.cfg.Agent != nil {
+		items = append(items, prompts.P(prompts.MenuAgent))
+	}
+	items = append(items, prompts.P(prompts.MenuRepeat))
 	err := k.tries(ctx, "menu", func() (string, error) {
 		if err := k.c.Play(ctx, items...); err != nil {
 			return "", err

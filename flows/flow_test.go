@@ -15,6 +15,7 @@ import (
 	"github.com/ivr-pin/ivr-pin/pinsvc/cardhost"
 	"github.com/ivr-pin/ivr-pin/pinsvc/keysecure"
 	"github.com/ivr-pin/ivr-pin/pinsvc/outcome"
+	"github.com/ivr-pin/ivr-pin/pinsvc/policy"
 	"github.com/ivr-pin/ivr-pin/pinsvc/sim/faults"
 	"github.com/ivr-pin/ivr-pin/pinsvc/sim/keysecuresim"
 	"github.com/ivr-pin/ivr-pin/pinsvc/sim/simrun"
@@ -136,7 +137,7 @@ func TestScenarios(t *testing.T) {
 		{name: "hash after expiry is ignored", keys: "1" + "4111111111111111#" + "2812#" + "7392#" + "4829#" + "4829#",
 			end: "outcome", kind: outcome.Changed, newPIN: "4829"},
 		{name: "first setup through KeySecure", keys: "2" + "4012888888881881#" + "3001" + "731" + "482915#" + "482915#",
-			end: "outcome", kind: outcome.Changed, mustSay: []prompts.ID{prompts.EnterSecurityCode, prompts.PINRule6, prompts.ResultSet}, ksPINSet: true},
+			end: "outcome", kind: outcome.Changed, mustSay: []prompts.ID{prompts.EnterSecurityCode, prompts.PINRuleFrom, prompts.ResultSet}, ksPINSet: true},
 		{name: "hash after the security code is ignored", keys: "2" + "4012888888881881#" + "3001#" + "731#" + "482915#" + "482915#",
 			end: "outcome", kind: outcome.Changed, ksPINSet: true},
 		{name: "wrong security code then right", keys: "2" + "4012888888881881#" + "3001" + "137" + "4012888888881881#" + "3001" + "731" + "482915#" + "482915#",
@@ -440,4 +441,96 @@ func TestHangUpDuringTheCardCheckStopsIt(t *testing.T) {
 	if n := sims.KeySecure.Calls(keysecuresim.RouteCardList); n != 1 {
 		t.Fatalf("%d card list requests: the search went on after the hang-up", n)
 	}
+}
+
+// The spoken PIN rule follows the configured lengths, with the line's own
+// number prompts; the menu offers an agent only when one is configured.
+func TestSpokenRulesFollowTheConfiguration(t *testing.T) {
+	f, _ := newFlow(t, nil)
+	rec := &recording{scripted: newScripted("1" + "4111111111111111#" + "2812" + "7392#" + "4829#" + "4829#")}
+	f.Run(context.Background(), rec, flows.Call{})
+	if !rec.sawSequence(prompts.PINRuleFrom, prompts.Number(4), prompts.PINRuleTo, prompts.Number(6), prompts.PINRuleDigits) {
+		t.Fatalf("default rule: %v", rec.items)
+	}
+	if rec.saw(prompts.MenuAgent) {
+		t.Fatal("the menu offers an agent that is not configured")
+	}
+
+	sims, err := simrun.Start(simrun.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sims.Close)
+	ch, _ := cardhost.New(sims.CardHostConfig())
+	ks, _ := keysecure.New(sims.KeySecureConfig())
+	f2 := flows.New(flows.Config{FirstDigitTimeout: 100 * time.Millisecond, InterDigitTimeout: 100 * time.Millisecond,
+		Agent: &flows.Target{Context: "agents", Extension: "queue", Priority: 1}},
+		&pinsvc.Router{CardHost: ch, KeySecure: ks, Policy: policy.PINPolicy{MinLength: 5, MaxLength: 5}})
+	rec2 := &recording{scripted: newScripted("1" + "4111111111111111#" + "2812" + "7392#" + "48291#" + "48291#")}
+	if res := f2.Run(context.Background(), rec2, flows.Call{}); res.Outcome == nil || res.Outcome.Kind != outcome.Changed {
+		t.Fatalf("%+v", res)
+	}
+	if !rec2.sawSequence(prompts.PINRuleFrom, prompts.Number(5), prompts.PINRuleDigits) || rec2.saw(prompts.PINRuleTo) {
+		t.Fatalf("five-digit rule: %v", rec2.items)
+	}
+	if !rec2.saw(prompts.MenuAgent) {
+		t.Fatal("the configured agent is not offered")
+	}
+	// First setup follows KeySecure's rule: exactly six.
+	rec3 := &recording{scripted: newScripted("2" + "4012888888881881#" + "3001" + "731" + "482915#" + "482915#")}
+	f.Run(context.Background(), rec3, flows.Call{})
+	if !rec3.sawSequence(prompts.PINRuleFrom, prompts.Number(6), prompts.PINRuleDigits) {
+		t.Fatalf("first setup rule: %v", rec3.items)
+	}
+}
+
+func TestTheLanguageMenuSaysEachNumberInItsLanguage(t *testing.T) {
+	f, _ := newFlow(t, func(c *flows.Config) { c.Languages = []string{"en", "ar", "zh"} })
+	rec := &recording{scripted: newScripted("3")}
+	f.Run(context.Background(), rec, flows.Call{})
+	want := []prompts.Item{prompts.PIn(prompts.LanguageChoice, "en"), prompts.N(1, "en"), prompts.PIn(prompts.LanguageChoice, "ar"),
+		prompts.N(2, "ar"), prompts.PIn(prompts.LanguageChoice, "zh"), prompts.N(3, "zh")}
+	if len(rec.items) < len(want) {
+		t.Fatalf("%v", rec.items)
+	}
+	for i, it := range want {
+		if rec.items[i] != it {
+			t.Fatalf("item %d: %+v, want %+v (all: %v)", i, rec.items[i], it, rec.items)
+		}
+	}
+}
+
+// recording is a scripted caller that keeps every item, language included.
+type recording struct {
+	*scripted
+	items []prompts.Item
+}
+
+func (r *recording) Play(ctx context.Context, items ...prompts.Item) error {
+	r.mu.Lock()
+	r.items = append(r.items, items...)
+	r.mu.Unlock()
+	return r.scripted.Play(ctx, items...)
+}
+
+func (r *recording) Say(ctx context.Context, items ...prompts.Item) error {
+	return r.Play(ctx, items...)
+}
+
+func (r *recording) sawSequence(ids ...prompts.ID) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i := 0; i+len(ids) <= len(r.items); i++ {
+		match := true
+		for j, id := range ids {
+			if r.items[i+j].Prompt != id {
+				match = false
+				break
+			}
+		}
+		if match {
+			return true
+		}
+	}
+	return false
 }

@@ -114,18 +114,25 @@ func (k *call) currentPIN(ctx context.Context) (*secret.PIN, error) {
 	return pin, err
 }
 
+// pinRule says the policy's lengths as configured: "must have 4 to 6
+// digits" or "must have 6 digits".
+func pinRule(pol policy.PINPolicy) []prompts.Item {
+	items := []prompts.Item{prompts.P(prompts.PINRuleFrom), prompts.N(pol.MinLength, "")}
+	if pol.MaxLength != pol.MinLength {
+		items = append(items, prompts.P(prompts.PINRuleTo), prompts.N(pol.MaxLength, ""))
+	}
+	return append(items, prompts.P(prompts.PINRuleDigits))
+}
+
 // newPIN collects the new PIN twice under pol. A mismatch starts again from
 // the first entry and counts as a try of the confirmation step.
 func (k *call) newPIN(ctx context.Context, pol policy.PINPolicy, old *secret.PIN) (*secret.PIN, error) {
-	rule := prompts.PINRule4to6
-	if pol.MinLength == 6 && pol.MaxLength == 6 {
-		rule = prompts.PINRule6
-	}
+	rule := pinRule(pol)
 	var result *secret.PIN
 	err := k.tries(ctx, "confirm_pin", func() (string, error) {
 		var first *secret.PIN
 		err := k.tries(ctx, "new_pin", func() (string, error) {
-			e, reason, err := k.entry(ctx, []prompts.Item{prompts.P(prompts.EnterNewPIN), prompts.P(rule)}, pol.MaxLength)
+			e, reason, err := k.entry(ctx, append([]prompts.Item{prompts.P(prompts.EnterNewPIN)}, rule...), pol.MaxLength)
 			if err != nil || reason != "" {
 				return reason, err
 			}

@@ -123,7 +123,7 @@ func TestEndToEndScenarios(t *testing.T) {
 		mustPlay []string
 	}{
 		{"change succeeds", []string{change, card, exp, oldPIN, newPIN, newPIN}, "changed", "outcome", []string{"result-changed", "goodbye"}},
-		{"first setup through KeySecure", []string{"2", setupCard, "3001", "731", "482915#", "482915#"}, "changed", "outcome", []string{"enter-security-code", "pin-rule-6", "result-set"}},
+		{"first setup through KeySecure", []string{"2", setupCard, "3001", "731", "482915#", "482915#"}, "changed", "outcome", []string{"enter-security-code", "pin-rule-from", "number-6", "pin-rule-digits", "result-set"}},
 		{"first setup with a wrong security code", []string{"2", setupCard, "3001", "137", setupCard, "3001", "138", setupCard, "3001", "139"}, "details_mismatch", "too_many_tries", []string{"reason-details-mismatch", "too-many-tries"}},
 		{"luhn failure then success", []string{change, "4111111111111112#", card, exp, oldPIN, newPIN, newPIN}, "changed", "outcome", []string{"reason-not-valid"}},
 		{"incomplete card number", []string{change, "411111#", card, exp, oldPIN, newPIN, newPIN}, "changed", "outcome", []string{"reason-incomplete"}},
@@ -426,7 +426,7 @@ func TestLanguageMenuOverARI(t *testing.T) {
 	if rec.Language != "zh" || snap.Language != "zh" || rec.Outcome != "changed" {
 		t.Fatalf("%+v language %s", rec, snap.Language)
 	}
-	for _, m := range []string{"sound:en/ivr-pin/lang-choice", "sound:ar/ivr-pin/lang-choice", "sound:zh/ivr-pin/lang-choice", "digits:3"} {
+	for _, m := range []string{"sound:en/ivr-pin/lang-choice", "sound:ar/ivr-pin/lang-choice", "sound:zh/ivr-pin/lang-choice", "sound:zh/ivr-pin/number-3"} {
 		if !played(ch, m) {
 			t.Errorf("language menu did not play %s", m)
 		}

@@ -2,13 +2,17 @@
 // prompt, its text in each language, and its Asterisk media URI. Audio files
 // made from the text by gen.sh live under sounds/<lang>/ivr-pin/ and are
 // installed into Asterisk's sounds directory, so `sound:ivr-pin/<id>` plays in
-// the channel's language. Numbers are read back with Asterisk's `digits:`
-// media, which needs no files of ours.
+// the channel's language. Numbers are said with the project's own number
+// prompts (number-0 to number-12, in every language), not Asterisk's
+// `digits:` media: Asterisk ships digits in English only unless someone
+// installs another language's pack, and an Arabic caller must not hear
+// English numbers.
 package prompts
 
 import (
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -18,18 +22,19 @@ type ID string
 // Every prompt the call flow can play.
 const (
 	Welcome           ID = "welcome"
-	LanguageChoice    ID = "lang-choice" // "For English, press" (followed by digits:N)
+	LanguageChoice    ID = "lang-choice" // "For English, press" (followed by the number)
 	MenuChange        ID = "menu-change"
 	MenuSetup         ID = "menu-setup"
 	MenuAgent         ID = "menu-agent"
 	MenuRepeat        ID = "menu-repeat"
 	EnterCard         ID = "enter-card"
-	CardEnding        ID = "card-ending" // followed by digits:<last four>
+	CardEnding        ID = "card-ending" // followed by the last four digits
 	EnterExpiry       ID = "enter-expiry"
 	EnterCurrentPIN   ID = "enter-current-pin"
 	EnterNewPIN       ID = "enter-new-pin"
-	PINRule4to6       ID = "pin-rule-4-6"
-	PINRule6          ID = "pin-rule-6"
+	PINRuleFrom       ID = "pin-rule-from"   // "Your new PIN must have" N [to M]
+	PINRuleTo         ID = "pin-rule-to"     // "to"
+	PINRuleDigits     ID = "pin-rule-digits" // "digits, with no repeated or sequential digits."
 	ConfirmNewPIN     ID = "confirm-new-pin"
 	NoInput           ID = "no-input"
 	InvalidChoice     ID = "invalid-choice"
@@ -90,8 +95,9 @@ var Text = map[string]map[ID]string{
 		EnterExpiry:           "Please enter the card's expiry date: two digits for the year, then two digits for the month.",
 		EnterCurrentPIN:       "Please enter your current PIN, then press the hash key.",
 		EnterNewPIN:           "Please enter your new PIN, then press the hash key.",
-		PINRule4to6:           "Your new PIN must have four to six digits, with no repeated or sequential digits.",
-		PINRule6:              "Your new PIN must have six digits, with no repeated or sequential digits.",
+		PINRuleFrom:           "Your new PIN must have",
+		PINRuleTo:             "to",
+		PINRuleDigits:         "digits, with no repeated or sequential digits.",
 		ConfirmNewPIN:         "Please enter your new PIN again, then press the hash key.",
 		NoInput:               "Sorry, I did not hear anything.",
 		InvalidChoice:         "Sorry, that is not one of the options.",
@@ -144,8 +150,9 @@ var Text = map[string]map[ID]string{
 		EnterExpiry:           "من فضلك أدخل تاريخ انتهاء البطاقة: رقمين للسنة، ثم رقمين للشهر.",
 		EnterCurrentPIN:       "من فضلك أدخل الرقم السري الحالي، ثم اضغط مفتاح المربع.",
 		EnterNewPIN:           "من فضلك أدخل الرقم السري الجديد، ثم اضغط مفتاح المربع.",
-		PINRule4to6:           "يجب أن يتكون الرقم السري الجديد من أربعة إلى ستة أرقام، دون أرقام مكررة أو متتالية.",
-		PINRule6:              "يجب أن يتكون الرقم السري الجديد من ستة أرقام، دون أرقام مكررة أو متتالية.",
+		PINRuleFrom:           "يجب أن يتكون الرقم السري الجديد من",
+		PINRuleTo:             "إلى",
+		PINRuleDigits:         "أرقام، دون أرقام مكررة أو متتالية.",
 		ConfirmNewPIN:         "من فضلك أدخل الرقم السري الجديد مرة أخرى، ثم اضغط مفتاح المربع.",
 		NoInput:               "عذرا، لم أسمع شيئا.",
 		InvalidChoice:         "عذرا، هذا ليس من الخيارات.",
@@ -198,8 +205,9 @@ var Text = map[string]map[ID]string{
 		EnterExpiry:           "请输入卡片有效期：两位年份，然后两位月份。",
 		EnterCurrentPIN:       "请输入当前密码，以井号键结束。",
 		EnterNewPIN:           "请输入新密码，以井号键结束。",
-		PINRule4to6:           "新密码须为四到六位数字，不能有重复或连续的数字。",
-		PINRule6:              "新密码须为六位数字，不能有重复或连续的数字。",
+		PINRuleFrom:           "新密码须为",
+		PINRuleTo:             "到",
+		PINRuleDigits:         "位数字，不能有重复或连续的数字。",
 		ConfirmNewPIN:         "请再次输入新密码，以井号键结束。",
 		NoInput:               "对不起，没有听到您的输入。",
 		InvalidChoice:         "对不起，没有这个选项。",
@@ -242,10 +250,26 @@ var Text = map[string]map[ID]string{
 	},
 }
 
-// Item is one thing to play: a prompt or a number read back digit by digit.
+// MaxNumber is the largest number the line can say (a PIN of 12 digits).
+const MaxNumber = 12
+
+// Number is the prompt that says n, 0 to MaxNumber.
+func Number(n int) ID { return ID("number-" + strconv.Itoa(n)) }
+
+func init() {
+	// The numbers' text is the numeral: espeak-ng reads it in each
+	// language's own words, and the console shows it as is.
+	for _, lang := range Languages {
+		for n := 0; n <= MaxNumber; n++ {
+			Text[lang][Number(n)] = strconv.Itoa(n)
+		}
+	}
+}
+
+// Item is one thing to play: a prompt, in the channel's language or a fixed
+// one.
 type Item struct {
-	Prompt ID     // set for a prompt
-	Digits string // set for a read-back (never a PIN)
+	Prompt ID
 	// Lang forces a language (the language menu speaks each language in
 	// itself); empty means the channel's language.
 	Lang string
@@ -257,29 +281,36 @@ func PIn(id ID, lang string) Item { return Item{Prompt: id, Lang: lang} }
 // P makes an Item for a prompt.
 func P(id ID) Item { return Item{Prompt: id} }
 
-// D makes an Item that reads digits back.
-func D(digits string) Item { return Item{Digits: digits} }
+// N makes the Item that says the number n (0 to MaxNumber), in lang ("" for
+// the channel's language).
+func N(n int, lang string) Item { return Item{Prompt: Number(n), Lang: lang} }
+
+// Digits reads s back digit by digit (never a PIN), one Item per digit;
+// anything but a digit is skipped.
+func Digits(s, lang string) []Item {
+	items := make([]Item, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		if s[i] >= '0' && s[i] <= '9' {
+			items = append(items, N(int(s[i]-'0'), lang))
+		}
+	}
+	return items
+}
 
 // MediaURI is the Asterisk media URI for the item.
 func (i Item) MediaURI() string {
-	switch {
-	case i.Prompt != "" && i.Lang != "":
+	if i.Lang != "" {
 		// Asterisk looks in <sounds>/<channel lang>/<file> and then in
 		// <sounds>/<file>, so "ar/ivr-pin/x" finds the Arabic file whatever
 		// the channel's language.
 		return "sound:" + i.Lang + "/ivr-pin/" + string(i.Prompt)
-	case i.Prompt != "":
-		return "sound:ivr-pin/" + string(i.Prompt)
 	}
-	return "digits:" + i.Digits
+	return "sound:ivr-pin/" + string(i.Prompt)
 }
 
 // TextIn is the item's words in lang (for the console and logs), falling
 // back to English.
 func (i Item) TextIn(lang string) string {
-	if i.Prompt == "" {
-		return strings.Join(strings.Split(i.Digits, ""), " ")
-	}
 	if i.Lang != "" {
 		lang = i.Lang
 	}
@@ -287,6 +318,18 @@ func (i Item) TextIn(lang string) string {
 		return t
 	}
 	return Text["en"][i.Prompt]
+}
+
+// Continues reports whether next is said in the same sentence as prev: a
+// number after "Your new PIN must have", "to" or "For English, press", and
+// "to" or "digits…" after a number. The console prints such a sentence on
+// one line.
+func Continues(prev, next ID) bool {
+	switch prev {
+	case LanguageChoice, PINRuleFrom, PINRuleTo:
+		return true
+	}
+	return next == PINRuleTo || next == PINRuleDigits
 }
 
 // FromMediaURI finds the item a media URI plays (the console uses it to show
@@ -299,9 +342,6 @@ func FromMediaURI(uri string) (Item, bool) {
 		if lang, id, ok := strings.Cut(rest, "/ivr-pin/"); ok {
 			return Item{Prompt: ID(id), Lang: lang}, true
 		}
-	}
-	if d, ok := strings.CutPrefix(uri, "digits:"); ok {
-		return Item{Digits: d}, true
 	}
 	return Item{}, false
 }

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -31,7 +32,7 @@ func TestEveryPromptTheFlowUsesIsCatalogued(t *testing.T) {
 	}
 	steps, _ := os.ReadFile("../flows/steps.go")
 	used := regexp.MustCompile(`prompts\.([A-Z][A-Za-z0-9]+)`).FindAllStringSubmatch(string(src)+string(steps), -1)
-	known := map[string]bool{"P": true, "PIn": true, "D": true, "Item": true, "ID": true}
+	known := map[string]bool{"P": true, "PIn": true, "N": true, "Digits": true, "Item": true, "ID": true}
 	ids := map[ID]bool{}
 	for _, id := range All() {
 		ids[id] = true
@@ -87,7 +88,11 @@ func TestEveryAudioFileHasAsterisksFormatAndAPlausibleLength(t *testing.T) {
 				t.Errorf("%s.wav: format %d, %d channels, %d Hz, %d bits; want PCM mono 8000 Hz 16-bit", base, format, channels, rate, bits)
 			}
 			d := time.Duration(data/2) * time.Second / 8000
-			if d < 400*time.Millisecond || d > 20*time.Second {
+			shortest := 400 * time.Millisecond
+			if strings.HasPrefix(string(id), "number-") || id == PINRuleFrom || id == PINRuleTo {
+				shortest = 250 * time.Millisecond // a fragment said inside a sentence ("八")
+			}
+			if d < shortest || d > 20*time.Second {
 				t.Errorf("%s.wav lasts %s", base, d)
 			}
 			st, err := os.Stat(base + ".ulaw")
@@ -109,7 +114,8 @@ func TestMediaURIs(t *testing.T) {
 	}{
 		{P(Welcome), "sound:ivr-pin/welcome"},
 		{PIn(LanguageChoice, "ar"), "sound:ar/ivr-pin/lang-choice"},
-		{D("1111"), "digits:1111"},
+		{N(7, ""), "sound:ivr-pin/number-7"},
+		{N(12, "zh"), "sound:zh/ivr-pin/number-12"},
 	}
 	for _, c := range cases {
 		if got := c.item.MediaURI(); got != c.uri {
@@ -154,4 +160,19 @@ func idConstants(t *testing.T) map[string]ID {
 		t.Fatalf("read only %d prompt constants from prompts.go", len(out))
 	}
 	return out
+}
+
+func TestDigitsAreReadInTheCallersLanguage(t *testing.T) {
+	got := Digits("2a0#", "ar")
+	want := []Item{{Prompt: "number-2", Lang: "ar"}, {Prompt: "number-0", Lang: "ar"}}
+	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
+		t.Fatalf("Digits = %+v", got)
+	}
+	for _, lang := range Languages {
+		for n := 0; n <= MaxNumber; n++ {
+			if Text[lang][Number(n)] == "" {
+				t.Errorf("%s has no number %d", lang, n)
+			}
+		}
+	}
 }

@@ -73,7 +73,7 @@ func console(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			if !ok {
 				return
 			}
-			out.printf("IVR: %s\n", item.TextIn(ch.Snapshot().Language))
+			out.say(item, ch.Snapshot().Language)
 		},
 	})
 	if err != nil {
@@ -130,15 +130,30 @@ func console(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 
 // lineWriter serialises output from the prompt hook and the main goroutine.
 type lineWriter struct {
-	mu  sync.Mutex
-	w   io.Writer
-	raw bool // the terminal is in raw mode: lines need \r\n
+	mu         sync.Mutex
+	w          io.Writer
+	raw        bool // the terminal is in raw mode: lines need \r\n
+	open       bool // a sentence of the IVR's is on the current line
+	lastPrompt prompts.ID
 }
 
 func (l *lineWriter) printf(format string, a ...any) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	s := fmt.Sprintf(format, a...)
+	l.closeLine()
+	l.write(fmt.Sprintf(format, a...))
+}
+
+// closeLine ends a sentence left open by say. Callers hold mu.
+func (l *lineWriter) closeLine() {
+	if l.open {
+		l.write("\n")
+		l.open = false
+	}
+}
+
+// write writes s as is (with \r\n in raw mode). Callers hold mu.
+func (l *lineWriter) write(s string) {
 	if l.raw {
 		s = strings.ReplaceAll(s, "\n", "\r\n")
 	}
@@ -212,4 +227,19 @@ func printTestCards(out *lineWriter) {
 		out.printf("  %s  expiry %s  PIN %-8s  %s\n", c.PAN, c.Expiry, pin, c.Path)
 	}
 	out.printf("\n")
+}
+
+// say prints what the line said, one line per sentence: a sentence made of
+// fragments ("Your new PIN must have" 4 "to" 6 "digits…") is joined.
+func (l *lineWriter) say(item prompts.Item, lang string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	text := item.TextIn(lang)
+	if l.open && prompts.Continues(l.lastPrompt, item.Prompt) {
+		l.write(" " + text)
+	} else {
+		l.closeLine()
+		l.write("IVR: " + text)
+	}
+	l.open, l.lastPrompt = true, item.Prompt
 }
