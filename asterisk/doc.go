@@ -1,6 +1,7 @@
 // Package asterisk holds the Asterisk configuration for a real Asterisk 20
-// or 22 deployment (conf/), a sipp scenario (sipp/), and, in aritest, the
-// ARI test server the tests and the console use in Asterisk's place. Its
+// or 22 deployment (conf/); in aritest, the ARI test server the fast tests
+// and the console use in Asterisk's place; and in asterisktest, the harness
+// that runs a real Asterisk for the TestRealAsterisk* tests. Its
 // tests check that the configuration matches the code: the Stasis
 // application name, the arguments the app understands, and the security
 // settings (no dtmf log level, no wildcard origins, crypted ARI password).

@@ -90,6 +90,19 @@ type Server struct {
 	received [][]byte
 	observer func(cardNumber string)
 	refs     int64
+	slow     map[string]time.Duration // card number -> delay for its next request
+}
+
+// SlowCard delays the answer to the next request for one card by d (the
+// request is still processed), for tests that run many calls at once and
+// want one of them slow.
+func (s *Server) SlowCard(pan string, d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.slow == nil {
+		s.slow = map[string]time.Duration{}
+	}
+	s.slow[pan] = d
 }
 
 // Observe calls f with the card number of every well-formed request as it
@@ -279,6 +292,13 @@ func (s *Server) pinChange(w http.ResponseWriter, r *http.Request) {
 		obs(in.Body.CardNumber)
 	}
 	code, desc := s.process(in)
+	s.mu.Lock()
+	delay := s.slow[in.Body.CardNumber]
+	delete(s.slow, in.Body.CardNumber)
+	s.mu.Unlock()
+	if delay > 0 {
+		faults.Sleep(r, delay)
+	}
 	status := statusFailure
 	if code == codeOK {
 		status = statusSuccess

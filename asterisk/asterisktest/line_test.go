@@ -1,0 +1,284 @@
+package asterisktest_test
+
+import (
+	"bytes"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ivr-pin/ivr-pin/asterisk/asterisktest"
+	"github.com/ivr-pin/ivr-pin/internal/leakcheck"
+	"github.com/ivr-pin/ivr-pin/pinsvc/pinblock"
+	"github.com/ivr-pin/ivr-pin/pinsvc/policy"
+	"github.com/ivr-pin/ivr-pin/pinsvc/secret"
+	"github.com/ivr-pin/ivr-pin/pinsvc/sim/keysecuresim"
+	"github.com/ivr-pin/ivr-pin/pinsvc/sim/simrun"
+)
+
+// bin is the ivr-pin binary the tests run, built once by TestMain when a
+// real Asterisk is configured.
+var bin string
+
+func TestMain(m *testing.M) {
+	code := func() int {
+		if os.Getenv(asterisktest.EnvVar) != "" {
+			dir, err := os.MkdirTemp("", "ivrpin-bin-")
+			if err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				return 1
+			}
+			defer os.RemoveAll(dir)
+			bin = filepath.Join(dir, "ivr-pin")
+			if out, err := exec.Command("go", "build", "-o", bin, "github.com/ivr-pin/ivr-pin/cmd/ivr-pin").CombinedOutput(); err != nil {
+				fmt.Fprintf(os.Stderr, "build ivr-pin: %v\n%s", err, out)
+				return 1
+			}
+		}
+		return m.Run()
+	}()
+	os.Exit(code)
+}
+
+// The keys shared by the simulators and serve (test values, generated
+// here, never real).
+var (
+	zpkHex    = strings.ToUpper(hex.EncodeToString([]byte("ivr-pin-test-zpk")))
+	apiSecret = "0123456789abcdef0123456789abcdef"
+)
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// line is the PIN line on a real Asterisk: Asterisk, the host simulators,
+// and `ivr-pin serve` as its own process.
+type line struct {
+	ast   *asterisktest.Asterisk
+	sims  *simrun.Running
+	serve *exec.Cmd
+	// out is serve's standard output (the audit records), errs its logs.
+	out, errs *syncBuffer
+	exited    chan error
+	env       []string
+	secrets   leakcheck.Secrets
+	mu        sync.Mutex
+}
+
+func startLine(t *testing.T, env ...string) *line {
+	t.Helper()
+	ast := asterisktest.Start(t, asterisktest.Options{})
+	key, err := secret.ParseHexKey(secret.TDES, zpkHex)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zpk, _ := pinblock.NewZPK(key, pinblock.ISO0)
+	sims, err := simrun.Start(simrun.Options{BankID: "TB01", APIKey: "test-api-key", ZPK: zpk, APISecret: apiSecret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sims.Close)
+	l := &line{ast: ast, sims: sims}
+	dir := t.TempDir()
+	l.env = append([]string{
+		"IVRPIN_ARI_URL=" + ast.ARIURL, "IVRPIN_ARI_USERNAME=" + asterisktest.ARIUser, "IVRPIN_ARI_PASSWORD=" + ast.ARIPassword,
+		"IVRPIN_NI_URL=" + sims.CardHostURL, "IVRPIN_NI_BANK_ID=TB01", "IVRPIN_NI_ZPK=" + zpkHex,
+		"IVRPIN_KEYSECURE_URL=" + sims.KeySecureURL, "IVRPIN_KEYSECURE_API_KEY=test-api-key", "IVRPIN_KEYSECURE_API_SECRET=" + apiSecret,
+		"IVRPIN_LIMIT_STORE=" + filepath.Join(dir, "attempts.db"), "IVRPIN_METRICS_ADDR=" + freeAddr(t),
+		"IVRPIN_LOG_LEVEL=debug", "IVRPIN_LOG_FORMAT=json", "IVRPIN_AGENT_TRANSFER=agents,queue,1",
+		"IVRPIN_FIRST_DIGIT_TIMEOUT=6s", "IVRPIN_INTER_DIGIT_TIMEOUT=4s", "IVRPIN_DRAIN_TIMEOUT=30s",
+		// Many scenarios share the test caller ids: the limits are tested elsewhere.
+		"IVRPIN_LIMIT_CALLER_MAX=1000", "IVRPIN_LIMIT_WITHHELD_MAX=1000",
+	}, env...)
+	l.startServe(t)
+	t.Cleanup(func() {
+		l.stopServe()
+		l.checkNothingLeaked(t)
+	})
+	return l
+}
+
+func (l *line) startServe(t *testing.T) {
+	t.Helper()
+	cmd := exec.Command(bin, "serve")
+	cmd.Env = append(os.Environ(), l.env...)
+	out, errs := &syncBuffer{}, &syncBuffer{}
+	l.mu.Lock()
+	if l.out != nil {
+		// Keep what an earlier process wrote: every byte is scanned at the end.
+		out.Write([]byte(l.out.String()))
+		errs.Write([]byte(l.errs.String()))
+	}
+	l.out, l.errs = out, errs
+	l.mu.Unlock()
+	cmd.Stdout, cmd.Stderr = out, errs
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	l.serve, l.exited = cmd, exited
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(errs.String(), "ARI events connected") {
+		select {
+		case err := <-exited:
+			t.Fatalf("serve exited: %v\n%s", err, errs.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("serve did not connect to Asterisk:\n%s", errs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// stopServe sends SIGTERM and waits for the drain.
+func (l *line) stopServe() error {
+	if l.serve == nil || l.serve.ProcessState != nil {
+		return nil
+	}
+	_ = l.serve.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-l.exited:
+		return err
+	case <-time.After(60 * time.Second):
+		_ = l.serve.Process.Kill()
+		return fmt.Errorf("serve did not exit after SIGTERM")
+	}
+}
+
+// typed records what a scenario typed, for the final leak scan.
+func (l *line) typed(pan string, short ...string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if pan != "" {
+		l.secrets.PANs = append(l.secrets.PANs, pan)
+	}
+	for _, s := range short {
+		l.secrets.Short = append(l.secrets.Short, s)
+		if len(s) >= 4 {
+			l.secrets.Keys = append(l.secrets.Keys, s+"#")
+		}
+	}
+}
+
+// checkNothingLeaked scans everything Asterisk and ivr-pin wrote for the
+// card numbers, PINs and security codes the scenarios typed, and checks
+// that Asterisk has no channel left.
+func (l *line) checkNothingLeaked(t *testing.T) {
+	t.Helper()
+	if err := l.ast.WaitNoChannels(10 * time.Second); err != nil {
+		t.Error(err)
+	}
+	l.mu.Lock()
+	written := scrubLogMeta(l.ast.Logs()) + "\n" + l.out.String() + "\n" + l.errs.String()
+	secrets := l.secrets
+	l.mu.Unlock()
+	if !strings.Contains(written, `"log":"audit"`) {
+		t.Error("no audit record was written")
+	}
+	for _, leak := range leakcheck.Find(written, secrets) {
+		t.Error(leak)
+	}
+}
+
+// asteriskMeta is the metadata Asterisk puts before each log message: the
+// timestamp and the thread id after the level ("[2026-11-28 22:00:54.860]
+// ERROR[2580]"). A thread id may equal a typed PIN by chance; the message
+// that follows is scanned whole.
+var asteriskMeta = regexp.MustCompile(`\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)?\]|\b(ERROR|WARNING|NOTICE|VERBOSE|DEBUG|DTMF|SECURITY)\[\d+\](\[[^\]]*\])?`)
+
+func scrubLogMeta(s string) string { return asteriskMeta.ReplaceAllString(s, "") }
+
+func freeAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// cards makes test cards of the scenarios' own, so scenarios run in
+// parallel on one line without sharing a card.
+var cardSeq atomic.Int64
+
+func newPAN() string {
+	n := cardSeq.Add(1)
+	body := "4000" + fmt.Sprintf("%011d", 77000000000+n) // 15 digits
+	for d := 0; d <= 9; d++ {
+		if pan := body + strconv.Itoa(d); policy.Luhn(pan) {
+			return pan
+		}
+	}
+	panic("no check digit")
+}
+
+// changeCard adds a card to the card host with current PIN pin.
+func (l *line) changeCard(pin string) (pan, expiry string) {
+	pan, expiry = newPAN(), "2911"
+	l.sims.CardHost.AddCard(pan, expiry, "", "active", pin)
+	l.typed(pan, pin)
+	return pan, expiry
+}
+
+// setupCard adds a physical, activated card without a PIN to KeySecure.
+func (l *line) setupCard(cvv string) (pan, expiry, cardNo string) {
+	pan, expiry = newPAN(), "3003"
+	n := cardSeq.Add(1)
+	cardNo = fmt.Sprintf("C2026112%05d", n)
+	l.sims.KeySecure.AddCard(keysecuresim.Card{CardNo: cardNo, CardholderNo: fmt.Sprintf("U2026112%05d", n), Type: "Physical",
+		Status: "Activated", Created: time.Now().Add(-48 * time.Hour), PAN: pan, Expiry: expiry, CVV: cvv})
+	l.typed(pan, cvv)
+	return pan, expiry, cardNo
+}
+
+// step is one thing the caller does: wait until a prompt has started n
+// times, then press keys ("" presses nothing).
+type step struct {
+	media string
+	n     int
+	keys  string
+}
+
+func run(t *testing.T, c *asterisktest.LocalCall, steps ...step) {
+	t.Helper()
+	for _, s := range steps {
+		n := s.n
+		if n == 0 {
+			n = 1
+		}
+		if err := c.WaitPlayed(s.media, n, 30*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		if s.keys != "" {
+			if err := c.Press(s.keys); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}

@@ -1,0 +1,177 @@
+package asterisktest_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ivr-pin/ivr-pin/asterisk/asterisktest"
+)
+
+// TestRealAsteriskStartsFromTheProjectsConfiguration: the shipped
+// configuration loads on Asterisk 22 (with test ports, password and paths),
+// ARI answers, and the dialplan routes what the app expects.
+func TestRealAsteriskStartsFromTheProjectsConfiguration(t *testing.T) {
+	t.Parallel()
+	ast := asterisktest.Start(t, asterisktest.Options{})
+	code, body, err := ast.Get("/asterisk/info")
+	if err != nil || code != 200 || !strings.Contains(string(body), `"version":"2`) {
+		t.Fatalf("ARI /asterisk/info: %d %s %v", code, body, err)
+	}
+	out, err := ast.CLI("dialplan show agent7@ivr-pin-return")
+	if err != nil || !strings.Contains(out, "Dial(PJSIP/${EXTEN},60)") {
+		t.Fatalf("a named agent finds no return extension:\n%s %v", out, err)
+	}
+	out, _ = ast.CLI("pjsip show endpoints")
+	for _, want := range []string{"softphone", "tester"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("endpoint %s not loaded:\n%s", want, out)
+		}
+	}
+	if out, _ := ast.CLI("module show like res_ari_channels"); !strings.Contains(out, "Running") {
+		t.Fatalf("ARI channels module not running:\n%s", out)
+	}
+}
+
+// TestRealAsteriskLocalChannels drives the line through Asterisk's own
+// dialplan, Stasis and DTMF over Local channels: every scenario on one
+// Asterisk and one serve process, in parallel, each with a card of its own.
+func TestRealAsteriskLocalChannels(t *testing.T) {
+	l := startLine(t)
+	d := l.ast.NewDriver(t)
+
+	t.Run("change", func(t *testing.T) {
+		t.Parallel()
+		pan, exp := l.changeCard("7392")
+		l.typed("", "4829")
+		c := d.Call(t, asterisktest.CallOptions{})
+		run(t, c, step{media: "menu-change", keys: "1"}, step{media: "enter-card", keys: pan + "#"}, step{media: "enter-expiry", keys: exp},
+			step{media: "enter-current-pin", keys: "7392#"}, step{media: "enter-new-pin", keys: "4829#"}, step{media: "confirm-new-pin", keys: "4829#"},
+			step{media: "result-changed"}, step{media: "goodbye"})
+		if err := c.WaitGone(20 * time.Second); err != nil {
+			t.Fatal(err)
+		}
+		if !l.sims.CardHost.PINIs(pan, "4829") {
+			t.Fatal("the card host does not hold the new PIN")
+		}
+	})
+
+	t.Run("first setup", func(t *testing.T) {
+		t.Parallel()
+		pan, exp, cardNo := l.setupCard("562")
+		l.typed("", "730164")
+		c := d.Call(t, asterisktest.CallOptions{})
+		run(t, c, step{media: "menu-setup", keys: "2"}, step{media: "enter-card", keys: pan + "#"}, step{media: "enter-expiry", keys: exp},
+			step{media: "enter-security-code", keys: "562"}, step{media: "enter-new-pin", keys: "730164#"},
+			step{media: "confirm-new-pin", keys: "730164#"}, step{media: "result-set"})
+		if err := c.WaitGone(20 * time.Second); err != nil {
+			t.Fatal(err)
+		}
+		if !l.sims.KeySecure.PINIs(cardNo, "730164") {
+			t.Fatal("KeySecure does not hold the first PIN")
+		}
+	})
+
+	t.Run("wrong current PIN, then right", func(t *testing.T) {
+		t.Parallel()
+		pan, exp := l.changeCard("2580")
+		l.typed("", "1357", "4829")
+		c := d.Call(t, asterisktest.CallOptions{})
+		run(t, c, step{media: "menu-change", keys: "1"}, step{media: "enter-card", keys: pan + "#"}, step{media: "enter-expiry", keys: exp},
+			step{media: "enter-current-pin", keys: "1357#"}, step{media: "enter-new-pin", keys: "4829#"}, step{media: "confirm-new-pin", keys: "4829#"},
+			step{media: "reason-wrong-current"}, step{media: "enter-current-pin", n: 2, keys: "2580#"}, step{media: "result-changed"})
+		if err := c.WaitGone(20 * time.Second); err != nil {
+			t.Fatal(err)
+		}
+		if !l.sims.CardHost.PINIs(pan, "4829") {
+			t.Fatal("not changed after the second try")
+		}
+	})
+
+	t.Run("new PINs that differ, then match; star clears an entry", func(t *testing.T) {
+		t.Parallel()
+		pan, exp := l.changeCard("6173")
+		l.typed("", "4829", "4828", "5938")
+		c := d.Call(t, asterisktest.CallOptions{})
+		run(t, c, step{media: "menu-change", keys: "1"}, step{media: "enter-card", keys: "4000*"}, step{media: "entry-cleared"},
+			step{media: "enter-card", n: 2, keys: pan + "#"}, step{media: "enter-expiry", keys: exp},
+			step{media: "enter-current-pin", keys: "6173#"}, step{media: "enter-new-pin", keys: "4829#"}, step{media: "confirm-new-pin", keys: "4828#"},
+			step{media: "reason-pin-mismatch"}, step{media: "enter-new-pin", n: 2, keys: "5938#"}, step{media: "confirm-new-pin", n: 2, keys: "5938#"},
+			step{media: "result-changed"})
+		if err := c.WaitGone(20 * time.Second); err != nil {
+			t.Fatal(err)
+		}
+		if !l.sims.CardHost.PINIs(pan, "5938") {
+			t.Fatal("the matching PIN was not set")
+		}
+	})
+
+	t.Run("hang-up in the middle of an entry", func(t *testing.T) {
+		t.Parallel()
+		pan, _ := l.changeCard("8264")
+		c := d.Call(t, asterisktest.CallOptions{})
+		run(t, c, step{media: "menu-change", keys: "1"}, step{media: "enter-card", keys: pan[:7]})
+		time.Sleep(300 * time.Millisecond)
+		c.Hangup()
+		if err := c.WaitGone(10 * time.Second); err != nil {
+			t.Fatal(err)
+		}
+		if !l.sims.CardHost.PINIs(pan, "8264") {
+			t.Fatal("the PIN changed")
+		}
+	})
+
+	t.Run("0 reaches the agents", func(t *testing.T) {
+		t.Parallel()
+		c := d.Call(t, asterisktest.CallOptions{})
+		run(t, c, step{media: "menu-agent", keys: "0"}, step{media: "transfer-agent"})
+		// The line's part ends when the caller is in the agents' context; what
+		// happens there is the bank's routing (the sample's Queue needs a
+		// queues.conf of the bank's own).
+		if err := c.WaitDialplan("agents", "queue", "", 20*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		c.Hangup()
+	})
+
+	t.Run("transferred in by an agent and returned to the agent", func(t *testing.T) {
+		t.Parallel()
+		pan, exp := l.changeCard("3917")
+		l.typed("", "4829")
+		c := d.Call(t, asterisktest.CallOptions{Context: "ivr-pin-transfer", Exten: "change",
+			Variables: map[string]string{"IVRPIN_AGENT": "agent7", "IVRPIN_PAN": pan, "IVRPIN_EXPIRY": exp}})
+		run(t, c, step{media: "enter-current-pin", keys: "3917#"}, step{media: "enter-new-pin", keys: "4829#"},
+			step{media: "confirm-new-pin", keys: "4829#"}, step{media: "result-changed"}, step{media: "returning-to-agent"})
+		if err := c.WaitDialplan("ivr-pin-return", "agent7", "Dial", 20*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		if !l.sims.CardHost.PINIs(pan, "4829") {
+			t.Fatal("not changed")
+		}
+		c.Hangup()
+	})
+
+	t.Run("hang-up while the host is answering", func(t *testing.T) {
+		t.Parallel()
+		pan, exp := l.changeCard("4062")
+		l.typed("", "4829")
+		// This card's request is answered after 3 s; the caller hangs up
+		// during "please wait". The change goes through once and is audited.
+		l.sims.CardHost.SlowCard(pan, 3*time.Second)
+		c := d.Call(t, asterisktest.CallOptions{})
+		run(t, c, step{media: "menu-change", keys: "1"}, step{media: "enter-card", keys: pan + "#"}, step{media: "enter-expiry", keys: exp},
+			step{media: "enter-current-pin", keys: "4062#"}, step{media: "enter-new-pin", keys: "4829#"}, step{media: "confirm-new-pin", keys: "4829#"},
+			step{media: "please-wait"})
+		c.Hangup()
+		if err := c.WaitGone(10 * time.Second); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for !l.sims.CardHost.PINIs(pan, "4829") && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+		}
+		if !l.sims.CardHost.PINIs(pan, "4829") {
+			t.Fatal("the change sent before the hang-up was not seen through")
+		}
+	})
+}
