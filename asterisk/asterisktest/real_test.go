@@ -1,6 +1,9 @@
 package asterisktest_test
 
 import (
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -174,4 +177,87 @@ func TestRealAsteriskLocalChannels(t *testing.T) {
 			t.Fatal("the change sent before the hang-up was not seen through")
 		}
 	})
+}
+
+// dialer runs `ivr-pin dial` as a tester would.
+func (l *line) dial(t *testing.T, target string, args ...string) (int, string) {
+	t.Helper()
+	cmd := exec.Command(bin, append(append([]string{"dial"}, args...), target)...)
+	var out syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	l.mu.Lock()
+	l.errs.Write([]byte("\n==> ivr-pin dial <==\n" + out.String()))
+	l.mu.Unlock()
+	return code, out.String()
+}
+
+// TestRealAsteriskSIP calls the line over SIP with `ivr-pin dial`, through
+// the shipped pjsip.conf and extensions.conf: RTP audio, RFC 4733 keys.
+func TestRealAsteriskSIP(t *testing.T) {
+	l := startLine(t)
+	target := "sip:1000@" + l.ast.SIPAddr
+
+	t.Run("change, no credentials from this machine", func(t *testing.T) {
+		t.Parallel()
+		pan, exp := l.changeCard("7392")
+		l.typed("", "4829")
+		wav := filepath.Join(t.TempDir(), "heard.wav")
+		code, out := l.dial(t, target, "--keys", "1 "+pan+"# "+exp+" 7392# 4829# 4829#", "--record", wav)
+		if code != 0 || !strings.Contains(out, "sent group 6 of 6") || !strings.Contains(out, "the far end hung up") {
+			t.Fatalf("exit %d:\n%s", code, out)
+		}
+		if !l.sims.CardHost.PINIs(pan, "4829") {
+			t.Fatal("the card host does not hold the new PIN")
+		}
+		if st, err := os.Stat(wav); err != nil || st.Size() < 44+8000*2*5 {
+			t.Fatalf("recording of what was heard: %v %v", st, err)
+		}
+	})
+
+	t.Run("first setup over SIP", func(t *testing.T) {
+		t.Parallel()
+		pan, exp, cardNo := l.setupCard("318")
+		l.typed("", "591746")
+		code, out := l.dial(t, target, "--keys", "2 "+pan+"# "+exp+" 318 591746# 591746#")
+		if code != 0 {
+			t.Fatalf("exit %d:\n%s", code, out)
+		}
+		if !l.sims.KeySecure.PINIs(cardNo, "591746") {
+			t.Fatal("KeySecure does not hold the first PIN")
+		}
+	})
+
+	t.Run("a softphone is challenged and answers with its password", func(t *testing.T) {
+		t.Parallel()
+		// The shipped softphone endpoint (pjsip.conf) dials 100 for the line.
+		code, out := l.dial(t, "sip:100@"+l.ast.SIPAddr, "--from", "softphone", "--password", "change-me-softphone", "--keys", "9", "--timeout", "20s")
+		if code != 1 || !strings.Contains(out, "sent group 1 of 1") {
+			// Exit 1: after '9' (repeat the menu) the caller hangs up on timeout.
+			t.Fatalf("exit %d:\n%s", code, out)
+		}
+		code, out = l.dial(t, "sip:100@"+l.ast.SIPAddr, "--from", "softphone", "--password", "wrong", "--keys", "1", "--timeout", "10s")
+		if code != 1 || !strings.Contains(out, "not answered") {
+			t.Fatalf("a wrong password got through: exit %d:\n%s", code, out)
+		}
+	})
+}
+
+func TestDialUsage(t *testing.T) {
+	if bin == "" {
+		t.Skip("no binary: " + asterisktest.EnvVar + " unset")
+	}
+	for _, args := range [][]string{{"dial"}, {"dial", "1000@127.0.0.1"}, {"dial", "--bogus", "sip:1000@127.0.0.1"}, {"dial", "--keys", "12a", "sip:1000@127.0.0.1"}} {
+		cmd := exec.Command(bin, args...)
+		out, _ := cmd.CombinedOutput()
+		if cmd.ProcessState.ExitCode() != 2 || !strings.Contains(string(out), "ivr-pin dial") {
+			t.Errorf("%v: exit %d\n%s", args, cmd.ProcessState.ExitCode(), out)
+		}
+	}
 }

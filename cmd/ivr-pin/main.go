@@ -6,6 +6,7 @@
 //	ivr-pin simulate   run the card-host and KeySecure simulators on loopback
 //	ivr-pin config     print the effective configuration (secrets masked)
 //	ivr-pin load       measure one serve process under many concurrent calls
+//	ivr-pin dial       call a line over SIP and press keys (a tester's softphone)
 //	ivr-pin --version  the module version and VCS revision it was built from
 //
 // Settings come from IVRPIN_* environment variables (see README.md).
@@ -37,8 +38,9 @@ commands:
   load       measure one serve process under many concurrent calls (see docs/performance.md)
 
 Run 'ivr-pin <command> -h' for a command's flags. Settings come from IVRPIN_* environment
-variables (README.md). Exit codes: 0 done, 1 failed (configuration, start-up, runtime),
-2 bad usage, 3 console call ended without an outcome.
+variables (README.md). Exit codes: 0 done, 1 failed (configuration, start-up, runtime; for
+dial: the call did not end with the far end hanging up after every group), 2 bad usage,
+3 console call ended without an outcome.
 `
 
 func main() {
@@ -62,6 +64,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return printConfig(args[1:], stdout, stderr)
 	case "load":
 		return load(args[1:], stdout, stderr)
+	case "dial":
+		return dial(args[1:], stdin, stdout, stderr)
 	case "-h", "--help", "-help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -78,8 +82,14 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 // unknown flag or a stray argument prints the error and the usage to
 // stderr: done is true and code 2. Otherwise done is false: go on.
 func parseFlags(fs *flag.FlagSet, args []string, summary string, stdout, stderr io.Writer) (code int, done bool) {
+	return parseFlagsAndArgs(fs, args, "", 0, summary, stdout, stderr)
+}
+
+// parseFlagsAndArgs is parseFlags for a verb that takes exactly nargs
+// arguments after its flags, shown in the usage as argsUsage.
+func parseFlagsAndArgs(fs *flag.FlagSet, args []string, argsUsage string, nargs int, summary string, stdout, stderr io.Writer) (code int, done bool) {
 	printUsage := func(w io.Writer) {
-		fmt.Fprintf(w, "usage: ivr-pin %s [flags]\n\n%s\n", fs.Name(), summary)
+		fmt.Fprintf(w, "usage: ivr-pin %s [flags]%s\n\n%s\n", fs.Name(), argsUsage, summary)
 		var flags strings.Builder
 		fs.SetOutput(&flags)
 		fs.PrintDefaults()
@@ -97,8 +107,12 @@ func parseFlags(fs *flag.FlagSet, args []string, summary string, stdout, stderr 
 		fmt.Fprintf(stderr, "ivr-pin %s: %v\n", fs.Name(), err)
 		printUsage(stderr)
 		return 2, true
-	case fs.NArg() > 0:
-		fmt.Fprintf(stderr, "ivr-pin %s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
+	case fs.NArg() > nargs:
+		fmt.Fprintf(stderr, "ivr-pin %s: unexpected argument %q\n", fs.Name(), fs.Arg(nargs))
+		printUsage(stderr)
+		return 2, true
+	case fs.NArg() < nargs:
+		fmt.Fprintf(stderr, "ivr-pin %s: missing%s\n", fs.Name(), argsUsage)
 		printUsage(stderr)
 		return 2, true
 	}
