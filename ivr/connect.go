@@ -33,7 +33,7 @@ func NewClient(cfg ARIConfig) (*native.Client, error) {
 		Application:     cfg.Application,
 		URL:             cfg.URL,
 		WebsocketURL:    cfg.WSURL,
-		WebsocketOrigin: "http://localhost/",
+		WebsocketOrigin: "http://localhost", // ari.conf allowed_origins, exactly
 		Username:        cfg.Username,
 		Password:        cfg.Password,
 		SubscribeAll:    false,

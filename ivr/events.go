@@ -65,7 +65,7 @@ func (s *EventStream) config() (*websocket.Config, error) {
 	u.RawQuery = q.Encode()
 	origin := s.Origin
 	if origin == "" {
-		origin = "http://localhost/"
+		origin = "http://localhost" // ari.conf allowed_origins, exactly (Asterisk logs a mismatch otherwise)
 	}
 	cfg, err := websocket.NewConfig(u.String(), origin)
 	if err != nil {

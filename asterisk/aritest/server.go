@@ -42,10 +42,12 @@ type Options struct {
 	// SoundExists says whether a sound: URI exists (default: all do). A
 	// missing sound plays as PlaybackStarted then PlaybackFinished "failed".
 	SoundExists func(name string) bool
-	// AnnounceRegistration sends ApplicationRegistered when an app connects,
-	// as Asterisk 21+ does (ari/v5 v5.3.1 cannot decode it). Default on;
-	// set QuietRegistration to turn it off.
-	QuietRegistration bool
+	// AnnounceRegistration sends ApplicationRegistered when an app connects
+	// (ari/v5 v5.3.1 cannot decode it). Off by default: Asterisk 22.10.1
+	// sends none on an inbound events connection (measured with the real
+	// Asterisk: asterisk/asterisktest, and none in ../shared/ari-fixtures);
+	// it sends one first on an outbound websocket.
+	AnnounceRegistration bool
 	// OnPlay is called when a playback starts (the console prints prompts
 	// from it).
 	OnPlay func(ch *Channel, mediaURI string)
@@ -609,7 +611,7 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
 		for _, old := range replaced {
 			old.close() // a second connection for the same app replaces the first
 		}
-		if !s.opts.QuietRegistration {
+		if s.opts.AnnounceRegistration {
 			for _, a := range apps {
 				s.emit(a, map[string]any{"type": "ApplicationRegistered"})
 			}

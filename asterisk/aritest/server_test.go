@@ -210,7 +210,7 @@ func TestRESTErrorsMatchAsterisk(t *testing.T) {
 }
 
 func TestSecondConnectionReplacesTheFirst(t *testing.T) {
-	s, err := Start(Options{QuietRegistration: true})
+	s, err := Start(Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -38,7 +38,7 @@ func (a *Asterisk) NewDriver(t testing.TB) *Driver {
 	_, _ = rand.Read(id)
 	d := &Driver{a: a, app: "driver-" + hex.EncodeToString(id), calls: map[string]*LocalCall{}}
 	u := a.WSURL + "?app=" + url.QueryEscape(d.app) + "&subscribeAll=false"
-	cfg, err := websocket.NewConfig(u, "http://localhost/")
+	cfg, err := websocket.NewConfig(u, "http://localhost")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,10 +1,12 @@
 package asterisktest_test
 
 import (
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -40,6 +42,7 @@ func TestRealAsteriskStartsFromTheProjectsConfiguration(t *testing.T) {
 // dialplan, Stasis and DTMF over Local channels: every scenario on one
 // Asterisk and one serve process, in parallel, each with a card of its own.
 func TestRealAsteriskLocalChannels(t *testing.T) {
+	t.Parallel()
 	l := startLine(t)
 	d := l.ast.NewDriver(t)
 
@@ -201,6 +204,7 @@ func (l *line) dial(t *testing.T, target string, args ...string) (int, string) {
 // TestRealAsteriskSIP calls the line over SIP with `ivr-pin dial`, through
 // the shipped pjsip.conf and extensions.conf: RTP audio, RFC 4733 keys.
 func TestRealAsteriskSIP(t *testing.T) {
+	t.Parallel()
 	l := startLine(t)
 	target := "sip:1000@" + l.ast.SIPAddr
 
@@ -259,5 +263,128 @@ func TestDialUsage(t *testing.T) {
 		if cmd.ProcessState.ExitCode() != 2 || !strings.Contains(string(out), "ivr-pin dial") {
 			t.Errorf("%v: exit %d\n%s", args, cmd.ProcessState.ExitCode(), out)
 		}
+	}
+}
+
+// change runs a whole PIN change over a Local channel and checks it.
+func (l *line) change(t *testing.T, d *asterisktest.Driver) {
+	t.Helper()
+	pan, exp := l.changeCard("5082")
+	l.typed("", "4829")
+	c := d.Call(t, asterisktest.CallOptions{})
+	run(t, c, step{media: "menu-change", keys: "1"}, step{media: "enter-card", keys: pan + "#"}, step{media: "enter-expiry", keys: exp},
+		step{media: "enter-current-pin", keys: "5082#"}, step{media: "enter-new-pin", keys: "4829#"}, step{media: "confirm-new-pin", keys: "4829#"},
+		step{media: "result-changed"})
+	if err := c.WaitGone(20 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if !l.sims.CardHost.PINIs(pan, "4829") {
+		t.Fatal("not changed")
+	}
+}
+
+func channelName(t *testing.T, ast *asterisktest.Asterisk, id string) string {
+	t.Helper()
+	code, b, err := ast.Get("/channels/" + id)
+	if err != nil || code != 200 {
+		t.Fatalf("GET channel: %d %v", code, err)
+	}
+	var ch struct{ Name string }
+	_ = json.Unmarshal(b, &ch)
+	return ch.Name
+}
+
+// A caller taken out of the app mid-call (an operator's blind transfer,
+// here a CLI redirect) ends the call cleanly: nothing sent to the host, the
+// audit says hangup, and the app goes on serving.
+func TestRealAsteriskBlindTransferMidCall(t *testing.T) {
+	t.Parallel()
+	l := startLine(t)
+	d := l.ast.NewDriver(t)
+	pan, _ := l.changeCard("6420")
+	c := d.Call(t, asterisktest.CallOptions{})
+	run(t, c, step{media: "menu-change", keys: "1"}, step{media: "enter-card", keys: pan[:6]})
+	if out, err := l.ast.CLI("channel redirect " + channelName(t, l.ast, c.ID) + " agents,queue,1"); err != nil {
+		t.Fatalf("redirect: %v %s", err, out)
+	}
+	if err := c.WaitDialplan("agents", "queue", "", 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	c.Hangup()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(l.out.String(), `"end":"hangup"`) && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !strings.Contains(l.out.String(), `"end":"hangup"`) || len(l.sims.CardHost.Received()) != 0 {
+		t.Fatalf("the redirected call: audit %s, %d host requests", l.out.String(), len(l.sims.CardHost.Received()))
+	}
+	l.change(t, d) // the app keeps serving
+}
+
+// Asterisk restarted in the middle of a call: the call is gone, serve
+// reconnects by itself, the next call works, and no channel is left.
+func TestRealAsteriskRestartedMidCall(t *testing.T) {
+	t.Parallel()
+	l := startLine(t)
+	d := l.ast.NewDriver(t)
+	pan, _ := l.changeCard("3158")
+	c := d.Call(t, asterisktest.CallOptions{})
+	run(t, c, step{media: "menu-change", keys: "1"}, step{media: "enter-card", keys: pan[:6]})
+	if err := l.ast.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for strings.Count(l.errs.String(), "ARI events connected") < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("serve did not reconnect:\n%s", l.errs.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !strings.Contains(l.out.String(), `"end":"hangup"`) {
+		t.Errorf("the lost call is not audited as a hang-up: %s", l.out.String())
+	}
+	l.change(t, l.ast.NewDriver(t))
+	if err := l.ast.WaitNoChannels(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// SIGTERM with calls active: the active call finishes, a new call hears
+// that the service is closing, and serve exits 0 after the drain.
+func TestRealAsteriskSIGTERMWithCallsActive(t *testing.T) {
+	t.Parallel()
+	l := startLine(t)
+	d := l.ast.NewDriver(t)
+	pan, exp := l.changeCard("9041")
+	l.typed("", "4829")
+	active := d.Call(t, asterisktest.CallOptions{})
+	run(t, active, step{media: "menu-change", keys: "1"}, step{media: "enter-card", keys: pan + "#"}, step{media: "enter-expiry", keys: exp},
+		step{media: "enter-current-pin"})
+	_ = l.serve.Process.Signal(syscall.SIGTERM)
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(l.errs.String(), "draining") && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	late := d.Call(t, asterisktest.CallOptions{})
+	if err := late.WaitPlayed("service-closing", 1, 20*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := active.Press("9041#"); err != nil {
+		t.Fatal(err)
+	}
+	run(t, active, step{media: "enter-new-pin", keys: "4829#"}, step{media: "confirm-new-pin", keys: "4829#"}, step{media: "result-changed"})
+	select {
+	case err := <-l.exited:
+		if err != nil {
+			t.Fatalf("serve exited with %v", err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("serve did not exit after the drain")
+	}
+	if !l.sims.CardHost.PINIs(pan, "4829") {
+		t.Fatal("the call active at SIGTERM did not finish")
+	}
+	if !strings.Contains(l.out.String(), `"end":"turned_away"`) {
+		t.Errorf("the late call is not audited as turned away: %s", l.out.String())
 	}
 }
