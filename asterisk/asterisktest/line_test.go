@@ -88,7 +88,7 @@ type line struct {
 	mu        sync.Mutex
 }
 
-func startLine(t *testing.T, env ...string) *line {
+func startLine(t testing.TB, env ...string) *line {
 	t.Helper()
 	ast := asterisktest.Start(t, asterisktest.Options{})
 	key, err := secret.ParseHexKey(secret.TDES, zpkHex)
@@ -121,7 +121,7 @@ func startLine(t *testing.T, env ...string) *line {
 	return l
 }
 
-func (l *line) startServe(t *testing.T) {
+func (l *line) startServe(t testing.TB) {
 	t.Helper()
 	cmd := exec.Command(bin, "serve")
 	cmd.Env = append(os.Environ(), l.env...)
@@ -189,7 +189,7 @@ func (l *line) typed(pan string, short ...string) {
 // checkNothingLeaked scans everything Asterisk and ivr-pin wrote for the
 // card numbers, PINs and security codes the scenarios typed, and checks
 // that Asterisk has no channel left.
-func (l *line) checkNothingLeaked(t *testing.T) {
+func (l *line) checkNothingLeaked(t testing.TB) {
 	t.Helper()
 	if err := l.ast.WaitNoChannels(10 * time.Second); err != nil {
 		t.Error(err)
@@ -214,7 +214,7 @@ var asteriskMeta = regexp.MustCompile(`\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)?\
 
 func scrubLogMeta(s string) string { return asteriskMeta.ReplaceAllString(s, "") }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -265,7 +265,7 @@ type step struct {
 	keys  string
 }
 
-func run(t *testing.T, c *asterisktest.LocalCall, steps ...step) {
+func run(t testing.TB, c *asterisktest.LocalCall, steps ...step) {
 	t.Helper()
 	for _, s := range steps {
 		n := s.n
