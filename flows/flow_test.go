@@ -106,7 +106,14 @@ func (s *scripted) saw(id prompts.ID) bool {
 
 func newFlow(t *testing.T, mutate func(*flows.Config)) (*flows.Flow, *simrun.Running) {
 	t.Helper()
-	sims, err := simrun.Start(simrun.Options{})
+	return newFlowWith(t, simrun.Options{}, mutate, nil)
+}
+
+// newFlowWith is newFlow with the simulators' options and the router's
+// settings of a test's own.
+func newFlowWith(t *testing.T, simOpts simrun.Options, mutate func(*flows.Config), router func(*pinsvc.Router)) (*flows.Flow, *simrun.Running) {
+	t.Helper()
+	sims, err := simrun.Start(simOpts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +124,11 @@ func newFlow(t *testing.T, mutate func(*flows.Config)) (*flows.Flow, *simrun.Run
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	return flows.New(cfg, &pinsvc.Router{CardHost: ch, KeySecure: ks}), sims
+	r := &pinsvc.Router{CardHost: ch, KeySecure: ks}
+	if router != nil {
+		router(r)
+	}
+	return flows.New(cfg, r), sims
 }
 
 func TestScenarios(t *testing.T) {
@@ -392,14 +403,7 @@ func TestAnAmbiguousSetKeepsTheMark(t *testing.T) {
 }
 
 func TestWithoutPCIDisplayFirstSetupIsRefused(t *testing.T) {
-	sims, err := simrun.Start(simrun.Options{KeySecurePCIDisplayOff: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(sims.Close)
-	ch, _ := cardhost.New(sims.CardHostConfig())
-	ks, _ := keysecure.New(sims.KeySecureConfig())
-	f := flows.New(flows.Config{FirstDigitTimeout: 100 * time.Millisecond, InterDigitTimeout: 100 * time.Millisecond}, &pinsvc.Router{CardHost: ch, KeySecure: ks})
+	f, sims := newFlowWith(t, simrun.Options{KeySecurePCIDisplayOff: true}, nil, nil)
 	for name, keys := range map[string]string{
 		"menu 2":     "2" + "4012888888881881#" + "3001" + "731",
 		"no PIN yet": "1" + "4012888888881881#" + "3001" + "1357#" + "4829#" + "4829#" + "1" + "731",
@@ -456,16 +460,9 @@ func TestSpokenRulesFollowTheConfiguration(t *testing.T) {
 		t.Fatal("the menu offers an agent that is not configured")
 	}
 
-	sims, err := simrun.Start(simrun.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(sims.Close)
-	ch, _ := cardhost.New(sims.CardHostConfig())
-	ks, _ := keysecure.New(sims.KeySecureConfig())
-	f2 := flows.New(flows.Config{FirstDigitTimeout: 100 * time.Millisecond, InterDigitTimeout: 100 * time.Millisecond,
-		Agent: &flows.Target{Context: "agents", Extension: "queue", Priority: 1}},
-		&pinsvc.Router{CardHost: ch, KeySecure: ks, Policy: policy.PINPolicy{MinLength: 5, MaxLength: 5}})
+	f2, _ := newFlowWith(t, simrun.Options{},
+		func(c *flows.Config) { c.Agent = &flows.Target{Context: "agents", Extension: "queue", Priority: 1} },
+		func(r *pinsvc.Router) { r.Policy = policy.PINPolicy{MinLength: 5, MaxLength: 5} })
 	rec2 := &recording{scripted: newScripted("1" + "4111111111111111#" + "2812" + "7392#" + "48291#" + "48291#")}
 	if res := f2.Run(context.Background(), rec2, flows.Call{}); res.Outcome == nil || res.Outcome.Kind != outcome.Changed {
 		t.Fatalf("%+v", res)

@@ -1,7 +1,6 @@
 package ivr_test
 
 import (
-	"bytes"
 	"fmt"
 	"strings"
 	"sync"
@@ -14,6 +13,7 @@ import (
 	"github.com/ivr-pin/ivr-pin/asterisk/aritest"
 	"github.com/ivr-pin/ivr-pin/internal/config"
 	"github.com/ivr-pin/ivr-pin/internal/demo"
+	"github.com/ivr-pin/ivr-pin/internal/syncbuf"
 	"github.com/ivr-pin/ivr-pin/ivr"
 	"github.com/ivr-pin/ivr-pin/pinsvc/sim/faults"
 )
@@ -22,27 +22,9 @@ import (
 // simulators still running.
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// syncBuffer collects log output from many goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 type line struct {
 	*demo.Demo
-	logs *syncBuffer
+	logs *syncbuf.Buffer
 }
 
 // startLine brings up the whole line with debug logging captured.
@@ -58,7 +40,7 @@ func startLine(t *testing.T, mutate func(*config.Config), opts demo.Options) *li
 	if mutate != nil {
 		mutate(cfg)
 	}
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	l := logrus.New()
 	l.SetOutput(logs)
 	l.SetLevel(logrus.DebugLevel)

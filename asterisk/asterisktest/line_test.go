@@ -1,7 +1,6 @@
 package asterisktest_test
 
 import (
-	"bytes"
 	"encoding/hex"
 	"fmt"
 	"net"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/ivr-pin/ivr-pin/asterisk/asterisktest"
 	"github.com/ivr-pin/ivr-pin/internal/leakcheck"
+	"github.com/ivr-pin/ivr-pin/internal/syncbuf"
 	"github.com/ivr-pin/ivr-pin/pinsvc/pinblock"
 	"github.com/ivr-pin/ivr-pin/pinsvc/policy"
 	"github.com/ivr-pin/ivr-pin/pinsvc/secret"
@@ -57,23 +57,6 @@ var (
 	apiSecret = "0123456789abcdef0123456789abcdef"
 )
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // line is the PIN line on a real Asterisk: Asterisk, the host simulators,
 // and `ivr-pin serve` as its own process.
 type line struct {
@@ -81,7 +64,7 @@ type line struct {
 	sims  *simrun.Running
 	serve *exec.Cmd
 	// out is serve's standard output (the audit records), errs its logs.
-	out, errs *syncBuffer
+	out, errs *syncbuf.Buffer
 	exited    chan error
 	env       []string
 	secrets   leakcheck.Secrets
@@ -125,7 +108,7 @@ func (l *line) startServe(t testing.TB) {
 	t.Helper()
 	cmd := exec.Command(bin, "serve")
 	cmd.Env = append(os.Environ(), l.env...)
-	out, errs := &syncBuffer{}, &syncBuffer{}
+	out, errs := &syncbuf.Buffer{}, &syncbuf.Buffer{}
 	l.mu.Lock()
 	if l.out != nil {
 		// Keep what an earlier process wrote: every byte is scanned at the end.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ivr-pin/ivr-pin/asterisk/asterisktest"
+	"github.com/ivr-pin/ivr-pin/internal/syncbuf"
 )
 
 // TestRealAsteriskStartsFromTheProjectsConfiguration: the shipped
@@ -186,7 +187,7 @@ func TestRealAsteriskLocalChannels(t *testing.T) {
 func (l *line) dial(t *testing.T, target string, args ...string) (int, string) {
 	t.Helper()
 	cmd := exec.Command(bin, append(append([]string{"dial"}, args...), target)...)
-	var out syncBuffer
+	var out syncbuf.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err := cmd.Run()
 	code := 0

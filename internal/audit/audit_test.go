@@ -6,10 +6,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/ivr-pin/ivr-pin/internal/syncbuf"
 	"github.com/ivr-pin/ivr-pin/ivr"
 )
 
@@ -45,7 +45,7 @@ func TestFileAppendsOneJSONLinePerCall(t *testing.T) {
 }
 
 func TestStreamWritesOneLinePerCallWhateverTheLogLevel(t *testing.T) {
-	var buf syncBuffer
+	var buf syncbuf.Buffer
 	s := NewStream(&buf)
 	done := make(chan struct{})
 	for i := 0; i < 50; i++ {
@@ -70,21 +70,4 @@ func TestStreamWritesOneLinePerCallWhateverTheLogLevel(t *testing.T) {
 			t.Fatalf("line %q: %v", l, err)
 		}
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
