@@ -93,7 +93,12 @@ func (d *Driver) read() {
 		if err := websocket.Message.Receive(d.ws, &raw); err != nil {
 			d.mu.Lock()
 			for _, c := range d.calls {
-				c.closeOnce.Do(func() { close(c.changed) })
+				c.mu.Lock()
+				if !c.closed {
+					c.closed = true
+					close(c.changed)
+				}
+				c.mu.Unlock()
 			}
 			d.mu.Unlock()
 			return
@@ -123,19 +128,21 @@ type LocalCall struct {
 	// in Stasis(ivr-pin) (;2).
 	Caller, ID string
 
-	mu        sync.Mutex
-	events    []Event
-	changed   chan struct{}
-	closeOnce sync.Once
+	mu      sync.Mutex
+	events  []Event
+	changed chan struct{} // closed and replaced on every event
+	closed  bool          // the driver's websocket is gone: no more events
 }
 
 func (c *LocalCall) add(ev Event) {
 	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return
+	}
 	c.events = append(c.events, ev)
-	old := c.changed
+	close(c.changed)
 	c.changed = make(chan struct{})
-	c.mu.Unlock()
-	close(old)
 }
 
 // CallOptions shape a call.
@@ -205,11 +212,14 @@ func (c *LocalCall) wait(timeout time.Duration, what string, cond func([]Event) 
 	defer deadline.Stop()
 	for {
 		c.mu.Lock()
-		ok := cond(c.events)
+		ok, closed := cond(c.events), c.closed
 		ch := c.changed
 		c.mu.Unlock()
 		if ok {
 			return nil
+		}
+		if closed {
+			return fmt.Errorf("%s: the driver lost its connection to Asterisk (played %v)", what, c.Played())
 		}
 		select {
 		case <-ch:

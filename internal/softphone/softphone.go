@@ -265,11 +265,12 @@ func newStream(ms *media.MediaSession, o Options) (*stream, error) {
 
 // send writes a packet every 20 ms: silence, or a key's telephone event.
 func (s *stream) send(ctx context.Context) {
-	var b [4]byte
+	// Random starting points, as RFC 3550 asks.
+	var b [10]byte
 	_, _ = rand.Read(b[:])
-	ssrc := binary.BigEndian.Uint32(b[:])
-	seq := binary.BigEndian.Uint16(b[2:])
-	var ts uint32 = binary.BigEndian.Uint32(b[:]) >> 1
+	ssrc := binary.BigEndian.Uint32(b[0:4])
+	seq := binary.BigEndian.Uint16(b[4:6])
+	ts := binary.BigEndian.Uint32(b[6:10])
 	silence := make([]byte, 160)
 	for i := range silence {
 		silence[i] = s.silence
