@@ -47,6 +47,8 @@ func dial(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 		defer term.Restore(int(f.Fd()), state)
 		o.Live = stdin
+		// Raw mode: a line needs \r\n.
+		o.Progress = crlf{stdout}
 		fmt.Fprint(stdout, "type keys (0-9 * #); they are sent as typed and not shown\r\n")
 	default:
 		data, err := io.ReadAll(io.LimitReader(stdin, 4096))
@@ -86,4 +88,14 @@ func dial(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// crlf turns \n into \r\n for a terminal in raw mode.
+type crlf struct{ w io.Writer }
+
+func (c crlf) Write(p []byte) (int, error) {
+	if _, err := c.w.Write([]byte(strings.ReplaceAll(string(p), "\n", "\r\n"))); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }

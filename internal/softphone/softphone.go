@@ -124,7 +124,11 @@ func Dial(ctx context.Context, o Options) (Result, error) {
 		return res, err
 	}
 	defer ua.Close()
+	// diago's media layer logs through its own default logger (an RTCP
+	// report about the SSRC of the writer we do not use, every 5 s): a
+	// tester's terminal shows our lines only.
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	media.SetDefaultLogger(quiet)
 	dg := diago.NewDiago(ua, diago.WithLogger(quiet),
 		diago.WithTransport(diago.Transport{Transport: "udp", BindHost: localIP, BindPort: 0}))
 	// The transport must listen: the far end's BYE arrives there.
@@ -184,7 +188,11 @@ func Dial(ctx context.Context, o Options) (Result, error) {
 	if !res.FarEndHungUp {
 		who = "we hung up (timeout)"
 	}
-	fmt.Fprintf(o.Progress, "call ended: %s after %s; %d of %d groups sent\n", who, res.Duration.Round(100*time.Millisecond), res.Sent, res.Groups)
+	sent := fmt.Sprintf("%d of %d groups sent", res.Sent, res.Groups)
+	if o.Live != nil {
+		sent = "keys typed live"
+	}
+	fmt.Fprintf(o.Progress, "call ended: %s after %s; %s\n", who, res.Duration.Round(100*time.Millisecond), sent)
 	return res, nil
 }
 
