@@ -12,4 +12,4 @@ package asterisk
 const Application = "ivr-pin"
 
 // StasisArgs are the argument keys ivr.App understands.
-var StasisArgs = []string{"mode", "lang", "pan", "expiry", "card_no", "cardholder_no", "return", "transfer"}
+var StasisArgs = []string{"mode", "lang", "pan", "expiry", "seq", "card_no", "cardholder_no", "return", "transfer"}
