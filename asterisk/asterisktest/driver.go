@@ -178,6 +178,18 @@ func (d *Driver) Call(t testing.TB, opts CallOptions) *LocalCall {
 	if code, b, err := d.a.Do(http.MethodPost, "/applications/"+d.app+"/subscription?"+sub.Encode(), nil); err != nil || code != http.StatusOK {
 		t.Fatalf("watch the call: %d %s %v", code, b, err)
 	}
+	// Created is not yet in the app: wait for the caller's half to enter it
+	// (ARI refuses variables on a channel outside Stasis).
+	if err := c.wait(10*time.Second, "the caller's half entering the driver app", func(evs []Event) bool {
+		for _, ev := range evs {
+			if ev.Type == "StasisStart" && ev.Channel.ID == c.Caller {
+				return true
+			}
+		}
+		return false
+	}); err != nil {
+		t.Fatal(err)
+	}
 	// The caller's half carries the caller id and whatever an agent's
 	// desktop would set (IVRPIN_* transfer variables), set over ARI, never
 	// in the dialplan where Asterisk's verbose log would show them. A Local
