@@ -85,6 +85,12 @@ func TestDrillARIServerRestarted(t *testing.T) {
 	if err := ch.WaitPlayed(5*time.Second, "enter-expiry", 1); err != nil {
 		t.Fatal(err)
 	}
+	// Restart once the prompt is over and the app waits for digits: a
+	// restart while its REST play request is still in flight fails that
+	// request, and the call is then (truthfully) audited as an error.
+	if err := ch.WaitQuiet(50*time.Millisecond, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
 	if err := l.ARI.Restart(300 * time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
