@@ -19,8 +19,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ivr-pin/ivr-pin/flows/keypad"
-	"github.com/ivr-pin/ivr-pin/pinsvc"
+	"github.com/ivr-pin/ivr-pin/ivr/keypad"
+	"github.com/ivr-pin/ivr-pin/pinsvc/contract"
 	"github.com/ivr-pin/ivr-pin/pinsvc/outcome"
 	"github.com/ivr-pin/ivr-pin/pinsvc/policy"
 	"github.com/ivr-pin/ivr-pin/pinsvc/secret"
@@ -92,7 +92,7 @@ type Limiter interface {
 
 // SetupMarks remember which cards had their first PIN set through the line,
 // so a card's first setup happens once (internal/limits). card is the card
-// platform's own identifier of the card (pinsvc.VerifiedCard.ID).
+// platform's own identifier of the card (contract.VerifiedCard.ID).
 type SetupMarks interface {
 	// SetupDone reports whether the card's first PIN was set (or claimed).
 	SetupDone(ctx context.Context, card string) (bool, error)
@@ -140,11 +140,11 @@ type Result struct {
 // Run's frame.
 type Flow struct {
 	cfg     Config
-	service pinsvc.Service
+	service contract.Service
 }
 
 // New makes a flow; zero settings take the documented defaults.
-func New(cfg Config, svc pinsvc.Service) *Flow {
+func New(cfg Config, svc contract.Service) *Flow {
 	if len(cfg.Languages) == 0 {
 		cfg.Languages = []string{"en"}
 	}

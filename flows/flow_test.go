@@ -9,10 +9,10 @@ import (
 	"time"
 
 	"github.com/ivr-pin/ivr-pin/flows"
-	"github.com/ivr-pin/ivr-pin/flows/keypad"
 	"github.com/ivr-pin/ivr-pin/internal/limits"
-	"github.com/ivr-pin/ivr-pin/pinsvc"
+	"github.com/ivr-pin/ivr-pin/ivr/keypad"
 	"github.com/ivr-pin/ivr-pin/pinsvc/cardhost"
+	"github.com/ivr-pin/ivr-pin/pinsvc"
 	"github.com/ivr-pin/ivr-pin/pinsvc/keysecure"
 	"github.com/ivr-pin/ivr-pin/pinsvc/outcome"
 	"github.com/ivr-pin/ivr-pin/pinsvc/policy"

@@ -4,8 +4,8 @@ import (
 	"context"
 	"time"
 
-	"github.com/ivr-pin/ivr-pin/flows/keypad"
-	"github.com/ivr-pin/ivr-pin/pinsvc"
+	"github.com/ivr-pin/ivr-pin/ivr/keypad"
+	"github.com/ivr-pin/ivr-pin/pinsvc/contract"
 	"github.com/ivr-pin/ivr-pin/pinsvc/outcome"
 	"github.com/ivr-pin/ivr-pin/pinsvc/policy"
 	"github.com/ivr-pin/ivr-pin/pinsvc/secret"
@@ -206,7 +206,7 @@ func (k *call) change(ctx context.Context) error {
 		}
 		var err error
 		res, err = k.submit(ctx, func(ctx context.Context) outcome.Result {
-			return k.f.service.ChangePIN(ctx, pinsvc.Change{PAN: k.pan, Expiry: k.expiry, SequenceNumber: k.in.SequenceNumber,
+			return k.f.service.ChangePIN(ctx, contract.Change{PAN: k.pan, Expiry: k.expiry, SequenceNumber: k.in.SequenceNumber,
 				OldSealed: &oldSealed, NewSealed: &newSealed, TrackingID: trackingID(k.in.ChannelID)})
 		})
 		if err != nil {
@@ -283,8 +283,8 @@ func (k *call) firstSetup(ctx context.Context, askCard bool) error {
 
 // verifyCard runs the card check with bounded retries. A refusal other than
 // a mismatch ends the step with that outcome (final).
-func (k *call) verifyCard(ctx context.Context, askCard bool) (pinsvc.VerifiedCard, *outcome.Result, error) {
-	var card pinsvc.VerifiedCard
+func (k *call) verifyCard(ctx context.Context, askCard bool) (contract.VerifiedCard, *outcome.Result, error) {
+	var card contract.VerifiedCard
 	var final *outcome.Result
 	err := k.tries(ctx, "card_check", func() (string, error) {
 		if askCard {
@@ -301,11 +301,11 @@ func (k *call) verifyCard(ctx context.Context, askCard bool) (pinsvc.VerifiedCar
 			return "", err
 		}
 		defer code.Wipe()
-		var v pinsvc.VerifiedCard
+		var v contract.VerifiedCard
 		// The check runs on the call's context: a hang-up stops the search.
 		res := k.await(ctx, ctx, func(ctx context.Context) outcome.Result {
 			var r outcome.Result
-			v, r = k.f.service.VerifyCard(ctx, pinsvc.CardCheck{PAN: k.pan, Expiry: k.expiry,
+			v, r = k.f.service.VerifyCard(ctx, contract.CardCheck{PAN: k.pan, Expiry: k.expiry,
 				CardNo: k.in.CardNo, CardholderNo: k.in.CardholderNo, Code: code})
 			return r
 		})
@@ -358,7 +358,7 @@ const SecurityCodeLength = 3
 // setupPIN sets the first PIN of a verified card, once: the card is
 // checked against the marks before the caller types a PIN, and claimed
 // atomically just before the set is sent, so two calls cannot both set it.
-func (k *call) setupPIN(ctx context.Context, card pinsvc.VerifiedCard) error {
+func (k *call) setupPIN(ctx context.Context, card contract.VerifiedCard) error {
 	marks := k.f.cfg.Marks
 	alreadySet := func() error {
 		res := outcome.Result{Kind: outcome.AlreadySet, Host: outcome.KeySecure, Description: "first PIN already set through the line"}
@@ -397,7 +397,7 @@ func (k *call) setupPIN(ctx context.Context, card pinsvc.VerifiedCard) error {
 		}()
 	}
 	res, err := k.submit(ctx, func(ctx context.Context) outcome.Result {
-		return k.f.service.SetFirstPIN(ctx, pinsvc.FirstSetup{Card: card, PIN: pin})
+		return k.f.service.SetFirstPIN(ctx, contract.FirstSetup{Card: card, PIN: pin})
 	})
 	if err != nil {
 		return err

@@ -12,7 +12,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/ivr-pin/ivr-pin/flows"
-	"github.com/ivr-pin/ivr-pin/flows/keypad"
+	"github.com/ivr-pin/ivr-pin/ivr/keypad"
 	"github.com/ivr-pin/ivr-pin/prompts"
 )
 

@@ -11,6 +11,7 @@ package pinsvc
 
 import (
 	"context"
+	"github.com/ivr-pin/ivr-pin/pinsvc/contract"
 
 	"github.com/ivr-pin/ivr-pin/pinsvc/cardhost"
 	"github.com/ivr-pin/ivr-pin/pinsvc/keysecure"
@@ -19,64 +20,15 @@ import (
 	"github.com/ivr-pin/ivr-pin/pinsvc/secret"
 )
 
-// Change is a PIN change as the flow collected it: each PIN clear (Old,
-// New: the service wipes them whatever happens) or sealed by SealPIN.
-type Change struct {
-	PAN                  secret.PAN
-	Expiry               policy.Expiry
-	SequenceNumber       string
-	Old, New             *secret.PIN
-	OldSealed, NewSealed *SealedPIN
-	TrackingID           string
-}
-
-// SealedPIN is a PIN encrypted into the card host's PIN block for one card,
-// so a change can be sent again (a retried current PIN, a corrected expiry)
-// without keeping clear digits. It formats as <sealed>.
-type SealedPIN = cardhost.Sealed
-
-// CardCheck is what a first-setup caller typed to prove they hold the card:
-// the card (by PAN and expiry, or KeySecure's card_no and cardholder_no
-// passed by an agent) and the security code from its back. The service wipes
-// Code whatever happens.
-type CardCheck struct {
-	PAN                  secret.PAN
-	Expiry               policy.Expiry
-	CardNo, CardholderNo string
-	Code                 *secret.PIN
-}
-
-// VerifiedCard is a card whose holder proved they hold it. ID is the
-// platform's own identifier of the card, the same however the card was
-// named, which keys the line's once-only first setup mark.
-type VerifiedCard struct {
-	ID, CardholderNo string
-}
-
-// FirstSetup is the first PIN of a verified physical card.
-type FirstSetup struct {
-	Card VerifiedCard
-	PIN  *secret.PIN
-}
-
-// Service is what the call flow needs from the hosts.
-type Service interface {
-	ChangePIN(ctx context.Context, c Change) outcome.Result
-	// SealPIN encrypts pin into the card host's PIN block for pan and wipes
-	// pin.
-	SealPIN(pan secret.PAN, pin *secret.PIN) (SealedPIN, error)
-	// VerifyCard proves a first-setup caller holds the card. Its result is
-	// outcome.Verified with the card, or why not (DetailsMismatch never says
-	// which detail). It runs on the call's context: a hang-up stops it.
-	VerifyCard(ctx context.Context, c CardCheck) (VerifiedCard, outcome.Result)
-	SetFirstPIN(ctx context.Context, s FirstSetup) outcome.Result
-	// FirstSetupPolicy is the PIN rule for first setup (KeySecure: 6 digits).
-	FirstSetupPolicy() policy.PINPolicy
-	// ChangePolicy is the PIN rule for a change.
-	ChangePolicy() policy.PINPolicy
-	// FirstSetupAvailable says whether first setup can be offered at all.
-	FirstSetupAvailable() bool
-}
+// The flow's contract types, named here too for the router's callers.
+type (
+	Service      = contract.Service
+	Change       = contract.Change
+	SealedPIN    = contract.SealedPIN
+	CardCheck    = contract.CardCheck
+	VerifiedCard = contract.VerifiedCard
+	FirstSetup   = contract.FirstSetup
+)
 
 // CardHost is the part of *cardhost.Client the router uses.
 type CardHost interface {

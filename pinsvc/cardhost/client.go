@@ -18,7 +18,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
+	"github.com/ivr-pin/ivr-pin/pinsvc/contract"
 	"net/http"
 	"os"
 	"slices"
@@ -216,18 +216,8 @@ type ChangeRequest struct {
 }
 
 // Sealed is a PIN already encrypted into the card host's PIN block for one
-// card. It formats as <sealed> (a PIN block never reaches a log) and holds
-// no clear digit.
-type Sealed struct {
-	block string
-	pan   secret.PAN
-}
-
-func (Sealed) String() string               { return "<sealed>" }
-func (Sealed) GoString() string             { return "cardhost.Sealed(<sealed>)" }
-func (Sealed) Format(f fmt.State, _ rune)   { _, _ = io.WriteString(f, "<sealed>") }
-func (Sealed) MarshalJSON() ([]byte, error) { return []byte(`"<sealed>"`), nil }
-func (s *Sealed) valid(pan secret.PAN) bool { return s != nil && s.block != "" && s.pan == pan }
+// card (the flow's contract type; it formats as <sealed>).
+type Sealed = contract.SealedPIN
 
 // Seal encrypts pin into its PIN block for pan and wipes pin.
 func (c *Client) Seal(pan secret.PAN, pin *secret.PIN) (Sealed, error) {
@@ -236,7 +226,7 @@ func (c *Client) Seal(pan secret.PAN, pin *secret.PIN) (Sealed, error) {
 	if err != nil {
 		return Sealed{}, fmt.Errorf("%w: PIN block: %v", ErrLocal, err)
 	}
-	return Sealed{block: b, pan: pan}, nil
+	return contract.Seal(b, pan), nil
 }
 
 // ErrLocal marks failures on our side before anything was sent (a PIN that
@@ -308,10 +298,11 @@ func (c *Client) build(msgID string, req ChangeRequest) ([]byte, error) {
 // another card is refused: formats 0, 3 and 4 bind the block to the PAN.
 func (c *Client) block(pan secret.PAN, clear *secret.PIN, sealed *Sealed) (string, error) {
 	if sealed != nil {
-		if !sealed.valid(pan) {
+		b, ok := sealed.BlockFor(pan)
+		if !ok {
 			return "", errors.New("sealed for another card")
 		}
-		return sealed.block, nil
+		return b, nil
 	}
 	return c.cfg.Encrypter.Encrypt(clear.Bytes(), pan.Digits())
 }
