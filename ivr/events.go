@@ -37,14 +37,20 @@ type EventStream struct {
 	Log                    *logrus.Entry
 	// OnState is told of every connection change (true: connected).
 	OnState func(connected bool)
+	// Undecodable counts events skipped (nil: the stream's own counter).
+	Undecodable *atomic.Int64
 
-	undecodable atomic.Int64
-	reconnects  atomic.Int64
-	connected   atomic.Bool
+	ownUndecodable atomic.Int64
+	reconnects     atomic.Int64
+	connected      atomic.Bool
 }
 
-// Undecodable counts events skipped because ari/v5 could not decode them.
-func (s *EventStream) Undecodable() int64 { return s.undecodable.Load() }
+func (s *EventStream) skipped() *atomic.Int64 {
+	if s.Undecodable != nil {
+		return s.Undecodable
+	}
+	return &s.ownUndecodable
+}
 
 // Reconnects counts successful reconnections after the first connection.
 func (s *EventStream) Reconnects() int64 { return s.reconnects.Load() }
@@ -164,15 +170,22 @@ func (s *EventStream) read(ctx context.Context, ws *websocket.Conn, handle func(
 		if err := websocket.Message.Receive(ws, &data); err != nil {
 			return err
 		}
-		ev, err := decode(data)
-		if err != nil || ev == nil {
-			s.undecodable.Add(1)
-			// Only the type is logged: events carry caller data.
-			s.Log.WithField("event_type", eventType(data)).Debug("skipped an ARI event ari/v5 cannot decode")
-			continue
+		if ev := decodeOrCount(data, s.skipped(), s.Log); ev != nil {
+			handle(ev)
 		}
-		handle(ev)
 	}
+}
+
+// decodeOrCount decodes one event, or counts and skips it. Only the type is
+// logged: events carry caller data.
+func decodeOrCount(data []byte, skipped *atomic.Int64, log *logrus.Entry) ari.Event {
+	ev, err := decode(data)
+	if err != nil || ev == nil {
+		skipped.Add(1)
+		log.WithField("event_type", eventType(data)).Debug("skipped an ARI event ari/v5 cannot decode")
+		return nil
+	}
+	return ev
 }
 
 // decode wraps ari.DecodeEvent, which returns nil (not an error) for event

@@ -93,7 +93,8 @@ func (s *Server) PlaceCall(opts CallOptions) (*Channel, error) {
 	if opts.Args == nil {
 		opts.Args = []string{}
 	}
-	if !s.Connected(opts.App) {
+	out := s.outboundTarget()
+	if out == nil && !s.Connected(opts.App) {
 		return nil, ErrNoApp
 	}
 	n := s.seq.Add(1)
@@ -107,6 +108,11 @@ func (s *Server) PlaceCall(opts CallOptions) (*Channel, error) {
 	}
 	ch.vars["CALLERID(num)"] = opts.CallerNumber
 	ch.vars["CALLERID(name)"] = opts.CallerName
+	if out != nil {
+		if err := s.placeOutbound(out, ch); err != nil {
+			return nil, err
+		}
+	}
 	s.mu.Lock()
 	s.chans[ch.ID] = ch
 	s.mu.Unlock()
@@ -301,6 +307,7 @@ func (ch *Channel) end(why endReason, cause int, t *Target) {
 		delete(ch.s.chans, ch.ID)
 		ch.s.mu.Unlock()
 	}
+	ch.s.closePerCall(ch)
 }
 
 // vanish ends the channel without events (the server went away).

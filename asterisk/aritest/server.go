@@ -74,6 +74,8 @@ type Server struct {
 	connWG  sync.WaitGroup
 	closed  bool
 	regWait chan struct{} // closed and replaced on every app (re)connection
+	// outbound, when set, makes the server dial the app (see Outbound).
+	outbound *Outbound
 }
 
 // RESTEntry is one REST request the app made.
@@ -281,10 +283,11 @@ func stamp(t time.Time) string { return t.Format("2006-01-02T15:04:05.000-0700")
 
 // wsConn is one app's events connection; writes are serialised.
 type wsConn struct {
-	mu     sync.Mutex
-	ws     *websocket.Conn
-	closed bool
-	done   chan struct{}
+	outbound bool // dialled by us (outbound websocket)
+	mu       sync.Mutex
+	ws       *websocket.Conn
+	closed   bool
+	done     chan struct{}
 }
 
 func (c *wsConn) send(b []byte) error {

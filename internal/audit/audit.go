@@ -2,8 +2,8 @@
 // append-only file synced on every write, or to standard output. Either way
 // the record is written whatever the log level (it is not a log line: an
 // operator who turns logging down to warn still keeps every record). A
-// record holds a masked PAN and never a PIN (ivr.CallRecord has no field
-// that could hold one).
+// record holds a masked PAN and never a PIN (Record has no field that could
+// hold one).
 package audit
 
 import (
@@ -13,12 +13,36 @@ import (
 	"os"
 	"sync"
 
-	"github.com/ivr-pin/ivr-pin/ivr"
+	"time"
+
+	"github.com/ivr-pin/ivr-pin/flows"
 )
+
+// Record is what one call came to. It holds no PIN and only a masked PAN.
+type Record struct {
+	ChannelID   string        `json:"channel_id"`
+	CallerID    string        `json:"caller_id"`
+	Transport   string        `json:"transport,omitempty"` // inbound or outbound ARI
+	Language    string        `json:"language"`
+	Path        string        `json:"path"`
+	MaskedPAN   string        `json:"pan,omitempty"`
+	Host        string        `json:"host,omitempty"`
+	MsgID       string        `json:"msg_id,omitempty"`
+	ResultCode  string        `json:"result_code,omitempty"`
+	HostRef     string        `json:"host_ref,omitempty"` // the host's reference (NI transaction_ref_id)
+	Outcome     string        `json:"outcome"`
+	Reason      string        `json:"reason,omitempty"` // why, in the host's words or ours (never a PIN; long digit runs masked)
+	End         string        `json:"end"`
+	Retries     []flows.Retry `json:"retries,omitempty"`
+	Transferred bool          `json:"transferred"`
+	Returned    bool          `json:"returned"`
+	Start       time.Time     `json:"start"`
+	Duration    time.Duration `json:"duration_ns"`
+}
 
 // Writer takes call records.
 type Writer interface {
-	Write(r ivr.CallRecord) error
+	Write(r Record) error
 	Close() error
 }
 
@@ -54,10 +78,10 @@ type File struct {
 func (a *File) Close() error { return a.f.Close() }
 
 // Write implements Writer.
-func (a *Stream) Write(r ivr.CallRecord) error {
+func (a *Stream) Write(r Record) error {
 	b, err := json.Marshal(struct {
 		Log string `json:"log"`
-		ivr.CallRecord
+		Record
 	}{"audit", r})
 	if err != nil {
 		return err

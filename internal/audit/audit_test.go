@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/ivr-pin/ivr-pin/internal/syncbuf"
-	"github.com/ivr-pin/ivr-pin/ivr"
 )
 
 func TestFileAppendsOneJSONLinePerCall(t *testing.T) {
@@ -21,7 +20,7 @@ func TestFileAppendsOneJSONLinePerCall(t *testing.T) {
 			t.Fatal(err)
 		}
 		for i := 0; i < 3; i++ {
-			if err := a.Write(ivr.CallRecord{ChannelID: "1.1", MaskedPAN: "411111******1111", Outcome: "changed", Start: time.Now()}); err != nil {
+			if err := a.Write(Record{ChannelID: "1.1", MaskedPAN: "411111******1111", Outcome: "changed", Start: time.Now()}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -31,7 +30,7 @@ func TestFileAppendsOneJSONLinePerCall(t *testing.T) {
 	defer f.Close()
 	n := 0
 	for sc := bufio.NewScanner(f); sc.Scan(); n++ {
-		var r ivr.CallRecord
+		var r Record
 		if err := json.Unmarshal(sc.Bytes(), &r); err != nil || r.Outcome != "changed" {
 			t.Fatalf("line %d: %v", n, err)
 		}
@@ -50,7 +49,7 @@ func TestStreamWritesOneLinePerCallWhateverTheLogLevel(t *testing.T) {
 	done := make(chan struct{})
 	for i := 0; i < 50; i++ {
 		go func() {
-			_ = s.Write(ivr.CallRecord{ChannelID: "1.1", Outcome: "ambiguous", Reason: "timeout", HostRef: "TRN1", End: "drain_deadline"})
+			_ = s.Write(Record{ChannelID: "1.1", Outcome: "ambiguous", Reason: "timeout", HostRef: "TRN1", End: "drain_deadline"})
 			done <- struct{}{}
 		}()
 	}
@@ -64,7 +63,7 @@ func TestStreamWritesOneLinePerCallWhateverTheLogLevel(t *testing.T) {
 	for _, l := range lines {
 		var r struct {
 			Log string `json:"log"`
-			ivr.CallRecord
+			Record
 		}
 		if err := json.Unmarshal([]byte(l), &r); err != nil || r.Log != "audit" || r.Reason != "timeout" || r.HostRef != "TRN1" || r.End != "drain_deadline" {
 			t.Fatalf("line %q: %v", l, err)

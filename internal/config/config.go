@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/url"
 	"reflect"
 	"sort"
@@ -42,6 +43,12 @@ type Config struct {
 	ARIPassword    string        `envconfig:"ARI_PASSWORD" secret:"true" desc:"ARI password"`
 	ARIApplication string        `envconfig:"ARI_APPLICATION" default:"ivr-pin" desc:"Stasis application name"`
 	ARITimeout     time.Duration `envconfig:"ARI_TIMEOUT" default:"5s" desc:"timeout of each ARI REST call and of connecting"`
+	// Outbound ARI (Asterisk 22 dials us): set ARI_LISTEN to use it.
+	ARIListen         string `envconfig:"ARI_LISTEN" desc:"host:port to accept Asterisk 22's outbound ARI websockets on (path /ari); unset: dial ARI_URL (inbound)"`
+	ARIListenUsername string `envconfig:"ARI_LISTEN_USERNAME" default:"asterisk" desc:"username Asterisk must send (websocket_client.conf username)"`
+	ARIListenPassword string `envconfig:"ARI_LISTEN_PASSWORD" secret:"true" desc:"password Asterisk must send (websocket_client.conf password); required with ARI_LISTEN"`
+	ARIListenTLSCert  string `envconfig:"ARI_LISTEN_TLS_CERT" desc:"PEM certificate file: serve wss (with ARI_LISTEN_TLS_KEY)"`
+	ARIListenTLSKey   string `envconfig:"ARI_LISTEN_TLS_KEY" desc:"PEM private key file for ARI_LISTEN_TLS_CERT"`
 
 	// Call flow.
 	Languages         []string      `envconfig:"LANGUAGES" default:"en" desc:"prompt languages, comma separated, first is the default"`
@@ -166,6 +173,22 @@ func (c *Config) Validate() error {
 	if c.RedisURL != "" {
 		if u, err := url.Parse(c.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
 			return problem("REDIS_URL", "must be a redis:// or rediss:// URL")
+		}
+	}
+	if c.ARIListen != "" {
+		host, port, err := net.SplitHostPort(c.ARIListen)
+		if err != nil || port == "" {
+			return problem("ARI_LISTEN", "must be host:port")
+		}
+		_ = host
+		if c.ARIListenPassword == "" {
+			return problem("ARI_LISTEN_PASSWORD", "required with ARI_LISTEN: Asterisk must authenticate")
+		}
+		if c.ARIListenUsername == "" {
+			return problem("ARI_LISTEN_USERNAME", "must not be empty")
+		}
+		if (c.ARIListenTLSCert == "") != (c.ARIListenTLSKey == "") {
+			return problem("ARI_LISTEN_TLS_CERT", "set both ARI_LISTEN_TLS_CERT and ARI_LISTEN_TLS_KEY, or neither")
 		}
 	}
 	if c.ARIApplication == "" {

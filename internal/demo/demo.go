@@ -1,62 +1,68 @@
-// Package demo wires a whole line on one machine: the ARI test server
+// Package demo runs a whole line on one machine: the ARI test server
 // standing in for Asterisk, the host simulators standing in for the bank
-// (unless real host URLs are configured), and the real ivr app connected to
-// them over ARI's HTTP and WebSocket protocol. The console and the
-// end-to-end tests both run on it.
+// (unless real host URLs are configured), and the line itself built by
+// line.Build, the wiring serve runs, talking to them over ARI's real wire
+// protocol: inbound (the line dials the events websocket, REST over HTTP)
+// or outbound (the test server dials the line per call, REST over the
+// websocket). The console and the end-to-end tests run on it.
 package demo
 
 import (
 	"context"
 	"errors"
+	"io"
+	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/sirupsen/logrus"
 
 	"github.com/ivr-pin/ivr-pin/asterisk/aritest"
-	"github.com/ivr-pin/ivr-pin/flows"
+	"github.com/ivr-pin/ivr-pin/internal/audit"
 	"github.com/ivr-pin/ivr-pin/internal/config"
-	"github.com/ivr-pin/ivr-pin/ivr"
-	"github.com/ivr-pin/ivr-pin/pinsvc"
-	"github.com/ivr-pin/ivr-pin/pinsvc/cardhost"
-	"github.com/ivr-pin/ivr-pin/pinsvc/keysecure"
-	"github.com/ivr-pin/ivr-pin/pinsvc/policy"
+	"github.com/ivr-pin/ivr-pin/internal/line"
 	"github.com/ivr-pin/ivr-pin/pinsvc/sim/simrun"
+)
+
+// Transports the demo can run.
+const (
+	Inbound    = "inbound"
+	Outbound   = "outbound"   // one websocket per call
+	Persistent = "persistent" // outbound, one websocket for all calls
 )
 
 // Options shape the demo line.
 type Options struct {
 	Config *config.Config // settings; nil means defaults
 	Log    *logrus.Entry
+	// Transport is Inbound (default), Outbound or Persistent.
+	Transport string
 	// PlaybackScale speeds prompts up (1 = real time).
 	PlaybackScale float64
 	OnPlay        func(ch *aritest.Channel, mediaURI string)
 	// HostTimeout overrides the simulated hosts' client timeout.
 	HostTimeout time.Duration
-	// DrainTimeout for the app (default 5 s).
+	// DrainTimeout for the line (default 5 s).
 	DrainTimeout time.Duration
-	// Limiter bounds attempts (nil: none, as the console runs).
-	Limiter flows.Limiter
-	// Marks keep first setups to one per card (nil: none).
-	Marks flows.SetupMarks
+	// AuditOut takes the audit lines (default: discarded; Records has them).
+	AuditOut io.Writer
 }
 
 // Demo is a running line.
 type Demo struct {
-	ARI    *aritest.Server
-	Sims   *simrun.Running // nil when both hosts are real
-	App    *ivr.App
-	Router *pinsvc.Router
+	ARI  *aritest.Server
+	Sims *simrun.Running // nil when both hosts are real
+	Line *line.Line
 
 	mu      sync.Mutex
-	records []ivr.CallRecord
-	ended   chan ivr.CallRecord
+	records []audit.Record
 	cancel  context.CancelFunc
 	done    chan error
 	closers []func()
 }
 
-// Start brings the line up and waits until the app is connected.
+// Start brings the line up and waits until it takes calls.
 func Start(opts Options) (*Demo, error) {
 	cfg := opts.Config
 	if cfg == nil {
@@ -65,14 +71,18 @@ func Start(opts Options) (*Demo, error) {
 			return nil, err
 		}
 	}
+	c := *cfg
+	cfg = &c
 	if opts.Log == nil {
-		l := logrus.New()
-		opts.Log = logrus.NewEntry(l)
+		opts.Log = logrus.NewEntry(logrus.New())
 	}
 	if opts.PlaybackScale <= 0 {
 		opts.PlaybackScale = 1
 	}
-	d := &Demo{ended: make(chan ivr.CallRecord, 4096)}
+	if opts.AuditOut == nil {
+		opts.AuditOut = io.Discard
+	}
+	d := &Demo{}
 	ok := false
 	defer func() {
 		if !ok {
@@ -87,52 +97,8 @@ func Start(opts Options) (*Demo, error) {
 	d.ARI = ari
 	d.closers = append(d.closers, ari.Close)
 
-	router, err := d.hosts(cfg, opts)
-	if err != nil {
-		return nil, err
-	}
-	d.Router = router
-
-	flow := flows.New(flows.Config{
-		Languages: cfg.Languages, FirstDigitTimeout: cfg.FirstDigitTimeout, InterDigitTimeout: cfg.InterDigitTimeout,
-		MaxTries: cfg.MaxTries, Agent: flows.ParseTarget(cfg.AgentTransfer), HostWaitAnnounce: cfg.HostWaitAnnounce,
-		Limiter: opts.Limiter, Marks: opts.Marks,
-	}, router)
-	drain := opts.DrainTimeout
-	if drain <= 0 {
-		drain = 5 * time.Second
-	}
-	app, err := ivr.New(ivr.Config{
-		ARI: ivr.ARIConfig{URL: ari.URL, WSURL: ari.WSURL, Username: "ivr-pin", Password: "test-password",
-			Application: cfg.ARIApplication, Timeout: cfg.ARITimeout},
-		CallTimeout: cfg.CallTimeout, DrainTimeout: drain, Log: opts.Log,
-		MinBackoff: 20 * time.Millisecond, MaxBackoff: 500 * time.Millisecond,
-		OnCallEnd: d.record,
-	}, flow)
-	if err != nil {
-		return nil, err
-	}
-	d.App = app
-	ctx, cancel := context.WithCancel(context.Background())
-	d.cancel = cancel
-	d.done = make(chan error, 1)
-	go func() { d.done <- app.Serve(ctx) }()
-	if err := ari.WaitConnected(cfg.ARIApplication, 10*time.Second); err != nil {
-		select {
-		case serr := <-d.done:
-			d.done <- serr
-			if serr != nil {
-				return nil, serr
-			}
-		default:
-		}
-		return nil, err
-	}
-	ok = true
-	return d, nil
-}
-
-func (d *Demo) hosts(cfg *config.Config, opts Options) (*pinsvc.Router, error) {
+	lopts := line.Options{Log: opts.Log, AuditOut: opts.AuditOut, OnCallEnd: d.record,
+		MinBackoff: 20 * time.Millisecond, MaxBackoff: 500 * time.Millisecond}
 	if cfg.NIURL == "" || cfg.KeySecureURL == "" {
 		sims, err := simrun.Start(simrun.Options{})
 		if err != nil {
@@ -140,62 +106,100 @@ func (d *Demo) hosts(cfg *config.Config, opts Options) (*pinsvc.Router, error) {
 		}
 		d.Sims = sims
 		d.closers = append(d.closers, sims.Close)
-	}
-	var chCfg cardhost.Config
-	if cfg.NIURL != "" {
-		var err error
-		if chCfg, err = cfg.CardHost(); err != nil {
-			return nil, err
+		if cfg.NIURL == "" {
+			ch := sims.CardHostConfig()
+			if opts.HostTimeout > 0 {
+				ch.Timeout = opts.HostTimeout
+			}
+			lopts.CardHost = &ch
 		}
-	} else {
-		chCfg = d.Sims.CardHostConfig()
-		if opts.HostTimeout > 0 {
-			chCfg.Timeout = opts.HostTimeout
+		if cfg.KeySecureURL == "" {
+			ks := sims.KeySecureConfig()
+			if opts.HostTimeout > 0 {
+				ks.Timeout = opts.HostTimeout
+			}
+			lopts.KeySecure = &ks
 		}
 	}
-	ch, err := cardhost.New(chCfg)
+	// The attempt store lives as long as the demo.
+	dir, err := os.MkdirTemp("", "ivr-pin-demo")
 	if err != nil {
 		return nil, err
 	}
-	var ksCfg keysecure.Config
-	if cfg.KeySecureURL != "" {
-		if ksCfg, err = cfg.KeySecure(); err != nil {
-			return nil, err
-		}
-	} else {
-		ksCfg = d.Sims.KeySecureConfig()
-		if opts.HostTimeout > 0 {
-			ksCfg.Timeout = opts.HostTimeout
-		}
+	d.closers = append(d.closers, func() { _ = os.RemoveAll(dir) })
+	if cfg.RedisURL == "" {
+		cfg.LimitStore = filepath.Join(dir, "attempts.db")
 	}
-	ks, err := keysecure.New(ksCfg)
+	cfg.DrainTimeout = opts.DrainTimeout
+	if cfg.DrainTimeout <= 0 {
+		cfg.DrainTimeout = 5 * time.Second
+	}
+	cfg.ARIURL, cfg.ARIWSURL, cfg.ARIUsername, cfg.ARIPassword = ari.URL, ari.WSURL, "ivr-pin", "test-password"
+	switch opts.Transport {
+	case "", Inbound:
+		cfg.ARIListen = ""
+	case Outbound, Persistent:
+		cfg.ARIListen, cfg.ARIListenUsername, cfg.ARIListenPassword = "127.0.0.1:0", "asterisk", "outbound-test-password"
+	default:
+		return nil, errors.New("demo: unknown transport " + opts.Transport)
+	}
+
+	l, err := line.Build(context.Background(), cfg, lopts)
 	if err != nil {
 		return nil, err
 	}
-	d.closers = append(d.closers, ch.Close, ks.Close)
-	return &pinsvc.Router{CardHost: ch, KeySecure: ks,
-		Policy: policy.PINPolicy{MinLength: cfg.PINMinLength, MaxLength: cfg.PINMaxLength}}, nil
+	d.Line = l
+	ctx, cancel := context.WithCancel(context.Background())
+	d.cancel = cancel
+	d.done = make(chan error, 1)
+	go func() { d.done <- l.Serve(ctx) }()
+	if err := d.waitReady(10 * time.Second); err != nil {
+		return nil, err
+	}
+	if cfg.ARIListen != "" {
+		ari.SetOutbound(&aritest.Outbound{URL: "ws://" + l.ListenAddr() + "/ari", Username: cfg.ARIListenUsername,
+			Password: cfg.ARIListenPassword, Persistent: opts.Transport == Persistent})
+	}
+	ok = true
+	return d, nil
 }
 
-func (d *Demo) record(r ivr.CallRecord) {
+// waitReady waits (bounded) until the line takes calls, or Serve failed.
+func (d *Demo) waitReady(timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-d.done:
+			d.done <- err
+			if err == nil {
+				err = errors.New("the line stopped before it was ready")
+			}
+			return err
+		default:
+		}
+		if d.Line.Server.Ready() {
+			return nil
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return errors.New("the line was not ready in time")
+}
+
+func (d *Demo) record(r audit.Record) {
 	d.mu.Lock()
 	d.records = append(d.records, r)
 	d.mu.Unlock()
-	select {
-	case d.ended <- r:
-	default:
-	}
 }
 
 // Records returns the audit records of ended calls.
-func (d *Demo) Records() []ivr.CallRecord {
+func (d *Demo) Records() []audit.Record {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return append([]ivr.CallRecord(nil), d.records...)
+	return append([]audit.Record(nil), d.records...)
 }
 
 // RecordFor waits (bounded) for the audit record of a channel.
-func (d *Demo) RecordFor(channelID string, timeout time.Duration) (ivr.CallRecord, error) {
+func (d *Demo) RecordFor(channelID string, timeout time.Duration) (audit.Record, error) {
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
 		for _, r := range d.Records() {
@@ -205,10 +209,10 @@ func (d *Demo) RecordFor(channelID string, timeout time.Duration) (ivr.CallRecor
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	return ivr.CallRecord{}, errors.New("no audit record for the call")
+	return audit.Record{}, errors.New("no audit record for the call")
 }
 
-// Shutdown drains the app (as SIGTERM does) and returns Serve's result.
+// Shutdown drains the line (as SIGTERM does) and returns Serve's result.
 func (d *Demo) Shutdown() error {
 	if d.cancel == nil {
 		return nil
@@ -219,9 +223,12 @@ func (d *Demo) Shutdown() error {
 	return err
 }
 
-// Close drains the app and stops everything.
+// Close drains the line and stops everything.
 func (d *Demo) Close() {
 	_ = d.Shutdown()
+	if d.Line != nil {
+		d.Line.Close()
+	}
 	for i := len(d.closers) - 1; i >= 0; i-- {
 		d.closers[i]()
 	}

@@ -17,9 +17,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/ivr-pin/ivr-pin/internal/audit"
 	"github.com/ivr-pin/ivr-pin/internal/buildinfo"
-	"github.com/ivr-pin/ivr-pin/ivr"
-	"github.com/ivr-pin/ivr-pin/pinsvc"
+	"github.com/ivr-pin/ivr-pin/pinsvc/contract"
 	"github.com/ivr-pin/ivr-pin/pinsvc/outcome"
 	"github.com/ivr-pin/ivr-pin/pinsvc/policy"
 )
@@ -32,8 +32,18 @@ type Metrics struct {
 	hostLatency *prometheus.HistogramVec
 }
 
-// New registers the metrics; app supplies the live gauges.
-func New(app *ivr.App) *Metrics {
+// CallServer is the running call server the live gauges read.
+type CallServer interface {
+	Active() int64
+	Ready() bool
+	Mode() string
+	Reconnects() int64
+	Undecodable() int64
+}
+
+// New registers the metrics; srv (may be nil: see RegisterServer) supplies
+// the live gauges.
+func New(srv CallServer) *Metrics {
 	m := &Metrics{Registry: prometheus.NewRegistry()}
 	m.calls = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ivrpin_calls_total",
 		Help: "Calls ended, by path (change, setup, agent) and outcome (changed, wrong_pin, ..., none) and how they ended."},
@@ -50,36 +60,37 @@ func New(app *ivr.App) *Metrics {
 	build.Set(1)
 	m.Registry.MustRegister(m.calls, m.retries, m.hostLatency, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	if app != nil {
-		m.RegisterApp(app)
+	if srv != nil {
+		m.RegisterServer(srv)
 	}
 	return m
 }
 
-// RegisterApp adds the gauges read from the running app (it is created after
-// the metrics, because its call-end hook feeds them).
-func (m *Metrics) RegisterApp(app *ivr.App) {
+// RegisterServer adds the gauges read from the running call server (it is
+// created after the metrics, because its call-end hook feeds them).
+func (m *Metrics) RegisterServer(app CallServer) {
 	{
 		m.Registry.MustRegister(
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "ivrpin_active_calls", Help: "Calls in progress."},
 				func() float64 { return float64(app.Active()) }),
-			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "ivrpin_ari_connected", Help: "1 while the ARI events WebSocket is connected."},
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "ivrpin_ari_ready", Help: "1 while ARI calls can arrive: inbound, the events websocket is connected; outbound, the listener is open.",
+				ConstLabels: prometheus.Labels{"transport": app.Mode()}},
 				func() float64 {
-					if app.Stream().Connected() {
+					if app.Ready() {
 						return 1
 					}
 					return 0
 				}),
 			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "ivrpin_ari_reconnects_total", Help: "ARI reconnections after the first connection."},
-				func() float64 { return float64(app.Stream().Reconnects()) }),
+				func() float64 { return float64(app.Reconnects()) }),
 			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "ivrpin_ari_undecodable_events_total", Help: "ARI events skipped because ari/v5 cannot decode their type."},
-				func() float64 { return float64(app.Stream().Undecodable()) }),
+				func() float64 { return float64(app.Undecodable()) }),
 		)
 	}
 }
 
 // ObserveCall counts an ended call and its refused entries.
-func (m *Metrics) ObserveCall(r ivr.CallRecord) {
+func (m *Metrics) ObserveCall(r audit.Record) {
 	path := r.Path
 	if path == "" {
 		path = "none"
@@ -91,10 +102,12 @@ func (m *Metrics) ObserveCall(r ivr.CallRecord) {
 }
 
 // Instrument wraps the host service so each request's latency is observed.
-func (m *Metrics) Instrument(svc pinsvc.Service) pinsvc.Service { return &timed{Service: svc, m: m} }
+func (m *Metrics) Instrument(svc contract.Service) contract.Service {
+	return &timed{Service: svc, m: m}
+}
 
 type timed struct {
-	pinsvc.Service
+	contract.Service
 	m *Metrics
 }
 
@@ -103,15 +116,15 @@ func (t *timed) observe(start time.Time, r outcome.Result) outcome.Result {
 	return r
 }
 
-func (t *timed) ChangePIN(ctx context.Context, c pinsvc.Change) outcome.Result {
+func (t *timed) ChangePIN(ctx context.Context, c contract.Change) outcome.Result {
 	return t.observe(time.Now(), t.Service.ChangePIN(ctx, c))
 }
 
-func (t *timed) SetFirstPIN(ctx context.Context, s pinsvc.FirstSetup) outcome.Result {
+func (t *timed) SetFirstPIN(ctx context.Context, s contract.FirstSetup) outcome.Result {
 	return t.observe(time.Now(), t.Service.SetFirstPIN(ctx, s))
 }
 
-func (t *timed) VerifyCard(ctx context.Context, c pinsvc.CardCheck) (pinsvc.VerifiedCard, outcome.Result) {
+func (t *timed) VerifyCard(ctx context.Context, c contract.CardCheck) (contract.VerifiedCard, outcome.Result) {
 	start := time.Now()
 	v, r := t.Service.VerifyCard(ctx, c)
 	return v, t.observe(start, r)
@@ -124,7 +137,7 @@ func (t *timed) FirstSetupPolicy() policy.PINPolicy { return t.Service.FirstSetu
 // Health serves /metrics, /healthz and /readyz.
 type Health struct {
 	Metrics *Metrics
-	App     *ivr.App
+	Server  CallServer
 	// HostURLs are dialled (TCP only, cached for 10 s) for /readyz.
 	HostURLs []string
 
@@ -139,7 +152,7 @@ func (h *Health) Handler() http.Handler {
 	mux.Handle("/metrics", promhttp.HandlerFor(h.Metrics.Registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
-		ari := h.App != nil && h.App.Stream().Connected()
+		ari := h.Server != nil && h.Server.Ready()
 		hosts := h.hosts()
 		ready := ari
 		for _, ok := range hosts {
@@ -149,7 +162,13 @@ func (h *Health) Handler() http.Handler {
 		if !ready {
 			w.WriteHeader(http.StatusServiceUnavailable)
 		}
-		_ = json.NewEncoder(w).Encode(map[string]any{"ready": ready, "ari_connected": ari, "configuration": "loaded", "hosts_reachable": hosts})
+		doc := map[string]any{"ready": ready, "configuration": "loaded", "hosts_reachable": hosts}
+		if h.Server != nil && h.Server.Mode() == "outbound" {
+			doc["ari_listening"] = ari // Asterisk dials us: ready means listening
+		} else {
+			doc["ari_connected"] = ari
+		}
+		_ = json.NewEncoder(w).Encode(doc)
 	})
 	return mux
 }

@@ -23,6 +23,7 @@ import (
 // PKI is one test CA with a server and a client certificate.
 type PKI struct {
 	CAFile, ClientCert, ClientKey string
+	ServerCert, ServerKey         string // PEM files of Server
 	Server                        tls.Certificate
 	CAPool                        *x509.CertPool
 }
@@ -68,6 +69,10 @@ func New(t testing.TB) *PKI {
 	}
 	srvDER, srvKey := leaf(2, true)
 	p.Server = tls.Certificate{Certificate: [][]byte{srvDER}, PrivateKey: srvKey}
+	p.ServerCert, p.ServerKey = filepath.Join(dir, "server.pem"), filepath.Join(dir, "server.key")
+	writePEM(t, p.ServerCert, "CERTIFICATE", srvDER)
+	sk, _ := x509.MarshalECPrivateKey(srvKey)
+	writePEM(t, p.ServerKey, "EC PRIVATE KEY", sk)
 	cliDER, cliKey := leaf(3, false)
 	writePEM(t, p.ClientCert, "CERTIFICATE", cliDER)
 	kb, _ := x509.MarshalECPrivateKey(cliKey)

@@ -1,52 +1,11 @@
-package ivr
+package line
 
 import (
-	"bytes"
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/sirupsen/logrus"
 
 	"github.com/ivr-pin/ivr-pin/flows"
 )
-
-// FuzzEventFrames feeds arbitrary frames (one per line) through the event
-// decoder and into the call registry, as the event reader does: a
-// StasisStart registers a call, later frames may press keys on it or hang
-// it up. Nothing may panic or leave a call behind. The seed corpus holds
-// Asterisk 22.10.1's own events and the malformed ones that once crashed
-// the app (a StasisStart without a caller).
-func FuzzEventFrames(f *testing.F) {
-	// Asterisk answers every REST call with 404: each call ends at once.
-	srv := httptest.NewServer(http.NotFoundHandler())
-	defer srv.Close()
-	quiet := logrus.New()
-	quiet.SetOutput(io.Discard)
-	flow := flows.New(flows.Config{}, nil)
-	f.Fuzz(func(t *testing.T, data []byte) {
-		a, err := New(Config{
-			ARI:         ARIConfig{URL: srv.URL, WSURL: strings.Replace(srv.URL, "http", "ws", 1) + "/events", Application: "ivr-pin", Timeout: time.Second},
-			CallTimeout: 5 * time.Second, Log: logrus.NewEntry(quiet),
-		}, flow)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, frame := range bytes.Split(data, []byte("\n")) {
-			if ev, err := decode(frame); err == nil && ev != nil {
-				a.handle(ev)
-			}
-		}
-		a.wg.Wait()
-		a.closeIdle()
-		if n := a.Active(); n != 0 {
-			t.Fatalf("%d calls left active", n)
-		}
-	})
-}
 
 // FuzzStasisArgs: transfer arguments and channel variables of any shape
 // parse to a call without panicking, and never to a half-valid return
@@ -105,28 +64,5 @@ func TestParseTransfer(t *testing.T) {
 				t.Fatalf("got %+v (return %+v), want %+v", got, got.Return, c.want)
 			}
 		})
-	}
-}
-
-func TestAStasisStartWithoutACallerIsServed(t *testing.T) {
-	srv := httptest.NewServer(http.NotFoundHandler())
-	defer srv.Close()
-	quiet := logrus.New()
-	quiet.SetOutput(io.Discard)
-	var rec CallRecord
-	a, err := New(Config{ARI: ARIConfig{URL: srv.URL, WSURL: "ws://127.0.0.1:1/events", Application: "ivr-pin"},
-		Log: logrus.NewEntry(quiet), OnCallEnd: func(r CallRecord) { rec = r }}, flows.New(flows.Config{}, nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ev, err := decode([]byte(`{"type":"StasisStart","application":"ivr-pin","args":[],"channel":{"id":"1795350058.9","name":"PJSIP/x","state":"Ring"}}`))
-	if err != nil || ev == nil {
-		t.Fatal(err)
-	}
-	a.handle(ev) // panicked before: nil caller
-	a.wg.Wait()
-	a.closeIdle()
-	if rec.ChannelID != "1795350058.9" || rec.CallerID != "" {
-		t.Fatalf("%+v", rec)
 	}
 }

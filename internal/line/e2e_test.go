@@ -1,4 +1,4 @@
-package ivr_test
+package line_test
 
 import (
 	"fmt"
@@ -14,7 +14,7 @@ import (
 	"github.com/ivr-pin/ivr-pin/internal/config"
 	"github.com/ivr-pin/ivr-pin/internal/demo"
 	"github.com/ivr-pin/ivr-pin/internal/syncbuf"
-	"github.com/ivr-pin/ivr-pin/ivr"
+	"github.com/ivr-pin/ivr-pin/internal/audit"
 	"github.com/ivr-pin/ivr-pin/pinsvc/sim/faults"
 )
 
@@ -22,13 +22,13 @@ import (
 // simulators still running.
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-type line struct {
+type testLine struct {
 	*demo.Demo
 	logs *syncbuf.Buffer
 }
 
 // startLine brings up the whole line with debug logging captured.
-func startLine(t *testing.T, mutate func(*config.Config), opts demo.Options) *line {
+func startLine(t *testing.T, mutate func(*config.Config), opts demo.Options) *testLine {
 	t.Helper()
 	cfg, err := config.Load()
 	if err != nil {
@@ -37,6 +37,9 @@ func startLine(t *testing.T, mutate func(*config.Config), opts demo.Options) *li
 	cfg.FirstDigitTimeout = 300 * time.Millisecond
 	cfg.InterDigitTimeout = 300 * time.Millisecond
 	cfg.HostWaitAnnounce = 150 * time.Millisecond
+	// Limits off unless a test turns them on: many calls here come from
+	// one caller id and one card.
+	cfg.LimitCardMax, cfg.LimitCallerMax = 0, 0
 	if mutate != nil {
 		mutate(cfg)
 	}
@@ -54,12 +57,12 @@ func startLine(t *testing.T, mutate func(*config.Config), opts demo.Options) *li
 		t.Fatal(err)
 	}
 	t.Cleanup(d.Close)
-	return &line{Demo: d, logs: logs}
+	return &testLine{Demo: d, logs: logs}
 }
 
 // call places a call, types each group once the line waits for input, and
 // returns the ended channel and its audit record.
-func (l *line) call(t *testing.T, opts aritest.CallOptions, groups ...string) (*aritest.Channel, ivr.CallRecord) {
+func (l *testLine) call(t *testing.T, opts aritest.CallOptions, groups ...string) (*aritest.Channel, audit.Record) {
 	t.Helper()
 	ch, err := l.ARI.PlaceCall(opts)
 	if err != nil {
@@ -214,8 +217,8 @@ func TestHangUpAtEveryStep(t *testing.T) {
 			if n := len(l.Sims.CardHost.Received()); n != 0 {
 				t.Fatalf("%d card host requests after a hang-up", n)
 			}
-			if l.App.Active() != 0 {
-				t.Fatalf("%d calls still active", l.App.Active())
+			if l.Line.Server.Active() != 0 {
+				t.Fatalf("%d calls still active", l.Line.Server.Active())
 			}
 		})
 	}
@@ -268,7 +271,7 @@ func TestUnknownEventTypesDoNotKillTheApp(t *testing.T) {
 		t.Fatal(err)
 	}
 	types := []string{"ApplicationRegistered", "ApplicationUnregistered", "CallBroadcast", "CallClaimed", "ChannelToneDetected", "ChannelTransfer", "RESTResponse"}
-	before := l.App.Stream().Undecodable()
+	before := l.Line.Server.Undecodable()
 	for _, typ := range types {
 		doc := fmt.Sprintf(`{"type":%q,"timestamp":"2026-11-22T12:20:58.946+0000","channel":{"id":%q},"asterisk_id":"02:fc:00:00:00:01","application":"ivr-pin"}`, typ, ch.ID)
 		if err := l.ARI.SendRaw("ivr-pin", []byte(doc)); err != nil {
@@ -285,7 +288,7 @@ func TestUnknownEventTypesDoNotKillTheApp(t *testing.T) {
 	if rec.Outcome != "changed" {
 		t.Fatalf("%+v", rec)
 	}
-	if got := l.App.Stream().Undecodable() - before; got != int64(len(types)) {
+	if got := l.Line.Server.Undecodable() - before; got != int64(len(types)) {
 		t.Fatalf("skipped %d undecodable events, want %d", got, len(types))
 	}
 }
@@ -316,7 +319,7 @@ func TestDroppedWebSocketMidCall(t *testing.T) {
 	if rec.Outcome != "changed" {
 		t.Fatalf("%+v", rec)
 	}
-	if l.App.Stream().Reconnects() < 1 {
+	if l.Line.Server.Reconnects() < 1 {
 		t.Fatal("no reconnect counted")
 	}
 }

@@ -1,7 +1,6 @@
-package ivr_test
+package line_test
 
 import (
-	"context"
 	"encoding/hex"
 	"testing"
 	"time"
@@ -9,7 +8,6 @@ import (
 	"github.com/ivr-pin/ivr-pin/asterisk/aritest"
 	"github.com/ivr-pin/ivr-pin/internal/config"
 	"github.com/ivr-pin/ivr-pin/internal/demo"
-	"github.com/ivr-pin/ivr-pin/internal/limits"
 	"github.com/ivr-pin/ivr-pin/internal/redistest"
 	"github.com/ivr-pin/ivr-pin/pinsvc/sim/faults"
 	"github.com/ivr-pin/ivr-pin/pinsvc/sim/keysecuresim"
@@ -110,23 +108,20 @@ func TestDrillARIServerRestarted(t *testing.T) {
 	}
 }
 
-func newRedisLimiter(t *testing.T) (*limits.Limiter, func()) {
+// withRedis points the line's limits at a fresh redis-server with a card
+// limit of two attempts; stop kills that server.
+func withRedis(t *testing.T) (mutate func(*config.Config), stop func()) {
 	url, stop := redistest.Start(t)
-	lim, err := limits.Open(context.Background(), limits.Settings{
-		Card:     limits.Rule{Max: 2, Window: time.Hour, Lockout: time.Hour},
-		Caller:   limits.Rule{Max: 10, Window: time.Hour, Lockout: time.Hour},
-		RedisURL: url, KeyHex: hex.EncodeToString([]byte("a shared limit key for tests")),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { lim.Store.Close() })
-	return lim, stop
+	return func(c *config.Config) {
+		c.RedisURL, c.LimitCardMax, c.LimitCallerMax = url, 2, 10
+		c.LimitCardWindow, c.LimitCardLockout = time.Hour, time.Hour
+		c.LimitKey = hex.EncodeToString([]byte("a shared limit key for tests"))
+	}, stop
 }
 
 func TestDrillRedisDownFailsClosed(t *testing.T) {
-	lim, stopRedis := newRedisLimiter(t)
-	l := startLine(t, nil, demo.Options{Limiter: lim})
+	redis, stopRedis := withRedis(t)
+	l := startLine(t, redis, demo.Options{})
 	if _, rec := l.call(t, aritest.CallOptions{}, changeKeys...); rec.Outcome != "changed" {
 		t.Fatalf("with Redis up: %+v", rec)
 	}
@@ -141,8 +136,8 @@ func TestDrillRedisDownFailsClosed(t *testing.T) {
 }
 
 func TestDrillCardLimitRefusesFurtherAttempts(t *testing.T) {
-	lim, _ := newRedisLimiter(t)
-	l := startLine(t, nil, demo.Options{Limiter: lim})
+	redis, _ := withRedis(t)
+	l := startLine(t, redis, demo.Options{})
 	// Two wrong current PINs from two phones use up the card's two attempts.
 	for i, caller := range []string{"15551110001", "15551110002"} {
 		if _, rec := l.call(t, aritest.CallOptions{CallerNumber: caller}, change, card, exp, "1357#", newPIN, newPIN); rec.Outcome != "wrong_pin" {

@@ -1,4 +1,4 @@
-package ivr_test
+package line_test
 
 import (
 	"testing"

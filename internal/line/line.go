@@ -1,0 +1,99 @@
+// Package line is the PIN line on top of the ivr call server: it reads the
+// Stasis arguments and transfer variables, runs the flow for each call,
+// turns calls away during a drain, ends calls found unclaimed after a
+// reconnect, and writes one audit record per call. Build is the one wiring
+// function: serve, console, load and the end-to-end tests all use it, so
+// the tests run the wiring production runs.
+package line
+
+import (
+	"context"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/ivr-pin/ivr-pin/internal/audit"
+	"github.com/ivr-pin/ivr-pin/ivr"
+	"github.com/ivr-pin/ivr-pin/prompts"
+)
+
+// handle runs one call, whatever way it arrived.
+func (l *Line) handle(c *ivr.Call) {
+	rec := audit.Record{ChannelID: c.ID, CallerID: c.CallerID, Transport: l.Server.Mode(), Start: c.Start, Outcome: "none"}
+	finished := false
+	defer func() {
+		if !finished {
+			// The flow panicked (the server recovers and hangs up).
+			rec.End = "error"
+		}
+		rec.Duration = time.Since(rec.Start)
+		l.ended(rec)
+	}()
+	ctx := c.Context()
+	switch c.Arrival {
+	case ivr.DuringDrain:
+		rec.End = "turned_away"
+		l.turnAway(ctx, c)
+		finished = true
+		return
+	case ivr.Unclaimed:
+		// It entered while we were away and nobody ran its flow.
+		rec.End = "unclaimed"
+		_ = c.Say(ctx, prompts.P(prompts.ResultUnavailable).MediaURI())
+		_ = c.Hangup(ctx)
+		finished = true
+		return
+	}
+	if err := c.Answer(ctx); err != nil {
+		rec.End = "hangup"
+		finished = true
+		return
+	}
+	call := ParseTransfer(c.Args, func(name string) string {
+		v, _ := c.Variable(ctx, name)
+		return v
+	})
+	call.ChannelID, call.CallerID = c.ID, c.CallerID
+	rec.Transferred = call.Return != nil || call.Mode != ""
+	res := l.Flow.Run(ctx, caller{c}, call)
+	rec.Language, rec.Path, rec.MaskedPAN, rec.End = res.Language, string(res.Path), res.MaskedPAN, res.End
+	if c.Forced() {
+		// Ended by the drain deadline, not by the caller.
+		rec.End = "drain_deadline"
+	}
+	rec.Retries, rec.Returned = res.Retries, res.Returned
+	if res.Outcome != nil {
+		rec.Host, rec.MsgID, rec.ResultCode, rec.Outcome = string(res.Outcome.Host), res.Outcome.MsgID, res.Outcome.Code, string(res.Outcome.Kind)
+		rec.HostRef, rec.Reason = res.Outcome.Reference, res.Outcome.Description
+	}
+	c.Log.WithFields(logrus.Fields{"path": rec.Path, "end": rec.End, "outcome": rec.Outcome, "pan": rec.MaskedPAN}).Info("call ended")
+	finished = true
+}
+
+// turnAway answers a call that arrived during a drain: to the drain
+// fallback if one is set, else a short closing message.
+func (l *Line) turnAway(ctx context.Context, c *ivr.Call) {
+	if err := c.Answer(ctx); err != nil {
+		return
+	}
+	if t := l.closing; t != nil {
+		_ = caller{c}.Continue(ctx, *t)
+		return
+	}
+	_ = c.Say(ctx, prompts.P(prompts.ServiceClosing).MediaURI())
+	_ = c.Hangup(ctx)
+}
+
+func (l *Line) ended(r audit.Record) {
+	if l.metrics != nil {
+		l.metrics.ObserveCall(r)
+	}
+	if l.audit != nil {
+		if err := l.audit.Write(r); err != nil {
+			l.log.WithError(err).Error("audit record not written")
+		}
+	}
+	if l.onCallEnd != nil {
+		l.onCallEnd(r)
+	}
+}

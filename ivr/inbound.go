@@ -1,0 +1,127 @@
+package ivr
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"golang.org/x/net/websocket"
+)
+
+// InboundConfig is how the inbound transport reaches Asterisk.
+type InboundConfig struct {
+	URL         string // ARI base URL, http://host:8088/ari
+	WSURL       string // events URL, ws://host:8088/ari/events
+	Username    string
+	Password    string
+	Application string
+	// Timeout bounds every REST request and the websocket dial (default 5 s).
+	Timeout time.Duration
+	// Reconnect backoff bounds (defaults 200 ms and 10 s, full jitter).
+	MinBackoff, MaxBackoff time.Duration
+	Log                    *logrus.Entry
+}
+
+// Inbound is today's ARI: the server dials Asterisk's events websocket for
+// the application and sends REST over HTTP. On a reconnect it reconciles:
+// calls Asterisk no longer has are ended, calls that entered while it was
+// away are handed over as Unclaimed.
+func Inbound(cfg InboundConfig) Transport {
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 5 * time.Second
+	}
+	if cfg.Log == nil {
+		cfg.Log = logrus.NewEntry(logrus.StandardLogger())
+	}
+	return &inbound{cfg: cfg}
+}
+
+type inbound struct {
+	cfg    InboundConfig
+	stream *EventStream
+	rest   *httpREST
+	link   *link
+	first  *websocket.Conn
+	// wasConnected is set once a connection was lost: only a reconnect
+	// reconciles calls.
+	wasConnected atomic.Bool
+}
+
+func (t *inbound) Mode() string { return "inbound" }
+
+func (t *inbound) start(ctx context.Context, s *Server) error {
+	if _, err := Preflight(ctx, t.cfg); err != nil {
+		return err
+	}
+	t.rest = newHTTPREST(t.cfg.URL, t.cfg.Username, t.cfg.Password, t.cfg.Timeout)
+	log := t.cfg.Log.WithField("component", "ari-inbound")
+	t.link = s.newLink(t.rest, t.cfg.Application, func(app string) bool { return app == t.cfg.Application }, t.cfg.Log)
+	t.stream = &EventStream{
+		URL: t.cfg.WSURL, App: t.cfg.Application, Username: t.cfg.Username, Password: t.cfg.Password,
+		DialTimout: t.cfg.Timeout, MinBackoff: t.cfg.MinBackoff, MaxBackoff: t.cfg.MaxBackoff,
+		Log: log, OnState: t.onState, Undecodable: &s.undecodable,
+	}
+	dialCtx, cancel := context.WithTimeout(ctx, t.cfg.Timeout)
+	defer cancel()
+	first, err := t.stream.Dial(dialCtx)
+	if err != nil {
+		return err
+	}
+	t.first = first
+	return nil
+}
+
+func (t *inbound) run(ctx context.Context) {
+	t.stream.Run(ctx, t.first, t.link.handle)
+	t.rest.close()
+}
+
+func (t *inbound) onState(connected bool) {
+	if !connected {
+		t.wasConnected.Store(true)
+		return
+	}
+	if t.wasConnected.Load() {
+		t.link.reconcileLater()
+	}
+}
+
+func (t *inbound) draining()         {}
+func (t *inbound) ready() bool       { return t.stream != nil && t.stream.Connected() }
+func (t *inbound) reconnects() int64 { return t.stream.Reconnects() }
+
+// Preflight asks Asterisk for its info with a deadline, so a wrong password
+// or an unreachable Asterisk is reported at once and by name.
+func Preflight(ctx context.Context, cfg InboundConfig) (entityID string, err error) {
+	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, cfg.URL+"/asterisk/info", nil)
+	if err != nil {
+		return "", fmt.Errorf("ARI URL: %w", err)
+	}
+	req.SetBasicAuth(cfg.Username, cfg.Password)
+	resp, err := (&http.Client{Timeout: cfg.Timeout}).Do(req)
+	if err != nil {
+		return "", fmt.Errorf("asterisk unreachable at %s: %w", req.URL.Host, errors.Unwrap(err))
+	}
+	defer resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusOK:
+	case http.StatusUnauthorized:
+		return "", ErrUnauthorized
+	default:
+		return "", fmt.Errorf("asterisk answered /asterisk/info with HTTP %d", resp.StatusCode)
+	}
+	var info struct {
+		System struct {
+			EntityID string `json:"entity_id"`
+		} `json:"system"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&info)
+	return info.System.EntityID, nil
+}
