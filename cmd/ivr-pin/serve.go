@@ -76,4 +76,3 @@ func describeEncrypter(cfg *config.Config) string {
 	}
 	return enc.Describe()
 }
-

@@ -11,10 +11,10 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/ivr-pin/ivr-pin/asterisk/aritest"
+	"github.com/ivr-pin/ivr-pin/internal/audit"
 	"github.com/ivr-pin/ivr-pin/internal/config"
 	"github.com/ivr-pin/ivr-pin/internal/demo"
 	"github.com/ivr-pin/ivr-pin/internal/syncbuf"
-	"github.com/ivr-pin/ivr-pin/internal/audit"
 	"github.com/ivr-pin/ivr-pin/pinsvc/sim/faults"
 )
 
