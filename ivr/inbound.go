@@ -38,7 +38,13 @@ func Inbound(cfg InboundConfig) Transport {
 	if cfg.Log == nil {
 		cfg.Log = logrus.NewEntry(logrus.StandardLogger())
 	}
-	return &inbound{cfg: cfg}
+	t := &inbound{cfg: cfg}
+	t.stream = &EventStream{
+		URL: cfg.WSURL, App: cfg.Application, Username: cfg.Username, Password: cfg.Password,
+		DialTimout: cfg.Timeout, MinBackoff: cfg.MinBackoff, MaxBackoff: cfg.MaxBackoff,
+		Log: cfg.Log.WithField("component", "ari-inbound"), OnState: t.onState,
+	}
+	return t
 }
 
 type inbound struct {
@@ -59,13 +65,8 @@ func (t *inbound) start(ctx context.Context, s *Server) error {
 		return err
 	}
 	t.rest = newHTTPREST(t.cfg.URL, t.cfg.Username, t.cfg.Password, t.cfg.Timeout)
-	log := t.cfg.Log.WithField("component", "ari-inbound")
 	t.link = s.newLink(t.rest, t.cfg.Application, func(app string) bool { return app == t.cfg.Application }, t.cfg.Log)
-	t.stream = &EventStream{
-		URL: t.cfg.WSURL, App: t.cfg.Application, Username: t.cfg.Username, Password: t.cfg.Password,
-		DialTimout: t.cfg.Timeout, MinBackoff: t.cfg.MinBackoff, MaxBackoff: t.cfg.MaxBackoff,
-		Log: log, OnState: t.onState, Undecodable: &s.undecodable,
-	}
+	t.stream.Undecodable = &s.undecodable
 	dialCtx, cancel := context.WithTimeout(ctx, t.cfg.Timeout)
 	defer cancel()
 	first, err := t.stream.Dial(dialCtx)
@@ -92,7 +93,7 @@ func (t *inbound) onState(connected bool) {
 }
 
 func (t *inbound) draining()         {}
-func (t *inbound) ready() bool       { return t.stream != nil && t.stream.Connected() }
+func (t *inbound) ready() bool       { return t.stream.Connected() }
 func (t *inbound) reconnects() int64 { return t.stream.Reconnects() }
 
 // Preflight asks Asterisk for its info with a deadline, so a wrong password

@@ -62,6 +62,7 @@ type outbound struct {
 	srv *Server
 
 	ln        net.Listener
+	addr      atomic.Value // string, once listening
 	http      *http.Server
 	listening atomic.Bool
 	conns     sync.WaitGroup
@@ -74,10 +75,8 @@ func (t *outbound) Mode() string { return "outbound" }
 
 // Addr is the address listened on (useful with port 0).
 func (t *outbound) Addr() string {
-	if t.ln == nil {
-		return ""
-	}
-	return t.ln.Addr().String()
+	a, _ := t.addr.Load().(string)
+	return a
 }
 
 func (t *outbound) start(_ context.Context, s *Server) error {
@@ -98,6 +97,7 @@ func (t *outbound) start(_ context.Context, s *Server) error {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/ari", t.upgrade)
 	t.ln = ln
+	t.addr.Store(ln.Addr().String())
 	t.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ErrorLog: nil}
 	t.listening.Store(true)
 	return nil

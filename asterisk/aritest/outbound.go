@@ -128,7 +128,11 @@ func (s *Server) restOverWebsocket(c *wsConn, msg []byte) {
 	for _, kv := range req.QueryStrings {
 		q.Add(kv.Name, kv.Value)
 	}
-	u := &url.URL{Path: "/ari/" + strings.TrimPrefix(path, "/"), RawQuery: q.Encode()}
+	u, err := url.Parse("/ari/" + strings.TrimPrefix(path, "/"))
+	if err != nil {
+		u = &url.URL{Path: "/ari/"}
+	}
+	u.RawQuery = q.Encode()
 	var body *strings.Reader
 	if req.MessageBody != "" {
 		body = strings.NewReader(req.MessageBody)

@@ -392,7 +392,21 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		message(rec, http.StatusUnauthorized, "Authentication required")
 		return
 	}
-	s.route(rec, r, strings.Split(strings.Trim(path, "/"), "/"), params(r, body))
+	s.route(rec, r, segments(r.URL), params(r, body))
+}
+
+// segments splits the path after /ari/ as Asterisk does: split on "/"
+// first, then decode each segment, so an application named
+// "ivr-pin:PJSIP/x" travels as ivr-pin:PJSIP%2Fx.
+func segments(u *url.URL) []string {
+	raw := strings.TrimPrefix(u.EscapedPath(), "/ari/")
+	parts := strings.Split(strings.Trim(raw, "/"), "/")
+	for i, p := range parts {
+		if d, err := url.PathUnescape(p); err == nil {
+			parts[i] = d
+		}
+	}
+	return parts
 }
 
 func (s *Server) route(w http.ResponseWriter, r *http.Request, p []string, q url.Values) {

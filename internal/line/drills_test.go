@@ -136,45 +136,49 @@ func TestDrillRedisDownFailsClosed(t *testing.T) {
 }
 
 func TestDrillCardLimitRefusesFurtherAttempts(t *testing.T) {
-	redis, _ := withRedis(t)
-	l := startLine(t, redis, demo.Options{})
-	// Two wrong current PINs from two phones use up the card's two attempts.
-	for i, caller := range []string{"15551110001", "15551110002"} {
-		if _, rec := l.call(t, aritest.CallOptions{CallerNumber: caller}, change, card, exp, "1357#", newPIN, newPIN); rec.Outcome != "wrong_pin" {
-			t.Fatalf("attempt %d: %+v", i, rec)
+	bothTransports(t, func(t *testing.T, tr string) {
+		redis, _ := withRedis(t)
+		l := startLine(t, redis, demo.Options{Transport: tr})
+		// Two wrong current PINs from two phones use up the card's two attempts.
+		for i, caller := range []string{"15551110001", "15551110002"} {
+			if _, rec := l.call(t, aritest.CallOptions{CallerNumber: caller}, change, card, exp, "1357#", newPIN, newPIN); rec.Outcome != "wrong_pin" {
+				t.Fatalf("attempt %d: %+v", i, rec)
+			}
 		}
-	}
-	ch, rec := l.call(t, aritest.CallOptions{CallerNumber: "15551110003"}, changeKeys...)
-	if rec.End != "limited" || !played(ch, "limit-reached") || rec.Outcome != "none" {
-		t.Fatalf("third attempt on the card: %+v played %v", rec, ch.Snapshot().Played)
-	}
-	if n := len(l.Sims.CardHost.Received()); n != 2 {
-		t.Fatalf("%d host requests, want 2", n)
-	}
+		ch, rec := l.call(t, aritest.CallOptions{CallerNumber: "15551110003"}, changeKeys...)
+		if rec.End != "limited" || !played(ch, "limit-reached") || rec.Outcome != "none" {
+			t.Fatalf("third attempt on the card: %+v played %v", rec, ch.Snapshot().Played)
+		}
+		if n := len(l.Sims.CardHost.Received()); n != 2 {
+			t.Fatalf("%d host requests, want 2", n)
+		}
+	})
 }
 
 // A call still running when the drain deadline passes is ended by the line,
 // and its audit record says so (it was recorded as a hang-up before).
 func TestDrillDrainDeadlineIsAudited(t *testing.T) {
-	l := startLine(t, func(c *config.Config) { c.FirstDigitTimeout = 30 * time.Second }, demo.Options{DrainTimeout: 200 * time.Millisecond})
-	ch, err := l.ARI.PlaceCall(aritest.CallOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ch.WaitPlayed(5*time.Second, "menu-repeat", 1); err != nil {
-		t.Fatal(err)
-	}
-	if err := l.Shutdown(); err != nil {
-		t.Fatal(err)
-	}
-	rec, err := l.RecordFor(ch.ID, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if rec.End != "drain_deadline" || rec.Outcome != "none" {
-		t.Fatalf("%+v", rec)
-	}
-	if _, err := ch.WaitEnded(5 * time.Second); err != nil {
-		t.Fatalf("the line did not hang the call up: %v", err)
-	}
+	bothTransports(t, func(t *testing.T, tr string) {
+		l := startLine(t, func(c *config.Config) { c.FirstDigitTimeout = 30 * time.Second }, demo.Options{Transport: tr, DrainTimeout: 200 * time.Millisecond})
+		ch, err := l.ARI.PlaceCall(aritest.CallOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ch.WaitPlayed(5*time.Second, "menu-repeat", 1); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Shutdown(); err != nil {
+			t.Fatal(err)
+		}
+		rec, err := l.RecordFor(ch.ID, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rec.End != "drain_deadline" || rec.Outcome != "none" {
+			t.Fatalf("%+v", rec)
+		}
+		if _, err := ch.WaitEnded(5 * time.Second); err != nil {
+			t.Fatalf("the line did not hang the call up: %v", err)
+		}
+	})
 }

@@ -2,6 +2,7 @@ package line_test
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -21,6 +22,22 @@ import (
 // Every test here ends with no goroutine of the app, the test server or the
 // simulators still running.
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// bothTransports runs a test over inbound ARI (the line dials the events
+// websocket) and outbound (the test server dials the line, one websocket
+// per call), through the same wiring.
+func bothTransports(t *testing.T, run func(t *testing.T, tr string)) {
+	for _, tr := range []string{demo.Inbound, demo.Outbound} {
+		t.Run(tr, func(t *testing.T) { run(t, tr) })
+	}
+}
+
+// allTransports adds outbound with one persistent websocket.
+func allTransports(t *testing.T, run func(t *testing.T, tr string)) {
+	for _, tr := range []string{demo.Inbound, demo.Outbound, demo.Persistent} {
+		t.Run(tr, func(t *testing.T) { run(t, tr) })
+	}
+}
 
 type testLine struct {
 	*demo.Demo
@@ -100,197 +117,215 @@ const (
 )
 
 func TestEndToEndScenarios(t *testing.T) {
-	cases := []struct {
-		name     string
-		keys     []string
-		outcome  string
-		end      string
-		mustPlay []string
-	}{
-		{"change succeeds", []string{change, card, exp, oldPIN, newPIN, newPIN}, "changed", "outcome", []string{"result-changed", "goodbye"}},
-		{"first setup through KeySecure", []string{"2", setupCard, "3001", "731", "482915#", "482915#"}, "changed", "outcome", []string{"enter-security-code", "pin-rule-from", "number-6", "pin-rule-digits", "result-set"}},
-		{"first setup with a wrong security code", []string{"2", setupCard, "3001", "137", setupCard, "3001", "138", setupCard, "3001", "139"}, "details_mismatch", "too_many_tries", []string{"reason-details-mismatch", "too-many-tries"}},
-		{"luhn failure then success", []string{change, "4111111111111112#", card, exp, oldPIN, newPIN, newPIN}, "changed", "outcome", []string{"reason-not-valid"}},
-		{"incomplete card number", []string{change, "411111#", card, exp, oldPIN, newPIN, newPIN}, "changed", "outcome", []string{"reason-incomplete"}},
-		{"expired card", []string{change, card, "2401", exp, oldPIN, newPIN, newPIN}, "changed", "outcome", []string{"reason-expired"}},
-		{"weak PIN", []string{change, card, exp, oldPIN, "1111#", newPIN, newPIN}, "changed", "outcome", []string{"reason-pin-weak"}},
-		{"PINs do not match", []string{change, card, exp, oldPIN, newPIN, "4828#", newPIN, newPIN}, "changed", "outcome", []string{"reason-pin-mismatch"}},
-		{"star clears an entry", []string{change, "41111*", card, exp, oldPIN, newPIN, newPIN}, "changed", "outcome", []string{"entry-cleared"}},
-		{"current PIN not accepted, then accepted", []string{change, card, exp, "1357#", newPIN, newPIN, oldPIN}, "changed", "outcome", []string{"reason-wrong-current", "try-again", "result-changed"}},
-		{"expiry not the card's, then right", []string{change, card, "2901", oldPIN, newPIN, newPIN, exp}, "changed", "outcome", []string{"reason-expiry-mismatch", "result-changed"}},
-		{"card unknown to the host", []string{change, "4242424242424242#", exp, oldPIN, newPIN, newPIN}, "unknown_card", "outcome", []string{"result-unknown-card"}},
-		{"card not eligible", []string{change, "4000056655665556#", "2903", "4826#", newPIN, newPIN}, "not_eligible", "outcome", []string{"result-not-eligible"}},
-		{"virtual card refused", []string{"2", "5105105105105100#", "2907", "402"}, "not_eligible", "outcome", []string{"result-not-eligible"}},
-		{"no input", nil, "none", "too_many_tries", []string{"no-input", "too-many-tries", "goodbye"}},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			l := startLine(t, nil, demo.Options{})
-			ch, rec := l.call(t, aritest.CallOptions{}, c.keys...)
-			if rec.Outcome != c.outcome || rec.End != c.end {
-				t.Fatalf("record %+v, want outcome %s end %s (played %v)", rec, c.outcome, c.end, ch.Snapshot().Played)
-			}
-			for _, m := range c.mustPlay {
-				if !played(ch, m) {
-					t.Errorf("never played %s (played %v)", m, ch.Snapshot().Played)
+	allTransports(t, func(t *testing.T, tr string) {
+		cases := []struct {
+			name     string
+			keys     []string
+			outcome  string
+			end      string
+			mustPlay []string
+		}{
+			{"change succeeds", []string{change, card, exp, oldPIN, newPIN, newPIN}, "changed", "outcome", []string{"result-changed", "goodbye"}},
+			{"first setup through KeySecure", []string{"2", setupCard, "3001", "731", "482915#", "482915#"}, "changed", "outcome", []string{"enter-security-code", "pin-rule-from", "number-6", "pin-rule-digits", "result-set"}},
+			{"first setup with a wrong security code", []string{"2", setupCard, "3001", "137", setupCard, "3001", "138", setupCard, "3001", "139"}, "details_mismatch", "too_many_tries", []string{"reason-details-mismatch", "too-many-tries"}},
+			{"luhn failure then success", []string{change, "4111111111111112#", card, exp, oldPIN, newPIN, newPIN}, "changed", "outcome", []string{"reason-not-valid"}},
+			{"incomplete card number", []string{change, "411111#", card, exp, oldPIN, newPIN, newPIN}, "changed", "outcome", []string{"reason-incomplete"}},
+			{"expired card", []string{change, card, "2401", exp, oldPIN, newPIN, newPIN}, "changed", "outcome", []string{"reason-expired"}},
+			{"weak PIN", []string{change, card, exp, oldPIN, "1111#", newPIN, newPIN}, "changed", "outcome", []string{"reason-pin-weak"}},
+			{"PINs do not match", []string{change, card, exp, oldPIN, newPIN, "4828#", newPIN, newPIN}, "changed", "outcome", []string{"reason-pin-mismatch"}},
+			{"star clears an entry", []string{change, "41111*", card, exp, oldPIN, newPIN, newPIN}, "changed", "outcome", []string{"entry-cleared"}},
+			{"current PIN not accepted, then accepted", []string{change, card, exp, "1357#", newPIN, newPIN, oldPIN}, "changed", "outcome", []string{"reason-wrong-current", "try-again", "result-changed"}},
+			{"expiry not the card's, then right", []string{change, card, "2901", oldPIN, newPIN, newPIN, exp}, "changed", "outcome", []string{"reason-expiry-mismatch", "result-changed"}},
+			{"card unknown to the host", []string{change, "4242424242424242#", exp, oldPIN, newPIN, newPIN}, "unknown_card", "outcome", []string{"result-unknown-card"}},
+			{"card not eligible", []string{change, "4000056655665556#", "2903", "4826#", newPIN, newPIN}, "not_eligible", "outcome", []string{"result-not-eligible"}},
+			{"virtual card refused", []string{"2", "5105105105105100#", "2907", "402"}, "not_eligible", "outcome", []string{"result-not-eligible"}},
+			{"no input", nil, "none", "too_many_tries", []string{"no-input", "too-many-tries", "goodbye"}},
+		}
+		for _, c := range cases {
+			t.Run(c.name, func(t *testing.T) {
+				l := startLine(t, nil, demo.Options{Transport: tr})
+				ch, rec := l.call(t, aritest.CallOptions{}, c.keys...)
+				if rec.Outcome != c.outcome || rec.End != c.end {
+					t.Fatalf("record %+v, want outcome %s end %s (played %v)", rec, c.outcome, c.end, ch.Snapshot().Played)
 				}
-			}
-			if snap := ch.Snapshot(); snap.EndReason != "app-hangup" {
-				t.Fatalf("call ended by %s, want the app hanging up", snap.EndReason)
-			}
-		})
-	}
+				for _, m := range c.mustPlay {
+					if !played(ch, m) {
+						t.Errorf("never played %s (played %v)", m, ch.Snapshot().Played)
+					}
+				}
+				if snap := ch.Snapshot(); snap.EndReason != "app-hangup" {
+					t.Fatalf("call ended by %s, want the app hanging up", snap.EndReason)
+				}
+			})
+		}
+	})
 }
 
 func TestTypeAheadDuringAPromptStopsItAndKeepsTheDigits(t *testing.T) {
-	// Prompts play at a tenth of real time: long enough to press into.
-	l := startLine(t, nil, demo.Options{PlaybackScale: 0.1})
-	ch, err := l.ARI.PlaceCall(aritest.CallOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ch.WaitPlayed(5*time.Second, "menu-change", 1); err != nil {
-		t.Fatal(err)
-	}
-	// The caller knows the way: everything typed while the menu plays.
-	if err := ch.Press(change+card+exp+oldPIN+newPIN+newPIN, 5*time.Millisecond); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := ch.WaitEnded(20 * time.Second); err != nil {
-		t.Fatal(err)
-	}
-	rec, _ := l.RecordFor(ch.ID, 5*time.Second)
-	if rec.Outcome != "changed" {
-		t.Fatalf("%+v", rec)
-	}
-	stops := 0
-	for _, e := range l.ARI.RESTLog() {
-		if e.Method == "DELETE" && strings.HasPrefix(e.Path, "/ari/playbacks/") {
-			stops++
+	bothTransports(t, func(t *testing.T, tr string) {
+		// Prompts play at a tenth of real time: long enough to press into.
+		l := startLine(t, nil, demo.Options{Transport: tr, PlaybackScale: 0.1})
+		ch, err := l.ARI.PlaceCall(aritest.CallOptions{})
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	if stops == 0 {
-		t.Fatal("the playing prompt was not stopped on barge-in")
-	}
+		if err := ch.WaitPlayed(5*time.Second, "menu-change", 1); err != nil {
+			t.Fatal(err)
+		}
+		// The caller knows the way: everything typed while the menu plays.
+		if err := ch.Press(change+card+exp+oldPIN+newPIN+newPIN, 5*time.Millisecond); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ch.WaitEnded(20 * time.Second); err != nil {
+			t.Fatal(err)
+		}
+		rec, _ := l.RecordFor(ch.ID, 5*time.Second)
+		if rec.Outcome != "changed" {
+			t.Fatalf("%+v", rec)
+		}
+		stops := 0
+		for _, e := range l.ARI.RESTLog() {
+			if e.Method == "DELETE" && strings.HasPrefix(e.Path, "/ari/playbacks/") {
+				stops++
+			}
+		}
+		if stops == 0 {
+			t.Fatal("the playing prompt was not stopped on barge-in")
+		}
+	})
 }
 
 // A hang-up at every step ends the call cleanly, and nothing reaches a host.
 func TestHangUpAtEveryStep(t *testing.T) {
-	steps := []struct {
-		prompt string
-		keys   string
-	}{
-		{"welcome", ""},
-		{"menu-change", ""},
-		{"enter-card", change},
-		{"enter-expiry", change + card},
-		{"enter-current-pin", change + card + exp},
-		{"enter-new-pin", change + card + exp + oldPIN},
-		{"confirm-new-pin", change + card + exp + oldPIN + newPIN},
-	}
-	for _, s := range steps {
-		t.Run(s.prompt, func(t *testing.T) {
-			l := startLine(t, func(c *config.Config) { c.FirstDigitTimeout = 5 * time.Second }, demo.Options{PlaybackScale: 0.05})
-			ch, err := l.ARI.PlaceCall(aritest.CallOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if s.keys != "" {
-				if err := ch.WaitPlayed(5*time.Second, "menu-change", 1); err != nil {
+	bothTransports(t, func(t *testing.T, tr string) {
+		steps := []struct {
+			prompt string
+			keys   string
+		}{
+			{"welcome", ""},
+			{"menu-change", ""},
+			{"enter-card", change},
+			{"enter-expiry", change + card},
+			{"enter-current-pin", change + card + exp},
+			{"enter-new-pin", change + card + exp + oldPIN},
+			{"confirm-new-pin", change + card + exp + oldPIN + newPIN},
+		}
+		for _, s := range steps {
+			t.Run(s.prompt, func(t *testing.T) {
+				l := startLine(t, func(c *config.Config) { c.FirstDigitTimeout = 5 * time.Second }, demo.Options{Transport: tr, PlaybackScale: 0.05})
+				ch, err := l.ARI.PlaceCall(aritest.CallOptions{})
+				if err != nil {
 					t.Fatal(err)
 				}
-				if err := ch.Press(s.keys, 2*time.Millisecond); err != nil {
+				if s.keys != "" {
+					if err := ch.WaitPlayed(5*time.Second, "menu-change", 1); err != nil {
+						t.Fatal(err)
+					}
+					if err := ch.Press(s.keys, 2*time.Millisecond); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if err := ch.WaitPlayed(5*time.Second, s.prompt, 1); err != nil {
+					t.Fatalf("%v (played %v)", err, ch.Snapshot().Played)
+				}
+				ch.Hangup()
+				rec, err := l.RecordFor(ch.ID, 5*time.Second)
+				if err != nil {
 					t.Fatal(err)
 				}
-			}
-			if err := ch.WaitPlayed(5*time.Second, s.prompt, 1); err != nil {
-				t.Fatalf("%v (played %v)", err, ch.Snapshot().Played)
-			}
-			ch.Hangup()
-			rec, err := l.RecordFor(ch.ID, 5*time.Second)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if rec.End != "hangup" || rec.Outcome != "none" {
-				t.Fatalf("%+v", rec)
-			}
-			if n := len(l.Sims.CardHost.Received()); n != 0 {
-				t.Fatalf("%d card host requests after a hang-up", n)
-			}
-			if l.Line.Server.Active() != 0 {
-				t.Fatalf("%d calls still active", l.Line.Server.Active())
-			}
-		})
-	}
+				if rec.End != "hangup" || rec.Outcome != "none" {
+					t.Fatalf("%+v", rec)
+				}
+				if n := len(l.Sims.CardHost.Received()); n != 0 {
+					t.Fatalf("%d card host requests after a hang-up", n)
+				}
+				if l.Line.Server.Active() != 0 {
+					t.Fatalf("%d calls still active", l.Line.Server.Active())
+				}
+			})
+		}
+	})
 }
 
 func TestTransferInWithAKnownCardAndBack(t *testing.T) {
-	l := startLine(t, nil, demo.Options{})
-	ch, rec := l.call(t, aritest.CallOptions{
-		Args:      []string{"transfer", "mode=change", "lang=en", "return=ivr-pin-return/agent7/1"},
-		Variables: map[string]string{"IVRPIN_PAN": "4111111111111111", "IVRPIN_EXPIRY": "2812"},
-	}, oldPIN, newPIN, newPIN)
-	snap := ch.Snapshot()
-	if rec.Outcome != "changed" || !rec.Returned || !rec.Transferred {
-		t.Fatalf("%+v", rec)
-	}
-	if snap.EndReason != "continue" || snap.Continued == nil || *snap.Continued != (aritest.Target{Context: "ivr-pin-return", Extension: "agent7", Priority: 1}) {
-		t.Fatalf("not returned to the agent: %+v", snap)
-	}
-	for _, skipped := range []string{"menu-change", "enter-card", "enter-expiry"} {
-		if played(ch, skipped) {
-			t.Errorf("asked %s although the agent passed it", skipped)
+	bothTransports(t, func(t *testing.T, tr string) {
+		l := startLine(t, nil, demo.Options{Transport: tr})
+		ch, rec := l.call(t, aritest.CallOptions{
+			Args:      []string{"transfer", "mode=change", "lang=en", "return=ivr-pin-return/agent7/1"},
+			Variables: map[string]string{"IVRPIN_PAN": "4111111111111111", "IVRPIN_EXPIRY": "2812"},
+		}, oldPIN, newPIN, newPIN)
+		snap := ch.Snapshot()
+		if rec.Outcome != "changed" || !rec.Returned || !rec.Transferred {
+			t.Fatalf("%+v", rec)
 		}
-	}
-	if !played(ch, "returning-to-agent") {
-		t.Error("caller not told they are going back")
-	}
+		if snap.EndReason != "continue" || snap.Continued == nil || *snap.Continued != (aritest.Target{Context: "ivr-pin-return", Extension: "agent7", Priority: 1}) {
+			t.Fatalf("not returned to the agent: %+v", snap)
+		}
+		for _, skipped := range []string{"menu-change", "enter-card", "enter-expiry"} {
+			if played(ch, skipped) {
+				t.Errorf("asked %s although the agent passed it", skipped)
+			}
+		}
+		if !played(ch, "returning-to-agent") {
+			t.Error("caller not told they are going back")
+		}
+	})
 }
 
 func TestHostTimeoutIsSpokenHonestly(t *testing.T) {
-	l := startLine(t, nil, demo.Options{HostTimeout: 300 * time.Millisecond})
-	l.Sims.CardHost.Faults.Set(faults.Fault{Kind: faults.Delay, Delay: time.Second, Count: 1})
-	ch, rec := l.call(t, aritest.CallOptions{}, change, card, exp, oldPIN, newPIN, newPIN)
-	if rec.Outcome != "ambiguous" || !played(ch, "result-ambiguous") || !played(ch, "still-working") {
-		t.Fatalf("%+v played %v", rec, ch.Snapshot().Played)
-	}
-	if n := len(l.Sims.CardHost.Received()); n != 1 {
-		t.Fatalf("the change was sent %d times", n)
-	}
+	bothTransports(t, func(t *testing.T, tr string) {
+		l := startLine(t, nil, demo.Options{Transport: tr, HostTimeout: 300 * time.Millisecond})
+		l.Sims.CardHost.Faults.Set(faults.Fault{Kind: faults.Delay, Delay: time.Second, Count: 1})
+		ch, rec := l.call(t, aritest.CallOptions{}, change, card, exp, oldPIN, newPIN, newPIN)
+		if rec.Outcome != "ambiguous" || !played(ch, "result-ambiguous") || !played(ch, "still-working") {
+			t.Fatalf("%+v played %v", rec, ch.Snapshot().Played)
+		}
+		if n := len(l.Sims.CardHost.Received()); n != 1 {
+			t.Fatalf("the change was sent %d times", n)
+		}
+	})
 }
 
 // Asterisk 21+ sends event types ari/v5 v5.3.1 cannot decode; its own reader
 // would hand nil to its bus and panic. Here they are skipped mid-call.
 func TestUnknownEventTypesDoNotKillTheApp(t *testing.T) {
-	l := startLine(t, nil, demo.Options{})
-	ch, err := l.ARI.PlaceCall(aritest.CallOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ch.Press(change+card, time.Millisecond); err != nil {
-		t.Fatal(err)
-	}
-	types := []string{"ApplicationRegistered", "ApplicationUnregistered", "CallBroadcast", "CallClaimed", "ChannelToneDetected", "ChannelTransfer", "RESTResponse"}
-	before := l.Line.Server.Undecodable()
-	for _, typ := range types {
-		doc := fmt.Sprintf(`{"type":%q,"timestamp":"2026-11-22T12:20:58.946+0000","channel":{"id":%q},"asterisk_id":"02:fc:00:00:00:01","application":"ivr-pin"}`, typ, ch.ID)
-		if err := l.ARI.SendRaw("ivr-pin", []byte(doc)); err != nil {
+	bothTransports(t, func(t *testing.T, tr string) {
+		l := startLine(t, nil, demo.Options{Transport: tr})
+		ch, err := l.ARI.PlaceCall(aritest.CallOptions{})
+		if err != nil {
 			t.Fatal(err)
 		}
-	}
-	if err := ch.Press(exp+oldPIN+newPIN+newPIN, time.Millisecond); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := ch.WaitEnded(20 * time.Second); err != nil {
-		t.Fatal(err)
-	}
-	rec, _ := l.RecordFor(ch.ID, 5*time.Second)
-	if rec.Outcome != "changed" {
-		t.Fatalf("%+v", rec)
-	}
-	if got := l.Line.Server.Undecodable() - before; got != int64(len(types)) {
-		t.Fatalf("skipped %d undecodable events, want %d", got, len(types))
-	}
+		if err := ch.Press(change+card, time.Millisecond); err != nil {
+			t.Fatal(err)
+		}
+		types := []string{"ApplicationRegistered", "ApplicationUnregistered", "CallBroadcast", "CallClaimed", "ChannelToneDetected", "ChannelTransfer", "RESTResponse"}
+		before := l.Line.Server.Undecodable()
+		for _, typ := range types {
+			doc := fmt.Sprintf(`{"type":%q,"timestamp":"2026-11-22T12:20:58.946+0000","channel":{"id":%q},"asterisk_id":"02:fc:00:00:00:01","application":"ivr-pin"}`, typ, ch.ID)
+			if err := l.ARI.SendRaw(ch.App, []byte(doc)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := ch.Press(exp+oldPIN+newPIN+newPIN, time.Millisecond); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ch.WaitEnded(20 * time.Second); err != nil {
+			t.Fatal(err)
+		}
+		rec, _ := l.RecordFor(ch.ID, 5*time.Second)
+		if rec.Outcome != "changed" {
+			t.Fatalf("%+v", rec)
+		}
+		want := int64(len(types))
+		if tr != demo.Inbound {
+			// An outbound websocket reads ApplicationRegistered (the app's
+			// name) and RESTResponse (an answer to no request) itself.
+			want -= 2
+		}
+		if got := l.Line.Server.Undecodable() - before; got != want {
+			t.Fatalf("skipped %d undecodable events, want %d", got, want)
+		}
+	})
 }
 
 func TestDroppedWebSocketMidCall(t *testing.T) {
@@ -324,58 +359,103 @@ func TestDroppedWebSocketMidCall(t *testing.T) {
 	}
 }
 
-func TestConcurrentCalls(t *testing.T) {
-	const calls = 200
-	l := startLine(t, func(c *config.Config) {
-		c.FirstDigitTimeout, c.InterDigitTimeout = 8*time.Second, 5*time.Second
-	}, demo.Options{})
-	pans := make([]string, calls)
-	for i := range pans {
-		pans[i] = luhnPAN(fmt.Sprintf("400000%09d", i))
-		l.Sims.CardHost.AddCard(pans[i], "2812", "", "active", "7392")
+// Asterisk re-dials a per-call websocket that dropped (its instance died);
+// the new connection brings no StasisStart. The line finds the call in the
+// application, tells the caller the service is unavailable and hangs up,
+// and nothing reaches a host twice.
+func TestOutboundWebsocketDroppedMidCall(t *testing.T) {
+	l := startLine(t, func(c *config.Config) { c.FirstDigitTimeout = 5 * time.Second }, demo.Options{Transport: demo.Outbound})
+	ch, err := l.ARI.PlaceCall(aritest.CallOptions{})
+	if err != nil {
+		t.Fatal(err)
 	}
-	var wg sync.WaitGroup
-	errs := make(chan error, calls)
-	for i := 0; i < calls; i++ {
-		wg.Add(1)
-		go func(pan string) {
-			defer wg.Done()
-			ch, err := l.ARI.PlaceCall(aritest.CallOptions{})
-			if err != nil {
-				errs <- err
-				return
+	if err := ch.Press(change+card, time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.WaitPlayed(5*time.Second, "enter-expiry", 1); err != nil {
+		t.Fatal(err)
+	}
+	l.ARI.DropWebSockets()
+	snap, err := ch.WaitEnded(20 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if snap.EndReason != "app-hangup" || !played(ch, "result-unavailable") {
+		t.Fatalf("the re-dialled call: %+v", snap)
+	}
+	var ends []string
+	deadline := time.Now().Add(5 * time.Second)
+	for len(ends) < 2 && time.Now().Before(deadline) {
+		ends = ends[:0]
+		for _, r := range l.Records() {
+			if r.ChannelID == ch.ID {
+				ends = append(ends, r.End)
 			}
-			for _, g := range []string{change, pan + "#", exp, oldPIN, newPIN, newPIN} {
-				if err := ch.Press(g, time.Millisecond); err != nil {
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if len(ends) != 2 || !slices.Contains(ends, "hangup") || !slices.Contains(ends, "unclaimed") {
+		t.Fatalf("audit ends %v, want the lost call (hangup) and the unclaimed one", ends)
+	}
+	if n := len(l.Sims.CardHost.Received()); n != 0 {
+		t.Fatalf("%d card host requests", n)
+	}
+}
+
+func TestConcurrentCalls(t *testing.T) {
+	bothTransports(t, func(t *testing.T, tr string) {
+		const calls = 200
+		l := startLine(t, func(c *config.Config) {
+			c.FirstDigitTimeout, c.InterDigitTimeout = 8*time.Second, 5*time.Second
+		}, demo.Options{Transport: tr})
+		pans := make([]string, calls)
+		for i := range pans {
+			pans[i] = luhnPAN(fmt.Sprintf("400000%09d", i))
+			l.Sims.CardHost.AddCard(pans[i], "2812", "", "active", "7392")
+		}
+		var wg sync.WaitGroup
+		errs := make(chan error, calls)
+		for i := 0; i < calls; i++ {
+			wg.Add(1)
+			go func(pan string) {
+				defer wg.Done()
+				ch, err := l.ARI.PlaceCall(aritest.CallOptions{})
+				if err != nil {
 					errs <- err
 					return
 				}
-			}
-			if _, err := ch.WaitEnded(60 * time.Second); err != nil {
-				errs <- fmt.Errorf("call did not end: %w", err)
-			}
-		}(pans[i])
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
-	changed := 0
-	deadline := time.Now().Add(10 * time.Second)
-	for len(l.Records()) < calls && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	for _, r := range l.Records() {
-		if r.Outcome == "changed" {
-			changed++
-		} else {
-			t.Logf("not changed: %+v", r)
+				for _, g := range []string{change, pan + "#", exp, oldPIN, newPIN, newPIN} {
+					if err := ch.Press(g, time.Millisecond); err != nil {
+						errs <- err
+						return
+					}
+				}
+				if _, err := ch.WaitEnded(60 * time.Second); err != nil {
+					errs <- fmt.Errorf("call did not end: %w", err)
+				}
+			}(pans[i])
 		}
-	}
-	if changed != calls || l.Sims.CardHost.Applied() != calls {
-		t.Fatalf("%d calls changed a PIN, host applied %d, want %d", changed, l.Sims.CardHost.Applied(), calls)
-	}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		changed := 0
+		deadline := time.Now().Add(10 * time.Second)
+		for len(l.Records()) < calls && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		for _, r := range l.Records() {
+			if r.Outcome == "changed" {
+				changed++
+			} else {
+				t.Logf("not changed: %+v", r)
+			}
+		}
+		if changed != calls || l.Sims.CardHost.Applied() != calls {
+			t.Fatalf("%d calls changed a PIN, host applied %d, want %d", changed, l.Sims.CardHost.Applied(), calls)
+		}
+	})
 }
 
 // luhnPAN appends the check digit to 15 digits.
@@ -395,43 +475,49 @@ func luhnPAN(body string) string {
 }
 
 func TestAgentOptionContinuesToTheQueue(t *testing.T) {
-	l := startLine(t, func(c *config.Config) { c.AgentTransfer = "agents,queue,1" }, demo.Options{})
-	ch, rec := l.call(t, aritest.CallOptions{}, "0")
-	snap := ch.Snapshot()
-	if rec.End != "agent" || snap.EndReason != "continue" || snap.Continued == nil ||
-		*snap.Continued != (aritest.Target{Context: "agents", Extension: "queue", Priority: 1}) || !played(ch, "transfer-agent") {
-		t.Fatalf("%+v %+v", rec, snap)
-	}
+	bothTransports(t, func(t *testing.T, tr string) {
+		l := startLine(t, func(c *config.Config) { c.AgentTransfer = "agents,queue,1" }, demo.Options{Transport: tr})
+		ch, rec := l.call(t, aritest.CallOptions{}, "0")
+		snap := ch.Snapshot()
+		if rec.End != "agent" || snap.EndReason != "continue" || snap.Continued == nil ||
+			*snap.Continued != (aritest.Target{Context: "agents", Extension: "queue", Priority: 1}) || !played(ch, "transfer-agent") {
+			t.Fatalf("%+v %+v", rec, snap)
+		}
+	})
 }
 
 func TestLanguageMenuOverARI(t *testing.T) {
-	l := startLine(t, func(c *config.Config) { c.Languages = []string{"en", "ar", "zh"} }, demo.Options{})
-	ch, rec := l.call(t, aritest.CallOptions{}, "3", change, card, exp, oldPIN, newPIN, newPIN)
-	snap := ch.Snapshot()
-	if rec.Language != "zh" || snap.Language != "zh" || rec.Outcome != "changed" {
-		t.Fatalf("%+v language %s", rec, snap.Language)
-	}
-	for _, m := range []string{"sound:en/ivr-pin/lang-choice", "sound:ar/ivr-pin/lang-choice", "sound:zh/ivr-pin/lang-choice", "sound:zh/ivr-pin/number-3"} {
-		if !played(ch, m) {
-			t.Errorf("language menu did not play %s", m)
+	bothTransports(t, func(t *testing.T, tr string) {
+		l := startLine(t, func(c *config.Config) { c.Languages = []string{"en", "ar", "zh"} }, demo.Options{Transport: tr})
+		ch, rec := l.call(t, aritest.CallOptions{}, "3", change, card, exp, oldPIN, newPIN, newPIN)
+		snap := ch.Snapshot()
+		if rec.Language != "zh" || snap.Language != "zh" || rec.Outcome != "changed" {
+			t.Fatalf("%+v language %s", rec, snap.Language)
 		}
-	}
+		for _, m := range []string{"sound:en/ivr-pin/lang-choice", "sound:ar/ivr-pin/lang-choice", "sound:zh/ivr-pin/lang-choice", "sound:zh/ivr-pin/number-3"} {
+			if !played(ch, m) {
+				t.Errorf("language menu did not play %s", m)
+			}
+		}
+	})
 }
 
 func TestCallDeadlineEndsTheCallPolitely(t *testing.T) {
-	l := startLine(t, func(c *config.Config) {
-		c.CallTimeout, c.FirstDigitTimeout = 400*time.Millisecond, 10*time.Second
-	}, demo.Options{})
-	ch, err := l.ARI.PlaceCall(aritest.CallOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	snap, err := ch.WaitEnded(10 * time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec, _ := l.RecordFor(ch.ID, 5*time.Second)
-	if rec.End != "timeout" || snap.EndReason != "app-hangup" || !played(ch, "goodbye") {
-		t.Fatalf("%+v %+v", rec, snap)
-	}
+	bothTransports(t, func(t *testing.T, tr string) {
+		l := startLine(t, func(c *config.Config) {
+			c.CallTimeout, c.FirstDigitTimeout = 400*time.Millisecond, 10*time.Second
+		}, demo.Options{Transport: tr})
+		ch, err := l.ARI.PlaceCall(aritest.CallOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		snap, err := ch.WaitEnded(10 * time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec, _ := l.RecordFor(ch.ID, 5*time.Second)
+		if rec.End != "timeout" || snap.EndReason != "app-hangup" || !played(ch, "goodbye") {
+			t.Fatalf("%+v %+v", rec, snap)
+		}
+	})
 }
