@@ -71,6 +71,10 @@ type Options struct {
 	// for test-only peers such as an outbound websocket client. The
 	// project's files are never edited beyond ports, passwords and paths.
 	Files map[string]string
+	// OutboundURI and OutboundPassword point the shipped outbound websocket
+	// client (websocket_client.conf [ivr-pin]) at a test's ivr-pin
+	// listener (ws://127.0.0.1:port/ari) or load balancer.
+	OutboundURI, OutboundPassword string
 }
 
 // Start runs an Asterisk for t and stops it when t ends.
@@ -275,6 +279,12 @@ func (a *Asterisk) configure(opts Options) error {
 		{"ari.conf", `(?m)^password_format\s*=.*$`, "password_format = plain"},
 		{"ari.conf", `(?m)^password\s*=.*$`, "password = " + a.ARIPassword},
 		{"pjsip.conf", `(?m)^bind\s*=.*$`, "bind = " + a.SIPAddr},
+	}
+	if opts.OutboundURI != "" {
+		overlay = append(overlay, []struct{ file, pattern, with string }{
+			{"websocket_client.conf", `(?m)^uri\s*=.*$`, "uri = " + opts.OutboundURI},
+			{"websocket_client.conf", `(?m)^password\s*=.*$`, "password = " + opts.OutboundPassword},
+		}...)
 	}
 	for _, o := range overlay {
 		re := regexp.MustCompile(o.pattern)

@@ -1,6 +1,7 @@
 package asterisktest_test
 
 import (
+	"crypto/rand"
 	"encoding/hex"
 	"fmt"
 	"net"
@@ -8,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -73,7 +75,34 @@ type line struct {
 
 func startLine(t testing.TB, env ...string) *line {
 	t.Helper()
-	ast := asterisktest.Start(t, asterisktest.Options{})
+	return startLineWith(t, lineOptions{env: env})
+}
+
+// lineOptions shape a line: outbound has Asterisk dial serve (outbound
+// ARI websockets through the shipped websocket_client.conf) instead of
+// serve dialling Asterisk.
+type lineOptions struct {
+	outbound bool
+	env      []string
+	// front, with outbound, is where Asterisk dials instead (a load
+	// balancer): serve is not started, the test runs its own instances
+	// with IVRPIN_ARI_LISTEN of their own.
+	front string
+}
+
+func startLineWith(t testing.TB, o lineOptions) *line {
+	t.Helper()
+	env := o.env
+	var astOpts asterisktest.Options
+	if o.outbound {
+		listen, pw := freeAddr(t), randomHex(12)
+		if o.front != "" {
+			listen = o.front
+		}
+		astOpts.OutboundURI, astOpts.OutboundPassword = "ws://"+listen+"/ari", pw
+		env = append([]string{"IVRPIN_ARI_LISTEN=" + listen, "IVRPIN_ARI_LISTEN_PASSWORD=" + pw}, env...)
+	}
+	ast := asterisktest.Start(t, astOpts)
 	key, err := secret.ParseHexKey(secret.TDES, zpkHex)
 	if err != nil {
 		t.Fatal(err)
@@ -96,7 +125,11 @@ func startLine(t testing.TB, env ...string) *line {
 		// Many scenarios share the test caller ids: the limits are tested elsewhere.
 		"IVRPIN_LIMIT_CALLER_MAX=1000", "IVRPIN_LIMIT_WITHHELD_MAX=1000",
 	}, env...)
-	l.startServe(t)
+	if o.front == "" {
+		l.startServe(t)
+	} else {
+		l.out, l.errs = &syncbuf.Buffer{}, &syncbuf.Buffer{}
+	}
 	t.Cleanup(func() {
 		l.stopServe()
 		l.checkNothingLeaked(t)
@@ -125,8 +158,12 @@ func (l *line) startServe(t testing.TB) {
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	l.serve, l.exited = cmd, exited
+	ready := "ARI events connected"
+	if slices.ContainsFunc(l.env, func(v string) bool { return strings.HasPrefix(v, "IVRPIN_ARI_LISTEN=") }) {
+		ready = "listening for Asterisk's outbound ARI websockets"
+	}
 	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(errs.String(), "ARI events connected") {
+	for !strings.Contains(errs.String(), ready) {
 		select {
 		case err := <-exited:
 			t.Fatalf("serve exited: %v\n%s", err, errs.String())
@@ -141,7 +178,7 @@ func (l *line) startServe(t testing.TB) {
 
 // stopServe sends SIGTERM and waits for the drain.
 func (l *line) stopServe() error {
-	if l.serve == nil || l.serve.ProcessState != nil {
+	if l.serve == nil || l.exited == nil || l.serve.ProcessState != nil {
 		return nil
 	}
 	_ = l.serve.Process.Signal(syscall.SIGTERM)
@@ -196,6 +233,12 @@ func (l *line) checkNothingLeaked(t testing.TB) {
 var asteriskMeta = regexp.MustCompile(`\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)?\]|\b(ERROR|WARNING|NOTICE|VERBOSE|DEBUG|DTMF|SECURITY)\[\d+\](\[[^\]]*\])?`)
 
 func scrubLogMeta(s string) string { return asteriskMeta.ReplaceAllString(s, "") }
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
 
 func freeAddr(t testing.TB) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -30,6 +30,7 @@ func (l *Line) handle(c *ivr.Call) {
 		l.ended(rec)
 	}()
 	ctx := c.Context()
+	c.Log.WithFields(logrus.Fields{"transport": rec.Transport, "arrival": c.Arrival.String()}).Debug("call started")
 	switch c.Arrival {
 	case ivr.DuringDrain:
 		rec.End = "turned_away"
