@@ -38,18 +38,76 @@ import (
 // request, and to the outcome prompt starting.
 func load(args []string, out, stderr io.Writer) int {
 	fs := flag.NewFlagSet("load", flag.ContinueOnError)
-	calls := fs.Int("calls", 1000, "concurrent calls")
-	ramp := fs.Int("ramp", 200, "calls placed per batch while ramping up")
-	speed := fs.Float64("speed", 0.01, "prompt playing speed (1 = real time)")
-	rate := fs.Float64("rate", 0, "callers finishing per second after all are held (0: all at once, the worst case)")
+	o := loadOptions{}
+	fs.IntVar(&o.calls, "calls", 1000, "concurrent calls")
+	fs.IntVar(&o.ramp, "ramp", 200, "calls placed per batch while ramping up")
+	fs.Float64Var(&o.speed, "speed", 0.01, "prompt playing speed (1 = real time)")
+	fs.Float64Var(&o.rate, "rate", 0, "callers finishing per second after all are held (0: all at once, the worst case)")
+	transport := fs.String("transport", "inbound", "ARI transport: inbound, outbound (one websocket per call) or both (one after the other, side by side)")
 	if code, done := parseFlags(fs, args, "Runs serve as a child process under many concurrent calls and reports heap per call and\nlatencies (docs/performance.md).", out, stderr); done {
 		return code
+	}
+	var transports []string
+	switch *transport {
+	case "inbound", "outbound":
+		transports = []string{*transport}
+	case "both":
+		transports = []string{"inbound", "outbound"}
+	default:
+		fmt.Fprintf(stderr, "ivr-pin load: --transport must be inbound, outbound or both\n")
+		return 2
 	}
 	self, err := os.Executable()
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
+	o.self = self
+	var results []loadResult
+	for _, tr := range transports {
+		o.transport = tr
+		r, err := loadOnce(o, stderr)
+		if err != nil {
+			fmt.Fprintf(stderr, "ivr-pin load (%s): %v\n", tr, err)
+			return 1
+		}
+		results = append(results, r)
+	}
+	fmt.Fprintf(out, "calls held: %d, ramp %d, speed %g, rate %g/s\n\n", o.calls, o.ramp, o.speed, o.rate)
+	fmt.Fprintf(out, "| transport | active at the menu | heap per call | PINs changed | last key -> host request p50 / p99 | last key -> outcome prompt p50 / p99 |\n")
+	fmt.Fprintf(out, "|---|---|---|---|---|---|\n")
+	ok := true
+	for _, r := range results {
+		fmt.Fprintf(out, "| %s | %.0f | %.1f KiB | %d of %d | %s / %s (n=%d) | %s / %s (n=%d) |\n", r.transport, r.active,
+			(r.heldHeap-r.idleHeap)/float64(o.calls)/1024, r.changed, o.calls,
+			pct(r.toHost, 50), pct(r.toHost, 99), len(r.toHost), pct(r.toOutcome, 50), pct(r.toOutcome, 99), len(r.toOutcome))
+		ok = ok && r.changed == o.calls
+	}
+	if !ok {
+		return 1
+	}
+	return 0
+}
+
+type loadOptions struct {
+	self        string
+	calls, ramp int
+	speed, rate float64
+	transport   string
+}
+
+type loadResult struct {
+	transport          string
+	active             float64
+	idleHeap, heldHeap float64
+	changed            int
+	toHost, toOutcome  []time.Duration
+}
+
+// loadOnce runs one serve child on one transport, with simulators and
+// cards of its own.
+func loadOnce(o loadOptions, stderr io.Writer) (loadResult, error) {
+	res := loadResult{transport: o.transport}
 	raw := make([]byte, 16)
 	for i := range raw {
 		raw[i] = byte(i*29 + 7)
@@ -60,8 +118,7 @@ func load(args []string, out, stderr io.Writer) int {
 	const apiSecret = "load-test-secret-0123456789abcde"
 	sims, err := simrun.Start(simrun.Options{BankID: "LOAD", APIKey: "load-key", ZPK: zpk, APISecret: apiSecret})
 	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return 1
+		return res, err
 	}
 	defer sims.Close()
 
@@ -73,7 +130,7 @@ func load(args []string, out, stderr io.Writer) int {
 		hostAt[pan] = time.Now()
 		mu.Unlock()
 	})
-	ari, err := aritest.Start(aritest.Options{PlaybackScale: *speed, OnPlay: func(ch *aritest.Channel, media string) {
+	ari, err := aritest.Start(aritest.Options{PlaybackScale: o.speed, OnPlay: func(ch *aritest.Channel, media string) {
 		if strings.Contains(media, "/result-") {
 			mu.Lock()
 			outcomeAt[ch.ID] = time.Now()
@@ -81,26 +138,24 @@ func load(args []string, out, stderr io.Writer) int {
 		}
 	}})
 	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return 1
+		return res, err
 	}
 	defer ari.Close()
 
-	pans := make([]string, *calls)
+	pans := make([]string, o.calls)
 	for i := range pans {
 		pans[i] = withLuhn(fmt.Sprintf("499999%09d", i))
 		sims.CardHost.AddCard(pans[i], "2812", "", "active", "7392")
 	}
 	metricsAddr, err := loopbackAddr()
 	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return 1
+		return res, err
 	}
 	dir, _ := os.MkdirTemp("", "ivr-pin-load")
 	defer os.RemoveAll(dir)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	child := exec.CommandContext(ctx, self, "serve")
+	child := exec.CommandContext(ctx, o.self, "serve")
 	child.Env = append(os.Environ(),
 		"IVRPIN_ARI_URL="+ari.URL, "IVRPIN_ARI_PASSWORD=test-password",
 		"IVRPIN_NI_URL="+sims.CardHostURL, "IVRPIN_NI_BANK_ID=LOAD", "IVRPIN_NI_ZPK="+zpkHex, "IVRPIN_NI_TIMEOUT=30s",
@@ -109,49 +164,61 @@ func load(args []string, out, stderr io.Writer) int {
 		"IVRPIN_LIMIT_CARD_MAX=0", "IVRPIN_LIMIT_CALLER_MAX=0", "IVRPIN_LOG_LEVEL=warn",
 		"IVRPIN_AUDIT_FILE="+filepath.Join(dir, "audit.jsonl"),
 		"IVRPIN_FIRST_DIGIT_TIMEOUT=5m", "IVRPIN_INTER_DIGIT_TIMEOUT=1m", "IVRPIN_ARI_TIMEOUT=30s")
+	var listen string
+	if o.transport == "outbound" {
+		if listen, err = loopbackAddr(); err != nil {
+			return res, err
+		}
+		child.Env = append(child.Env, "IVRPIN_ARI_LISTEN="+listen, "IVRPIN_ARI_LISTEN_PASSWORD=load-outbound")
+	}
 	child.Stderr = stderr
 	if err := child.Start(); err != nil {
-		fmt.Fprintln(stderr, err)
-		return 1
+		return res, err
 	}
-	if err := ari.WaitConnected("ivr-pin", 30*time.Second); err != nil {
-		fmt.Fprintln(stderr, err)
-		return 1
+	defer func() {
+		cancel()
+		_ = child.Wait()
+	}()
+	if o.transport == "outbound" {
+		if err := waitListening(listen, 30*time.Second); err != nil {
+			return res, err
+		}
+		ari.SetOutbound(&aritest.Outbound{URL: "ws://" + listen + "/ari", Username: "asterisk", Password: "load-outbound"})
+	} else if err := ari.WaitConnected("ivr-pin", 30*time.Second); err != nil {
+		return res, err
 	}
-	idleHeap := heapOf(metricsAddr)
+	res.idleHeap = heapOf(metricsAddr)
 
 	// Ramp up: every call waits at the main menu.
-	chans := make([]*aritest.Channel, *calls)
-	for start := 0; start < *calls; start += *ramp {
-		end := min(start+*ramp, *calls)
+	chans := make([]*aritest.Channel, o.calls)
+	for start := 0; start < o.calls; start += o.ramp {
+		end := min(start+o.ramp, o.calls)
 		for i := start; i < end; i++ {
 			ch, err := ari.PlaceCall(aritest.CallOptions{CallerNumber: fmt.Sprintf("1555%07d", i)})
 			if err != nil {
-				fmt.Fprintln(stderr, err)
-				return 1
+				return res, err
 			}
 			chans[i] = ch
 		}
 		for i := start; i < end; i++ {
 			if err := chans[i].WaitPlayed(2*time.Minute, "menu-repeat", 1); err != nil {
-				fmt.Fprintf(stderr, "call %d never reached the menu: %v\n", i, err)
-				return 1
+				return res, fmt.Errorf("call %d never reached the menu: %v", i, err)
 			}
 		}
 	}
 	time.Sleep(time.Second)
-	heldHeap := heapOf(metricsAddr)
-	active := metricOf(metricsAddr, "ivrpin_active_calls")
+	res.heldHeap = heapOf(metricsAddr)
+	res.active = metricOf(metricsAddr, "ivrpin_active_calls")
 
 	// Every caller completes a change; the last key's time is noted.
-	lastKey := make([]time.Time, *calls)
+	lastKey := make([]time.Time, o.calls)
 	var wg sync.WaitGroup
 	for i := range chans {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			if *rate > 0 {
-				time.Sleep(time.Duration(float64(i) / *rate * float64(time.Second)))
+			if o.rate > 0 {
+				time.Sleep(time.Duration(float64(i) / o.rate * float64(time.Second)))
 			}
 			ch := chans[i]
 			for _, g := range []string{"1", pans[i] + "#", "2812", "7392#", "4829#", "4829#"} {
@@ -165,31 +232,31 @@ func load(args []string, out, stderr io.Writer) int {
 	}
 	wg.Wait()
 
-	var toHost, toOutcome []time.Duration
 	mu.Lock()
 	for i, ch := range chans {
 		if h, ok := hostAt[pans[i]]; ok && !lastKey[i].IsZero() {
-			toHost = append(toHost, h.Sub(lastKey[i]))
+			res.toHost = append(res.toHost, h.Sub(lastKey[i]))
 		}
-		if o, ok := outcomeAt[ch.ID]; ok && !lastKey[i].IsZero() {
-			toOutcome = append(toOutcome, o.Sub(lastKey[i]))
+		if oa, ok := outcomeAt[ch.ID]; ok && !lastKey[i].IsZero() {
+			res.toOutcome = append(res.toOutcome, oa.Sub(lastKey[i]))
 		}
 	}
 	mu.Unlock()
-	changed := sims.CardHost.Applied()
-	cancel()
-	_ = child.Wait()
+	res.changed = sims.CardHost.Applied()
+	return res, nil
+}
 
-	fmt.Fprintf(out, "calls held at the menu: %d (app reports %.0f active)\n", *calls, active)
-	fmt.Fprintf(out, "app heap: idle %.1f MiB, holding %.1f MiB: %.1f KiB per active call\n",
-		idleHeap/(1<<20), heldHeap/(1<<20), (heldHeap-idleHeap)/float64(*calls)/1024)
-	fmt.Fprintf(out, "PINs changed: %d of %d\n", changed, *calls)
-	fmt.Fprintf(out, "last key -> host request: p50 %s p99 %s (n=%d)\n", pct(toHost, 50), pct(toHost, 99), len(toHost))
-	fmt.Fprintf(out, "last key -> outcome prompt: p50 %s p99 %s (n=%d)\n", pct(toOutcome, 50), pct(toOutcome, 99), len(toOutcome))
-	if changed != *calls {
-		return 1
+// waitListening waits (bounded) until addr accepts connections.
+func waitListening(addr string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			c.Close()
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
-	return 0
+	return fmt.Errorf("serve is not listening on %s", addr)
 }
 
 func withLuhn(body string) string {
