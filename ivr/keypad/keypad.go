@@ -11,8 +11,6 @@ import (
 	"errors"
 	"sync"
 	"time"
-
-	"github.com/ivr-pin/ivr-pin/pinsvc/secret"
 )
 
 // ErrHungUp is returned once the caller has gone.
@@ -43,7 +41,7 @@ type Spec struct {
 }
 
 // Entry is what was typed. Digits belongs to the caller of Collect, who
-// wipes it (secret.Zero) when done.
+// wipes it (clear) when done.
 type Entry struct {
 	Digits []byte
 	End    End
@@ -92,7 +90,7 @@ func (k *Keypad) HangUp() {
 	defer k.mu.Unlock()
 	if !k.hungUp {
 		k.hungUp = true
-		secret.Zero(k.buf)
+		clear(k.buf)
 		k.buf = nil
 		k.wake()
 	}
@@ -123,7 +121,7 @@ func (k *Keypad) Pending() bool {
 func (k *Keypad) Flush() {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	secret.Zero(k.buf)
+	clear(k.buf)
 	k.buf = k.buf[:0]
 	k.swallowHash = false
 }
@@ -167,13 +165,13 @@ func (k *Keypad) Collect(ctx context.Context, spec Spec) (Entry, error) {
 	for {
 		d, ok, gone, changed := k.next()
 		if gone {
-			secret.Zero(digits)
+			clear(digits)
 			return Entry{}, ErrHungUp
 		}
 		if !ok {
 			select {
 			case <-ctx.Done():
-				secret.Zero(digits)
+				clear(digits)
 				return Entry{}, ctx.Err()
 			case <-changed:
 				continue
@@ -186,7 +184,7 @@ func (k *Keypad) Collect(ctx context.Context, spec Spec) (Entry, error) {
 		}
 		switch {
 		case d == '*':
-			secret.Zero(digits)
+			clear(digits)
 			return Entry{End: EndCleared}, nil
 		case d == '#' && spec.Terminator:
 			return Entry{Digits: digits, End: EndTerminator}, nil
