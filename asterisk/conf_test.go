@@ -107,3 +107,28 @@ func TestPJSIPUsesRFC4733DTMF(t *testing.T) {
 		}
 	}
 }
+
+// The outbound sample serves the same app as the dialplan, dials ivr-pin's
+// listener path with the ari subprotocol, and its client id exists.
+func TestOutboundSampleMatchesTheApp(t *testing.T) {
+	ws := strings.Join(settings(read(t, "websocket_client.conf")), "\n")
+	for _, want := range []string{"[ivr-pin]", "type = websocket_client", "connection_type = per_call_config", "protocols = ari"} {
+		if !strings.Contains(ws, want) {
+			t.Errorf("websocket_client.conf lacks %q", want)
+		}
+	}
+	if !regexp.MustCompile(`(?m)^uri = wss?://[^/\s]+/ari$`).MatchString(ws) {
+		t.Errorf("websocket_client.conf uri must end in /ari (IVRPIN_ARI_LISTEN's path)")
+	}
+	ari := read(t, "ari.conf")
+	i := strings.Index(ari, "[ivr-pin-outbound]")
+	if i < 0 {
+		t.Fatal("ari.conf has no [ivr-pin-outbound] section")
+	}
+	section := strings.Join(settings(ari[i:]), "\n")
+	for _, want := range []string{"type = outbound_websocket", "websocket_client_id = ivr-pin", "apps = " + Application, "local_ari_user = ivr-pin"} {
+		if !strings.Contains(section, want) {
+			t.Errorf("ari.conf [ivr-pin-outbound] lacks %q", want)
+		}
+	}
+}
