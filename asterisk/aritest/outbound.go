@@ -184,7 +184,10 @@ func (s *Server) placeOutbound(o *Outbound, ch *Channel) error {
 // that reaches another instance), announce the app but send no
 // StasisStart; if that fails, the channel returns to the dialplan.
 func (s *Server) perCallLost(o *Outbound, ch *Channel) {
-	if !ch.inStasis() {
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if closed || !ch.inStasis() {
 		return
 	}
 	c, err := s.dialOutbound(o)

@@ -184,11 +184,13 @@ func (s *Server) Restart(down time.Duration) error {
 	s.chans = map[string]*Channel{}
 	s.pbs = map[string]*playback{}
 	s.mu.Unlock()
-	s.DropWebSockets()
-	_ = srv.Close()
+	// Calls vanish first: a per-call websocket that then drops is not
+	// dialled again (the channel is gone with the restart).
 	for _, ch := range chans {
 		ch.vanish()
 	}
+	s.DropWebSockets()
+	_ = srv.Close()
 	time.Sleep(down)
 	return s.listen(s.addr)
 }

@@ -2,6 +2,7 @@ package aritest
 
 import (
 	"encoding/json"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -230,4 +231,95 @@ func TestRefusesNonLoopback(t *testing.T) {
 	if _, err := Start(Options{Addr: "0.0.0.0:0"}); err == nil {
 		t.Fatal("listened on all interfaces")
 	}
+}
+
+// TestOutboundSpeaksAsterisksRESTOverWebsocket plays the app's side of an
+// outbound per-call websocket: the server (as Asterisk 22) dials with basic
+// auth and subprotocol ari, sends ApplicationRegistered then StasisStart
+// for "<app>:<channel name>", and answers a RESTRequest with the
+// RESTResponse fields of res/ari/ari_websocket_requests.c (message_body a
+// JSON string).
+func TestOutboundSpeaksAsterisksRESTOverWebsocket(t *testing.T) {
+	got := make(chan *websocket.Conn, 1)
+	stop := make(chan struct{})
+	t.Cleanup(func() { close(stop) })
+	var auth, proto string
+	mux := http.NewServeMux()
+	mux.Handle("/ari", websocket.Server{
+		Handshake: func(c *websocket.Config, r *http.Request) error {
+			auth = r.Header.Get("Authorization")
+			proto = strings.Join(c.Protocol, ",")
+			c.Protocol = []string{"ari"}
+			return nil
+		},
+		Handler: func(ws *websocket.Conn) { got <- ws; <-stop },
+	})
+	app := httptestServer(t, mux)
+	s, err := Start(Options{PlaybackScale: 0.001})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.SetOutbound(&Outbound{URL: "ws://" + app + "/ari", Username: "asterisk", Password: "pw"})
+	ch, err := s.PlaceCall(CallOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws := <-got
+	defer ws.Close()
+	if auth != "Basic YXN0ZXJpc2s6cHc=" || proto != "ari" {
+		t.Fatalf("auth %q protocol %q", auth, proto)
+	}
+	read := func() map[string]any {
+		var m map[string]any
+		_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if err := websocket.JSON.Receive(ws, &m); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	first, second := read(), read()
+	if first["type"] != "ApplicationRegistered" || second["type"] != "StasisStart" ||
+		second["application"] != "ivr-pin:"+ch.Name || ch.App != "ivr-pin:"+ch.Name {
+		t.Fatalf("%v / %v", first, second)
+	}
+	if err := websocket.Message.Send(ws, `{"type":"RESTRequest","transaction_id":"t1","request_id":"r1","method":"GET","uri":"channels/`+ch.ID+`/variable","query_strings":[{"name":"variable","value":"CALLERID(num)"}]}`); err != nil {
+		t.Fatal(err)
+	}
+	var resp map[string]any
+	for resp == nil || resp["type"] != "RESTResponse" {
+		resp = read()
+	}
+	want := []string{"content_type", "message_body", "reason_phrase", "request_id", "status_code", "transaction_id", "type", "uri"}
+	keys := []string{}
+	for k := range resp {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	if strings.Join(keys, ",") != strings.Join(want, ",") || resp["status_code"] != float64(200) || resp["request_id"] != "r1" ||
+		resp["transaction_id"] != "t1" || resp["message_body"] != `{"value":"15551230001"}` {
+		t.Fatalf("%v", resp)
+	}
+	// An application name with a "/" travels escaped, as Asterisk decodes
+	// each segment after splitting.
+	if err := websocket.Message.Send(ws, `{"type":"RESTRequest","request_id":"r2","method":"GET","uri":"applications/`+url.PathEscape(ch.App)+`"}`); err != nil {
+		t.Fatal(err)
+	}
+	for resp["request_id"] != "r2" {
+		resp = read()
+	}
+	if resp["status_code"] != float64(200) || !strings.Contains(resp["message_body"].(string), ch.ID) {
+		t.Fatalf("%v", resp)
+	}
+}
+
+func httptestServer(t *testing.T, h http.Handler) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return ln.Addr().String()
 }

@@ -33,8 +33,15 @@ func console(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	lang := fs.String("lang", "", "language passed in as an agent transfer would (skips the language menu)")
 	speed := fs.Float64("speed", 0.05, "prompt playing speed: 1 is real time")
 	verbose := fs.Bool("verbose", false, "show the app's logs")
+	transport := fs.String("transport", "inbound", "ARI transport between the test server and the line: inbound, outbound (one websocket per call) or persistent (one outbound websocket)")
 	if code, done := parseFlags(fs, args, "One complete call on this machine: the ARI test server stands in for Asterisk and the\nsimulators for the bank (unless IVRPIN_NI_URL / IVRPIN_KEYSECURE_URL are set). Keys come\nfrom --keys, piped standard input, or the keyboard. Exit 0 on an outcome, 3 without one.", stdout, stderr); done {
 		return code
+	}
+	switch *transport {
+	case demo.Inbound, demo.Outbound, demo.Persistent:
+	default:
+		fmt.Fprintln(stderr, "ivr-pin console: --transport must be inbound, outbound or persistent")
+		return 2
 	}
 	cfg, ok := loadConfig(stderr)
 	if !ok {
@@ -67,7 +74,7 @@ func console(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		language = cfg.Languages[0]
 	}
 	d, err := demo.Start(demo.Options{
-		Config: cfg, Log: logrus.NewEntry(logger), PlaybackScale: *speed,
+		Config: cfg, Log: logrus.NewEntry(logger), PlaybackScale: *speed, Transport: *transport,
 		OnPlay: func(ch *aritest.Channel, media string) {
 			item, ok := prompts.FromMediaURI(media)
 			if !ok {

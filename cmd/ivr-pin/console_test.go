@@ -25,7 +25,13 @@ func afterBanner(s string) string {
 }
 
 func TestConsoleChangeWithKeysFlag(t *testing.T) {
-	code, out, errs := runConsole(t, "", "--keys", "1 4111111111111111# 2812 7392# 4829# 4829#", "--speed", "0.01")
+	for _, tr := range []string{"inbound", "outbound", "persistent"} {
+		t.Run(tr, func(t *testing.T) { consoleChange(t, "--transport", tr) })
+	}
+}
+
+func consoleChange(t *testing.T, extra ...string) {
+	code, out, errs := runConsole(t, "", append([]string{"--keys", "1 4111111111111111# 2812 7392# 4829# 4829#", "--speed", "0.01"}, extra...)...)
 	if code != 0 {
 		t.Fatalf("exit %d\n%s\n%s", code, out, errs)
 	}
