@@ -144,10 +144,24 @@ func (c *Call) Answer(ctx context.Context) error {
 // Play plays media URIs (sound:, digits:, ...) in order; a key press stops
 // the current one (barge-in) and stays typed ahead for the next Collect.
 func (c *Call) Play(ctx context.Context, media ...string) error {
+	return c.playAll(ctx, media, true)
+}
+
+// Say plays media URIs to the end whatever is pressed (typed-ahead keys are
+// dropped first); only a hang-up stops it.
+func (c *Call) Say(ctx context.Context, media ...string) error {
+	c.kp.Flush()
+	return c.playAll(ctx, media, false)
+}
+
+func (c *Call) playAll(ctx context.Context, media []string, bargeIn bool) error {
 	for _, m := range media {
-		changed := c.kp.Changed()
-		if c.kp.Pending() {
-			return nil
+		var changed <-chan struct{} // nil: never ready (no barge-in)
+		if bargeIn {
+			changed = c.kp.Changed()
+			if c.kp.Pending() {
+				return nil
+			}
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -164,28 +178,6 @@ func (c *Call) Play(ctx context.Context, media ...string) error {
 				return keypad.ErrHungUp
 			}
 			return nil
-		case <-ctx.Done():
-			c.forget(id)
-			return ctx.Err()
-		}
-	}
-	return nil
-}
-
-// Say plays media URIs to the end whatever is pressed (typed-ahead keys are
-// dropped first); only a hang-up stops it.
-func (c *Call) Say(ctx context.Context, media ...string) error {
-	c.kp.Flush()
-	for _, m := range media {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		id, done, err := c.startPlayback(ctx, m)
-		if err != nil {
-			return err
-		}
-		select {
-		case <-done:
 		case <-ctx.Done():
 			c.forget(id)
 			return ctx.Err()

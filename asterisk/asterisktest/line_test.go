@@ -308,3 +308,61 @@ func run(t testing.TB, c *asterisktest.LocalCall, steps ...step) {
 		}
 	}
 }
+
+// scenarioChange is one scenario, run on any line (inbound or outbound).
+func scenarioChange(l *line, d *asterisktest.Driver) func(*testing.T) {
+	return func(t *testing.T) {
+		t.Parallel()
+		pan, exp := l.changeCard("7392")
+		l.typed("", "4829")
+		c := d.Call(t, asterisktest.CallOptions{})
+		run(t, c, step{media: "menu-change", keys: "1"}, step{media: "enter-card", keys: pan + "#"}, step{media: "enter-expiry", keys: exp},
+			step{media: "enter-current-pin", keys: "7392#"}, step{media: "enter-new-pin", keys: "4829#"}, step{media: "confirm-new-pin", keys: "4829#"},
+			step{media: "result-changed"}, step{media: "goodbye"})
+		if err := c.WaitGone(20 * time.Second); err != nil {
+			t.Fatal(err)
+		}
+		if !l.sims.CardHost.PINIs(pan, "4829") {
+			t.Fatal("the card host does not hold the new PIN")
+		}
+	}
+}
+
+// scenarioFirstSetup is one scenario, run on any line (inbound or outbound).
+func scenarioFirstSetup(l *line, d *asterisktest.Driver) func(*testing.T) {
+	return func(t *testing.T) {
+		t.Parallel()
+		pan, exp, cardNo := l.setupCard("562")
+		l.typed("", "730164")
+		c := d.Call(t, asterisktest.CallOptions{})
+		run(t, c, step{media: "menu-setup", keys: "2"}, step{media: "enter-card", keys: pan + "#"}, step{media: "enter-expiry", keys: exp},
+			step{media: "enter-security-code", keys: "562"}, step{media: "enter-new-pin", keys: "730164#"},
+			step{media: "confirm-new-pin", keys: "730164#"}, step{media: "result-set"})
+		if err := c.WaitGone(20 * time.Second); err != nil {
+			t.Fatal(err)
+		}
+		if !l.sims.KeySecure.PINIs(cardNo, "730164") {
+			t.Fatal("KeySecure does not hold the first PIN")
+		}
+	}
+}
+
+// scenarioTransferInAndBack is one scenario, run on any line (inbound or outbound).
+func scenarioTransferInAndBack(l *line, d *asterisktest.Driver) func(*testing.T) {
+	return func(t *testing.T) {
+		t.Parallel()
+		pan, exp := l.changeCard("3917")
+		l.typed("", "4829")
+		c := d.Call(t, asterisktest.CallOptions{Context: "ivr-pin-transfer", Exten: "change",
+			Variables: map[string]string{"IVRPIN_AGENT": "agent7", "IVRPIN_PAN": pan, "IVRPIN_EXPIRY": exp}})
+		run(t, c, step{media: "enter-current-pin", keys: "3917#"}, step{media: "enter-new-pin", keys: "4829#"},
+			step{media: "confirm-new-pin", keys: "4829#"}, step{media: "result-changed"}, step{media: "returning-to-agent"})
+		if err := c.WaitDialplan("ivr-pin-return", "agent7", "Dial", 20*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		if !l.sims.CardHost.PINIs(pan, "4829") {
+			t.Fatal("not changed")
+		}
+		c.Hangup()
+	}
+}

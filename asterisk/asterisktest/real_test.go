@@ -47,37 +47,9 @@ func TestRealAsteriskLocalChannels(t *testing.T) {
 	l := startLine(t)
 	d := l.ast.NewDriver(t)
 
-	t.Run("change", func(t *testing.T) {
-		t.Parallel()
-		pan, exp := l.changeCard("7392")
-		l.typed("", "4829")
-		c := d.Call(t, asterisktest.CallOptions{})
-		run(t, c, step{media: "menu-change", keys: "1"}, step{media: "enter-card", keys: pan + "#"}, step{media: "enter-expiry", keys: exp},
-			step{media: "enter-current-pin", keys: "7392#"}, step{media: "enter-new-pin", keys: "4829#"}, step{media: "confirm-new-pin", keys: "4829#"},
-			step{media: "result-changed"}, step{media: "goodbye"})
-		if err := c.WaitGone(20 * time.Second); err != nil {
-			t.Fatal(err)
-		}
-		if !l.sims.CardHost.PINIs(pan, "4829") {
-			t.Fatal("the card host does not hold the new PIN")
-		}
-	})
+	t.Run("change", scenarioChange(l, d))
 
-	t.Run("first setup", func(t *testing.T) {
-		t.Parallel()
-		pan, exp, cardNo := l.setupCard("562")
-		l.typed("", "730164")
-		c := d.Call(t, asterisktest.CallOptions{})
-		run(t, c, step{media: "menu-setup", keys: "2"}, step{media: "enter-card", keys: pan + "#"}, step{media: "enter-expiry", keys: exp},
-			step{media: "enter-security-code", keys: "562"}, step{media: "enter-new-pin", keys: "730164#"},
-			step{media: "confirm-new-pin", keys: "730164#"}, step{media: "result-set"})
-		if err := c.WaitGone(20 * time.Second); err != nil {
-			t.Fatal(err)
-		}
-		if !l.sims.KeySecure.PINIs(cardNo, "730164") {
-			t.Fatal("KeySecure does not hold the first PIN")
-		}
-	})
+	t.Run("first setup", scenarioFirstSetup(l, d))
 
 	t.Run("wrong current PIN, then right", func(t *testing.T) {
 		t.Parallel()
@@ -141,22 +113,7 @@ func TestRealAsteriskLocalChannels(t *testing.T) {
 		c.Hangup()
 	})
 
-	t.Run("transferred in by an agent and returned to the agent", func(t *testing.T) {
-		t.Parallel()
-		pan, exp := l.changeCard("3917")
-		l.typed("", "4829")
-		c := d.Call(t, asterisktest.CallOptions{Context: "ivr-pin-transfer", Exten: "change",
-			Variables: map[string]string{"IVRPIN_AGENT": "agent7", "IVRPIN_PAN": pan, "IVRPIN_EXPIRY": exp}})
-		run(t, c, step{media: "enter-current-pin", keys: "3917#"}, step{media: "enter-new-pin", keys: "4829#"},
-			step{media: "confirm-new-pin", keys: "4829#"}, step{media: "result-changed"}, step{media: "returning-to-agent"})
-		if err := c.WaitDialplan("ivr-pin-return", "agent7", "Dial", 20*time.Second); err != nil {
-			t.Fatal(err)
-		}
-		if !l.sims.CardHost.PINIs(pan, "4829") {
-			t.Fatal("not changed")
-		}
-		c.Hangup()
-	})
+	t.Run("transferred in by an agent and returned to the agent", scenarioTransferInAndBack(l, d))
 
 	t.Run("hang-up while the host is answering", func(t *testing.T) {
 		t.Parallel()
