@@ -1,6 +1,7 @@
 package ivr
 
 import (
+	"bytes"
 	"context"
 	"crypto/subtle"
 	"crypto/tls"
@@ -227,6 +228,14 @@ type envelope struct {
 }
 
 func (l *wsLink) receive(data []byte, skipped *atomic.Int64, log *logrus.Entry) {
+	// Most messages are events: decode them once. Only a message that names
+	// one of the types read here pays for the envelope first.
+	if !bytes.Contains(data, []byte("RESTResponse")) && !bytes.Contains(data, []byte("ApplicationRe")) {
+		if ev := decodeOrCount(data, skipped, log); ev != nil {
+			l.link.handle(ev)
+		}
+		return
+	}
 	var env envelope
 	if err := json.Unmarshal(data, &env); err != nil {
 		skipped.Add(1)
