@@ -75,6 +75,9 @@ type Options struct {
 	// client (websocket_client.conf [ivr-pin]) at a test's ivr-pin
 	// listener (ws://127.0.0.1:port/ari) or load balancer.
 	OutboundURI, OutboundPassword string
+	// OutboundPersistent switches that client to one persistent websocket
+	// for every call (connection_type = persistent).
+	OutboundPersistent bool
 }
 
 // Start runs an Asterisk for t and stops it when t ends.
@@ -285,6 +288,9 @@ func (a *Asterisk) configure(opts Options) error {
 			{"websocket_client.conf", `(?m)^uri\s*=.*$`, "uri = " + opts.OutboundURI},
 			{"websocket_client.conf", `(?m)^password\s*=.*$`, "password = " + opts.OutboundPassword},
 		}...)
+		if opts.OutboundPersistent {
+			overlay = append(overlay, struct{ file, pattern, with string }{"websocket_client.conf", `(?m)^connection_type\s*=.*$`, "connection_type = persistent"})
+		}
 	}
 	for _, o := range overlay {
 		re := regexp.MustCompile(o.pattern)

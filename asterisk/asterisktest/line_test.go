@@ -83,7 +83,9 @@ func startLine(t testing.TB, env ...string) *line {
 // serve dialling Asterisk.
 type lineOptions struct {
 	outbound bool
-	env      []string
+	// persistent, with outbound: one websocket for all calls.
+	persistent bool
+	env        []string
 	// front, with outbound, is where Asterisk dials instead (a load
 	// balancer): serve is not started, the test runs its own instances
 	// with IVRPIN_ARI_LISTEN of their own.
@@ -100,6 +102,7 @@ func startLineWith(t testing.TB, o lineOptions) *line {
 			listen = o.front
 		}
 		astOpts.OutboundURI, astOpts.OutboundPassword = "ws://"+listen+"/ari", pw
+		astOpts.OutboundPersistent = o.persistent
 		env = append([]string{"IVRPIN_ARI_LISTEN=" + listen, "IVRPIN_ARI_LISTEN_PASSWORD=" + pw}, env...)
 	}
 	ast := asterisktest.Start(t, astOpts)

@@ -85,6 +85,31 @@ func TestRealAsteriskOutbound(t *testing.T) {
 	})
 }
 
+// TestRealAsteriskOutboundPersistent: the same client with connection_type
+// = persistent: Asterisk keeps one websocket to serve for every call of
+// the app (application "ivr-pin", not per channel).
+func TestRealAsteriskOutboundPersistent(t *testing.T) {
+	t.Parallel()
+	l := startLineWith(t, lineOptions{outbound: true, persistent: true})
+	d := l.ast.NewDriver(t)
+	t.Run("change", scenarioChange(l, d))
+	t.Run("transferred in by an agent and returned to the agent", scenarioTransferInAndBack(l, d))
+	t.Cleanup(func() {
+		if err := l.stopServe(); err != nil {
+			t.Error(err)
+		}
+		recs := auditRecords(l.out.String())
+		if len(recs) != 2 {
+			t.Errorf("%d audit records, want 2", len(recs))
+		}
+		for id, r := range recs {
+			if r["transport"] != "outbound" {
+				t.Errorf("%s: transport %v", id, r["transport"])
+			}
+		}
+	})
+}
+
 // proc is one process of a test (serve or haproxy) with its output.
 type proc struct {
 	cmd    *exec.Cmd
