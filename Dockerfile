@@ -20,5 +20,7 @@ USER 65532:65532
 VOLUME /var/lib/ivr-pin
 ENV IVRPIN_LIMIT_STORE=/var/lib/ivr-pin/attempts.db \
     IVRPIN_AUDIT_FILE=/var/lib/ivr-pin/audit.jsonl
+# Outbound ARI (IVRPIN_ARI_LISTEN=:8090), when Asterisk 22 dials the line.
+EXPOSE 8090
 ENTRYPOINT ["/usr/local/bin/ivr-pin"]
 CMD ["serve"]
