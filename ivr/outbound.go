@@ -8,6 +8,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	stdlog "log"
 	"net"
 	"net/http"
 	"net/url"
@@ -63,6 +65,7 @@ type outbound struct {
 	srv *Server
 
 	ln        net.Listener
+	errLog    io.Closer
 	addr      atomic.Value // string, once listening
 	http      *http.Server
 	listening atomic.Bool
@@ -99,7 +102,11 @@ func (t *outbound) start(_ context.Context, s *Server) error {
 	mux.HandleFunc("/ari", t.upgrade)
 	t.ln = ln
 	t.addr.Store(ln.Addr().String())
-	t.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ErrorLog: nil}
+	// The HTTP server's own complaints (a failed TLS handshake, a client
+	// speaking plain HTTP to TLS) go to our log, not to stderr unformatted.
+	errLog := t.log.WriterLevel(logrus.DebugLevel)
+	t.errLog = errLog
+	t.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ErrorLog: stdlog.New(errLog, "", 0)}
 	t.listening.Store(true)
 	return nil
 }
@@ -116,6 +123,8 @@ func (t *outbound) run(ctx context.Context) {
 	}
 	t.mu.Unlock()
 	t.conns.Wait()
+	_ = t.http.Close()
+	_ = t.errLog.Close()
 }
 
 // draining closes the listener: a load balancer's next connection attempt

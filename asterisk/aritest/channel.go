@@ -53,6 +53,7 @@ type Channel struct {
 	current    *playback
 	running    bool
 	ended      endReason
+	ending     bool // end is under way (two ends can race: a hang-up and a lost websocket)
 	continued  *Target
 	subscribed bool
 	changed    chan struct{}
@@ -268,10 +269,11 @@ func (ch *Channel) setVariable(name, value string) {
 // end takes the channel out of Stasis with the events Asterisk sends.
 func (ch *Channel) end(why endReason, cause int, t *Target) {
 	ch.mu.Lock()
-	if ch.ended != "" {
+	if ch.ended != "" || ch.ending {
 		ch.mu.Unlock()
 		return
 	}
+	ch.ending = true
 	doc := ch.json
 	cur := ch.current
 	queued := ch.queue
@@ -314,7 +316,7 @@ func (ch *Channel) end(why endReason, cause int, t *Target) {
 func (ch *Channel) vanish() {
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
-	if ch.ended == "" {
+	if ch.ended == "" && !ch.ending {
 		ch.ended = endVanished
 		if ch.current != nil {
 			ch.current.abort()
