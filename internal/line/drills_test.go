@@ -73,16 +73,7 @@ func TestDrillKeySecureTokenExpiresMidRun(t *testing.T) {
 // host request), the app reconnects by itself, and the next call works.
 func TestDrillARIServerRestarted(t *testing.T) {
 	l := startLine(t, func(c *config.Config) { c.FirstDigitTimeout = 5 * time.Second }, demo.Options{})
-	ch, err := l.ARI.PlaceCall(aritest.CallOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ch.Press(change+card, time.Millisecond); err != nil {
-		t.Fatal(err)
-	}
-	if err := ch.WaitPlayed(5*time.Second, "enter-expiry", 1); err != nil {
-		t.Fatal(err)
-	}
+	ch := l.callAtExpiry(t)
 	// Restart once the prompt is over and the app waits for digits: a
 	// restart while its REST play request is still in flight fails that
 	// request, and the call is then (truthfully) audited as an error.

@@ -103,6 +103,38 @@ func (l *testLine) call(t *testing.T, opts aritest.CallOptions, groups ...string
 	return ch, rec
 }
 
+// callAtExpiry places a call and types the menu choice and the card
+// number; it returns once the line asks for the expiry.
+func (l *testLine) callAtExpiry(t *testing.T) *aritest.Channel {
+	t.Helper()
+	ch, err := l.ARI.PlaceCall(aritest.CallOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.Press(change+card, time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.WaitPlayed(5*time.Second, "enter-expiry", 1); err != nil {
+		t.Fatal(err)
+	}
+	return ch
+}
+
+// finishChange types the rest of a change and checks the PIN changed.
+func (l *testLine) finishChange(t *testing.T, ch *aritest.Channel) {
+	t.Helper()
+	if err := ch.Press(exp+oldPIN+newPIN+newPIN, time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ch.WaitEnded(20 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	rec, _ := l.RecordFor(ch.ID, 5*time.Second)
+	if rec.Outcome != "changed" {
+		t.Fatalf("%+v", rec)
+	}
+}
+
 func played(ch *aritest.Channel, media string) bool {
 	return aritest.Count(ch.Snapshot().Played, media) > 0
 }
@@ -330,30 +362,12 @@ func TestUnknownEventTypesDoNotKillTheApp(t *testing.T) {
 
 func TestDroppedWebSocketMidCall(t *testing.T) {
 	l := startLine(t, func(c *config.Config) { c.FirstDigitTimeout = 5 * time.Second }, demo.Options{})
-	ch, err := l.ARI.PlaceCall(aritest.CallOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ch.Press(change+card, time.Millisecond); err != nil {
-		t.Fatal(err)
-	}
-	if err := ch.WaitPlayed(5*time.Second, "enter-expiry", 1); err != nil {
-		t.Fatal(err)
-	}
+	ch := l.callAtExpiry(t)
 	l.ARI.DropWebSockets()
 	if err := l.ARI.WaitConnected("ivr-pin", 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if err := ch.Press(exp+oldPIN+newPIN+newPIN, time.Millisecond); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := ch.WaitEnded(20 * time.Second); err != nil {
-		t.Fatal(err)
-	}
-	rec, _ := l.RecordFor(ch.ID, 5*time.Second)
-	if rec.Outcome != "changed" {
-		t.Fatalf("%+v", rec)
-	}
+	l.finishChange(t, ch)
 	if l.Line.Server.Reconnects() < 1 {
 		t.Fatal("no reconnect counted")
 	}
@@ -365,16 +379,7 @@ func TestDroppedWebSocketMidCall(t *testing.T) {
 // and nothing reaches a host twice.
 func TestOutboundWebsocketDroppedMidCall(t *testing.T) {
 	l := startLine(t, func(c *config.Config) { c.FirstDigitTimeout = 5 * time.Second }, demo.Options{Transport: demo.Outbound})
-	ch, err := l.ARI.PlaceCall(aritest.CallOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ch.Press(change+card, time.Millisecond); err != nil {
-		t.Fatal(err)
-	}
-	if err := ch.WaitPlayed(5*time.Second, "enter-expiry", 1); err != nil {
-		t.Fatal(err)
-	}
+	ch := l.callAtExpiry(t)
 	l.ARI.DropWebSockets()
 	snap, err := ch.WaitEnded(20 * time.Second)
 	if err != nil {
