@@ -298,6 +298,12 @@ func TestRealAsteriskRestartedMidCall(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	// The line learns the call is gone when it reconciles, a moment after
+	// reconnecting (it lets StasisStarts in flight arrive first).
+	deadline = time.Now().Add(15 * time.Second)
+	for !strings.Contains(l.out.String(), `"end":"hangup"`) && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
 	if !strings.Contains(l.out.String(), `"end":"hangup"`) {
 		t.Errorf("the lost call is not audited as a hang-up: %s", l.out.String())
 	}
