@@ -81,7 +81,11 @@ func (s *Server) attach(app string, c *wsConn, onClose func()) {
 			if err := websocket.Message.Receive(c.ws, &msg); err != nil {
 				break
 			}
-			go s.restOverWebsocket(c, msg)
+			// In line, one at a time, as Asterisk does: its session thread
+			// reads a message and answers it before reading the next
+			// (res/ari/ari_websockets.c, session_read then
+			// ari_websocket_process_request).
+			s.restOverWebsocket(c, msg)
 		}
 		s.mu.Lock()
 		if s.apps[app] == c {
