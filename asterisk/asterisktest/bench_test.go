@@ -17,16 +17,24 @@ import (
 
 // BenchmarkRealAsteriskCalls runs N complete PIN changes at once through
 // the real Asterisk over Local channels (real dialplan, Stasis, prompt
-// playback and DTMF) and reports, per call, the CPU seconds Asterisk and
+// playback and DTMF), on each ARI transport, and reports, per call, the CPU seconds Asterisk and
 // ivr-pin serve spent and serve's peak heap. Run it by hand:
 //
 //	IVRPIN_TEST_ASTERISK=... go test -run XXX -bench RealAsteriskCalls -benchtime 1x ./asterisk/asterisktest/
 //
 // docs/performance.md has the figures.
 func BenchmarkRealAsteriskCalls(b *testing.B) {
-	for _, n := range []int{10, 50} {
-		b.Run(fmt.Sprintf("calls=%d", n), func(b *testing.B) {
-			l := startLine(b)
+	for _, tr := range []string{"inbound", "outbound"} {
+		for _, n := range []int{10, 50} {
+			benchCalls(b, tr, n)
+		}
+	}
+}
+
+func benchCalls(b *testing.B, transport string, n int) {
+	{
+		b.Run(fmt.Sprintf("transport=%s/calls=%d", transport, n), func(b *testing.B) {
+			l := startLineWith(b, lineOptions{outbound: transport == "outbound"})
 			metrics := ""
 			for _, e := range l.env {
 				if v, ok := strings.CutPrefix(e, "IVRPIN_METRICS_ADDR="); ok {
