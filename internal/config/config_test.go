@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -270,5 +271,45 @@ func TestSecretsInsideURLsArePrintedAsSet(t *testing.T) {
 	}
 	if got := RedactURL(cfg.ARIURL); strings.Contains(got, "s3cret") {
 		t.Fatalf("RedactURL: %s", got)
+	}
+}
+
+// Outbound ARI: a listener without a password, a malformed address, or a
+// certificate without its key is refused by name; the password never
+// prints.
+func TestOutboundListenSettings(t *testing.T) {
+	cases := []struct {
+		env  map[string]string
+		want string // the variable named; "" = accepted
+	}{
+		{map[string]string{"IVRPIN_ARI_LISTEN": "127.0.0.1:8090"}, "IVRPIN_ARI_LISTEN_PASSWORD"},
+		{map[string]string{"IVRPIN_ARI_LISTEN": "8090", "IVRPIN_ARI_LISTEN_PASSWORD": "pw-value-1"}, "IVRPIN_ARI_LISTEN"},
+		{map[string]string{"IVRPIN_ARI_LISTEN": ":8090", "IVRPIN_ARI_LISTEN_PASSWORD": "pw-value-1", "IVRPIN_ARI_LISTEN_USERNAME": ""}, "IVRPIN_ARI_LISTEN_USERNAME"},
+		{map[string]string{"IVRPIN_ARI_LISTEN": ":8090", "IVRPIN_ARI_LISTEN_PASSWORD": "pw-value-1", "IVRPIN_ARI_LISTEN_TLS_CERT": "/etc/c.pem"}, "IVRPIN_ARI_LISTEN_TLS_CERT"},
+		{map[string]string{"IVRPIN_ARI_LISTEN": ":8090", "IVRPIN_ARI_LISTEN_PASSWORD": "pw-value-1"}, ""},
+		{map[string]string{"IVRPIN_ARI_LISTEN_TLS_CERT": "/etc/c.pem"}, ""}, // ignored without a listener
+	}
+	for i, c := range cases {
+		t.Run(strconv.Itoa(i), func(t *testing.T) {
+			for k, v := range c.env {
+				t.Setenv(k, v)
+			}
+			cfg, err := Load()
+			switch {
+			case c.want == "" && err != nil:
+				t.Fatalf("refused: %v", err)
+			case c.want != "" && (err == nil || !strings.HasPrefix(err.Error(), c.want+":")):
+				t.Fatalf("error %v, want one naming %s", err, c.want)
+			case c.want != "" && strings.Contains(err.Error(), "pw-value-1"):
+				t.Fatalf("the password is in the error: %v", err)
+			}
+			if cfg != nil {
+				var b strings.Builder
+				cfg.Print(&b)
+				if strings.Contains(b.String(), "pw-value-1") {
+					t.Fatal("the listen password printed")
+				}
+			}
+		})
 	}
 }
