@@ -2,10 +2,7 @@ package ivr
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"net/http"
 	"sync/atomic"
 	"time"
 
@@ -61,7 +58,7 @@ type inbound struct {
 func (t *inbound) Mode() string { return "inbound" }
 
 func (t *inbound) start(ctx context.Context, s *Server) error {
-	if _, err := Preflight(ctx, t.cfg); err != nil {
+	if err := preflight(ctx, t.cfg); err != nil {
 		return err
 	}
 	t.rest = newHTTPREST(t.cfg.URL, t.cfg.Username, t.cfg.Password, t.cfg.Timeout)
@@ -96,33 +93,20 @@ func (t *inbound) draining()         {}
 func (t *inbound) ready() bool       { return t.stream.Connected() }
 func (t *inbound) reconnects() int64 { return t.stream.Reconnects() }
 
-// Preflight asks Asterisk for its info with a deadline, so a wrong password
-// or an unreachable Asterisk is reported at once and by name.
-func Preflight(ctx context.Context, cfg InboundConfig) (entityID string, err error) {
-	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, cfg.URL+"/asterisk/info", nil)
-	if err != nil {
-		return "", fmt.Errorf("ARI URL: %w", err)
+// preflight asks Asterisk for its info with a deadline, so a wrong password
+// or an unreachable Asterisk is reported at once and by name (ari/v5's
+// Connect would retry for ever and log nothing).
+func preflight(ctx context.Context, cfg InboundConfig) error {
+	r := newHTTPREST(cfg.URL, cfg.Username, cfg.Password, cfg.Timeout)
+	defer r.close()
+	err := r.do(ctx, "GET", "asterisk/info", nil, nil)
+	switch status := StatusOf(err); {
+	case err == nil:
+		return nil
+	case status == 401:
+		return ErrUnauthorized
+	case status != 0:
+		return fmt.Errorf("asterisk answered /asterisk/info with HTTP %d", status)
 	}
-	req.SetBasicAuth(cfg.Username, cfg.Password)
-	resp, err := (&http.Client{Timeout: cfg.Timeout}).Do(req)
-	if err != nil {
-		return "", fmt.Errorf("asterisk unreachable at %s: %w", req.URL.Host, errors.Unwrap(err))
-	}
-	defer resp.Body.Close()
-	switch resp.StatusCode {
-	case http.StatusOK:
-	case http.StatusUnauthorized:
-		return "", ErrUnauthorized
-	default:
-		return "", fmt.Errorf("asterisk answered /asterisk/info with HTTP %d", resp.StatusCode)
-	}
-	var info struct {
-		System struct {
-			EntityID string `json:"entity_id"`
-		} `json:"system"`
-	}
-	_ = json.NewDecoder(resp.Body).Decode(&info)
-	return info.System.EntityID, nil
+	return fmt.Errorf("asterisk unreachable: %w", err)
 }

@@ -338,16 +338,7 @@ func TestUnknownEventTypesDoNotKillTheApp(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if err := ch.Press(exp+oldPIN+newPIN+newPIN, time.Millisecond); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := ch.WaitEnded(20 * time.Second); err != nil {
-			t.Fatal(err)
-		}
-		rec, _ := l.RecordFor(ch.ID, 5*time.Second)
-		if rec.Outcome != "changed" {
-			t.Fatalf("%+v", rec)
-		}
+		l.finishChange(t, ch)
 		want := int64(len(types))
 		if tr != demo.Inbound {
 			// An outbound websocket reads ApplicationRegistered (the app's
