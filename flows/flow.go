@@ -177,6 +177,9 @@ var errAgent = errors.New("transferred to an agent")
 var (
 	errLimited    = errors.New("attempt limit reached")
 	errLimitStore = errors.New("attempt store unavailable")
+	// errSeal: the PIN block could not be made (the zone PIN key's token
+	// failed): nothing is sent, the caller hears "not available".
+	errSeal = errors.New("PIN block not made")
 )
 
 // call is one run's state.
@@ -215,6 +218,9 @@ func (f *Flow) Run(ctx context.Context, c Caller, in Call) Result {
 		_ = c.Say(ctx, prompts.P(prompts.LimitReached))
 	case errors.Is(err, errLimitStore):
 		res.End = "limit_store_unavailable"
+		_ = c.Say(ctx, prompts.P(prompts.ResultUnavailable))
+	case errors.Is(err, errSeal):
+		res.End = "pin_key_unavailable"
 		_ = c.Say(ctx, prompts.P(prompts.ResultUnavailable))
 	default:
 		res.End = "error"

@@ -2,6 +2,7 @@ package flows
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/ivr-pin/ivr-pin/ivr/keypad"
@@ -185,11 +186,11 @@ func (k *call) change(ctx context.Context) error {
 	oldSealed, err := k.f.service.SealPIN(k.pan, old)
 	if err != nil {
 		newPIN.Wipe()
-		return err
+		return fmt.Errorf("%w: %v", errSeal, err)
 	}
 	newSealed, err := k.f.service.SealPIN(k.pan, newPIN)
 	if err != nil {
-		return err
+		return fmt.Errorf("%w: %v", errSeal, err)
 	}
 	// A refusal the caller can mend (a wrong current PIN, a mistyped
 	// expiry) is said, the one entry is asked again, and the change is
@@ -219,8 +220,10 @@ func (k *call) change(ctx context.Context) error {
 				if err != nil {
 					return err
 				}
-				oldSealed, err = k.f.service.SealPIN(k.pan, again)
-				return err
+				if oldSealed, err = k.f.service.SealPIN(k.pan, again); err != nil {
+					return fmt.Errorf("%w: %v", errSeal, err)
+				}
+				return nil
 			}
 			return string(policy.ReasonWrongPIN), nil
 		case outcome.ExpiryMismatch:

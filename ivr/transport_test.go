@@ -127,7 +127,7 @@ func TestEchoOverEveryTransport(t *testing.T) {
 			defer ari.Close()
 			var tr ivr.Transport
 			if mode == "inbound" {
-				tr = ivr.Inbound(ivr.InboundConfig{URL: ari.URL, WSURL: ari.WSURL, Username: "ivr-pin", Password: "test-password",
+				tr = ivr.Inbound(ivr.InboundConfig{URL: ari.URL, WSURL: ari.WSURL, Username: "ivr-pin", Password: "aritest-password-0001",
 					Application: "ivr-pin", Timeout: time.Second, Log: quietLog()})
 			} else {
 				tr = outboundTransport(nil)
@@ -402,7 +402,7 @@ func TestHungAsteriskDoesNotHangACall(t *testing.T) {
 	defer close(release)
 	// Events from the test server, REST to the hung one.
 	answerErr := make(chan error, 1)
-	tr := ivr.Inbound(ivr.InboundConfig{URL: hung.URL + "/ari", WSURL: ari.WSURL, Username: "ivr-pin", Password: "test-password",
+	tr := ivr.Inbound(ivr.InboundConfig{URL: hung.URL + "/ari", WSURL: ari.WSURL, Username: "ivr-pin", Password: "aritest-password-0001",
 		Application: "ivr-pin", Timeout: 200 * time.Millisecond, Log: quietLog()})
 	serving(t, tr, func(c *ivr.Call) { answerErr <- c.Answer(c.Context()) })
 	if _, err := ari.PlaceCall(aritest.CallOptions{}); err != nil {

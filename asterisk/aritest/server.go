@@ -30,7 +30,7 @@ import (
 // Options configure the server. Zero values take the defaults shown.
 type Options struct {
 	Username string // "ivr-pin"
-	Password string // "test-password"
+	Password string // "aritest-password-0001"
 	// Addr is the listen address ("127.0.0.1:0"); it must be loopback.
 	Addr string
 	// PlaybackScale multiplies every prompt's duration (1 = real time; tests
@@ -96,7 +96,7 @@ func Start(opts Options) (*Server, error) {
 		opts.Username = "ivr-pin"
 	}
 	if opts.Password == "" {
-		opts.Password = "test-password"
+		opts.Password = "aritest-password-0001"
 	}
 	if opts.Addr == "" {
 		opts.Addr = "127.0.0.1:0"

@@ -50,7 +50,7 @@ func connect(t *testing.T, s *Server, app string) *websocket.Conn {
 		t.Fatal(err)
 	}
 	cfg.Header = http.Header{}
-	cfg.Header.Set("Authorization", "Basic aXZyLXBpbjp0ZXN0LXBhc3N3b3Jk") // ivr-pin:test-password
+	cfg.Header.Set("Authorization", "Basic aXZyLXBpbjphcml0ZXN0LXBhc3N3b3JkLTAwMDE=") // ivr-pin:aritest-password-0001
 	ws, err := websocket.DialConfig(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -63,7 +63,7 @@ func connect(t *testing.T, s *Server, app string) *websocket.Conn {
 
 func rest(t *testing.T, s *Server, method, path string, q url.Values) int {
 	req, _ := http.NewRequest(method, s.URL+path+"?"+q.Encode(), nil)
-	req.SetBasicAuth("ivr-pin", "test-password")
+	req.SetBasicAuth("ivr-pin", "aritest-password-0001")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -198,7 +198,7 @@ func TestRESTErrorsMatchAsterisk(t *testing.T) {
 	if _, err := websocket.DialConfig(cfg); err == nil {
 		t.Error("WebSocket upgrade with a wrong api_key accepted")
 	}
-	resp, _ = http.Get(strings.Replace(s.WSURL, "ws:", "http:", 1) + "?api_key=ivr-pin:test-password")
+	resp, _ = http.Get(strings.Replace(s.WSURL, "ws:", "http:", 1) + "?api_key=ivr-pin:aritest-password-0001")
 	resp.Body.Close()
 	if resp.StatusCode != 400 {
 		t.Errorf("WebSocket without app: %d, want 400", resp.StatusCode)

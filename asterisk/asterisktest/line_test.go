@@ -55,8 +55,13 @@ func TestMain(m *testing.M) {
 // The keys shared by the simulators and serve (test values, generated
 // here, never real).
 var (
-	zpkHex    = strings.ToUpper(hex.EncodeToString([]byte("ivr-pin-test-zpk")))
+	zpkHex = func() string {
+		raw := []byte("ivr-pin-test-zpk")
+		secret.SetOddParity(raw) // a DES key has odd parity, as an HSM makes it
+		return strings.ToUpper(hex.EncodeToString(raw))
+	}()
 	apiSecret = "0123456789abcdef0123456789abcdef"
+	limitKey  = "6c696d69742d6b65792d6f662d7468652d746573742d6c696e65"
 )
 
 // line is the PIN line on a real Asterisk: Asterisk, the host simulators,
@@ -122,7 +127,7 @@ func startLineWith(t testing.TB, o lineOptions) *line {
 		"IVRPIN_ARI_URL=" + ast.ARIURL, "IVRPIN_ARI_USERNAME=" + asterisktest.ARIUser, "IVRPIN_ARI_PASSWORD=" + ast.ARIPassword,
 		"IVRPIN_NI_URL=" + sims.CardHostURL, "IVRPIN_NI_BANK_ID=TB01", "IVRPIN_NI_ZPK=" + zpkHex,
 		"IVRPIN_KEYSECURE_URL=" + sims.KeySecureURL, "IVRPIN_KEYSECURE_API_KEY=test-api-key", "IVRPIN_KEYSECURE_API_SECRET=" + apiSecret,
-		"IVRPIN_LIMIT_STORE=" + filepath.Join(dir, "attempts.db"), "IVRPIN_METRICS_ADDR=" + freeAddr(t),
+		"IVRPIN_LIMIT_STORE=" + filepath.Join(dir, "attempts.db"), "IVRPIN_METRICS_ADDR=" + freeAddr(t), "IVRPIN_LIMIT_KEY=" + limitKey,
 		"IVRPIN_LOG_LEVEL=debug", "IVRPIN_LOG_FORMAT=json", "IVRPIN_AGENT_TRANSFER=agents,queue,1",
 		"IVRPIN_FIRST_DIGIT_TIMEOUT=6s", "IVRPIN_INTER_DIGIT_TIMEOUT=4s", "IVRPIN_DRAIN_TIMEOUT=30s",
 		// Many scenarios share the test caller ids: the limits are tested elsewhere.

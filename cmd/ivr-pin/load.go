@@ -112,6 +112,7 @@ func loadOnce(o loadOptions, stderr io.Writer) (loadResult, error) {
 	for i := range raw {
 		raw[i] = byte(i*29 + 7)
 	}
+	secret.SetOddParity(raw)
 	zpkHex := hex.EncodeToString(raw)
 	key, _ := secret.NewKey(secret.TDES, raw)
 	zpk, _ := pinblock.NewZPK(key, pinblock.ISO0)
@@ -157,10 +158,11 @@ func loadOnce(o loadOptions, stderr io.Writer) (loadResult, error) {
 	defer cancel()
 	child := exec.CommandContext(ctx, o.self, "serve")
 	child.Env = append(os.Environ(),
-		"IVRPIN_ARI_URL="+ari.URL, "IVRPIN_ARI_PASSWORD=test-password",
+		"IVRPIN_ARI_URL="+ari.URL, "IVRPIN_ARI_PASSWORD=aritest-password-0001",
 		"IVRPIN_NI_URL="+sims.CardHostURL, "IVRPIN_NI_BANK_ID=LOAD", "IVRPIN_NI_ZPK="+zpkHex, "IVRPIN_NI_TIMEOUT=30s",
 		"IVRPIN_KEYSECURE_URL="+sims.KeySecureURL, "IVRPIN_KEYSECURE_API_KEY=load-key", "IVRPIN_KEYSECURE_API_SECRET="+apiSecret,
 		"IVRPIN_METRICS_ADDR="+metricsAddr, "IVRPIN_LIMIT_STORE="+filepath.Join(dir, "attempts.db"),
+		"IVRPIN_LIMIT_KEY=6c6f61642d746573742d6c696d69742d6b6579",
 		"IVRPIN_LIMIT_CARD_MAX=0", "IVRPIN_LIMIT_CALLER_MAX=0", "IVRPIN_LOG_LEVEL=warn",
 		"IVRPIN_AUDIT_FILE="+filepath.Join(dir, "audit.jsonl"),
 		"IVRPIN_FIRST_DIGIT_TIMEOUT=5m", "IVRPIN_INTER_DIGIT_TIMEOUT=1m", "IVRPIN_ARI_TIMEOUT=30s")
@@ -169,7 +171,7 @@ func loadOnce(o loadOptions, stderr io.Writer) (loadResult, error) {
 		if listen, err = loopbackAddr(); err != nil {
 			return res, err
 		}
-		child.Env = append(child.Env, "IVRPIN_ARI_LISTEN="+listen, "IVRPIN_ARI_LISTEN_PASSWORD=load-outbound")
+		child.Env = append(child.Env, "IVRPIN_ARI_LISTEN="+listen, "IVRPIN_ARI_LISTEN_PASSWORD=load-outbound-password-0001")
 	}
 	child.Stderr = stderr
 	if err := child.Start(); err != nil {
@@ -183,7 +185,7 @@ func loadOnce(o loadOptions, stderr io.Writer) (loadResult, error) {
 		if err := waitListening(listen, 30*time.Second); err != nil {
 			return res, err
 		}
-		ari.SetOutbound(&aritest.Outbound{URL: "ws://" + listen + "/ari", Username: "asterisk", Password: "load-outbound"})
+		ari.SetOutbound(&aritest.Outbound{URL: "ws://" + listen + "/ari", Username: "asterisk", Password: "load-outbound-password-0001"})
 	} else if err := ari.WaitConnected("ivr-pin", 30*time.Second); err != nil {
 		return res, err
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/ivr-pin/ivr-pin/internal/config"
+	"github.com/ivr-pin/ivr-pin/internal/harden"
 	"github.com/ivr-pin/ivr-pin/internal/line"
 )
 
@@ -20,15 +21,27 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	if code, done := parseFlags(fs, args, "Connects to Asterisk ARI and takes calls until SIGTERM or SIGINT, then drains and exits 0.\nLogs go to stderr, audit records to stdout (or IVRPIN_AUDIT_FILE).", stdout, stderr); done {
 		return code
 	}
+	// Before anything holds a key or a PIN: no core dump, no reading of
+	// this process's memory by others of its user.
+	hardened, hardenErr := harden.Process()
 	cfg, ok := loadConfig(stderr)
 	if !ok {
 		return 1
 	}
 	logger := newLogger(cfg, stderr)
 	log := logrus.NewEntry(logger).WithField("app", cfg.ARIApplication)
-	if cfg.NIURL == "" {
-		log.Error("IVRPIN_NI_URL is not set: serve needs the card host (try `ivr-pin console` for a demo)")
+	if hardenErr != nil {
+		log.WithError(hardenErr).Warn("process hardening incomplete: a crash may write memory (keys, PINs in flight) to a core file")
+	}
+	if err := cfg.ValidateServe(); err != nil {
+		log.WithError(err).Error("configuration")
 		return 1
+	}
+	if env := cfg.SecretsFromEnvironment(); len(env) > 0 {
+		log.WithField("variables", env).Warn("secrets given in the environment, which anything running as this user can read (/proc/PID/environ): give them as files (the _FILE variables: systemd LoadCredential=, Docker secrets)")
+	}
+	if cfg.HasSoftwareZPK() {
+		log.Warn("IVRPIN_NI_ZPK: the zone PIN key is in software, in this process's memory; a production line keeps it in an HSM (IVRPIN_NI_ZPK_LABEL with IVRPIN_PKCS11_*)")
 	}
 	if cfg.AllowInsecureHosts {
 		log.Warn("IVRPIN_ALLOW_INSECURE_HOSTS=true: PIN blocks, tokens and card details may travel in plain http to other machines; never in production")
@@ -51,7 +64,8 @@ func serve(args []string, stdout, stderr io.Writer) int {
 			}
 		}()
 	}
-	fields := logrus.Fields{"transport": l.Server.Mode(), "card_host_encryption": describeEncrypter(cfg)}
+	fields := logrus.Fields{"transport": l.Server.Mode(), "card_host_encryption": l.PINBlocks,
+		"core_dumps_off": hardened.CoreLimitZero, "not_dumpable": hardened.NotDumpable}
 	if cfg.ARIListen != "" {
 		fields["listen"] = cfg.ARIListen
 		if cfg.ARIListenTLSCert == "" {
@@ -67,12 +81,4 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	}
 	log.Info("drained; exiting")
 	return 0
-}
-
-func describeEncrypter(cfg *config.Config) string {
-	enc, err := cfg.Encrypter()
-	if err != nil {
-		return "invalid"
-	}
-	return enc.Describe()
 }

@@ -54,6 +54,7 @@ func TestServeAsAProcess(t *testing.T) {
 	for i := range raw {
 		raw[i] = byte(i*37 + 11)
 	}
+	secret.SetOddParity(raw)
 	zpkHex := strings.ToUpper(hex.EncodeToString(raw))
 	key, _ := secret.ParseHexKey(secret.TDES, zpkHex)
 	zpk, _ := pinblock.NewZPK(key, pinblock.ISO0)
@@ -74,11 +75,11 @@ func TestServeAsAProcess(t *testing.T) {
 	auditPath := filepath.Join(dir, "audit.jsonl")
 	cmd := exec.Command(bin, "serve")
 	cmd.Env = append(os.Environ(),
-		"IVRPIN_ARI_URL="+ari.URL, "IVRPIN_ARI_USERNAME=ivr-pin", "IVRPIN_ARI_PASSWORD=test-password",
+		"IVRPIN_ARI_URL="+ari.URL, "IVRPIN_ARI_USERNAME=ivr-pin", "IVRPIN_ARI_PASSWORD=aritest-password-0001",
 		"IVRPIN_NI_URL="+sims.CardHostURL, "IVRPIN_NI_BANK_ID=TB01", "IVRPIN_NI_ZPK="+zpkHex,
 		"IVRPIN_KEYSECURE_URL="+sims.KeySecureURL, "IVRPIN_KEYSECURE_API_KEY=test-api-key", "IVRPIN_KEYSECURE_API_SECRET="+apiSecret,
 		"IVRPIN_METRICS_ADDR="+metricsAddr, "IVRPIN_AUDIT_FILE="+auditPath, "IVRPIN_LIMIT_STORE="+filepath.Join(dir, "attempts.db"),
-		"IVRPIN_LOG_LEVEL=debug", "IVRPIN_DRAIN_TIMEOUT=20s", "IVRPIN_FIRST_DIGIT_TIMEOUT=3s",
+		"IVRPIN_LIMIT_KEY=73657276652d746573742d6c696d69742d6b6579", "IVRPIN_LOG_LEVEL=debug", "IVRPIN_DRAIN_TIMEOUT=20s", "IVRPIN_FIRST_DIGIT_TIMEOUT=3s",
 	)
 	logs := &syncbuf.Buffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
@@ -169,7 +170,7 @@ func TestServeAsAProcess(t *testing.T) {
 		t.Fatalf("%d audit records, want 3:\n%s", n, auditData)
 	}
 	written := logs.String() + string(auditData)
-	for _, s := range []string{"4111111111111111", "4012888888881881", zpkHex, apiSecret, "test-password"} {
+	for _, s := range []string{"4111111111111111", "4012888888881881", zpkHex, apiSecret, "aritest-password-0001"} {
 		if strings.Contains(written, s) {
 			t.Errorf("serve wrote a secret or full PAN (%s…)", s[:4])
 		}

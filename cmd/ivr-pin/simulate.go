@@ -31,7 +31,7 @@ func simulate(args []string, out, stderr io.Writer) int {
 	}
 	opts := simrun.Options{CardHostAddr: *chAddr, KeySecureAddr: *ksAddr, BankID: cfg.NIBankID,
 		APIKey: cfg.KeySecureAPIKey, APISecret: cfg.KeySecureAPISecret}
-	if cfg.NIZPK != "" {
+	if cfg.HasSoftwareZPK() {
 		z, err := zpkFrom(cfg)
 		if err != nil {
 			fmt.Fprintf(stderr, "ivr-pin simulate: %v\n", err)
@@ -47,7 +47,7 @@ func simulate(args []string, out, stderr io.Writer) int {
 	defer r.Close()
 	fmt.Fprintf(out, "card host:  IVRPIN_NI_URL=%s  bank_id %s  ZPK %s\n", r.CardHostURL, r.BankID, r.ZPK.Describe())
 	fmt.Fprintf(out, "KeySecure:  IVRPIN_KEYSECURE_URL=%s  apiSecret KCV %s\n", r.KeySecureURL, r.APISecret.KCV())
-	if cfg.NIZPK == "" || cfg.KeySecureAPISecret == "" {
+	if !cfg.HasSoftwareZPK() || cfg.KeySecureAPISecret == "" {
 		fmt.Fprintf(out, "(keys were generated for this run: set IVRPIN_NI_ZPK and IVRPIN_KEYSECURE_API_SECRET for both sides to share them)\n")
 	}
 	fmt.Fprintf(out, "faults:     POST {\"kind\":\"delay|status|reset|malformed|wrong_msg_id|redirect\",...} to /_sim/fault on either\n\n")

@@ -12,6 +12,7 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"os"
 	"reflect"
 	"sort"
 	"strconv"
@@ -24,6 +25,7 @@ import (
 	"github.com/ivr-pin/ivr-pin/internal/limits"
 	"github.com/ivr-pin/ivr-pin/pinsvc/cardhost"
 	"github.com/ivr-pin/ivr-pin/pinsvc/hosturl"
+	"github.com/ivr-pin/ivr-pin/pinsvc/hsm"
 	"github.com/ivr-pin/ivr-pin/pinsvc/keysecure"
 	"github.com/ivr-pin/ivr-pin/pinsvc/pinblock"
 	"github.com/ivr-pin/ivr-pin/pinsvc/secret"
@@ -68,7 +70,9 @@ type Config struct {
 	NIBankID           string            `envconfig:"NI_BANK_ID" desc:"bank_id, at most 4 characters"`
 	NIEncryptionMethod string            `envconfig:"NI_ENCRYPTION_METHOD" default:"SYMMETRIC_ENC" desc:"SYMMETRIC_ENC or ASYNC_ENC"`
 	NIPINBlockFormat   string            `envconfig:"NI_PINBLOCK_FORMAT" default:"ISO0" desc:"ISO0, ISO1, ISO3 or ISO4"`
-	NIZPK              string            `envconfig:"NI_ZPK" secret:"true" desc:"zone PIN key, hex (TDES 16/24 bytes; AES for ISO4)"`
+	NIZPK              string            `envconfig:"NI_ZPK" secret:"true" desc:"software zone PIN key, hex (TDES 16/24 bytes with odd parity; AES for ISO4): labs and the demo only; production sets NI_ZPK_LABEL"`
+	NIZPKLabel         string            `envconfig:"NI_ZPK_LABEL" desc:"CKA_LABEL of the zone PIN key in the PKCS#11 token (set instead of NI_ZPK, never both)"`
+	NIZPKKCV           string            `envconfig:"NI_ZPK_KCV" desc:"the zone PIN key's check value from the key ceremony (6 hex digits); start-up fails if the key's differs"`
 	NICertFile         string            `envconfig:"NI_CERT_FILE" desc:"PEM certificate with the RSA key for ASYNC_ENC"`
 	NIRSAPadding       string            `envconfig:"NI_RSA_PADDING" default:"OAEP-SHA256" desc:"OAEP-SHA256, OAEP-SHA1 or PKCS1v15"`
 	NIRSAMGF1Hash      string            `envconfig:"NI_RSA_MGF1_HASH" desc:"OAEP's MGF1 hash: SHA1 or SHA256; unset: the OAEP hash (Java's OAEPWithSHA-256AndMGF1Padding is OAEP-SHA256 with SHA1)"`
@@ -104,7 +108,13 @@ type Config struct {
 	KeySecureSkew      time.Duration `envconfig:"KEYSECURE_CLOCK_SKEW" default:"2s" desc:"taken off the Timestamp header, so a fast local clock is not refused as 'in the future' (0 to 30s)"`
 	KeySecureMaxList   int           `envconfig:"KEYSECURE_MAX_LIST_REQUESTS" default:"40" desc:"card list requests one card search may make"`
 	KeySecureMaxCands  int           `envconfig:"KEYSECURE_MAX_CANDIDATES" default:"3" desc:"cards (same last four, physical) whose private info one search may fetch"`
-	AllowInsecureHosts bool          `envconfig:"ALLOW_INSECURE_HOSTS" default:"false" desc:"accept plain http host URLs to machines other than this one (a lab only; logged loudly)"`
+	// PKCS#11 token holding the zone PIN key (an HSM; SoftHSM2 in labs).
+	PKCS11Module     string `envconfig:"PKCS11_MODULE" desc:"path of the token's PKCS#11 library (e.g. /usr/lib/softhsm/libsofthsm2.so)"`
+	PKCS11TokenLabel string `envconfig:"PKCS11_TOKEN_LABEL" desc:"label of the token that holds the zone PIN key"`
+	PKCS11PIN        string `envconfig:"PKCS11_PIN" secret:"true" desc:"the token's user PIN (give it as PKCS11_PIN_FILE)"`
+	PKCS11Sessions   int    `envconfig:"PKCS11_SESSIONS" default:"8" desc:"token sessions kept open for PIN block encryption (1 to 64)"`
+
+	AllowInsecureHosts bool `envconfig:"ALLOW_INSECURE_HOSTS" default:"false" desc:"accept plain http host URLs to machines other than this one (a lab only; logged loudly)"`
 
 	// Attempt limits.
 	LimitCardMax       int           `envconfig:"LIMIT_CARD_MAX" default:"5" desc:"PIN attempts (and refused expiry dates) per card in the card window; 0 turns the card limit off"`
@@ -115,27 +125,108 @@ type Config struct {
 	LimitCallerLockout time.Duration `envconfig:"LIMIT_CALLER_LOCKOUT" default:"1h" desc:"how long a caller id is refused once past its limit"`
 	LimitWithheldMax   int           `envconfig:"LIMIT_WITHHELD_MAX" default:"5" desc:"attempts in the caller window shared by all calls without a caller id (withheld, anonymous, empty); at most LIMIT_CALLER_MAX"`
 	LimitStore         string        `envconfig:"LIMIT_STORE" default:"/var/lib/ivr-pin/attempts.db" desc:"embedded attempt store file (used when REDIS_URL is unset); its directory must exist and be writable"`
-	LimitKey           string        `envconfig:"LIMIT_KEY" secret:"true" desc:"hex HMAC key for card and caller keys; required with REDIS_URL (same on every instance), else kept in the store file"`
+	LimitKey           string        `envconfig:"LIMIT_KEY" secret:"true" desc:"hex HMAC key (at least 16 bytes) that hashes card numbers and caller ids for the limits; serve requires it (the same on every instance), and it is never stored beside the hashes"`
 
 	// Operations.
-	AuditFile   string `envconfig:"AUDIT_FILE" desc:"append-only audit file (one JSON record per call, synced on write); unset: stdout, tagged log=audit"`
-	LogLevel    string `envconfig:"LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
-	LogFormat   string `envconfig:"LOG_FORMAT" default:"auto" desc:"json, text, or auto (text on a terminal)"`
-	MetricsAddr string `envconfig:"METRICS_ADDR" default:"127.0.0.1:9464" desc:"metrics and health listen address"`
-	RedisURL    string `envconfig:"REDIS_URL" secret:"url" desc:"Redis for attempt limits shared by several instances"`
+	AuditFile     string `envconfig:"AUDIT_FILE" desc:"append-only audit file (one JSON record per call, synced on write); unset: stdout, tagged log=audit"`
+	LogLevel      string `envconfig:"LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
+	LogFormat     string `envconfig:"LOG_FORMAT" default:"auto" desc:"json, text, or auto (text on a terminal)"`
+	MetricsAddr   string `envconfig:"METRICS_ADDR" default:"127.0.0.1:9464" desc:"metrics and health listen address"`
+	RedisURL      string `envconfig:"REDIS_URL" secret:"url" desc:"Redis for attempt limits shared by several instances"`
+	RedisPassword string `envconfig:"REDIS_PASSWORD" secret:"true" desc:"Redis password (AUTH), replacing any in REDIS_URL; give it as REDIS_PASSWORD_FILE"`
+
+	// Not settings: where secrets came from, and the software zone PIN key
+	// once parsed into its cipher (its hex and bytes are not kept).
+	fromEnv   []string
+	fromFiles []string
+	zpkFile   string
+	zpk       *secret.Key
+	zpkErr    error
 }
 
-// Load reads the environment and checks the values.
+// Load reads the environment (and the files the _FILE variables name) and
+// checks the values.
 func Load() (*Config, error) {
 	var c Config
 	if err := envconfig.Process(Prefix, &c); err != nil {
 		return nil, redactEnvconfigError(err)
+	}
+	if err := c.readSecrets(os.LookupEnv); err != nil {
+		return nil, err
+	}
+	if err := c.loadZPK(); err != nil {
+		return nil, err
 	}
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
 	return &c, nil
 }
+
+// loadZPK parses the software zone PIN key, from its file or its variable,
+// into its cipher and drops the hex: the configuration keeps no copy. A
+// key read from a file never becomes a string; one from the environment
+// stays in the process's environment block, which is one reason production
+// keys live in a token.
+func (c *Config) loadZPK() error {
+	if c.zpkFile != "" {
+		b, err := ReadSecretFile(c.zpkFile)
+		if err != nil {
+			return problem("NI_ZPK_FILE", err.Error())
+		}
+		defer secret.Zero(b)
+		k, err := parseZPK(c.ZPKAlgorithm(), b)
+		if err != nil {
+			return problem("NI_ZPK_FILE", err.Error())
+		}
+		c.zpk = k
+		return nil
+	}
+	if c.NIZPK == "" {
+		return nil
+	}
+	if _, err := c.ZPK(); err != nil {
+		return err
+	}
+	c.NIZPK = ""
+	return nil
+}
+
+// parseZPK decodes hex key material, refuses a weak key, and builds the
+// key's cipher; the decoded bytes are wiped.
+func parseZPK(alg secret.Algorithm, hexKey []byte) (*secret.Key, error) {
+	raw, err := secret.DecodeHex(hexKey)
+	if err != nil {
+		return nil, err
+	}
+	defer secret.Zero(raw)
+	if w := secret.Weakness(alg, raw); w != "" {
+		return nil, errors.New("the key " + w)
+	}
+	return secret.NewKey(alg, raw)
+}
+
+// PKCS11 is the token's configuration.
+func (c *Config) PKCS11() hsm.Config {
+	return hsm.Config{Module: c.PKCS11Module, TokenLabel: c.PKCS11TokenLabel, PIN: c.PKCS11PIN, Sessions: c.PKCS11Sessions}
+}
+
+// ZPKAlgorithm is the zone PIN key's algorithm for the PIN block format.
+func (c *Config) ZPKAlgorithm() secret.Algorithm {
+	if f, _ := pinblock.ParseFormat(c.NIPINBlockFormat); f == pinblock.ISO4 {
+		return secret.AES
+	}
+	return secret.TDES
+}
+
+// HasSoftwareZPK reports whether a software zone PIN key is configured
+// (IVRPIN_NI_ZPK or IVRPIN_NI_ZPK_FILE).
+func (c *Config) HasSoftwareZPK() bool {
+	return c.NIZPK != "" || c.zpkFile != "" || c.zpk != nil || c.zpkErr != nil
+}
+
+// TokenKey reports whether the zone PIN key is in a PKCS#11 token.
+func (c *Config) TokenKey() bool { return c.NIZPKLabel != "" }
 
 // redactEnvconfigError keeps the variable name and the expected type and
 // drops the value envconfig puts in its messages.
@@ -175,6 +266,11 @@ func (c *Config) Validate() error {
 			return problem("REDIS_URL", "must be a redis:// or rediss:// URL")
 		}
 	}
+	if c.ARIPassword != "" {
+		if w := weakPassword(c.ARIPassword); w != "" {
+			return problem("ARI_PASSWORD", w)
+		}
+	}
 	if c.ARIListen != "" {
 		host, port, err := net.SplitHostPort(c.ARIListen)
 		if err != nil || port == "" {
@@ -183,6 +279,9 @@ func (c *Config) Validate() error {
 		_ = host
 		if c.ARIListenPassword == "" {
 			return problem("ARI_LISTEN_PASSWORD", "required with ARI_LISTEN: Asterisk must authenticate")
+		}
+		if w := weakPassword(c.ARIListenPassword); w != "" {
+			return problem("ARI_LISTEN_PASSWORD", w)
 		}
 		if c.ARIListenUsername == "" {
 			return problem("ARI_LISTEN_USERNAME", "must not be empty")
@@ -308,9 +407,14 @@ func (c *Config) Validate() error {
 	if c.KeySecureMaxCands < 1 || c.KeySecureMaxCands > 20 {
 		return problem("KEYSECURE_MAX_CANDIDATES", "must be 1 to 20")
 	}
+	if err := c.validateKeyCustody(); err != nil {
+		return err
+	}
 	if c.NIURL != "" {
-		if _, err := c.Encrypter(); err != nil {
-			return err
+		if !c.TokenKey() || c.NIEncryptionMethod == cardhost.MethodAsymmetric {
+			if _, err := c.Encrypter(nil); err != nil {
+				return err
+			}
 		}
 		if c.NIBankID == "" {
 			return problem("NI_BANK_ID", "required when NI_URL is set")
@@ -355,25 +459,78 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-// ZPK parses the zone PIN key for the configured format.
+// ValidateServe checks what serve needs beyond Validate: the card host, and
+// the HMAC key of the attempt limits, which is never kept beside the hashes
+// it makes (the console and tests make a fresh one per run).
+func (c *Config) ValidateServe() error {
+	if c.NIURL == "" {
+		return problem("NI_URL", "required: serve needs the card host (try `ivr-pin console` for a demo)")
+	}
+	if c.LimitKey == "" {
+		return problem("LIMIT_KEY", "required: the key that hashes card numbers and caller ids for the limits is never stored beside the hashes; make one with `openssl rand -hex 32` and give it as LIMIT_KEY_FILE (the same on every instance)")
+	}
+	return nil
+}
+
+// validateKeyCustody checks where the zone PIN key is: a software key, or a
+// key in a PKCS#11 token with everything needed to reach it.
+func (c *Config) validateKeyCustody() error {
+	if c.TokenKey() && c.HasSoftwareZPK() {
+		return problem("NI_ZPK_LABEL", "IVRPIN_NI_ZPK (or _FILE) is set too: the zone PIN key is either in the token or in software, never both")
+	}
+	if c.NIZPKKCV != "" {
+		if len(c.NIZPKKCV) != 6 || !isHex(c.NIZPKKCV) {
+			return problem("NI_ZPK_KCV", "must be the key's 6 hex digit check value")
+		}
+		if k := c.zpk; k != nil && !strings.EqualFold(k.KCV(), c.NIZPKKCV) {
+			return problem("NI_ZPK_KCV", "does not match the key: its KCV is "+k.KCV())
+		}
+	}
+	if c.PKCS11Sessions < 1 || c.PKCS11Sessions > 64 {
+		return problem("PKCS11_SESSIONS", "must be 1 to 64")
+	}
+	if c.PKCS11Module != "" {
+		if st, err := os.Stat(c.PKCS11Module); err != nil || st.IsDir() {
+			return problem("PKCS11_MODULE", "no such file: "+c.PKCS11Module)
+		}
+	}
+	if !c.TokenKey() {
+		return nil
+	}
+	for _, need := range []struct{ name, value string }{
+		{"PKCS11_MODULE", c.PKCS11Module}, {"PKCS11_TOKEN_LABEL", c.PKCS11TokenLabel}, {"PKCS11_PIN", c.PKCS11PIN},
+	} {
+		if need.value == "" {
+			return problem(need.name, "required with NI_ZPK_LABEL: the zone PIN key is in a PKCS#11 token")
+		}
+	}
+	return nil
+}
+
+// ZPK parses the software zone PIN key for the configured format (once: the
+// cipher is kept, the hex is not).
 func (c *Config) ZPK() (*secret.Key, error) {
-	f, _ := pinblock.ParseFormat(c.NIPINBlockFormat)
-	alg := secret.TDES
-	if f == pinblock.ISO4 {
-		alg = secret.AES
+	if c.zpk != nil || c.zpkErr != nil {
+		return c.zpk, c.zpkErr
 	}
 	if c.NIZPK == "" {
-		return nil, problem("NI_ZPK", "required for SYMMETRIC_ENC")
+		return nil, problem("NI_ZPK", "required for SYMMETRIC_ENC (or NI_ZPK_LABEL, a key in a PKCS#11 token)")
 	}
-	k, err := secret.ParseHexKey(alg, c.NIZPK)
+	b := []byte(c.NIZPK)
+	defer secret.Zero(b)
+	k, err := parseZPK(c.ZPKAlgorithm(), b)
 	if err != nil {
-		return nil, problem("NI_ZPK", err.Error())
+		c.zpkErr = problem("NI_ZPK", err.Error())
+		return nil, c.zpkErr
 	}
+	c.zpk = k
 	return k, nil
 }
 
-// Encrypter builds the card host's PIN block encrypter.
-func (c *Config) Encrypter() (pinblock.Encrypter, error) {
+// Encrypter builds the card host's PIN block encrypter. tokenKey is the
+// zone PIN key found in the PKCS#11 token (NI_ZPK_LABEL); nil means the
+// software key.
+func (c *Config) Encrypter(tokenKey pinblock.Cipher) (pinblock.Encrypter, error) {
 	f, err := pinblock.ParseFormat(c.NIPINBlockFormat)
 	if err != nil {
 		return nil, problem("NI_PINBLOCK_FORMAT", err.Error())
@@ -402,6 +559,16 @@ func (c *Config) Encrypter() (pinblock.Encrypter, error) {
 		}
 		return r, nil
 	}
+	if tokenKey != nil {
+		z, err := pinblock.NewZPK(tokenKey, f)
+		if err != nil {
+			return nil, problem("NI_ZPK_LABEL", err.Error())
+		}
+		return z, nil
+	}
+	if c.TokenKey() {
+		return nil, problem("NI_ZPK_LABEL", "the key in the token is not open")
+	}
 	k, err := c.ZPK()
 	if err != nil {
 		return nil, err
@@ -413,9 +580,10 @@ func (c *Config) Encrypter() (pinblock.Encrypter, error) {
 	return z, nil
 }
 
-// CardHost is the card-host client configuration (NIURL must be set).
-func (c *Config) CardHost() (cardhost.Config, error) {
-	enc, err := c.Encrypter()
+// CardHost is the card-host client configuration (NIURL must be set);
+// tokenKey as for Encrypter.
+func (c *Config) CardHost(tokenKey pinblock.Cipher) (cardhost.Config, error) {
+	enc, err := c.Encrypter(tokenKey)
 	if err != nil {
 		return cardhost.Config{}, err
 	}
@@ -444,6 +612,16 @@ func (c *Config) niTimestampLayout() (string, error) {
 		return cardhost.LegacyTimestampLayout, nil
 	}
 	return "", problem("NI_TIMESTAMP_FORMAT", "must be iso8601 or legacy")
+}
+
+func isHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i] | 0x20
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 func allDigits(s string) bool {
@@ -490,6 +668,9 @@ func (c *Config) Print(w io.Writer) {
 	t := v.Type()
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
 		name := Prefix + "_" + f.Tag.Get("envconfig")
 		val := fmt.Sprint(v.Field(i).Interface())
 		switch x := v.Field(i).Interface().(type) {
@@ -506,10 +687,13 @@ func (c *Config) Print(w io.Writer) {
 		switch f.Tag.Get("secret") {
 		case "true":
 			val = setOrUnset(val)
-			if f.Name == "NIZPK" && c.NIZPK != "" {
+			if f.Name == "NIZPK" && c.HasSoftwareZPK() {
 				if k, err := c.ZPK(); err == nil {
 					val = "<set, KCV " + k.KCV() + ">"
 				}
+			}
+			if val != "<unset>" && c.fromFile(name) {
+				val = strings.Replace(val, "<set", "<set from "+name+FileSuffix, 1)
 			}
 			if f.Name == "KeySecureAPISecret" && c.KeySecureAPISecret != "" {
 				if k, err := keysecure.SecretKey(c.KeySecureAPISecret); err == nil {
@@ -577,6 +761,9 @@ func Describe(w io.Writer) {
 	fmt.Fprintln(w, "|---|---|---|")
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
 		def := f.Tag.Get("default")
 		if def == "" {
 			def = "(unset)"
@@ -591,6 +778,6 @@ func (c *Config) LimitSettings() limits.Settings {
 		Card:      limits.Rule{Max: c.LimitCardMax, Window: c.LimitCardWindow, Lockout: c.LimitCardLockout},
 		Caller:    limits.Rule{Max: c.LimitCallerMax, Window: c.LimitCallerWindow, Lockout: c.LimitCallerLockout},
 		Withheld:  limits.Rule{Max: c.LimitWithheldMax, Window: c.LimitCallerWindow, Lockout: c.LimitCallerLockout},
-		StorePath: c.LimitStore, RedisURL: c.RedisURL, KeyHex: c.LimitKey,
+		StorePath: c.LimitStore, RedisURL: c.RedisURL, KeyHex: c.LimitKey, RedisPassword: c.RedisPassword,
 	}
 }

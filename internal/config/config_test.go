@@ -163,7 +163,7 @@ func TestHostSettingsAreCheckedAtStartUp(t *testing.T) {
 				t.Fatalf("error does not name %s: %v", c.wantVar, err)
 			}
 			if err == nil {
-				if _, err := cfg.CardHost(); err != nil {
+				if _, err := cfg.CardHost(nil); err != nil {
 					t.Fatalf("card host client config: %v", err)
 				}
 			}
@@ -180,7 +180,7 @@ func TestSequenceNumbersReachTheClient(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ch, err := cfg.CardHost()
+	ch, err := cfg.CardHost(nil)
 	if err != nil || ch.SequenceByBIN["411111"] != "01" || ch.SequenceByBIN["555555"] != "00" || ch.SrcApplication != "IVR" || ch.TargetApplication != "PCMS" {
 		t.Fatalf("%+v %v", ch, err)
 	}
@@ -283,10 +283,10 @@ func TestOutboundListenSettings(t *testing.T) {
 		want string // the variable named; "" = accepted
 	}{
 		{map[string]string{"IVRPIN_ARI_LISTEN": "127.0.0.1:8090"}, "IVRPIN_ARI_LISTEN_PASSWORD"},
-		{map[string]string{"IVRPIN_ARI_LISTEN": "8090", "IVRPIN_ARI_LISTEN_PASSWORD": "pw-value-1"}, "IVRPIN_ARI_LISTEN"},
-		{map[string]string{"IVRPIN_ARI_LISTEN": ":8090", "IVRPIN_ARI_LISTEN_PASSWORD": "pw-value-1", "IVRPIN_ARI_LISTEN_USERNAME": ""}, "IVRPIN_ARI_LISTEN_USERNAME"},
-		{map[string]string{"IVRPIN_ARI_LISTEN": ":8090", "IVRPIN_ARI_LISTEN_PASSWORD": "pw-value-1", "IVRPIN_ARI_LISTEN_TLS_CERT": "/etc/c.pem"}, "IVRPIN_ARI_LISTEN_TLS_CERT"},
-		{map[string]string{"IVRPIN_ARI_LISTEN": ":8090", "IVRPIN_ARI_LISTEN_PASSWORD": "pw-value-1"}, ""},
+		{map[string]string{"IVRPIN_ARI_LISTEN": "8090", "IVRPIN_ARI_LISTEN_PASSWORD": "pw-value-1-long-enough"}, "IVRPIN_ARI_LISTEN"},
+		{map[string]string{"IVRPIN_ARI_LISTEN": ":8090", "IVRPIN_ARI_LISTEN_PASSWORD": "pw-value-1-long-enough", "IVRPIN_ARI_LISTEN_USERNAME": ""}, "IVRPIN_ARI_LISTEN_USERNAME"},
+		{map[string]string{"IVRPIN_ARI_LISTEN": ":8090", "IVRPIN_ARI_LISTEN_PASSWORD": "pw-value-1-long-enough", "IVRPIN_ARI_LISTEN_TLS_CERT": "/etc/c.pem"}, "IVRPIN_ARI_LISTEN_TLS_CERT"},
+		{map[string]string{"IVRPIN_ARI_LISTEN": ":8090", "IVRPIN_ARI_LISTEN_PASSWORD": "pw-value-1-long-enough"}, ""},
 		{map[string]string{"IVRPIN_ARI_LISTEN_TLS_CERT": "/etc/c.pem"}, ""}, // ignored without a listener
 	}
 	for i, c := range cases {
@@ -300,13 +300,13 @@ func TestOutboundListenSettings(t *testing.T) {
 				t.Fatalf("refused: %v", err)
 			case c.want != "" && (err == nil || !strings.HasPrefix(err.Error(), c.want+":")):
 				t.Fatalf("error %v, want one naming %s", err, c.want)
-			case c.want != "" && strings.Contains(err.Error(), "pw-value-1"):
+			case c.want != "" && strings.Contains(err.Error(), "pw-value-1-long-enough"):
 				t.Fatalf("the password is in the error: %v", err)
 			}
 			if cfg != nil {
 				var b strings.Builder
 				cfg.Print(&b)
-				if strings.Contains(b.String(), "pw-value-1") {
+				if strings.Contains(b.String(), "pw-value-1-long-enough") {
 					t.Fatal("the listen password printed")
 				}
 			}

@@ -9,6 +9,8 @@ package demo
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"io"
 	"os"
@@ -130,16 +132,25 @@ func Start(opts Options) (*Demo, error) {
 	if cfg.RedisURL == "" {
 		cfg.LimitStore = filepath.Join(dir, "attempts.db")
 	}
+	if cfg.LimitKey == "" {
+		// A key of this run's own, kept in memory only: the store is
+		// temporary too.
+		k := make([]byte, 32)
+		if _, err := rand.Read(k); err != nil {
+			return nil, err
+		}
+		cfg.LimitKey = hex.EncodeToString(k)
+	}
 	cfg.DrainTimeout = opts.DrainTimeout
 	if cfg.DrainTimeout <= 0 {
 		cfg.DrainTimeout = 5 * time.Second
 	}
-	cfg.ARIURL, cfg.ARIWSURL, cfg.ARIUsername, cfg.ARIPassword = ari.URL, ari.WSURL, "ivr-pin", "test-password"
+	cfg.ARIURL, cfg.ARIWSURL, cfg.ARIUsername, cfg.ARIPassword = ari.URL, ari.WSURL, "ivr-pin", "aritest-password-0001"
 	switch opts.Transport {
 	case "", Inbound:
 		cfg.ARIListen = ""
 	case Outbound, Persistent:
-		cfg.ARIListen, cfg.ARIListenUsername, cfg.ARIListenPassword = "127.0.0.1:0", "asterisk", "outbound-test-password"
+		cfg.ARIListen, cfg.ARIListenUsername, cfg.ARIListenPassword = "127.0.0.1:0", "asterisk", "demo-outbound-password-0001"
 	default:
 		return nil, errors.New("demo: unknown transport " + opts.Transport)
 	}

@@ -3,12 +3,15 @@ package limits
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/ivr-pin/ivr-pin/internal/redistest"
 	"github.com/ivr-pin/ivr-pin/pinsvc/secret"
@@ -29,7 +32,7 @@ func stores(t *testing.T) map[string]func() Store {
 		},
 		"redis": func() Store {
 			url, _ := startRedis(t)
-			s, err := OpenRedis(context.Background(), url)
+			s, err := OpenRedis(context.Background(), url, "")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -102,12 +105,12 @@ func TestBoltCountersSurviveARestart(t *testing.T) {
 // together, however the attempts interleave.
 func TestRedisIsAtomicAcrossInstances(t *testing.T) {
 	url, _ := startRedis(t)
-	a, err := OpenRedis(context.Background(), url)
+	a, err := OpenRedis(context.Background(), url, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	b, _ := OpenRedis(context.Background(), url)
+	b, _ := OpenRedis(context.Background(), url, "")
 	defer b.Close()
 	r := Rule{Max: 5, Window: time.Hour, Lockout: time.Hour}
 	var allowed atomic.Int32
@@ -183,7 +186,7 @@ func TestLimiterCardAndCaller(t *testing.T) {
 
 func TestRedisDownFailsClosed(t *testing.T) {
 	url, stop := startRedis(t)
-	s, err := OpenRedis(context.Background(), url)
+	s, err := OpenRedis(context.Background(), url, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -332,5 +335,42 @@ func TestWithheldCallersShareOneStricterBucket(t *testing.T) {
 	}
 	if err := l.Record(ctx, "+15551230001", ""); err != nil {
 		t.Fatalf("a caller with a number shares the withheld bucket: %v", err)
+	}
+}
+
+// An HMAC key that an older version kept in the store file beside the
+// hashes is deleted when the store opens, and the limiter runs on the key it
+// is given.
+func TestStoredKeyIsForgotten(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "attempts.db")
+	s, err := OpenBolt(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists([]byte("meta"))
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte("hmac-key"), []byte("an old stored key, 32 bytes long"))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if _, err := Open(context.Background(), Settings{StorePath: path, Card: rule, Caller: rule}); err == nil {
+		t.Fatal("a limiter without a key")
+	}
+	told := false
+	l, err := Open(context.Background(), Settings{StorePath: path, Card: rule, Caller: rule,
+		KeyHex: "00112233445566778899aabbccddeeff", OnStoredKey: func() { told = true }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Store.Close()
+	if !told {
+		t.Fatal("the stored key was not reported")
+	}
+	if raw, _ := os.ReadFile(path); strings.Contains(string(raw), "an old stored key") {
+		t.Fatal("the old key's bytes are still in the store file")
 	}
 }

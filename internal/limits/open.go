@@ -3,6 +3,7 @@ package limits
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"time"
 )
 
@@ -12,23 +13,27 @@ type Settings struct {
 	Withheld     Rule   // the shared bucket of calls without a caller id
 	StorePath    string // bbolt file, used when RedisURL is empty
 	RedisURL     string
-	KeyHex       string // HMAC key; required with Redis
+	KeyHex       string // HMAC key of card numbers and caller ids (required)
+	// RedisPassword, when set, replaces the password of RedisURL (it comes
+	// from a file: IVRPIN_REDIS_PASSWORD_FILE).
+	RedisPassword string
+	// OnStoredKey hears that the embedded store held an HMAC key of an
+	// older version, now deleted.
+	OnStoredKey func()
 }
 
 // Open builds the limiter and its store.
 func Open(ctx context.Context, s Settings) (*Limiter, error) {
-	var key []byte
-	if s.KeyHex != "" {
-		k, err := hex.DecodeString(s.KeyHex)
-		if err != nil {
-			return nil, err
-		}
-		key = k
+	// The key is never kept beside the hashes it makes: a store file (or a
+	// Redis dump) alone must not let anyone test card numbers against it.
+	key, err := hex.DecodeString(s.KeyHex)
+	if err != nil || len(key) < 16 {
+		return nil, errors.New("the attempt limits need an HMAC key of at least 16 bytes (hex)")
 	}
 	if s.RedisURL != "" {
 		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
-		store, err := OpenRedis(ctx, s.RedisURL)
+		store, err := OpenRedis(ctx, s.RedisURL, s.RedisPassword)
 		if err != nil {
 			return nil, err
 		}
@@ -40,11 +45,11 @@ func Open(ctx context.Context, s Settings) (*Limiter, error) {
 	if err != nil {
 		return nil, err
 	}
-	if key == nil {
-		if key, err = store.Key(); err != nil {
-			store.Close()
-			return nil, err
-		}
+	if found, err := store.ForgetStoredKey(); err != nil {
+		store.Close()
+		return nil, err
+	} else if found && s.OnStoredKey != nil {
+		s.OnStoredKey()
 	}
 	l := New(store, key, s.Card, s.Caller)
 	l.Withheld = s.Withheld

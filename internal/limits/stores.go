@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"strconv"
 	"time"
 
@@ -142,27 +143,53 @@ func (s *BoltStore) Unmark(_ context.Context, key string) error {
 // Close implements Store.
 func (s *BoltStore) Close() error { return s.db.Close() }
 
-// Key returns the store's own HMAC key, made on first use, so an embedded
-// store needs no key setting and keeps hashing cards the same way across
-// restarts.
-func (s *BoltStore) Key() ([]byte, error) {
-	var key []byte
+// ForgetStoredKey deletes the HMAC key that earlier versions kept in the
+// store beside the hashes it keyed (anyone with the file could then test
+// card numbers against them), and rewrites the file without it: bbolt
+// frees the old page but leaves its bytes on disk, so the store is
+// compacted into a new file that replaces the old one. It reports whether
+// there was a key: the counts made under it no longer match and expire
+// with their windows.
+func (s *BoltStore) ForgetStoredKey() (bool, error) {
+	found := false
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		b, err := tx.CreateBucketIfNotExists([]byte("meta"))
-		if err != nil {
-			return err
-		}
-		if v := b.Get([]byte("hmac-key")); v != nil {
-			key = append([]byte(nil), v...)
+		b := tx.Bucket([]byte("meta"))
+		if b == nil || b.Get([]byte("hmac-key")) == nil {
 			return nil
 		}
-		key = make([]byte, 32)
-		if _, err := rand.Read(key); err != nil {
-			return err
-		}
-		return b.Put([]byte("hmac-key"), key)
+		found = true
+		return tx.DeleteBucket([]byte("meta"))
 	})
-	return key, err
+	if err != nil || !found {
+		return found, err
+	}
+	path := s.db.Path()
+	tmp := path + ".compact"
+	_ = os.Remove(tmp)
+	dst, err := bolt.Open(tmp, 0o600, &bolt.Options{Timeout: 2 * time.Second})
+	if err != nil {
+		return found, err
+	}
+	if err := bolt.Compact(dst, s.db, 1<<20); err != nil {
+		dst.Close()
+		_ = os.Remove(tmp)
+		return found, err
+	}
+	if err := dst.Close(); err != nil {
+		return found, err
+	}
+	if err := s.db.Close(); err != nil {
+		return found, err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return found, err
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
+	if err != nil {
+		return found, fmt.Errorf("open attempt store %s: %w", path, err)
+	}
+	s.db = db
+	return found, nil
 }
 
 // ---- shared store (Redis) ----
@@ -174,10 +201,14 @@ type RedisStore struct {
 }
 
 // OpenRedis connects to a redis:// URL and checks it answers.
-func OpenRedis(ctx context.Context, url string) (*RedisStore, error) {
+// A password, when set, replaces the URL's.
+func OpenRedis(ctx context.Context, url, password string) (*RedisStore, error) {
 	opt, err := redis.ParseURL(url)
 	if err != nil {
 		return nil, errors.New("IVRPIN_REDIS_URL is not a redis:// URL")
+	}
+	if password != "" {
+		opt.Password = password
 	}
 	opt.DialTimeout, opt.ReadTimeout, opt.WriteTimeout = 2*time.Second, 2*time.Second, 2*time.Second
 	opt.MaxRetries = 1

@@ -17,7 +17,9 @@ import (
 	"github.com/ivr-pin/ivr-pin/ivr"
 	"github.com/ivr-pin/ivr-pin/pinsvc"
 	"github.com/ivr-pin/ivr-pin/pinsvc/cardhost"
+	"github.com/ivr-pin/ivr-pin/pinsvc/hsm"
 	"github.com/ivr-pin/ivr-pin/pinsvc/keysecure"
+	"github.com/ivr-pin/ivr-pin/pinsvc/pinblock"
 	"github.com/ivr-pin/ivr-pin/pinsvc/policy"
 )
 
@@ -45,6 +47,12 @@ type Line struct {
 	Router  *pinsvc.Router
 	Limiter *limits.Limiter
 	Metrics *metrics.Metrics
+	// Token holds the zone PIN key when IVRPIN_NI_ZPK_LABEL is set (nil:
+	// a software key, or the demo's simulator key).
+	Token *hsm.Token
+	// PINBlocks describes how PIN blocks are made (format, key, KCV):
+	// safe to log.
+	PINBlocks string
 
 	cfg       *config.Config
 	log       *logrus.Entry
@@ -77,12 +85,24 @@ func Build(ctx context.Context, cfg *config.Config, opts Options) (*Line, error)
 			l.Close()
 		}
 	}()
-	router, err := l.router(opts)
+	var tokenKey pinblock.Cipher
+	if cfg.TokenKey() && opts.CardHost == nil {
+		k, err := l.openToken()
+		if err != nil {
+			return nil, err
+		}
+		tokenKey = k
+	}
+	router, err := l.router(opts, tokenKey)
 	if err != nil {
 		return nil, err
 	}
 	l.Router = router
-	limiter, err := limits.Open(ctx, cfg.LimitSettings())
+	ls := cfg.LimitSettings()
+	ls.OnStoredKey = func() {
+		opts.Log.Warn("the attempt store held an HMAC key of an earlier version beside its hashes; it is deleted and the store rewritten without it (counts made under it no longer match and expire with their windows)")
+	}
+	limiter, err := limits.Open(ctx, ls)
 	if err != nil {
 		return nil, err
 	}
@@ -100,6 +120,11 @@ func Build(ctx context.Context, cfg *config.Config, opts Options) (*Line, error)
 	}
 	l.metrics = metrics.New(nil)
 	l.Metrics = l.metrics
+	if l.Token != nil {
+		l.metrics.RegisterPINKey("token", l.Token.Ready)
+	} else {
+		l.metrics.RegisterPINKey("software", func() error { return nil })
+	}
 	l.Flow = flows.New(flows.Config{
 		Languages: cfg.Languages, FirstDigitTimeout: cfg.FirstDigitTimeout, InterDigitTimeout: cfg.InterDigitTimeout,
 		MaxTries: cfg.MaxTries, Agent: flows.ParseTarget(cfg.AgentTransfer), HostWaitAnnounce: cfg.HostWaitAnnounce,
@@ -129,17 +154,38 @@ func Transport(cfg *config.Config, opts Options) ivr.Transport {
 		MinBackoff: opts.MinBackoff, MaxBackoff: opts.MaxBackoff, Log: opts.Log})
 }
 
+// openToken opens the PKCS#11 token and finds the zone PIN key in it by
+// its label, refusing a key the token would hand out and one whose KCV is
+// not IVRPIN_NI_ZPK_KCV.
+func (l *Line) openToken() (*hsm.Key, error) {
+	tok, err := hsm.Open(l.cfg.PKCS11())
+	if err != nil {
+		return nil, &config.Problem{Var: "PKCS11_TOKEN_LABEL", Reason: err.Error()}
+	}
+	l.Token = tok
+	l.closers = append(l.closers, tok.Close)
+	k, err := tok.Key(l.cfg.NIZPKLabel, l.cfg.ZPKAlgorithm(), l.cfg.NIZPKKCV)
+	if err != nil {
+		return nil, &config.Problem{Var: "NI_ZPK_LABEL", Reason: err.Error()}
+	}
+	l.log.WithFields(logrus.Fields{"token": tok.Describe(), "key": k.Describe(), "kcv": k.KCV()}).Info("zone PIN key found in the PKCS#11 token")
+	return k, nil
+}
+
 // router makes the host clients. Without KeySecure, first setup is not
 // offered.
-func (l *Line) router(opts Options) (*pinsvc.Router, error) {
+func (l *Line) router(opts Options, tokenKey pinblock.Cipher) (*pinsvc.Router, error) {
 	var chCfg cardhost.Config
 	if opts.CardHost != nil {
 		chCfg = *opts.CardHost
 	} else {
 		var err error
-		if chCfg, err = l.cfg.CardHost(); err != nil {
+		if chCfg, err = l.cfg.CardHost(tokenKey); err != nil {
 			return nil, err
 		}
+	}
+	if chCfg.Encrypter != nil {
+		l.PINBlocks = chCfg.Encrypter.Describe()
 	}
 	ch, err := cardhost.New(chCfg)
 	if err != nil {
@@ -173,8 +219,23 @@ func (l *Line) router(opts Options) (*pinsvc.Router, error) {
 // Serve takes calls until ctx ends, drains, and releases everything.
 func (l *Line) Serve(ctx context.Context) error {
 	defer l.Close()
+	if l.Token != nil {
+		wctx, stop := context.WithCancel(ctx)
+		defer stop()
+		go l.Token.Watch(wctx, TokenProbeInterval, func(err error) {
+			if err != nil {
+				l.log.WithError(err).Error("the PIN key token stopped encrypting: calls hear \"not available\" and /readyz is 503 until it is back")
+			} else {
+				l.log.Warn("the PIN key token encrypts again with the same key")
+			}
+		})
+	}
 	return l.Server.Serve(ctx, l.handle)
 }
+
+// TokenProbeInterval is how often the token is checked (its key still
+// gives its KCV) or, after a failure, reopened.
+var TokenProbeInterval = 2 * time.Second
 
 // Close releases the host clients, the attempt store and the audit file
 // (Serve does it on return; call it when Serve never ran).
@@ -197,5 +258,9 @@ func (l *Line) ListenAddr() string {
 
 // Health serves /metrics, /healthz and /readyz for this line.
 func (l *Line) Health() *metrics.Health {
-	return &metrics.Health{Metrics: l.metrics, Server: l.Server, HostURLs: []string{l.cfg.NIURL, l.cfg.KeySecureURL}}
+	h := &metrics.Health{Metrics: l.metrics, Server: l.Server, HostURLs: []string{l.cfg.NIURL, l.cfg.KeySecureURL}}
+	if l.Token != nil {
+		h.PINKey = l.Token.Ready
+	}
+	return h
 }

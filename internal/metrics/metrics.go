@@ -134,12 +134,29 @@ func (t *timed) VerifyCard(ctx context.Context, c contract.CardCheck) (contract.
 func (t *timed) ChangePolicy() policy.PINPolicy     { return t.Service.ChangePolicy() }
 func (t *timed) FirstSetupPolicy() policy.PINPolicy { return t.Service.FirstSetupPolicy() }
 
+// RegisterPINKey adds ivrpin_pin_key_ready, read from ready (nil: the zone
+// PIN key encrypts; an error: why it does not).
+func (m *Metrics) RegisterPINKey(where string, ready func() error) {
+	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "ivrpin_pin_key_ready",
+		Help:        "1 while the zone PIN key can encrypt PIN blocks (where: token or software).",
+		ConstLabels: prometheus.Labels{"where": where}},
+		func() float64 {
+			if ready() == nil {
+				return 1
+			}
+			return 0
+		}))
+}
+
 // Health serves /metrics, /healthz and /readyz.
 type Health struct {
 	Metrics *Metrics
 	Server  CallServer
 	// HostURLs are dialled (TCP only, cached for 10 s) for /readyz.
 	HostURLs []string
+	// PINKey, when set, says whether the zone PIN key encrypts (nil) or
+	// why not; /readyz is 503 while it does not.
+	PINKey func() error
 
 	mu        sync.Mutex
 	checked   time.Time
@@ -158,11 +175,19 @@ func (h *Health) Handler() http.Handler {
 		for _, ok := range hosts {
 			ready = ready && ok
 		}
+		doc := map[string]any{"configuration": "loaded", "hosts_reachable": hosts}
+		if h.PINKey != nil {
+			doc["pin_key"] = "ready"
+			if err := h.PINKey(); err != nil {
+				ready = false
+				doc["pin_key"] = err.Error()
+			}
+		}
+		doc["ready"] = ready
 		w.Header().Set("Content-Type", "application/json")
 		if !ready {
 			w.WriteHeader(http.StatusServiceUnavailable)
 		}
-		doc := map[string]any{"ready": ready, "configuration": "loaded", "hosts_reachable": hosts}
 		if h.Server != nil && h.Server.Mode() == "outbound" {
 			doc["ari_listening"] = ari // Asterisk dials us: ready means listening
 		} else {

@@ -2,7 +2,6 @@ package pinblock
 
 import (
 	"crypto"
-	"crypto/cipher"
 	"crypto/rand"
 	"crypto/rsa"
 	_ "crypto/sha1"   // registers crypto.SHA1 for OAEP
@@ -16,7 +15,6 @@ import (
 	"io"
 	"os"
 	"strings"
-	"sync"
 
 	"github.com/ivr-pin/ivr-pin/pinsvc/secret"
 )
@@ -29,29 +27,29 @@ type Encrypter interface {
 	Describe() string
 }
 
+// Cipher is a zone PIN key as the PIN block needs it: one block enciphered
+// at a time (ECB). A software key (*secret.Key) and a key held in a PKCS#11
+// token (package hsm) both are one; the token's can fail, so the error.
+type Cipher interface {
+	Algorithm() secret.Algorithm
+	BlockSize() int
+	EncryptBlock(dst, src []byte) error
+	// Describe is safe to log: algorithm, length, KCV, where the key lives.
+	Describe() string
+}
+
 // ZPK encrypts PIN blocks under a symmetric zone PIN key: formats 0, 1 and 3
 // under TDES (ECB over the single 8-byte block), format 4 under AES as the
 // standard prescribes (encipher the PIN field, XOR the PAN field, encipher
 // again). Output is upper-case hex.
 type ZPK struct {
-	Key    *secret.Key
+	Key    Cipher
 	Format Format
 	Rand   io.Reader // random fill; nil means crypto/rand
-
-	// The key schedule is built once: a cipher.Block is safe for concurrent
-	// use, and rebuilding the TDES schedule was 80% of each encryption.
-	once  sync.Once
-	block cipher.Block
-	err   error
-}
-
-func (z *ZPK) cipher() (cipher.Block, error) {
-	z.once.Do(func() { z.block, z.err = z.Key.Block() })
-	return z.block, z.err
 }
 
 // NewZPK checks that the key suits the format.
-func NewZPK(key *secret.Key, f Format) (*ZPK, error) {
+func NewZPK(key Cipher, f Format) (*ZPK, error) {
 	if key == nil {
 		return nil, errors.New("zone PIN key is not set")
 	}
@@ -75,10 +73,6 @@ func (z *ZPK) Describe() string { return fmt.Sprintf("%s under %s", z.Format, z.
 
 // Encrypt implements Encrypter.
 func (z *ZPK) Encrypt(pin []byte, pan string) (string, error) {
-	blk, err := z.cipher()
-	if err != nil {
-		return "", err
-	}
 	if z.Format == ISO4 {
 		pf, err := PINField4(pin, z.Rand)
 		if err != nil {
@@ -90,11 +84,15 @@ func (z *ZPK) Encrypt(pin []byte, pan string) (string, error) {
 			return "", err
 		}
 		out := make([]byte, 16)
-		blk.Encrypt(out, pf)
+		if err := z.Key.EncryptBlock(out, pf); err != nil {
+			return "", err
+		}
 		for i := range out {
 			out[i] ^= af[i]
 		}
-		blk.Encrypt(out, out)
+		if err := z.Key.EncryptBlock(out, out); err != nil {
+			return "", err
+		}
 		return strings.ToUpper(hex.EncodeToString(out)), nil
 	}
 	clear, err := Clear(z.Format, pin, pan, z.Rand)
@@ -103,7 +101,9 @@ func (z *ZPK) Encrypt(pin []byte, pan string) (string, error) {
 	}
 	defer secret.Zero(clear)
 	out := make([]byte, 8)
-	blk.Encrypt(out, clear)
+	if err := z.Key.EncryptBlock(out, clear); err != nil {
+		return "", err
+	}
 	return strings.ToUpper(hex.EncodeToString(out)), nil
 }
 
@@ -114,7 +114,11 @@ func (z *ZPK) Decrypt(block string, pan string) ([]byte, error) {
 	if err != nil || len(raw) != z.Format.BlockSize() {
 		return nil, ErrBlock
 	}
-	blk, err := z.cipher()
+	sk, ok := z.Key.(*secret.Key)
+	if !ok {
+		return nil, errors.New("decrypting needs a software key (the simulator's side)")
+	}
+	blk, err := sk.Block()
 	if err != nil {
 		return nil, err
 	}

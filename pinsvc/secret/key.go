@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/bits"
 	"strings"
 )
 
@@ -30,90 +31,148 @@ func (a Algorithm) String() string {
 	return "unknown"
 }
 
-// Key is symmetric key material. It prints only its algorithm, length and key
-// check value (KCV), which is how key custodians identify a key without
-// seeing it.
+// Key is a software symmetric key: its cipher, built once, and the key
+// check value (KCV) that key custodians identify a key by. The raw bytes are
+// not kept: NewKey copies them into the cipher's key schedule and the caller
+// wipes its own copy. It prints only its algorithm, length and KCV.
+//
+// A TDES schedule holds derived subkeys only. An AES schedule begins with
+// the key itself (the first round key is the key), which is one reason a
+// production zone PIN key lives in a token (package hsm), not here.
 type Key struct {
-	alg Algorithm
-	b   []byte
+	alg   Algorithm
+	n     int
+	block cipher.Block
+	kcv   string
 }
 
 // ErrKeyLength is returned for key material of a length the algorithm does
 // not take. It never contains the key.
 var ErrKeyLength = errors.New("key has the wrong length for its algorithm")
 
-// NewKey copies raw into a Key for alg after checking its length.
+// NewKey builds a Key for alg from raw after checking its length. raw is
+// not kept: the caller wipes it.
 func NewKey(alg Algorithm, raw []byte) (*Key, error) {
+	k := &Key{alg: alg, n: len(raw)}
 	switch alg {
 	case TDES:
 		if len(raw) != 16 && len(raw) != 24 {
 			return nil, fmt.Errorf("%w: TDES takes 16 or 24 bytes, got %d", ErrKeyLength, len(raw))
 		}
+		full := make([]byte, 24)
+		defer Zero(full)
+		copy(full, raw)
+		if len(raw) == 16 { // K1 K2 K1
+			copy(full[16:], raw[:8])
+		}
+		blk, err := des.NewTripleDESCipher(full)
+		if err != nil {
+			return nil, err
+		}
+		k.block = blk
 	case AES:
 		if len(raw) != 16 && len(raw) != 24 && len(raw) != 32 {
 			return nil, fmt.Errorf("%w: AES takes 16, 24 or 32 bytes, got %d", ErrKeyLength, len(raw))
 		}
+		blk, err := aes.NewCipher(raw)
+		if err != nil {
+			return nil, err
+		}
+		k.block = blk
 	default:
 		return nil, errors.New("unknown key algorithm")
 	}
-	return &Key{alg: alg, b: append([]byte(nil), raw...)}, nil
+	k.kcv = KCVOf(k.block)
+	return k, nil
 }
 
 // ParseHexKey decodes hex key material (spaces allowed, as key components are
 // often written in groups of four). The error never echoes the input.
+// Strings cannot be wiped: production keys come through ParseHexKeyBytes
+// from a file, or from a token.
 func ParseHexKey(alg Algorithm, s string) (*Key, error) {
-	s = strings.ReplaceAll(strings.TrimSpace(s), " ", "")
-	raw, err := hex.DecodeString(s)
+	b := []byte(s)
+	defer Zero(b)
+	return ParseHexKeyBytes(alg, b)
+}
+
+// ParseHexKeyBytes decodes hex key material held in a byte slice (spaces
+// and surrounding white space allowed) without making a string of it. The
+// decoded bytes are wiped; the caller wipes hexKey.
+func ParseHexKeyBytes(alg Algorithm, hexKey []byte) (*Key, error) {
+	raw, err := DecodeHex(hexKey)
 	if err != nil {
-		return nil, errors.New("key is not valid hexadecimal")
+		return nil, err
 	}
 	defer Zero(raw)
 	return NewKey(alg, raw)
 }
 
-// Algorithm is the cipher the key is for.
-func (k *Key) Algorithm() Algorithm { return k.alg }
-
-// Len is the key length in bytes.
-func (k *Key) Len() int { return len(k.b) }
-
-// Block returns a block cipher under the key: TDES keys of 16 bytes are used
-// as K1 K2 K1.
-func (k *Key) Block() (cipher.Block, error) {
-	switch k.alg {
-	case TDES:
-		raw := k.b
-		if len(raw) == 16 {
-			raw = append(append(make([]byte, 0, 24), k.b...), k.b[:8]...)
-			defer Zero(raw)
+// DecodeHex decodes hex key material (spaces and surrounding white space
+// allowed) into a new slice that the caller wipes. The error never echoes
+// the input.
+func DecodeHex(hexKey []byte) ([]byte, error) {
+	digits := make([]byte, 0, len(hexKey))
+	defer func() { Zero(digits[:cap(digits)]) }()
+	for _, c := range hexKey {
+		switch c {
+		case ' ', '\t', '\n', '\r':
+			continue
 		}
-		return des.NewTripleDESCipher(raw)
-	case AES:
-		return aes.NewCipher(k.b)
+		digits = append(digits, c)
 	}
-	return nil, errors.New("unknown key algorithm")
+	raw := make([]byte, hex.DecodedLen(len(digits)))
+	if _, err := hex.Decode(raw, digits); err != nil || len(digits)%2 != 0 {
+		Zero(raw)
+		return nil, errors.New("key is not valid hexadecimal")
+	}
+	return raw, nil
 }
 
-// KCV is the key check value: the first three bytes, in upper-case hex, of
-// the key's encryption of an all-zero block (the classic method for TDES and
-// the one most HSMs still print for AES).
-func (k *Key) KCV() string {
-	blk, err := k.Block()
-	if err != nil {
-		return "invalid"
-	}
+// KCVOf is the key check value of a block cipher: the first three bytes, in
+// upper-case hex, of its encryption of an all-zero block (the classic
+// method for TDES and the one most HSMs still print for AES).
+func KCVOf(blk cipher.Block) string {
 	zero := make([]byte, blk.BlockSize())
 	out := make([]byte, blk.BlockSize())
 	blk.Encrypt(out, zero)
 	return strings.ToUpper(hex.EncodeToString(out[:3]))
 }
 
+// Algorithm is the cipher the key is for.
+func (k *Key) Algorithm() Algorithm { return k.alg }
+
+// Len is the key length in bytes.
+func (k *Key) Len() int { return k.n }
+
+// Block returns the block cipher under the key (safe for concurrent use):
+// TDES keys of 16 bytes are used as K1 K2 K1.
+func (k *Key) Block() (cipher.Block, error) {
+	if k == nil || k.block == nil {
+		return nil, errors.New("key is not set")
+	}
+	return k.block, nil
+}
+
+// BlockSize is the cipher's block size in bytes.
+func (k *Key) BlockSize() int { return k.block.BlockSize() }
+
+// EncryptBlock enciphers one block (ECB). It never fails for a software key;
+// the error is for keys held in a token.
+func (k *Key) EncryptBlock(dst, src []byte) error {
+	k.block.Encrypt(dst, src)
+	return nil
+}
+
+// KCV is the key check value.
+func (k *Key) KCV() string { return k.kcv }
+
 // Describe is the safe description used by String and logs.
 func (k *Key) Describe() string {
 	if k == nil {
 		return "key(unset)"
 	}
-	return fmt.Sprintf("%s-%d key KCV %s", k.alg, len(k.b)*8, k.KCV())
+	return fmt.Sprintf("%s-%d key KCV %s", k.alg, k.n*8, k.kcv)
 }
 
 // String implements fmt.Stringer.
@@ -127,3 +186,67 @@ func (k *Key) Format(f fmt.State, verb rune) { formatMasked(f, verb, k.Describe(
 
 // MarshalJSON writes the safe description.
 func (k *Key) MarshalJSON() ([]byte, error) { return json.Marshal(k.Describe()) }
+
+// Weakness says why key material must not be used as a zone PIN key, or ""
+// when it may. HSMs refuse the same keys: all zeros, a TDES key whose parts
+// repeat (K1 = K2 is single DES in disguise; K2 = K3 in a triple-length key
+// likewise), and a TDES key without odd parity in every byte.
+func Weakness(alg Algorithm, raw []byte) string {
+	zero := true
+	for _, b := range raw {
+		if b != 0 {
+			zero = false
+			break
+		}
+	}
+	if zero {
+		return "is all zeros"
+	}
+	if alg != TDES {
+		return ""
+	}
+	if len(raw) >= 16 && equalBytes(raw[:8], raw[8:16]) {
+		return "has equal halves (K1 = K2: single DES in disguise)"
+	}
+	if len(raw) == 24 && equalBytes(raw[8:16], raw[16:24]) {
+		return "has K2 = K3 (single DES in disguise)"
+	}
+	if !OddParity(raw) {
+		return "lacks odd parity in every byte (as HSMs require of DES keys)"
+	}
+	return ""
+}
+
+// OddParity reports whether every byte has an odd number of set bits.
+func OddParity(raw []byte) bool {
+	for _, b := range raw {
+		if bits.OnesCount8(b)%2 == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// SetOddParity sets each byte's low bit so the byte has odd parity (DES
+// ignores that bit, so the key's cipher is unchanged).
+func SetOddParity(raw []byte) {
+	for i, b := range raw {
+		if bits.OnesCount8(b&0xFE)%2 == 0 {
+			raw[i] = b | 1
+		} else {
+			raw[i] = b &^ 1
+		}
+	}
+}
+
+// equalBytes compares without an early exit (the parts are key material).
+func equalBytes(a, b []byte) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	var d byte
+	for i := range a {
+		d |= a[i] ^ b[i]
+	}
+	return d == 0
+}

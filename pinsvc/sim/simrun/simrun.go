@@ -69,6 +69,7 @@ func Start(opts Options) (*Running, error) {
 		if _, err := rand.Read(raw); err != nil {
 			return nil, err
 		}
+		secret.SetOddParity(raw) // as an HSM would make it
 		key, err := secret.NewKey(secret.TDES, raw)
 		secret.Zero(raw)
 		if err != nil {

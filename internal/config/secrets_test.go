@@ -1,0 +1,186 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+func writeSecret(t *testing.T, content string, mode os.FileMode) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(p, []byte(content), mode); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(p, mode); err != nil { // past the umask
+		t.Fatal(err)
+	}
+	return p
+}
+
+// Every secret has a _FILE twin, read from a file only its owner can read,
+// with one trailing newline dropped; given both ways it is refused.
+func TestSecretsFromFiles(t *testing.T) {
+	vars := SecretVariables()
+	for _, want := range []string{"IVRPIN_NI_ZPK", "IVRPIN_KEYSECURE_API_SECRET", "IVRPIN_ARI_PASSWORD", "IVRPIN_ARI_LISTEN_PASSWORD",
+		"IVRPIN_NI_CLIENT_SECRET", "IVRPIN_LIMIT_KEY", "IVRPIN_PKCS11_PIN", "IVRPIN_REDIS_PASSWORD"} {
+		found := false
+		for _, v := range vars {
+			found = found || v == want
+		}
+		if !found {
+			t.Errorf("%s is not a secret with a _FILE twin", want)
+		}
+	}
+
+	t.Setenv("IVRPIN_ARI_PASSWORD_FILE", writeSecret(t, "ari-password-from-a-file\n", 0o600))
+	t.Setenv("IVRPIN_NI_ZPK_FILE", writeSecret(t, "0123 4567 89AB CDEF FEDC BA98 7654 3210\r\n", 0o400))
+	t.Setenv("IVRPIN_LIMIT_KEY", "00112233445566778899aabbccddeeff")
+	cfg, err := Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.ARIPassword != "ari-password-from-a-file" {
+		t.Fatal("the password file was not read, or its newline kept")
+	}
+	if k, err := cfg.ZPK(); err != nil || k.KCV() != "08D7B4" {
+		t.Fatalf("key from the file: %v %v", k, err)
+	}
+	if cfg.NIZPK != "" {
+		t.Fatal("the configuration keeps the key's hex")
+	}
+	if env := cfg.SecretsFromEnvironment(); len(env) != 1 || env[0] != "IVRPIN_LIMIT_KEY" {
+		t.Fatalf("secrets from the environment: %v", env)
+	}
+	var b strings.Builder
+	cfg.Print(&b)
+	for _, want := range []string{"IVRPIN_NI_ZPK=<set from IVRPIN_NI_ZPK_FILE, KCV 08D7B4>", "IVRPIN_ARI_PASSWORD=<set from IVRPIN_ARI_PASSWORD_FILE>",
+		"IVRPIN_LIMIT_KEY=<set>"} {
+		if !strings.Contains(b.String(), want+"\n") {
+			t.Errorf("config lacks %s:\n%s", want, b.String())
+		}
+	}
+	if strings.Contains(b.String(), "ari-password-from-a-file") {
+		t.Fatal("a secret printed")
+	}
+}
+
+func TestSecretFileRefusals(t *testing.T) {
+	cases := []struct {
+		env     map[string]string
+		wantVar string
+		wantMsg string
+	}{
+		{map[string]string{"IVRPIN_ARI_PASSWORD": "ari-password-in-the-env", "IVRPIN_ARI_PASSWORD_FILE": writeSecret(t, "ari-password-from-a-file", 0o600)},
+			"IVRPIN_ARI_PASSWORD_FILE", "one way"},
+		{map[string]string{"IVRPIN_ARI_PASSWORD_FILE": writeSecret(t, "ari-password-from-a-file", 0o640)}, "IVRPIN_ARI_PASSWORD_FILE", "mode 0640"},
+		{map[string]string{"IVRPIN_LIMIT_KEY_FILE": writeSecret(t, "00112233445566778899aabbccddeeff", 0o604)}, "IVRPIN_LIMIT_KEY_FILE", "mode 0604"},
+		{map[string]string{"IVRPIN_NI_ZPK_FILE": writeSecret(t, "0123456789ABCDEFFEDCBA9876543210", 0o644)}, "IVRPIN_NI_ZPK_FILE", "mode 0644"},
+		{map[string]string{"IVRPIN_PKCS11_PIN_FILE": "/nonexistent/pin"}, "IVRPIN_PKCS11_PIN_FILE", "/nonexistent/pin"},
+		{map[string]string{"IVRPIN_REDIS_PASSWORD_FILE": writeSecret(t, "\n", 0o600)}, "IVRPIN_REDIS_PASSWORD_FILE", "empty"},
+	}
+	for i, c := range cases {
+		t.Run(strconv.Itoa(i), func(t *testing.T) {
+			for k, v := range c.env {
+				t.Setenv(k, v)
+			}
+			_, err := Load()
+			if err == nil || !strings.HasPrefix(err.Error(), c.wantVar+":") || !strings.Contains(err.Error(), c.wantMsg) {
+				t.Fatalf("error %v, want %s … %s", err, c.wantVar, c.wantMsg)
+			}
+			if strings.Contains(err.Error(), "ari-password") || strings.Contains(err.Error(), "0123456789") {
+				t.Fatalf("the secret is in the error: %v", err)
+			}
+		})
+	}
+}
+
+// Keys and passwords an HSM or an assessor would refuse are refused, each
+// naming its variable, never echoing the value.
+func TestWeakKeysAndPasswordsRefused(t *testing.T) {
+	cases := []struct {
+		name, variable, value, want string
+	}{
+		{"all-zero key", "IVRPIN_NI_ZPK", strings.Repeat("0", 32), "all zeros"},
+		{"K1 = K2", "IVRPIN_NI_ZPK", "0123456789ABCDEF0123456789ABCDEF", "equal halves"},
+		{"K2 = K3", "IVRPIN_NI_ZPK", "0123456789ABCDEFFEDCBA9876543210FEDCBA9876543210", "K2 = K3"},
+		{"even parity", "IVRPIN_NI_ZPK", "0023456789ABCDEFFEDCBA9876543210", "parity"},
+		{"listener placeholder", "IVRPIN_ARI_LISTEN_PASSWORD", "replace-me-with-IVRPIN_ARI_LISTEN_PASSWORD", "placeholder"},
+		{"listener one character", "IVRPIN_ARI_LISTEN_PASSWORD", "x", "shorter than 16"},
+		{"ARI short", "IVRPIN_ARI_PASSWORD", "short-pass", "shorter than 16"},
+		{"ARI placeholder", "IVRPIN_ARI_PASSWORD", "changeme-changeme-changeme", "placeholder"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Setenv(c.variable, c.value)
+			if c.variable == "IVRPIN_ARI_LISTEN_PASSWORD" {
+				t.Setenv("IVRPIN_ARI_LISTEN", "127.0.0.1:8090")
+			}
+			_, err := Load()
+			if err == nil || !strings.HasPrefix(err.Error(), c.variable+":") || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("error %v, want %s … %s", err, c.variable, c.want)
+			}
+			if len(c.value) > 1 && strings.Contains(err.Error(), c.value) {
+				t.Fatalf("the value is in the error: %v", err)
+			}
+		})
+	}
+	// The well-known test key has odd parity and distinct halves.
+	t.Setenv("IVRPIN_NI_ZPK", zpkHex)
+	if _, err := Load(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestTokenKeySettings(t *testing.T) {
+	module := writeSecret(t, "not really a library", 0o600)
+	cases := []struct {
+		env     map[string]string
+		wantVar string // "" = accepted
+	}{
+		{map[string]string{"IVRPIN_NI_ZPK_LABEL": "zpk", "IVRPIN_NI_ZPK": zpkHex}, "IVRPIN_NI_ZPK_LABEL"},
+		{map[string]string{"IVRPIN_NI_ZPK_LABEL": "zpk"}, "IVRPIN_PKCS11_MODULE"},
+		{map[string]string{"IVRPIN_NI_ZPK_LABEL": "zpk", "IVRPIN_PKCS11_MODULE": module}, "IVRPIN_PKCS11_TOKEN_LABEL"},
+		{map[string]string{"IVRPIN_NI_ZPK_LABEL": "zpk", "IVRPIN_PKCS11_MODULE": module, "IVRPIN_PKCS11_TOKEN_LABEL": "t"}, "IVRPIN_PKCS11_PIN"},
+		{map[string]string{"IVRPIN_NI_ZPK_LABEL": "zpk", "IVRPIN_PKCS11_MODULE": "/nonexistent.so", "IVRPIN_PKCS11_TOKEN_LABEL": "t", "IVRPIN_PKCS11_PIN": "1"}, "IVRPIN_PKCS11_MODULE"},
+		{map[string]string{"IVRPIN_NI_ZPK_LABEL": "zpk", "IVRPIN_PKCS11_MODULE": module, "IVRPIN_PKCS11_TOKEN_LABEL": "t", "IVRPIN_PKCS11_PIN": "1",
+			"IVRPIN_NI_ZPK_KCV": "08D7"}, "IVRPIN_NI_ZPK_KCV"},
+		{map[string]string{"IVRPIN_NI_ZPK": zpkHex, "IVRPIN_NI_ZPK_KCV": "ABCDEF"}, "IVRPIN_NI_ZPK_KCV"},
+		{map[string]string{"IVRPIN_NI_ZPK": zpkHex, "IVRPIN_NI_ZPK_KCV": "08d7b4"}, ""},
+		{map[string]string{"IVRPIN_NI_ZPK_LABEL": "zpk", "IVRPIN_PKCS11_MODULE": module, "IVRPIN_PKCS11_TOKEN_LABEL": "t", "IVRPIN_PKCS11_PIN": "1",
+			"IVRPIN_NI_URL": "https://host.example/pin", "IVRPIN_NI_BANK_ID": "TB01"}, ""},
+	}
+	for i, c := range cases {
+		t.Run(strconv.Itoa(i), func(t *testing.T) {
+			for k, v := range c.env {
+				t.Setenv(k, v)
+			}
+			_, err := Load()
+			switch {
+			case c.wantVar == "" && err != nil:
+				t.Fatalf("refused: %v", err)
+			case c.wantVar != "" && (err == nil || !strings.HasPrefix(err.Error(), c.wantVar+":")):
+				t.Fatalf("error %v, want one naming %s", err, c.wantVar)
+			}
+		})
+	}
+}
+
+func TestServeNeedsALimitKey(t *testing.T) {
+	t.Setenv("IVRPIN_NI_URL", "https://host.example/pin")
+	t.Setenv("IVRPIN_NI_BANK_ID", "TB01")
+	t.Setenv("IVRPIN_NI_ZPK", zpkHex)
+	cfg, err := Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.ValidateServe(); err == nil || !strings.HasPrefix(err.Error(), "IVRPIN_LIMIT_KEY:") {
+		t.Fatalf("serve without a limit key: %v", err)
+	}
+	cfg.LimitKey = "00112233445566778899aabbccddeeff"
+	if err := cfg.ValidateServe(); err != nil {
+		t.Fatal(err)
+	}
+}

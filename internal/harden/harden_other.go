@@ -1,0 +1,13 @@
+//go:build !linux
+
+package harden
+
+import "errors"
+
+// Process is Linux-only; elsewhere it says so and changes nothing.
+func Process() (Result, error) {
+	return Result{}, errors.New("core dump and dumpable controls are implemented for Linux only")
+}
+
+// Dumpable is unknown off Linux.
+func Dumpable() (bool, error) { return true, errors.New("not Linux") }

@@ -1,0 +1,165 @@
+package line_test
+
+import (
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ivr-pin/ivr-pin/asterisk/aritest"
+	"github.com/ivr-pin/ivr-pin/internal/config"
+	"github.com/ivr-pin/ivr-pin/internal/demo"
+	"github.com/ivr-pin/ivr-pin/internal/line"
+	"github.com/ivr-pin/ivr-pin/internal/softhsmtest"
+	"github.com/ivr-pin/ivr-pin/pinsvc/hsm"
+	"github.com/ivr-pin/ivr-pin/pinsvc/pinblock"
+	"github.com/ivr-pin/ivr-pin/pinsvc/secret"
+	"github.com/ivr-pin/ivr-pin/pinsvc/sim/simrun"
+)
+
+// The zone PIN key in a SoftHSM2 token, standing in for the bank's HSM:
+// PIN blocks made in the token decode to the typed PINs at the card host
+// (an independent simulator holding its own copy of the key, as the host's
+// HSM does); fifty callers at once all change; a token that goes away
+// fails calls closed, says so on /readyz, and is used again without a
+// restart when it is back.
+func TestZonePINKeyInAToken(t *testing.T) {
+	const keyHex = "0123456789ABCDEFFEDCBA9876543210" // KCV 08D7B4
+	st := softhsmtest.New(t, "ivr-pin-line")
+	tok, err := hsm.Open(hsm.Config{Module: st.Module, TokenLabel: st.Label, PIN: st.PIN})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := hex.DecodeString(keyHex)
+	if _, err := tok.Import("zpk", hsm.TDES2, raw, false); err != nil {
+		t.Fatal(err)
+	}
+	tok.Close()
+
+	hostKey, _ := secret.ParseHexKey(secret.TDES, keyHex)
+	hostZPK, _ := pinblock.NewZPK(hostKey, pinblock.ISO0)
+	host, err := simrun.Start(simrun.Options{BankID: "TB01", ZPK: hostZPK})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer host.Close()
+
+	old := line.TokenProbeInterval
+	line.TokenProbeInterval = 50 * time.Millisecond
+	defer func() { line.TokenProbeInterval = old }()
+	l := startLine(t, func(c *config.Config) {
+		c.FirstDigitTimeout, c.InterDigitTimeout = 8*time.Second, 5*time.Second
+		c.NIURL, c.NIBankID = host.CardHostURL, "TB01"
+		c.NIZPKLabel, c.NIZPKKCV = "zpk", "08D7B4"
+		c.PKCS11Module, c.PKCS11TokenLabel, c.PKCS11PIN, c.PKCS11Sessions = st.Module, st.Label, st.PIN, 4
+	}, demo.Options{})
+	if l.Line.Token == nil || !strings.Contains(l.Line.PINBlocks, "PKCS#11") || !strings.Contains(l.Line.PINBlocks, "08D7B4") {
+		t.Fatalf("the line does not use the token: %q", l.Line.PINBlocks)
+	}
+	health := httptest.NewServer(l.Line.Health().Handler())
+	defer health.Close()
+	readyz := func() (int, string) {
+		resp, err := http.Get(health.URL + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := readyz(); code != 200 || !strings.Contains(body, `"pin_key":"ready"`) {
+		t.Fatalf("/readyz %d %s", code, body)
+	}
+
+	// One change: the host's independent decoding finds the typed PINs.
+	host.CardHost.AddCard("4111111111111111", "2812", "", "active", "7392")
+	if _, rec := l.call(t, aritest.CallOptions{}, change, card, exp, oldPIN, newPIN, newPIN); rec.Outcome != "changed" {
+		t.Fatalf("%+v", rec)
+	}
+	if !host.CardHost.PINIs("4111111111111111", "4829") {
+		t.Fatal("the host did not decode the new PIN from the token's block")
+	}
+
+	// Fifty callers at once.
+	const calls = 50
+	var wg sync.WaitGroup
+	errs := make(chan error, calls)
+	pans := make([]string, calls)
+	for i := range pans {
+		pans[i] = luhnPAN(fmt.Sprintf("400000%09d", i))
+		host.CardHost.AddCard(pans[i], "2812", "", "active", "7392")
+	}
+	for _, pan := range pans {
+		wg.Add(1)
+		go func(pan string) {
+			defer wg.Done()
+			ch, err := l.ARI.PlaceCall(aritest.CallOptions{})
+			if err != nil {
+				errs <- err
+				return
+			}
+			for _, g := range []string{change, pan + "#", exp, oldPIN, newPIN, newPIN} {
+				if err := ch.Press(g, time.Millisecond); err != nil {
+					errs <- err
+					return
+				}
+			}
+			if _, err := ch.WaitEnded(60 * time.Second); err != nil {
+				errs <- err
+			}
+		}(pan)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	for _, pan := range pans {
+		if !host.CardHost.PINIs(pan, "4829") {
+			t.Fatalf("card %s…: PIN not changed", pan[:6])
+		}
+	}
+
+	// The token goes away: the call fails closed.
+	sent := len(host.CardHost.Received())
+	st.Unplug(t)
+	ch, rec := l.call(t, aritest.CallOptions{}, change, card, exp, "4829#", "5938#", "5938#")
+	if rec.End != "pin_key_unavailable" || rec.Outcome != "none" || !played(ch, "result-unavailable") {
+		t.Fatalf("with the token gone: %+v played %v", rec, ch.Snapshot().Played)
+	}
+	if n := len(host.CardHost.Received()); n != sent {
+		t.Fatalf("%d requests reached the card host without a PIN block", n-sent)
+	}
+	if code, body := readyz(); code != 503 || !strings.Contains(body, "PIN key token not available") {
+		t.Fatalf("/readyz with the token gone: %d %s", code, body)
+	}
+
+	// It comes back: no restart.
+	st.Plug(t)
+	deadline := time.Now().Add(10 * time.Second)
+	for l.Line.Token.Ready() != nil && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if code, body := readyz(); code != 200 {
+		t.Fatalf("/readyz after the token came back: %d %s", code, body)
+	}
+	if _, rec := l.call(t, aritest.CallOptions{}, change, card, exp, "4829#", "5938#", "5938#"); rec.Outcome != "changed" {
+		t.Fatalf("after the token came back: %+v", rec)
+	}
+	if !host.CardHost.PINIs("4111111111111111", "5938") {
+		t.Fatal("the PIN did not change after recovery")
+	}
+	for _, s := range []string{keyHex, strings.ToLower(keyHex), st.PIN} {
+		if strings.Contains(l.logs.String(), s) {
+			t.Fatal("a key or the token PIN is in the logs")
+		}
+	}
+	if !strings.Contains(l.logs.String(), "stopped encrypting") || !strings.Contains(l.logs.String(), "encrypts again") {
+		t.Error("the token's failure and recovery were not logged")
+	}
+}

@@ -1,0 +1,116 @@
+// Package hsm keeps the zone PIN key where a bank keeps it: in a PKCS#11
+// token (a hardware security module in production, SoftHSM2 in tests and
+// labs). The clear key never enters the process: each PIN block is
+// enciphered by the token (CKM_DES3_ECB or CKM_AES_ECB, one block a call)
+// through a bounded pool of sessions, and the key is found by its label and
+// identified by a key check value (KCV) that the token computes.
+//
+// A token that fails (a module error, a lost session, a key that has gone)
+// makes every encryption fail at once, so the line fails closed; Ready
+// reports why; Watch reopens the token in the background and the line
+// recovers without a restart once the token answers again with the same
+// key (same KCV).
+//
+// The PKCS#11 binding is github.com/miekg/pkcs11, which needs cgo: a build
+// with CGO_ENABLED=0 has everything but Open, which then says so (see
+// nocgo.go). A cgo build needs the C library (glibc) and, at run time, the
+// token vendor's module; it links nothing of it until a module is named.
+package hsm
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/ivr-pin/ivr-pin/pinsvc/secret"
+)
+
+// Config says which token to open.
+type Config struct {
+	Module     string // path of the token's PKCS#11 library
+	TokenLabel string // CKA_LABEL of the token (its CK_TOKEN_INFO label)
+	PIN        string // the user PIN (CKU_USER)
+	// Sessions bounds the sessions kept open for encryption (default 8):
+	// each encryption holds one for two calls into the module.
+	Sessions int
+}
+
+// KeyType is a key's algorithm and length as a key ceremony names it.
+type KeyType string
+
+// The key types a zone PIN key can have: the formats the software path
+// supports.
+const (
+	TDES2  KeyType = "tdes2"  // double-length TDES, 16 bytes (CKK_DES2)
+	TDES3  KeyType = "tdes3"  // triple-length TDES, 24 bytes (CKK_DES3)
+	AES128 KeyType = "aes128" // CKK_AES, 16 bytes
+	AES192 KeyType = "aes192" // CKK_AES, 24 bytes
+	AES256 KeyType = "aes256" // CKK_AES, 32 bytes
+)
+
+// KeyTypes lists them in the order usage texts show.
+var KeyTypes = []KeyType{TDES2, TDES3, AES128, AES192, AES256}
+
+// ParseKeyType reads a key type's name.
+func ParseKeyType(s string) (KeyType, error) {
+	for _, t := range KeyTypes {
+		if strings.EqualFold(s, string(t)) {
+			return t, nil
+		}
+	}
+	return "", fmt.Errorf("unknown key type %q (want tdes2, tdes3, aes128, aes192 or aes256)", s)
+}
+
+// Algorithm is the block cipher of the type.
+func (t KeyType) Algorithm() secret.Algorithm {
+	if strings.HasPrefix(string(t), "aes") {
+		return secret.AES
+	}
+	return secret.TDES
+}
+
+// Len is the key length in bytes.
+func (t KeyType) Len() int {
+	switch t {
+	case TDES2, AES128:
+		return 16
+	case TDES3, AES192:
+		return 24
+	case AES256:
+		return 32
+	}
+	return 0
+}
+
+// Info is what a token says of a key: never its value.
+type Info struct {
+	Label string
+	Type  KeyType
+	KCV   string // computed by the token; "" when the key may not encrypt
+	// Attributes are the key's boolean attributes by their PKCS#11 names
+	// (CKA_SENSITIVE, CKA_EXTRACTABLE, ...). An attribute the token does
+	// not report is absent.
+	Attributes map[string]bool
+}
+
+// Problem says why the key must not be used as a zone PIN key (it could
+// leave the token in clear, or cannot encrypt), or "" when it may.
+func (i Info) Problem() string {
+	if v, ok := i.Attributes["CKA_EXTRACTABLE"]; !ok || v {
+		return "CKA_EXTRACTABLE is true: the token would hand the key out"
+	}
+	if v, ok := i.Attributes["CKA_SENSITIVE"]; !ok || !v {
+		return "CKA_SENSITIVE is false: the token would hand the key out in clear"
+	}
+	if !i.Attributes["CKA_ENCRYPT"] {
+		return "CKA_ENCRYPT is false: the key cannot encrypt PIN blocks"
+	}
+	return ""
+}
+
+// ErrNoKey is returned when no key has the label.
+var ErrNoKey = errors.New("no secret key with that label in the token")
+
+// ErrNotReady is wrapped by every encryption refused while the token is not
+// usable; the text after it says why.
+var ErrNotReady = errors.New("PIN key token not available")
