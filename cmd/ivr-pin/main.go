@@ -7,6 +7,7 @@
 //	ivr-pin config     print the effective configuration (secrets masked)
 //	ivr-pin load       measure one serve process under many concurrent calls
 //	ivr-pin dial       call a line over SIP and press keys (a tester's softphone)
+//	ivr-pin key        import the zone PIN key into a PKCS#11 token, or check it
 //	ivr-pin --version  the module version and VCS revision it was built from
 //
 // Settings come from IVRPIN_* environment variables (see README.md).
@@ -36,6 +37,9 @@ commands:
   simulate   run the card-host and KeySecure simulators on loopback and print their test cards
   config     print the effective configuration, secrets shown only as set/unset or key check value
   load       measure one serve process under many concurrent calls (see docs/performance.md)
+  dial       call a line over SIP and press keys (a tester's softphone)
+  key        the zone PIN key's ceremony: import from custodians' components into the
+             PKCS#11 token, or check a key there
 
 Run 'ivr-pin <command> -h' for a command's flags. Settings come from IVRPIN_* environment
 variables (README.md). Exit codes: 0 done, 1 failed (configuration, start-up, runtime; for
@@ -66,6 +70,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return load(args[1:], stdout, stderr)
 	case "dial":
 		return dial(args[1:], stdin, stdout, stderr)
+	case "key":
+		return key(args[1:], stdin, stdout, stderr)
 	case "-h", "--help", "-help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -43,13 +43,7 @@ func get(t *testing.T, url string) (int, string) {
 // TestServeAsAProcess runs `ivr-pin serve` as its own process against the
 // ARI test server and the host simulators, as a deployment runs it.
 func TestServeAsAProcess(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the binary")
-	}
-	bin := filepath.Join(t.TempDir(), "ivr-pin")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := binary(t)
 	raw := make([]byte, 16)
 	for i := range raw {
 		raw[i] = byte(i*37 + 11)

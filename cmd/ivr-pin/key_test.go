@@ -1,0 +1,144 @@
+package main
+
+import (
+	"bytes"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/ivr-pin/ivr-pin/internal/softhsmtest"
+	"github.com/ivr-pin/ivr-pin/pinsvc/pinblock"
+	"github.com/ivr-pin/ivr-pin/pinsvc/secret"
+	"github.com/ivr-pin/ivr-pin/pinsvc/sim/simrun"
+)
+
+// Two custodians' components of the ANSI test key 0123456789ABCDEF
+// FEDCBA9876543210 (KCV 08D7B4); the second is the first XOR the key.
+const (
+	component1 = "1111 1111 1111 1111 2222 2222 2222 2222"
+	component2 = "1032547698BADCFEDCFE98BA54761032"
+)
+
+func tokenEnv(t *testing.T, st *softhsmtest.Token) {
+	t.Setenv("IVRPIN_PKCS11_MODULE", st.Module)
+	t.Setenv("IVRPIN_PKCS11_TOKEN_LABEL", st.Label)
+	t.Setenv("IVRPIN_PKCS11_PIN", st.PIN)
+}
+
+func runKey(t *testing.T, stdin string, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := run(append([]string{"key"}, args...), strings.NewReader(stdin), &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+// The ceremony puts a key into the token from two components, prints the
+// components' KCVs and the key's, and sets the attributes a zone PIN key
+// must have; a console call on that key changes a PIN that the card host's
+// own copy of the key decodes.
+func TestKeyCeremonyAndAConsoleCallOnTheToken(t *testing.T) {
+	st := softhsmtest.New(t, "ivr-pin-ceremony")
+	tokenEnv(t, st)
+	k1, _ := secret.ParseHexKey(secret.TDES, component1)
+	k2, _ := secret.ParseHexKey(secret.TDES, component2)
+	code, out, errs := runKey(t, component1+"\n"+component2+"\n", "import", "--label", "zpk", "--type", "tdes2", "--components", "2",
+		"--kcv", k1.KCV()+","+k2.KCV())
+	if code != 0 {
+		t.Fatalf("exit %d\n%s%s", code, out, errs)
+	}
+	for _, want := range []string{"component 1 of 2: KCV " + k1.KCV(), "component 2 of 2: KCV " + k2.KCV(), "tdes2, KCV 08D7B4",
+		"CKA_EXTRACTABLE=false", "CKA_SENSITIVE=true", "CKA_PRIVATE=true", "CKA_TOKEN=true", "CKA_DECRYPT=false", "CKA_MODIFIABLE=false",
+		"CKA_COPYABLE=false", "IVRPIN_NI_ZPK_LABEL=zpk IVRPIN_NI_ZPK_KCV=08D7B4"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	for _, secretText := range []string{"1111", "1032547698BADCFE", "0123456789ABCDEF", "0123456789abcdef", st.PIN} {
+		if strings.Contains(out+errs, secretText) {
+			t.Errorf("the ceremony printed %s…", secretText[:4])
+		}
+	}
+	// OpenSC's pkcs11-tool, an independent client, sees the key as
+	// sensitive and offers it for encryption only.
+	if tool, err := exec.LookPath("pkcs11-tool"); err == nil {
+		cmd := exec.Command(tool, "--module", st.Module, "--token-label", st.Label, "--login", "--pin", st.PIN, "--list-objects", "--type", "secrkey")
+		cmd.Env = append(cmd.Environ(), st.Env...)
+		list, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(list), "label:      zpk") || !strings.Contains(string(list), "Usage:      encrypt\n") ||
+			!strings.Contains(string(list), "Access:     sensitive") || strings.Contains(string(list), "extractable") {
+			t.Errorf("pkcs11-tool --list-objects: %v\n%s", err, list)
+		}
+	}
+
+	// check prints the same; a second import under the label is refused.
+	if code, out, errs := runKey(t, "", "check", "--label", "zpk"); code != 0 || !strings.Contains(out, "KCV 08D7B4") {
+		t.Fatalf("check: exit %d\n%s%s", code, out, errs)
+	}
+	if code, _, errs := runKey(t, component1+"\n"+component2+"\n", "import", "--label", "zpk", "--type", "tdes2"); code != 1 || !strings.Contains(errs, "--replace") {
+		t.Fatalf("second import: exit %d %s", code, errs)
+	}
+
+	// The card host holds its own copy of the key (its HSM's); the line's
+	// blocks are made in the token.
+	hostKey, _ := secret.ParseHexKey(secret.TDES, "0123456789ABCDEFFEDCBA9876543210")
+	hostZPK, _ := pinblock.NewZPK(hostKey, pinblock.ISO0)
+	host, err := simrun.Start(simrun.Options{BankID: "TB01", ZPK: hostZPK})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer host.Close()
+	t.Setenv("IVRPIN_NI_URL", host.CardHostURL)
+	t.Setenv("IVRPIN_NI_BANK_ID", "TB01")
+	t.Setenv("IVRPIN_NI_ZPK_LABEL", "zpk")
+	t.Setenv("IVRPIN_NI_ZPK_KCV", "08D7B4")
+	code, out, errs = runConsole(t, "", "--keys", "1 4111111111111111# 2812 7392# 4829# 4829#", "--speed", "0.01")
+	if code != 0 || !strings.Contains(out, "Outcome: changed (host cardhost") {
+		t.Fatalf("console on the token: exit %d\n%s\n%s", code, out, errs)
+	}
+	if !host.CardHost.PINIs("4111111111111111", "4829") {
+		t.Fatal("the host did not decode the new PIN")
+	}
+}
+
+func TestKeyImportRefusals(t *testing.T) {
+	st := softhsmtest.New(t, "ivr-pin-refusals")
+	tokenEnv(t, st)
+	cases := []struct {
+		name, stdin string
+		args        []string
+		code        int
+		want        string
+	}{
+		{"wrong KCV", component1 + "\n" + component2 + "\n", []string{"--kcv", "000000,111111"}, 1, "not the 000000"},
+		{"short component", "0123\n", nil, 1, "2 bytes; a tdes2 component is 16 bytes"},
+		{"not hex", "0123456789ABCDEFFEDCBA987654321G\n", nil, 1, "not valid hexadecimal"},
+		{"zero component", strings.Repeat("0", 32) + "\n", nil, 1, "all zeros"},
+		{"equal components", component1 + "\n" + component1 + "\n", nil, 1, "all zeros"},
+		{"K1 = K2", "0123456789ABCDEF0000000000000000\n" + "00000000000000000123456789ABCDEF\n", nil, 1, "equal halves"},
+		{"missing component", component1 + "\n", nil, 1, "no more input"},
+		{"bad type", "", []string{"--type", "des"}, 2, "unknown key type"},
+		{"three components", "", []string{"--components", "4"}, 2, "2 or 3"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			args := append([]string{"import", "--label", "zpk-" + strings.ReplaceAll(c.name, " ", "-"), "--type", "tdes2"}, c.args...)
+			code, out, errs := runKey(t, c.stdin, args...)
+			if code != c.code || !strings.Contains(errs, c.want) {
+				t.Fatalf("exit %d, want %d with %q\n%s%s", code, c.code, c.want, out, errs)
+			}
+			if strings.Contains(out+errs, "0123456789ABCDEF") || strings.Contains(out+errs, "1111 1111") {
+				t.Fatal("a component was echoed")
+			}
+		})
+	}
+	if code, _, errs := runKey(t, "", "check", "--label", "no-such-key"); code != 1 || !strings.Contains(errs, "no secret key") {
+		t.Fatalf("check of a missing key: %d %s", code, errs)
+	}
+	t.Setenv("IVRPIN_PKCS11_MODULE", "")
+	if code, _, errs := runKey(t, "", "check", "--label", "zpk"); code != 1 || !strings.Contains(errs, "IVRPIN_PKCS11_MODULE") {
+		t.Fatalf("no module: %d %s", code, errs)
+	}
+	if code, out, _ := runKey(t, "", "--help"); code != 0 || !strings.Contains(out, "key import") {
+		t.Fatal("key --help")
+	}
+}
