@@ -1,18 +1,28 @@
-# ivr-pin: one static binary on a distroless base, run as a non-root user.
-#   docker build -t ivr-pin . && docker run --network host --env-file ivr-pin.env -v ivr-pin-state:/var/lib/ivr-pin ivr-pin
+# ivr-pin on a distroless glibc base, run as a non-root user.
+#   docker build -t ivr-pin . && docker run --network host --ulimit core=0 --env-file ivr-pin.env \
+#     -v ivr-pin-state:/var/lib/ivr-pin -v /run/ivr-pin-secrets:/run/secrets:ro ivr-pin
 # Metrics and health listen on loopback (IVRPIN_METRICS_ADDR=127.0.0.1:9464) unless the
 # environment says otherwise: with --network host that is the host's loopback.
-FROM golang:1.26 AS build
+#
+# Built with cgo: the zone PIN key lives in an HSM reached through its vendor's PKCS#11
+# library, which the process loads (dlopen) at start-up; that needs glibc, hence the
+# cc base (glibc and libstdc++, which most vendors' libraries link) and a builder on the
+# same Debian release. Mount the vendor's library and its configuration into the
+# container and name it in IVRPIN_PKCS11_MODULE. A CGO_ENABLED=0 build works too, for a
+# lab on a software key: it refuses IVRPIN_NI_ZPK_LABEL, naming the reason.
+# serve turns off core dumps (RLIMIT_CORE 0) and makes itself non-dumpable at start;
+# --ulimit core=0 (compose: ulimits) says the same to the container.
+FROM golang:1.26-bookworm AS build
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/ivr-pin ./cmd/ivr-pin
+RUN CGO_ENABLED=1 go build -trimpath -ldflags="-s -w" -o /out/ivr-pin ./cmd/ivr-pin
 # The state directory, owned by distroless's nonroot user (65532), so the
 # attempt store and the audit file can be written on a fresh volume.
 RUN mkdir -p /out/state && chown 65532:65532 /out/state && chmod 0700 /out/state
 
-FROM gcr.io/distroless/static-debian12:nonroot
+FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=build /out/ivr-pin /usr/local/bin/ivr-pin
 COPY --from=build --chown=65532:65532 /out/state /var/lib/ivr-pin
 USER 65532:65532

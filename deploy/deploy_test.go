@@ -30,7 +30,8 @@ func TestUnitIsHardened(t *testing.T) {
 	}
 	t.Logf("systemd-analyze security: %.1f", level)
 	unit := read(t, "ivr-pin.service")
-	for _, want := range []string{"StateDirectory=ivr-pin", "IVRPIN_LIMIT_STORE=/var/lib/ivr-pin/attempts.db", "LimitCORE=0", "UMask=0077"} {
+	for _, want := range []string{"StateDirectory=ivr-pin", "IVRPIN_LIMIT_STORE=/var/lib/ivr-pin/attempts.db", "LimitCORE=0", "UMask=0077",
+		"LoadCredential=pkcs11-pin:", "IVRPIN_PKCS11_PIN_FILE=%d/pkcs11-pin", "IVRPIN_LIMIT_KEY_FILE=%d/limit-key", "IVRPIN_ARI_PASSWORD_FILE=%d/ari-password"} {
 		if !strings.Contains(unit, want) {
 			t.Errorf("unit lacks %s", want)
 		}
@@ -40,7 +41,7 @@ func TestUnitIsHardened(t *testing.T) {
 func TestContainerImage(t *testing.T) {
 	df := read(t, "../Dockerfile")
 	for _, want := range []string{"USER 65532:65532", "--chown=65532:65532 /out/state /var/lib/ivr-pin", "VOLUME /var/lib/ivr-pin",
-		"IVRPIN_LIMIT_STORE=/var/lib/ivr-pin/attempts.db"} {
+		"IVRPIN_LIMIT_STORE=/var/lib/ivr-pin/attempts.db", "CGO_ENABLED=1", "golang:1.26-bookworm", "distroless/cc-debian12"} {
 		if !strings.Contains(df, want) {
 			t.Errorf("Dockerfile lacks %q", want)
 		}
@@ -61,7 +62,14 @@ func TestComposeRunsTheImage(t *testing.T) {
 	if strings.Contains(c, "..:/src") || strings.Contains(c, "go run") {
 		t.Error("compose runs from the source tree")
 	}
-	for _, want := range []string{"build: ..", "ivr-pin-state:/var/lib/ivr-pin", "\nvolumes:\n  ivr-pin-state:"} {
+	// Secrets come as Docker secrets (files), never as environment values.
+	for _, v := range []string{"IVRPIN_NI_ZPK:", "IVRPIN_ARI_PASSWORD:", "IVRPIN_KEYSECURE_API_SECRET:", "IVRPIN_LIMIT_KEY:"} {
+		if strings.Contains(c, v) {
+			t.Errorf("compose gives %s in the environment", strings.TrimSuffix(v, ":"))
+		}
+	}
+	for _, want := range []string{"build: ..", "ivr-pin-state:/var/lib/ivr-pin", "\nvolumes:\n  ivr-pin-state:", "\nsecrets:\n",
+		"IVRPIN_NI_ZPK_FILE: /run/secrets/", "IVRPIN_LIMIT_KEY_FILE: /run/secrets/", "core: 0"} {
 		if !strings.Contains(c, want) {
 			t.Errorf("compose lacks %q", want)
 		}

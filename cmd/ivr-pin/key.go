@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -18,6 +20,7 @@ import (
 
 const keyUsage = `usage: ivr-pin key import --label L --type tdes2|tdes3|aes128|aes192|aes256 --components 2|3 [--kcv K1,K2[,K3]] [--replace]
        ivr-pin key check --label L
+       ivr-pin key generate --type T --out FILE
 
 The zone PIN key's ceremony, on the PKCS#11 token named by IVRPIN_PKCS11_MODULE,
 IVRPIN_PKCS11_TOKEN_LABEL and IVRPIN_PKCS11_PIN (or IVRPIN_PKCS11_PIN_FILE).
@@ -28,6 +31,8 @@ IVRPIN_PKCS11_TOKEN_LABEL and IVRPIN_PKCS11_PIN (or IVRPIN_PKCS11_PIN_FILE).
            weak key, and creates it in the token: private, sensitive, never
            extractable, encrypt only, neither modifiable nor copyable.
   check    prints a key's type, attributes and KCV (computed by the token).
+  generate writes a fresh random software key (hex, odd parity for DES) to a new
+           0600 file, for a lab's IVRPIN_NI_ZPK_FILE and its simulator; prints its KCV.
 
 docs/operations.md describes the ceremony.
 `
@@ -46,6 +51,8 @@ func key(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return keyImport(args[1:], stdin, stdout, stderr)
 	case "check":
 		return keyCheck(args[1:], stdout, stderr)
+	case "generate":
+		return keyGenerate(args[1:], stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "ivr-pin key: unknown command %q\n\n%s", args[0], keyUsage)
 	return 2
@@ -272,4 +279,63 @@ func printAttributes(w io.Writer, info hsm.Info) {
 		parts[i] = fmt.Sprintf("%s=%v", n, info.Attributes[n])
 	}
 	fmt.Fprintf(w, "attributes: %s\n", strings.Join(parts, " "))
+}
+
+// keyGenerate writes a random lab key to a new file only its owner can read.
+// The key is never printed: the file is the only copy.
+func keyGenerate(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("key generate", flag.ContinueOnError)
+	typName := fs.String("type", "tdes2", "tdes2, tdes3, aes128, aes192 or aes256")
+	out := fs.String("out", "", "the file to create (0600; an existing file is not overwritten)")
+	if code, done := parseFlags(fs, args, "Writes a fresh random software zone PIN key for a lab (IVRPIN_NI_ZPK_FILE) to a new 0600 file.\nProduction keys are made in the HSM, or imported into it with `ivr-pin key import`.", stdout, stderr); done {
+		return code
+	}
+	typ, err := hsm.ParseKeyType(*typName)
+	if err != nil || *out == "" {
+		if err != nil {
+			fmt.Fprintf(stderr, "ivr-pin key generate: --type: %v\n", err)
+		} else {
+			fmt.Fprintln(stderr, "ivr-pin key generate: --out is required")
+		}
+		return 2
+	}
+	raw := make([]byte, typ.Len())
+	defer secret.Zero(raw)
+	for {
+		if _, err := rand.Read(raw); err != nil {
+			fmt.Fprintf(stderr, "ivr-pin key generate: %v\n", err)
+			return 1
+		}
+		if typ.Algorithm() == secret.TDES {
+			secret.SetOddParity(raw)
+		}
+		if secret.Weakness(typ.Algorithm(), raw) == "" {
+			break
+		}
+	}
+	k, err := secret.NewKey(typ.Algorithm(), raw)
+	if err != nil {
+		fmt.Fprintf(stderr, "ivr-pin key generate: %v\n", err)
+		return 1
+	}
+	text := make([]byte, hex.EncodedLen(len(raw))+1)
+	defer secret.Zero(text)
+	hex.Encode(text, raw)
+	text[len(text)-1] = '\n'
+	f, err := os.OpenFile(*out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		fmt.Fprintf(stderr, "ivr-pin key generate: %v\n", err)
+		return 1
+	}
+	if _, err := f.Write(text); err != nil {
+		f.Close()
+		fmt.Fprintf(stderr, "ivr-pin key generate: %v\n", err)
+		return 1
+	}
+	if err := f.Close(); err != nil {
+		fmt.Fprintf(stderr, "ivr-pin key generate: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "a %s lab key, KCV %s, is in %s (mode 0600): a software key, for labs only\n", typ, k.KCV(), *out)
+	return 0
 }

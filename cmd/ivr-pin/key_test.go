@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
 	"os/exec"
 	"strings"
 	"testing"
@@ -78,6 +80,14 @@ func TestKeyCeremonyAndAConsoleCallOnTheToken(t *testing.T) {
 		t.Fatalf("second import: exit %d %s", code, errs)
 	}
 
+	// config shows the key's KCV, computed by the token.
+	t.Setenv("IVRPIN_NI_ZPK_LABEL", "zpk")
+	var cout, cerr bytes.Buffer
+	if code := run([]string{"config"}, strings.NewReader(""), &cout, &cerr); code != 0 ||
+		!strings.Contains(cout.String(), "# zone PIN key: TDES-128 key KCV 08D7B4 in PKCS#11 token") {
+		t.Fatalf("config: exit %d\n%s%s", code, cout.String(), cerr.String())
+	}
+
 	// The card host holds its own copy of the key (its HSM's); the line's
 	// blocks are made in the token.
 	hostKey, _ := secret.ParseHexKey(secret.TDES, "0123456789ABCDEFFEDCBA9876543210")
@@ -140,5 +150,58 @@ func TestKeyImportRefusals(t *testing.T) {
 	}
 	if code, out, _ := runKey(t, "", "--help"); code != 0 || !strings.Contains(out, "key import") {
 		t.Fatal("key --help")
+	}
+}
+
+// A generated lab key is a new 0600 file, never printed, that serve's
+// configuration accepts (odd parity, not weak).
+func TestKeyGenerate(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "zpk")
+	code, out, errs := runKey(t, "", "generate", "--type", "tdes2", "--out", path)
+	if code != 0 || !strings.Contains(out, "KCV ") {
+		t.Fatalf("exit %d %s%s", code, out, errs)
+	}
+	st, err := os.Stat(path)
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("%v %v", st, err)
+	}
+	b, _ := os.ReadFile(path)
+	if strings.Contains(out, strings.TrimSpace(string(b))) {
+		t.Fatal("the key was printed")
+	}
+	t.Setenv("IVRPIN_NI_ZPK_FILE", path)
+	var cout, cerr bytes.Buffer
+	if code := run([]string{"config"}, strings.NewReader(""), &cout, &cerr); code != 0 || !strings.Contains(cout.String(), "IVRPIN_NI_ZPK=<set from IVRPIN_NI_ZPK_FILE, KCV ") {
+		t.Fatalf("config on the generated key: exit %d\n%s%s", code, cout.String(), cerr.String())
+	}
+	if code, _, errs := runKey(t, "", "generate", "--out", path); code != 1 || !strings.Contains(errs, "exists") {
+		t.Fatalf("overwrote an existing file: %d %s", code, errs)
+	}
+}
+
+// A CGO_ENABLED=0 build still builds, runs on a software key, and refuses a
+// key in a token, saying why.
+func TestNoCgoBuildRefusesATokenKeyByName(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := filepath.Join(t.TempDir(), "ivr-pin-nocgo")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("CGO_ENABLED=0 build: %v\n%s", err, out)
+	}
+	module := filepath.Join(t.TempDir(), "module.so")
+	_ = os.WriteFile(module, nil, 0o600)
+	cmd := exec.Command(bin, "config")
+	cmd.Env = append(os.Environ(), "IVRPIN_NI_ZPK_LABEL=zpk", "IVRPIN_PKCS11_MODULE="+module, "IVRPIN_PKCS11_TOKEN_LABEL=t", "IVRPIN_PKCS11_PIN=1")
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "CGO_ENABLED=0") {
+		t.Fatalf("no-cgo build with a token key: %v\n%s", err, out)
+	}
+	cmd = exec.Command(bin, "config")
+	cmd.Env = append(os.Environ(), "IVRPIN_NI_ZPK=0123456789ABCDEFFEDCBA9876543210")
+	if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "KCV 08D7B4") {
+		t.Fatalf("no-cgo build with a software key: %v\n%s", err, out)
 	}
 }

@@ -26,6 +26,7 @@ import (
 
 	"github.com/ivr-pin/ivr-pin/internal/buildinfo"
 	"github.com/ivr-pin/ivr-pin/internal/config"
+	"github.com/ivr-pin/ivr-pin/pinsvc/hsm"
 )
 
 const usage = `usage: ivr-pin <command> [flags]
@@ -175,5 +176,20 @@ func printConfig(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	cfg.Print(stdout)
+	if cfg.TokenKey() {
+		// The key's KCV comes from the token itself.
+		tok, err := hsm.Open(cfg.PKCS11())
+		if err != nil {
+			fmt.Fprintf(stderr, "ivr-pin config: IVRPIN_PKCS11_TOKEN_LABEL: %v\n", err)
+			return 1
+		}
+		defer tok.Close()
+		k, err := tok.Key(cfg.NIZPKLabel, cfg.ZPKAlgorithm(), cfg.NIZPKKCV)
+		if err != nil {
+			fmt.Fprintf(stderr, "ivr-pin config: IVRPIN_NI_ZPK_LABEL: %v\n", err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "# zone PIN key: %s\n", k.Describe())
+	}
 	return 0
 }

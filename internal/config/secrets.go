@@ -93,7 +93,7 @@ func ReadSecretFile(path string) ([]byte, error) {
 	if !st.Mode().IsRegular() {
 		return nil, fmt.Errorf("%s is not a regular file", path)
 	}
-	if perm := st.Mode().Perm(); perm&0o077 != 0 {
+	if perm := st.Mode().Perm(); perm&0o077 != 0 && !onlyThisUserReads(f, perm) {
 		return nil, fmt.Errorf("%s has mode %04o: group and others must have no access (chmod 0400 or 0600)", path, perm)
 	}
 	buf := make([]byte, 0, st.Size()+1)

@@ -1,0 +1,8 @@
+//go:build !linux
+
+package config
+
+import "os"
+
+// onlyThisUserReads: without Linux ACLs, group bits are the group's.
+func onlyThisUserReads(*os.File, os.FileMode) bool { return false }
