@@ -20,10 +20,6 @@ import (
 // token that is that busy is as good as down for a caller.
 const sessionWait = 5 * time.Second
 
-// retryEvery spaces reopening a failed token from the call path (Watch does
-// it in the background as well).
-const retryEvery = time.Second
-
 // Token is an open PKCS#11 token with the user logged in and a pool of
 // sessions. It is safe for concurrent use.
 type Token struct {
@@ -38,7 +34,6 @@ type Token struct {
 	pool     chan pkcs11.SessionHandle
 	login    pkcs11.SessionHandle // the session that logged in; kept open
 	broken   error                // why the token is not usable, or nil
-	lastTry  time.Time
 	keys     []*Key
 	reopenMu sync.Mutex
 }
@@ -375,13 +370,11 @@ func (k *Key) Describe() string {
 func (k *Key) String() string { return k.Describe() }
 
 // EncryptBlock enciphers one block in the token. Any failure marks the token
-// broken (every encryption then fails at once until it is reopened) and is
-// returned; nothing of the block is in the error.
+// broken: every encryption then fails at once, without touching the module,
+// until Watch has reopened it (a call never waits for a reopen). Nothing of
+// the block is in the error.
 func (k *Key) EncryptBlock(dst, src []byte) error {
 	t := k.tok
-	if err := t.maybeReopen(); err != nil {
-		return err
-	}
 	t.mu.RLock()
 	if t.broken != nil {
 		err := t.broken
@@ -414,19 +407,7 @@ func (t *Token) fail(err error) {
 	defer t.mu.Unlock()
 	if t.broken == nil {
 		t.broken = err
-		t.lastTry = time.Now()
 	}
-}
-
-// maybeReopen tries to reopen a broken token, at most once a retryEvery.
-func (t *Token) maybeReopen() error {
-	t.mu.RLock()
-	due := t.broken != nil && time.Since(t.lastTry) >= retryEvery
-	t.mu.RUnlock()
-	if due {
-		t.reopen()
-	}
-	return nil
 }
 
 // reopen finalises the module and starts it again, finds every kept key
@@ -440,7 +421,6 @@ func (t *Token) reopen() {
 	if t.p == nil {
 		return
 	}
-	t.lastTry = time.Now()
 	t.stop()
 	if err := t.start(); err != nil {
 		t.broken = err

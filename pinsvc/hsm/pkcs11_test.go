@@ -265,3 +265,38 @@ func TestTokenFailsClosedAndRecovers(t *testing.T) {
 		t.Fatalf("KCV after recovery %s", got)
 	}
 }
+
+// Sessions lost under the line (another user of the module closed them, as
+// a module or network HSM error does) fail the next encryption; the token
+// is reopened and used again.
+func TestLostSessionsAreReopened(t *testing.T) {
+	tok, _ := openToken(t)
+	if _, err := tok.Import("zpk", TDES2, mustHex(t, testKeyHex), false); err != nil {
+		t.Fatal(err)
+	}
+	hk, err := tok.Key("zpk", secret.TDES, "08D7B4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := pkcs11.New(tok.cfg.Module)
+	if err := other.Initialize(); err != nil && !isCode(err, pkcs11.CKR_CRYPTOKI_ALREADY_INITIALIZED) {
+		t.Fatal(err)
+	}
+	if err := other.CloseAllSessions(tok.slot); err != nil {
+		t.Fatal(err)
+	}
+	out := make([]byte, 8)
+	if err := hk.EncryptBlock(out, make([]byte, 8)); !errors.Is(err, ErrNotReady) || !strings.Contains(err.Error(), "CKR_SESSION_HANDLE_INVALID") {
+		t.Fatalf("with the sessions gone: %v", err)
+	}
+	if err := hk.EncryptBlock(out, make([]byte, 8)); !errors.Is(err, ErrNotReady) {
+		t.Fatalf("a broken token was used before it was reopened: %v", err)
+	}
+	tok.reopen() // what Watch does
+	if err := hk.EncryptBlock(out, make([]byte, 8)); err != nil {
+		t.Fatalf("after reopening: %v", err)
+	}
+	if tok.Ready() != nil {
+		t.Fatal(tok.Ready())
+	}
+}
