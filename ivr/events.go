@@ -2,6 +2,7 @@ package ivr
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -32,6 +33,9 @@ type EventStream struct {
 	Password   string
 	Origin     string
 	DialTimout time.Duration
+	// TLS, for a wss URL: the roots that verify Asterisk's certificate (nil:
+	// the system's).
+	TLS *tls.Config
 	// Backoff bounds for reconnecting (with full jitter).
 	MinBackoff, MaxBackoff time.Duration
 	Log                    *logrus.Entry
@@ -84,6 +88,9 @@ func (s *EventStream) config() (*websocket.Config, error) {
 		d = 5 * time.Second
 	}
 	cfg.Dialer = &net.Dialer{Timeout: d}
+	if u.Scheme == "wss" {
+		cfg.TlsConfig = tlsFor(s.TLS, u.Hostname())
+	}
 	return cfg, nil
 }
 

@@ -2,6 +2,7 @@ package ivr
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"sync/atomic"
 	"time"
@@ -17,6 +18,9 @@ type InboundConfig struct {
 	Username    string
 	Password    string
 	Application string
+	// TLS verifies Asterisk's certificate on https/wss (nil: the system's
+	// roots).
+	TLS *tls.Config
 	// Timeout bounds every REST request and the websocket dial (default 5 s).
 	Timeout time.Duration
 	// Reconnect backoff bounds (defaults 200 ms and 10 s, full jitter).
@@ -38,7 +42,7 @@ func Inbound(cfg InboundConfig) Transport {
 	t := &inbound{cfg: cfg}
 	t.stream = &EventStream{
 		URL: cfg.WSURL, App: cfg.Application, Username: cfg.Username, Password: cfg.Password,
-		DialTimout: cfg.Timeout, MinBackoff: cfg.MinBackoff, MaxBackoff: cfg.MaxBackoff,
+		DialTimout: cfg.Timeout, TLS: cfg.TLS, MinBackoff: cfg.MinBackoff, MaxBackoff: cfg.MaxBackoff,
 		Log: cfg.Log.WithField("component", "ari-inbound"), OnState: t.onState,
 	}
 	return t
@@ -61,7 +65,7 @@ func (t *inbound) start(ctx context.Context, s *Server) error {
 	if err := preflight(ctx, t.cfg); err != nil {
 		return err
 	}
-	t.rest = newHTTPREST(t.cfg.URL, t.cfg.Username, t.cfg.Password, t.cfg.Timeout)
+	t.rest = newHTTPREST(t.cfg.URL, t.cfg.Username, t.cfg.Password, t.cfg.Timeout, t.cfg.TLS)
 	t.link = s.newLink(t.rest, t.cfg.Application, func(app string) bool { return app == t.cfg.Application }, t.cfg.Log)
 	t.stream.Undecodable = &s.undecodable
 	dialCtx, cancel := context.WithTimeout(ctx, t.cfg.Timeout)
@@ -97,7 +101,7 @@ func (t *inbound) reconnects() int64 { return t.stream.Reconnects() }
 // or an unreachable Asterisk is reported at once and by name (ari/v5's
 // Connect would retry for ever and log nothing).
 func preflight(ctx context.Context, cfg InboundConfig) error {
-	r := newHTTPREST(cfg.URL, cfg.Username, cfg.Password, cfg.Timeout)
+	r := newHTTPREST(cfg.URL, cfg.Username, cfg.Password, cfg.Timeout, cfg.TLS)
 	defer r.close()
 	err := r.do(ctx, "GET", "asterisk/info", nil, nil)
 	switch status := StatusOf(err); {

@@ -2,6 +2,7 @@ package ivr
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -65,7 +66,11 @@ type httpREST struct {
 	client                   *http.Client
 }
 
-func newHTTPREST(base, username, password string, timeout time.Duration) *httpREST {
+func newHTTPREST(base, username, password string, timeout time.Duration, tlsCfg *tls.Config) *httpREST {
+	host := ""
+	if u, err := url.Parse(base); err == nil {
+		host = u.Hostname()
+	}
 	return &httpREST{
 		base: strings.TrimSuffix(base, "/"), username: username, password: password, timeout: timeout,
 		client: &http.Client{
@@ -77,6 +82,7 @@ func newHTTPREST(base, username, password string, timeout time.Duration) *httpRE
 				MaxIdleConnsPerHost:   256,
 				IdleConnTimeout:       90 * time.Second,
 				ResponseHeaderTimeout: timeout,
+				TLSClientConfig:       tlsFor(tlsCfg, host),
 			},
 		},
 	}
@@ -119,3 +125,20 @@ func (h *httpREST) do(ctx context.Context, method, path string, q url.Values, ou
 }
 
 func (h *httpREST) close() { h.client.CloseIdleConnections() }
+
+// tlsFor is the client TLS configuration for Asterisk at host: the given
+// roots (or the system's), TLS 1.2 at least, the certificate verified
+// against host.
+func tlsFor(base *tls.Config, host string) *tls.Config {
+	c := &tls.Config{MinVersion: tls.VersionTLS12}
+	if base != nil {
+		c = base.Clone()
+		if c.MinVersion < tls.VersionTLS12 {
+			c.MinVersion = tls.VersionTLS12
+		}
+	}
+	if c.ServerName == "" {
+		c.ServerName = host
+	}
+	return c
+}

@@ -30,7 +30,7 @@ func notFoundLink(t testing.TB, h Handler) (*Server, *link, func()) {
 		t.Fatal(err)
 	}
 	s.handler, s.life = h, context.Background()
-	r := newHTTPREST(srv.URL, "u", "p", time.Second)
+	r := newHTTPREST(srv.URL, "u", "p", time.Second, nil)
 	l := s.newLink(r, "ivr-pin", func(app string) bool { return app == "ivr-pin" }, s.cfg.Log)
 	return s, l, func() { r.close(); srv.Close() }
 }
@@ -111,7 +111,7 @@ func TestAPanickingHandlerIsRecoveredAndTheCallHungUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.handler, s.life = func(*Call) { panic("the card number 4111111111111111") }, context.Background()
-	r := newHTTPREST(srv.URL, "u", "p", time.Second)
+	r := newHTTPREST(srv.URL, "u", "p", time.Second, nil)
 	defer r.close()
 	l := s.newLink(r, "ivr-pin", nil, s.cfg.Log)
 	ev, _ := decode([]byte(`{"type":"StasisStart","application":"ivr-pin","channel":{"id":"1.3"}}`))

@@ -417,3 +417,31 @@ func TestHungAsteriskDoesNotHangACall(t *testing.T) {
 		t.Fatal("REST call still hanging: no deadline")
 	}
 }
+
+// Inbound over https and wss: Asterisk's certificate is verified against
+// the configured roots; without them the connection is refused.
+func TestInboundOverTLSVerifiesAsterisk(t *testing.T) {
+	pki := testpki.New(t)
+	ari, err := aritest.Start(aritest.Options{PlaybackScale: 0.002,
+		TLS: &tls.Config{Certificates: []tls.Certificate{pki.Server}, MinVersion: tls.VersionTLS12}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ari.Close()
+	if !strings.HasPrefix(ari.URL, "https://") || !strings.HasPrefix(ari.WSURL, "wss://") {
+		t.Fatalf("%s %s", ari.URL, ari.WSURL)
+	}
+	untrusted := ivr.Inbound(ivr.InboundConfig{URL: ari.URL, WSURL: ari.WSURL, Username: "ivr-pin", Password: "aritest-password-0001",
+		Application: "ivr-pin", Timeout: time.Second, Log: quietLog()})
+	s, err := ivr.New(ivr.Config{Transport: untrusted, CallTimeout: time.Minute, DrainTimeout: time.Second, Log: quietLog()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Serve(context.Background(), echo); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("an unverified Asterisk was accepted: %v", err)
+	}
+	tr := ivr.Inbound(ivr.InboundConfig{URL: ari.URL, WSURL: ari.WSURL, Username: "ivr-pin", Password: "aritest-password-0001",
+		Application: "ivr-pin", Timeout: time.Second, Log: quietLog(), TLS: &tls.Config{RootCAs: pki.CAPool}})
+	serving(t, tr, echo)
+	runEcho(t, ari)
+}

@@ -12,6 +12,7 @@
 package aritest
 
 import (
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -53,6 +54,8 @@ type Options struct {
 	OnPlay func(ch *Channel, mediaURI string)
 	// EntityID is the asterisk_id on every event.
 	EntityID string
+	// TLS, when set, serves https and wss (Asterisk's http.conf tlsenable).
+	TLS *tls.Config
 }
 
 // Server is a running ARI test server.
@@ -136,6 +139,11 @@ func (s *Server) listen(addr string) error {
 	s.addr = ln.Addr().String()
 	s.URL = "http://" + s.addr + "/ari"
 	s.WSURL = "ws://" + s.addr + "/ari/events"
+	if s.opts.TLS != nil {
+		ln = tls.NewListener(ln, s.opts.TLS)
+		s.URL = "https://" + s.addr + "/ari"
+		s.WSURL = "wss://" + s.addr + "/ari/events"
+	}
 	srv := &http.Server{Handler: http.HandlerFunc(s.serveHTTP), ReadHeaderTimeout: 5 * time.Second}
 	s.mu.Lock()
 	s.ln, s.httpSrv = ln, srv

@@ -241,8 +241,10 @@ func TestRefusesNonLoopback(t *testing.T) {
 // JSON string).
 func TestOutboundSpeaksAsterisksRESTOverWebsocket(t *testing.T) {
 	got := make(chan *websocket.Conn, 1)
+	// stop releases every handler before the server closes: Close waits for
+	// its readers, and a per-call socket closed by the app is re-dialled
+	// (a second handler) before Close begins.
 	stop := make(chan struct{})
-	t.Cleanup(func() { close(stop) })
 	var auth, proto string
 	mux := http.NewServeMux()
 	mux.Handle("/ari", websocket.Server{
@@ -252,7 +254,13 @@ func TestOutboundSpeaksAsterisksRESTOverWebsocket(t *testing.T) {
 			c.Protocol = []string{"ari"}
 			return nil
 		},
-		Handler: func(ws *websocket.Conn) { got <- ws; <-stop },
+		Handler: func(ws *websocket.Conn) {
+			select {
+			case got <- ws:
+			default:
+			}
+			<-stop
+		},
 	})
 	app := httptestServer(t, mux)
 	s, err := Start(Options{PlaybackScale: 0.001})
@@ -260,6 +268,7 @@ func TestOutboundSpeaksAsterisksRESTOverWebsocket(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
+	defer close(stop)
 	s.SetOutbound(&Outbound{URL: "ws://" + app + "/ari", Username: "asterisk", Password: "pw"})
 	ch, err := s.PlaceCall(CallOptions{})
 	if err != nil {

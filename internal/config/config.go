@@ -45,12 +45,19 @@ type Config struct {
 	ARIPassword    string        `envconfig:"ARI_PASSWORD" secret:"true" desc:"ARI password"`
 	ARIApplication string        `envconfig:"ARI_APPLICATION" default:"ivr-pin" desc:"Stasis application name"`
 	ARITimeout     time.Duration `envconfig:"ARI_TIMEOUT" default:"5s" desc:"timeout of each ARI REST call and of connecting"`
+	ARITLSCA       string        `envconfig:"ARI_TLS_CA" desc:"PEM CA bundle that signed Asterisk's certificate (https/wss ARI_URL); unset: the system's roots"`
 	// Outbound ARI (Asterisk 22 dials us): set ARI_LISTEN to use it.
 	ARIListen         string `envconfig:"ARI_LISTEN" desc:"host:port to accept Asterisk 22's outbound ARI websockets on (path /ari); unset: dial ARI_URL (inbound)"`
 	ARIListenUsername string `envconfig:"ARI_LISTEN_USERNAME" default:"asterisk" desc:"username Asterisk must send (websocket_client.conf username)"`
 	ARIListenPassword string `envconfig:"ARI_LISTEN_PASSWORD" secret:"true" desc:"password Asterisk must send (websocket_client.conf password); required with ARI_LISTEN"`
 	ARIListenTLSCert  string `envconfig:"ARI_LISTEN_TLS_CERT" desc:"PEM certificate file: serve wss (with ARI_LISTEN_TLS_KEY)"`
 	ARIListenTLSKey   string `envconfig:"ARI_LISTEN_TLS_KEY" desc:"PEM private key file for ARI_LISTEN_TLS_CERT"`
+	// What the listener holds: every link that carries a caller's digits is
+	// bounded, and password guessing costs time.
+	ARIListenMaxConnections    int      `envconfig:"ARI_LISTEN_MAX_CONNECTIONS" default:"10000" desc:"open connections the listener holds; past it a new one is closed at once and counted (keep it under the process's descriptor limit)"`
+	ARIListenMaxCallsPerSocket int      `envconfig:"ARI_LISTEN_MAX_CALLS_PER_SOCKET" default:"1000" desc:"calls one persistent websocket may carry at once (a per-call websocket carries one)"`
+	ARIListenMaxFailures       int      `envconfig:"ARI_LISTEN_MAX_FAILURES" default:"20" desc:"failed logins from one source in a minute before it is answered 429 until the minute ends"`
+	ARIListenTrustedProxies    []string `envconfig:"ARI_LISTEN_TRUSTED_PROXIES" desc:"addresses or CIDRs of load balancers whose PROXY protocol v2 header names the real source (HAProxy send-proxy-v2); comma separated"`
 
 	// Call flow.
 	Languages         []string      `envconfig:"LANGUAGES" default:"en" desc:"prompt languages, comma separated, first is the default"`
@@ -271,12 +278,14 @@ func (c *Config) Validate() error {
 			return problem("ARI_PASSWORD", w)
 		}
 	}
+	if err := c.validateARILinks(); err != nil {
+		return err
+	}
 	if c.ARIListen != "" {
-		host, port, err := net.SplitHostPort(c.ARIListen)
+		_, port, err := net.SplitHostPort(c.ARIListen)
 		if err != nil || port == "" {
 			return problem("ARI_LISTEN", "must be host:port")
 		}
-		_ = host
 		if c.ARIListenPassword == "" {
 			return problem("ARI_LISTEN_PASSWORD", "required with ARI_LISTEN: Asterisk must authenticate")
 		}
@@ -457,6 +466,71 @@ func (c *Config) Validate() error {
 		return problem("LOG_FORMAT", "must be json, text or auto")
 	}
 	return nil
+}
+
+// validateARILinks refuses an ARI link that would carry callers' digits in
+// clear to another machine: inbound URLs must be https/wss unless they name
+// a loopback host, and a listener on any other address needs TLS. A lab may
+// allow it with IVRPIN_ALLOW_INSECURE_HOSTS (serve then warns).
+func (c *Config) validateARILinks() error {
+	if c.ARIListen == "" {
+		for _, u := range []struct{ name, value, secure string }{{"ARI_URL", c.ARIURL, "https"}, {"ARI_WS_URL", c.ARIWSURL, "wss"}} {
+			if u.value == "" {
+				continue
+			}
+			p, err := url.Parse(u.value)
+			if err != nil {
+				continue // the scheme checks above name it
+			}
+			if p.Scheme != u.secure && !hosturl.IsLoopback(p.Hostname()) && !c.AllowInsecureHosts {
+				return problem(u.name, "is in clear to a host that is not loopback: it carries every digit a caller types; use "+u.secure+" (Asterisk's http.conf tlsenable), or IVRPIN_ALLOW_INSECURE_HOSTS=true in a lab")
+			}
+		}
+	}
+	if c.ARIListen != "" && c.ARIListenTLSCert == "" {
+		host, _, err := net.SplitHostPort(c.ARIListen)
+		if err == nil && !hosturl.IsLoopback(host) && !c.AllowInsecureHosts {
+			return problem("ARI_LISTEN", "listens beyond loopback without TLS: set ARI_LISTEN_TLS_CERT and ARI_LISTEN_TLS_KEY (Asterisk dials wss with tls_enabled = yes), or IVRPIN_ALLOW_INSECURE_HOSTS=true in a lab")
+		}
+	}
+	if c.ARITLSCA != "" {
+		if _, err := os.Stat(c.ARITLSCA); err != nil {
+			return problem("ARI_TLS_CA", "cannot read "+c.ARITLSCA)
+		}
+	}
+	if c.ARIListenMaxConnections < 1 {
+		return problem("ARI_LISTEN_MAX_CONNECTIONS", "must be at least 1")
+	}
+	if c.ARIListenMaxCallsPerSocket < 1 {
+		return problem("ARI_LISTEN_MAX_CALLS_PER_SOCKET", "must be at least 1")
+	}
+	if c.ARIListenMaxFailures < 1 {
+		return problem("ARI_LISTEN_MAX_FAILURES", "must be at least 1")
+	}
+	for _, p := range c.ARIListenTrustedProxies {
+		if _, _, err := net.ParseCIDR(p); err != nil && net.ParseIP(p) == nil {
+			return problem("ARI_LISTEN_TRUSTED_PROXIES", "must be addresses or CIDRs, comma separated")
+		}
+	}
+	return nil
+}
+
+// InsecureARILinks lists the ARI links that IVRPIN_ALLOW_INSECURE_HOSTS lets
+// travel in clear beyond loopback (serve warns of each).
+func (c *Config) InsecureARILinks() []string {
+	var out []string
+	if c.ARIListen == "" {
+		for _, u := range []struct{ name, value, secure string }{{"IVRPIN_ARI_URL", c.ARIURL, "https"}, {"IVRPIN_ARI_WS_URL", c.WebsocketURL(), "wss"}} {
+			if p, err := url.Parse(u.value); err == nil && p.Scheme != u.secure && !hosturl.IsLoopback(p.Hostname()) {
+				out = append(out, u.name)
+			}
+		}
+	} else if c.ARIListenTLSCert == "" {
+		if host, _, err := net.SplitHostPort(c.ARIListen); err == nil && !hosturl.IsLoopback(host) {
+			out = append(out, "IVRPIN_ARI_LISTEN")
+		}
+	}
+	return out
 }
 
 // ValidateServe checks what serve needs beyond Validate: the card host, and

@@ -2,6 +2,8 @@ package line
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"io"
 	"os"
 	"sync"
@@ -130,7 +132,9 @@ func Build(ctx context.Context, cfg *config.Config, opts Options) (*Line, error)
 		MaxTries: cfg.MaxTries, Agent: flows.ParseTarget(cfg.AgentTransfer), HostWaitAnnounce: cfg.HostWaitAnnounce,
 		Limiter: limiter, Marks: limiter,
 	}, l.metrics.Instrument(router))
-	l.transport = Transport(cfg, opts)
+	if l.transport, err = Transport(cfg, opts); err != nil {
+		return nil, err
+	}
 	srv, err := ivr.New(ivr.Config{Transport: l.transport, CallTimeout: cfg.CallTimeout, DrainTimeout: cfg.DrainTimeout,
 		Log: opts.Log})
 	if err != nil {
@@ -143,15 +147,27 @@ func Build(ctx context.Context, cfg *config.Config, opts Options) (*Line, error)
 }
 
 // Transport is the ARI transport the configuration names.
-func Transport(cfg *config.Config, opts Options) ivr.Transport {
+func Transport(cfg *config.Config, opts Options) (ivr.Transport, error) {
 	if cfg.ARIListen != "" {
 		return ivr.Outbound(ivr.OutboundConfig{Listen: cfg.ARIListen, Username: cfg.ARIListenUsername,
 			Password: cfg.ARIListenPassword, TLSCert: cfg.ARIListenTLSCert, TLSKey: cfg.ARIListenTLSKey,
-			Application: cfg.ARIApplication, Timeout: cfg.ARITimeout, Log: opts.Log})
+			Application: cfg.ARIApplication, Timeout: cfg.ARITimeout, Log: opts.Log}), nil
+	}
+	var tlsCfg *tls.Config
+	if cfg.ARITLSCA != "" {
+		pem, err := os.ReadFile(cfg.ARITLSCA)
+		if err != nil {
+			return nil, &config.Problem{Var: "ARI_TLS_CA", Reason: "cannot read " + cfg.ARITLSCA}
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, &config.Problem{Var: "ARI_TLS_CA", Reason: cfg.ARITLSCA + " holds no PEM certificate"}
+		}
+		tlsCfg = &tls.Config{RootCAs: pool}
 	}
 	return ivr.Inbound(ivr.InboundConfig{URL: cfg.ARIURL, WSURL: cfg.WebsocketURL(), Username: cfg.ARIUsername,
-		Password: cfg.ARIPassword, Application: cfg.ARIApplication, Timeout: cfg.ARITimeout,
-		MinBackoff: opts.MinBackoff, MaxBackoff: opts.MaxBackoff, Log: opts.Log})
+		Password: cfg.ARIPassword, Application: cfg.ARIApplication, Timeout: cfg.ARITimeout, TLS: tlsCfg,
+		MinBackoff: opts.MinBackoff, MaxBackoff: opts.MaxBackoff, Log: opts.Log}), nil
 }
 
 // openToken opens the PKCS#11 token and finds the zone PIN key in it by
