@@ -3,12 +3,10 @@ package ivr
 import (
 	"bytes"
 	"context"
-	"crypto/subtle"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	stdlog "log"
 	"net"
 	"net/http"
@@ -20,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pires/go-proxyproto"
 	"github.com/sirupsen/logrus"
 	"golang.org/x/net/websocket"
 )
@@ -40,6 +39,26 @@ type OutboundConfig struct {
 	// Timeout bounds every REST request over a websocket (default 5 s).
 	Timeout time.Duration
 	Log     *logrus.Entry
+
+	// MaxConnections bounds the open connections (default 10000): past it
+	// a new connection is closed at once and counted.
+	MaxConnections int
+	// MaxCallsPerSocket bounds the calls one persistent websocket carries
+	// at once (default 1000); a per-call websocket carries one, ever.
+	MaxCallsPerSocket int
+	// MaxFailures is how many failed logins a source may make in a minute
+	// (default 20); then it is answered 429 until the minute ends.
+	MaxFailures int
+	// TrustedProxies are addresses or CIDRs of load balancers that put a
+	// PROXY protocol v2 header (HAProxy's send-proxy-v2) in front of each
+	// connection: the header's source address is then the one counted.
+	// Connections from them must carry the header.
+	TrustedProxies []string
+	// UpgradeTimeout closes a connection that has not become an
+	// authenticated websocket in time, whatever it sent; NoCallTimeout
+	// closes a websocket that brings no call in time (a persistent one,
+	// which waits for calls by design, is kept). Both default to 10 s.
+	UpgradeTimeout, NoCallTimeout time.Duration
 }
 
 // Outbound is Asterisk 22's outbound ARI websockets: Asterisk dials the
@@ -56,7 +75,24 @@ func Outbound(cfg OutboundConfig) Transport {
 	if cfg.Log == nil {
 		cfg.Log = logrus.NewEntry(logrus.StandardLogger())
 	}
-	return &outbound{cfg: cfg, log: cfg.Log.WithField("component", "ari-outbound")}
+	if cfg.MaxConnections <= 0 {
+		cfg.MaxConnections = 10000
+	}
+	if cfg.MaxCallsPerSocket <= 0 {
+		cfg.MaxCallsPerSocket = 1000
+	}
+	if cfg.MaxFailures <= 0 {
+		cfg.MaxFailures = 20
+	}
+	if cfg.UpgradeTimeout <= 0 {
+		cfg.UpgradeTimeout = 10 * time.Second
+	}
+	if cfg.NoCallTimeout <= 0 {
+		cfg.NoCallTimeout = 10 * time.Second
+	}
+	log := cfg.Log.WithField("component", "ari-outbound")
+	return &outbound{cfg: cfg, log: log, guard: &guard{maxConns: int64(cfg.MaxConnections), upgradeTimeout: cfg.UpgradeTimeout,
+		noCallTimeout: cfg.NoCallTimeout, maxFailures: cfg.MaxFailures, log: log}}
 }
 
 type outbound struct {
@@ -65,15 +101,17 @@ type outbound struct {
 	srv *Server
 
 	ln        net.Listener
-	errLog    io.Closer
 	addr      atomic.Value // string, once listening
 	http      *http.Server
 	listening atomic.Bool
 	conns     sync.WaitGroup
 	mu        sync.Mutex
 	open      map[*wsLink]struct{}
-	refused   atomic.Int64
+	guard     *guard
 }
+
+// Stats counts what the listener turned away.
+func (t *outbound) Stats() ListenerStats { return t.guard.stats() }
 
 func (t *outbound) Mode() string { return "outbound" }
 
@@ -88,13 +126,34 @@ func (t *outbound) start(_ context.Context, s *Server) error {
 	t.open = map[*wsLink]struct{}{}
 	ln, err := net.Listen("tcp", t.cfg.Listen)
 	if err != nil {
-		return fmt.Errorf("IVRPIN_ARI_LISTEN: %w", err)
+		return fmt.Errorf("listen on %s: %w", t.cfg.Listen, err)
 	}
+	if len(t.cfg.TrustedProxies) > 0 {
+		policy, err := proxyproto.StrictWhiteListPolicy(t.cfg.TrustedProxies)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("trusted proxies: %w", err)
+		}
+		// From a trusted balancer the header is required; anyone else is
+		// taken as the TCP peer it is (a header from them breaks the HTTP
+		// request and is answered 400).
+		ln = &proxyproto.Listener{Listener: ln, ReadHeaderTimeout: 5 * time.Second, Policy: func(upstream net.Addr) (proxyproto.Policy, error) {
+			p, err := policy(upstream)
+			if err != nil {
+				return proxyproto.SKIP, nil
+			}
+			if p == proxyproto.USE {
+				return proxyproto.REQUIRE, nil
+			}
+			return p, nil
+		}}
+	}
+	ln = &boundedListener{Listener: ln, g: t.guard}
 	if t.cfg.TLSCert != "" || t.cfg.TLSKey != "" {
 		cert, err := tls.LoadX509KeyPair(t.cfg.TLSCert, t.cfg.TLSKey)
 		if err != nil {
 			ln.Close()
-			return fmt.Errorf("IVRPIN_ARI_LISTEN_TLS_CERT/_KEY: %w", err)
+			return fmt.Errorf("TLS certificate and key: %w", err)
 		}
 		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
 	}
@@ -102,11 +161,12 @@ func (t *outbound) start(_ context.Context, s *Server) error {
 	mux.HandleFunc("/ari", t.upgrade)
 	t.ln = ln
 	t.addr.Store(ln.Addr().String())
-	// The HTTP server's own complaints (a failed TLS handshake, a client
-	// speaking plain HTTP to TLS) go to our log, not to stderr unformatted.
-	errLog := t.log.WriterLevel(logrus.DebugLevel)
-	t.errLog = errLog
-	t.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ErrorLog: stdlog.New(errLog, "", 0)}
+	// The HTTP server's own complaints (accept errors such as running out
+	// of descriptors, a failed TLS handshake, plain HTTP to TLS) go to our
+	// log at warn, at most once a second with a count.
+	t.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second,
+		ErrorLog:    stdlog.New(&rateLog{log: t.log}, "", 0),
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context { return context.WithValue(ctx, connKey{}, c) }}
 	t.listening.Store(true)
 	return nil
 }
@@ -124,7 +184,6 @@ func (t *outbound) run(ctx context.Context) {
 	t.mu.Unlock()
 	t.conns.Wait()
 	_ = t.http.Close()
-	_ = t.errLog.Close()
 }
 
 // draining closes the listener: a load balancer's next connection attempt
@@ -139,27 +198,34 @@ func (t *outbound) draining() {
 func (t *outbound) ready() bool       { return t.listening.Load() }
 func (t *outbound) reconnects() int64 { return 0 }
 
-// authorised checks HTTP basic auth in constant time (both fields always
-// compared).
+// authorised checks HTTP basic auth (hashed, constant time, both fields
+// always compared).
 func (t *outbound) authorised(r *http.Request) bool {
 	u, p, ok := r.BasicAuth()
-	userOK := subtle.ConstantTimeCompare([]byte(u), []byte(t.cfg.Username))
-	passOK := subtle.ConstantTimeCompare([]byte(p), []byte(t.cfg.Password))
-	return ok && userOK&passOK == 1
+	return credentialsMatch(u, p, t.cfg.Username, t.cfg.Password) && ok
 }
 
 func (t *outbound) upgrade(w http.ResponseWriter, r *http.Request) {
+	src, now := sourceOf(r.RemoteAddr), time.Now()
+	if t.guard.throttledNow(src, now) {
+		// Too many failures from this source this minute: the right
+		// password waits too, which is the point.
+		t.guard.throttled.Add(1)
+		w.Header().Set("Retry-After", "60")
+		http.Error(w, "too many failed logins", http.StatusTooManyRequests)
+		return
+	}
 	if !t.authorised(r) {
-		t.refused.Add(1)
+		t.guard.failed(src, now)
 		w.Header().Set("WWW-Authenticate", `Basic realm="ivr-pin"`)
 		http.Error(w, "authentication required", http.StatusUnauthorized)
-		t.log.WithField("remote", r.RemoteAddr).Warn("refused an ARI websocket: wrong or missing credentials")
 		return
 	}
 	if !t.listening.Load() {
 		http.Error(w, "draining", http.StatusServiceUnavailable)
 		return
 	}
+	gc := guardedOf(r.Context())
 	t.conns.Add(1)
 	defer t.conns.Done()
 	websocket.Server{
@@ -173,8 +239,28 @@ func (t *outbound) upgrade(w http.ResponseWriter, r *http.Request) {
 			}
 			return nil
 		},
-		Handler: t.serveConn,
+		Handler: func(ws *websocket.Conn) {
+			if gc != nil {
+				gc.markUpgraded()
+			}
+			t.serveConn(ws)
+		},
 	}.ServeHTTP(w, r)
+}
+
+// admit refuses a second call on a per-call websocket, and a call past the
+// maximum on a persistent one.
+func (t *outbound) admit(app string, live int, hadCall bool) string {
+	if strings.HasPrefix(app, t.cfg.Application+":") {
+		if hadCall {
+			return RefusedPerCallBusy
+		}
+		return ""
+	}
+	if live >= t.cfg.MaxCallsPerSocket {
+		return RefusedSocketFull
+	}
+	return ""
 }
 
 // accepts says whether a StasisStart's application is ours: the configured
@@ -187,6 +273,16 @@ func (t *outbound) serveConn(ws *websocket.Conn) {
 	ws.MaxPayloadBytes = 1 << 20
 	l := &wsLink{ws: ws, timeout: t.cfg.Timeout, pending: map[string]chan restAnswer{}}
 	l.link = t.srv.newLink(l, t.cfg.Application, t.accepts, t.cfg.Log)
+	l.link.admit = t.admit
+	// A websocket must bring a call: a per-call one its call, or it must
+	// register as the persistent one, which waits for calls by design.
+	idle := time.AfterFunc(t.cfg.NoCallTimeout, func() {
+		if !l.link.hadCall.Load() && l.appRegistered() != t.cfg.Application {
+			t.guard.noCall.Add(1)
+			l.close()
+		}
+	})
+	defer idle.Stop()
 	t.mu.Lock()
 	t.open[l] = struct{}{}
 	t.mu.Unlock()
@@ -218,8 +314,15 @@ type wsLink struct {
 	seq    uint64
 	closed bool
 	// pending REST requests by request_id.
-	pending    map[string]chan restAnswer
-	registered bool
+	pending       map[string]chan restAnswer
+	registered    bool
+	registeredApp string // the app of the last ApplicationRegistered
+}
+
+func (l *wsLink) appRegistered() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.registeredApp
 }
 
 type restAnswer struct {
@@ -260,10 +363,11 @@ func (l *wsLink) receive(data []byte, skipped *atomic.Int64, log *logrus.Entry) 
 			ch <- restAnswer{status: env.StatusCode, body: []byte(env.MessageBody)}
 		}
 	case "ApplicationRegistered", "ApplicationReplaced":
+		l.mu.Lock()
 		if env.Application != "" {
 			l.link.app = env.Application
+			l.registeredApp = env.Application
 		}
-		l.mu.Lock()
 		first := !l.registered
 		l.registered = true
 		l.mu.Unlock()

@@ -59,6 +59,43 @@ type Server struct {
 
 	active, handled, undecodable atomic.Int64
 	reconciling                  sync.WaitGroup
+
+	// owners maps each live channel to the link that holds it, so another
+	// websocket cannot claim a channel a live call holds.
+	owners map[string]*link
+	// refusedCalls counts StasisStarts refused, by reason.
+	refusedMu    sync.Mutex
+	refusedCalls map[string]int64
+}
+
+// Reasons a StasisStart is refused (RefusedCalls).
+const (
+	RefusedChannelTaken = "channel_taken" // another live websocket holds the channel
+	RefusedPerCallBusy  = "per_call_busy" // a per-call websocket already brought its call
+	RefusedSocketFull   = "socket_full"   // a persistent websocket carries its maximum
+)
+
+// RefusedCallReasons lists every reason, for metrics that exist from start-up.
+var RefusedCallReasons = []string{RefusedChannelTaken, RefusedPerCallBusy, RefusedSocketFull}
+
+// RefusedCalls counts the StasisStarts refused, by reason.
+func (s *Server) RefusedCalls() map[string]int64 {
+	s.refusedMu.Lock()
+	defer s.refusedMu.Unlock()
+	out := make(map[string]int64, len(RefusedCallReasons))
+	for _, r := range RefusedCallReasons {
+		out[r] = s.refusedCalls[r]
+	}
+	return out
+}
+
+func (s *Server) refuse(reason string) {
+	s.refusedMu.Lock()
+	if s.refusedCalls == nil {
+		s.refusedCalls = map[string]int64{}
+	}
+	s.refusedCalls[reason]++
+	s.refusedMu.Unlock()
 }
 
 // New makes a server; Serve runs it.
@@ -163,9 +200,15 @@ type link struct {
 	accept func(app string) bool
 	log    *logrus.Entry
 
+	// admit, when set, says why a StasisStart for app must be refused on
+	// this link ("" admits it), given the calls it carries now and whether
+	// it has carried one before.
+	admit func(app string, live int, hadCall bool) string
+
 	mu      sync.Mutex
 	calls   map[string]*Call
 	started atomic.Bool // a StasisStart arrived on this link
+	hadCall atomic.Bool // a call was registered on this link
 }
 
 func (s *Server) newLink(r rest, app string, accept func(string) bool, log *logrus.Entry) *link {
@@ -225,8 +268,18 @@ func (l *link) start(e *ari.StasisStart) {
 		return
 	}
 	if l.accept != nil && !l.accept(e.Application) {
-		l.log.WithField("application", e.Application).Warn("a call entered an application this server does not serve (IVRPIN_ARI_APPLICATION); left alone")
+		l.log.WithField("application", e.Application).Warn("a call entered an application this server does not serve; left alone")
 		return
+	}
+	if l.admit != nil {
+		l.mu.Lock()
+		live := len(l.calls)
+		l.mu.Unlock()
+		if reason := l.admit(e.Application, live, l.hadCall.Load()); reason != "" {
+			l.srv.refuse(reason)
+			l.log.WithField("reason", reason).Warn("refused a call on this websocket")
+			return
+		}
 	}
 	c := l.srv.register(l, e.Channel.ID)
 	if c == nil {
@@ -246,7 +299,22 @@ func (s *Server) register(l *link, id string) *Call {
 		cancel()
 		return nil
 	}
+	s.mu.Lock()
+	if other := s.owners[id]; other != nil && other != l {
+		s.mu.Unlock()
+		l.mu.Unlock()
+		cancel()
+		s.refuse(RefusedChannelTaken)
+		l.log.WithField("channel", id).Warn("refused a call for a channel another live websocket holds")
+		return nil
+	}
+	if s.owners == nil {
+		s.owners = map[string]*link{}
+	}
+	s.owners[id] = l
+	s.mu.Unlock()
 	l.calls[id] = c
+	l.hadCall.Store(true)
 	l.mu.Unlock()
 	s.mu.Lock()
 	if s.draining {
@@ -263,6 +331,11 @@ func (s *Server) register(l *link, id string) *Call {
 			delete(l.calls, id)
 		}
 		l.mu.Unlock()
+		s.mu.Lock()
+		if s.owners[id] == l {
+			delete(s.owners, id)
+		}
+		s.mu.Unlock()
 	})
 	return c
 }

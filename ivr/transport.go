@@ -23,3 +23,12 @@ func (s *Server) Mode() string { return s.cfg.Transport.Mode() }
 
 // Reconnects counts inbound reconnections (outbound: 0).
 func (s *Server) Reconnects() int64 { return s.cfg.Transport.reconnects() }
+
+// ListenerStats counts what the outbound listener turned away; ok is false
+// for the inbound transport, which listens for nothing.
+func (s *Server) ListenerStats() (stats ListenerStats, ok bool) {
+	if o, isOut := s.cfg.Transport.(*outbound); isOut {
+		return o.Stats(), true
+	}
+	return ListenerStats{}, false
+}
