@@ -171,7 +171,8 @@ func loadOnce(o loadOptions, stderr io.Writer) (loadResult, error) {
 		if listen, err = loopbackAddr(); err != nil {
 			return res, err
 		}
-		child.Env = append(child.Env, "IVRPIN_ARI_LISTEN="+listen, "IVRPIN_ARI_LISTEN_PASSWORD=load-outbound-password-0001")
+		child.Env = append(child.Env, "IVRPIN_ARI_LISTEN="+listen, "IVRPIN_ARI_LISTEN_PASSWORD=load-outbound-password-0001",
+			fmt.Sprintf("IVRPIN_ARI_LISTEN_MAX_CONNECTIONS=%d", o.calls+100))
 	}
 	child.Stderr = stderr
 	if err := child.Start(); err != nil {

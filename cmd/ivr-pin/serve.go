@@ -43,6 +43,9 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	if cfg.HasSoftwareZPK() {
 		log.Warn("IVRPIN_NI_ZPK: the zone PIN key is in software, in this process's memory; a production line keeps it in an HSM (IVRPIN_NI_ZPK_LABEL with IVRPIN_PKCS11_*)")
 	}
+	if links := cfg.InsecureARILinks(); len(links) > 0 {
+		log.WithField("variables", links).Warn("IVRPIN_ALLOW_INSECURE_HOSTS=true lets the ARI link, which carries every digit a caller types and the ARI password, travel in clear beyond this machine; never in production")
+	}
 	if cfg.AllowInsecureHosts {
 		log.Warn("IVRPIN_ALLOW_INSECURE_HOSTS=true: PIN blocks, tokens and card details may travel in plain http to other machines; never in production")
 	}

@@ -113,7 +113,8 @@ func TestServeAsAProcess(t *testing.T) {
 		code, body = get(t, "http://"+metricsAddr+"/metrics")
 	}
 	for _, want := range []string{`ivrpin_calls_total{end="outcome",outcome="changed",path="change"} 1`, `ivrpin_ari_ready{transport="inbound"} 1`,
-		`ivrpin_host_request_seconds_count{host="cardhost",result="changed"} 1`, "ivrpin_active_calls 0", "ivrpin_build_info{goversion=\"go1."} {
+		`ivrpin_host_request_seconds_count{host="cardhost",result="changed"} 1`, "ivrpin_active_calls 0", "ivrpin_build_info{goversion=\"go1.",
+		`ivrpin_ari_calls_refused_total{reason="channel_taken"} 0`, `ivrpin_pin_key_ready{where="software"} 1`} {
 		if code != 200 || !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}

@@ -142,6 +142,7 @@ func Build(ctx context.Context, cfg *config.Config, opts Options) (*Line, error)
 	}
 	l.Server = srv
 	l.metrics.RegisterServer(srv)
+	l.metrics.RegisterListener(srv)
 	ok = true
 	return l, nil
 }
@@ -151,7 +152,9 @@ func Transport(cfg *config.Config, opts Options) (ivr.Transport, error) {
 	if cfg.ARIListen != "" {
 		return ivr.Outbound(ivr.OutboundConfig{Listen: cfg.ARIListen, Username: cfg.ARIListenUsername,
 			Password: cfg.ARIListenPassword, TLSCert: cfg.ARIListenTLSCert, TLSKey: cfg.ARIListenTLSKey,
-			Application: cfg.ARIApplication, Timeout: cfg.ARITimeout, Log: opts.Log}), nil
+			Application: cfg.ARIApplication, Timeout: cfg.ARITimeout, Log: opts.Log,
+			MaxConnections: cfg.ARIListenMaxConnections, MaxCallsPerSocket: cfg.ARIListenMaxCallsPerSocket,
+			MaxFailures: cfg.ARIListenMaxFailures, TrustedProxies: cfg.ARIListenTrustedProxies}), nil
 	}
 	var tlsCfg *tls.Config
 	if cfg.ARITLSCA != "" {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/ivr-pin/ivr-pin/internal/audit"
 	"github.com/ivr-pin/ivr-pin/internal/buildinfo"
+	"github.com/ivr-pin/ivr-pin/ivr"
 	"github.com/ivr-pin/ivr-pin/pinsvc/contract"
 	"github.com/ivr-pin/ivr-pin/pinsvc/outcome"
 	"github.com/ivr-pin/ivr-pin/pinsvc/policy"
@@ -133,6 +134,52 @@ func (t *timed) VerifyCard(ctx context.Context, c contract.CardCheck) (contract.
 // Keep the policy methods visible through the wrapper.
 func (t *timed) ChangePolicy() policy.PINPolicy     { return t.Service.ChangePolicy() }
 func (t *timed) FirstSetupPolicy() policy.PINPolicy { return t.Service.FirstSetupPolicy() }
+
+// ListenerServer is the call server's view of what its outbound listener
+// and its call registry refused.
+type ListenerServer interface {
+	ListenerStats() (ivr.ListenerStats, bool)
+	RefusedCalls() map[string]int64
+}
+
+// RegisterListener adds the outbound listener's counters (every label value
+// from start-up) and the refused calls, by reason.
+func (m *Metrics) RegisterListener(s ListenerServer) {
+	if _, outbound := s.ListenerStats(); outbound {
+		stat := func(f func(ivr.ListenerStats) int64) func() float64 {
+			return func() float64 { st, _ := s.ListenerStats(); return float64(f(st)) }
+		}
+		for _, c := range []struct {
+			reason string
+			f      func(ivr.ListenerStats) int64
+		}{
+			{"credentials", func(st ivr.ListenerStats) int64 { return st.LoginsRefused }},
+			{"throttled", func(st ivr.ListenerStats) int64 { return st.LoginsThrottled }},
+		} {
+			m.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "ivrpin_ari_listener_logins_refused_total",
+				Help:        "Outbound ARI logins refused: credentials (401: missing or wrong) or throttled (429: the source failed too often this minute).",
+				ConstLabels: prometheus.Labels{"reason": c.reason}}, stat(c.f)))
+		}
+		for _, c := range []struct {
+			reason string
+			f      func(ivr.ListenerStats) int64
+		}{
+			{"max_connections", func(st ivr.ListenerStats) int64 { return st.ConnectionsOverLimit }},
+			{"not_upgraded", func(st ivr.ListenerStats) int64 { return st.NotUpgraded }},
+			{"no_call", func(st ivr.ListenerStats) int64 { return st.NoCall }},
+		} {
+			m.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "ivrpin_ari_listener_connections_closed_total",
+				Help:        "Outbound ARI connections the listener closed: over IVRPIN_ARI_LISTEN_MAX_CONNECTIONS, not a websocket within 10 s, or a websocket that brought no call within 10 s.",
+				ConstLabels: prometheus.Labels{"reason": c.reason}}, stat(c.f)))
+		}
+	}
+	for _, reason := range ivr.RefusedCallReasons {
+		reason := reason
+		m.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "ivrpin_ari_calls_refused_total",
+			Help:        "StasisStarts refused: channel_taken (another live websocket holds the channel), per_call_busy (a per-call websocket's second call), socket_full (a persistent websocket at its maximum).",
+			ConstLabels: prometheus.Labels{"reason": reason}}, func() float64 { return float64(s.RefusedCalls()[reason]) }))
+	}
+}
 
 // RegisterPINKey adds ivrpin_pin_key_ready, read from ready (nil: the zone
 // PIN key encrypts; an error: why it does not).
