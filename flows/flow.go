@@ -103,8 +103,18 @@ type SetupMarks interface {
 	ReleaseSetup(ctx context.Context, card string) error
 }
 
+// LineGuard counts failed card-detail checks across the whole line and
+// refuses new calls while too many have failed lately (internal/limits).
+type LineGuard interface {
+	On(ctx context.Context) (bool, error)
+	Failed(ctx context.Context) error
+}
+
 // Config holds the flow's settings.
 type Config struct {
+	// LineGuard, when set, guards against guessing spread over many caller
+	// ids.
+	LineGuard LineGuard
 	// Limiter bounds attempts; nil means no limits.
 	Limiter Limiter
 	// Marks make a card's first setup happen once; nil means no marks (the
@@ -177,6 +187,8 @@ var errAgent = errors.New("transferred to an agent")
 var (
 	errLimited    = errors.New("attempt limit reached")
 	errLimitStore = errors.New("attempt store unavailable")
+	// errLineGuard: too many card checks failed across the line lately.
+	errLineGuard = errors.New("line guard on")
 	// errSeal: the PIN block could not be made (the zone PIN key's token
 	// failed): nothing is sent, the caller hears "not available".
 	errSeal = errors.New("PIN block not made")
@@ -219,6 +231,9 @@ func (f *Flow) Run(ctx context.Context, c Caller, in Call) Result {
 	case errors.Is(err, errLimitStore):
 		res.End = "limit_store_unavailable"
 		_ = c.Say(ctx, prompts.P(prompts.ResultUnavailable))
+	case errors.Is(err, errLineGuard):
+		res.End = "line_guard"
+		_ = c.Say(ctx, prompts.P(prompts.ResultUnavailable))
 	case errors.Is(err, errSeal):
 		res.End = "pin_key_unavailable"
 		_ = c.Say(ctx, prompts.P(prompts.ResultUnavailable))
@@ -257,6 +272,15 @@ func (k *call) run(ctx context.Context) error {
 	}
 	if err := k.limit(ctx, false, ""); err != nil {
 		return err
+	}
+	if g := k.f.cfg.LineGuard; g != nil {
+		on, err := g.On(ctx)
+		if err != nil {
+			return errLimitStore
+		}
+		if on {
+			return errLineGuard
+		}
 	}
 	mode := k.in.Mode
 	if mode == "" {
@@ -431,8 +455,6 @@ func reasonPrompt(reason string) prompts.ID {
 		return prompts.ReasonWrongPIN
 	case reasonDetailsMismatch:
 		return prompts.ReasonDetailsMismatch
-	case reasonExpiryMismatch:
-		return prompts.ReasonExpiryMismatch
 	case "no_input":
 		return prompts.NoInput
 	case "cleared":
@@ -454,6 +476,16 @@ func ParseTarget(s string) *Target {
 		return nil
 	}
 	return &Target{Context: ctx, Extension: ext, Priority: prio}
+}
+
+// cardCheckFailed counts a failed card-detail check across the line.
+func (k *call) cardCheckFailed(ctx context.Context) error {
+	if g := k.f.cfg.LineGuard; g != nil {
+		if err := g.Failed(ctx); err != nil {
+			return errLimitStore
+		}
+	}
+	return nil
 }
 
 // limit checks (record false) or counts (record true) an attempt for the

@@ -179,14 +179,21 @@ func TestScenarios(t *testing.T) {
 			end: "outcome", kind: outcome.Changed, mustSay: []prompts.ID{prompts.ReasonWrongPIN, prompts.TryAgain, prompts.ResultChanged}, retries: 1, newPIN: "4829"},
 		{name: "three wrong current PINs: the host blocks the card", keys: "1" + "4111111111111111#" + "2812" + "1357#" + "4829#" + "4829#" + "1358#" + "1359#",
 			end: "outcome", kind: outcome.NotEligible, mustSay: []prompts.ID{prompts.ReasonWrongPIN, prompts.ResultNotEligible}, retries: 2},
-		{name: "expiry that is not the card's, then the right one", keys: "1" + "4111111111111111#" + "2901" + "7392#" + "4829#" + "4829#" + "2812",
-			end: "outcome", kind: outcome.Changed, mustSay: []prompts.ID{prompts.ReasonExpiryMismatch, prompts.TryAgain}, retries: 1, newPIN: "4829"},
-		{name: "card number the host does not know", keys: "1" + "4242424242424242#" + "2812" + "7392#" + "4829#" + "4829#",
-			end: "outcome", kind: outcome.UnknownCard, mustSay: []prompts.ID{prompts.ResultUnknownCard}},
+		// An expiry that is not the card's and a card the host does not know
+		// sound the same; the caller types the card and the expiry again.
+		{name: "expiry that is not the card's, then the right one", keys: "1" + "4111111111111111#" + "2901" + "7392#" + "4829#" + "4829#" + "4111111111111111#" + "2812",
+			end: "outcome", kind: outcome.Changed, mustSay: []prompts.ID{prompts.ReasonDetailsMismatch, prompts.TryAgain}, retries: 1, newPIN: "4829"},
+		{name: "card number the host does not know", keys: "1" + "4242424242424242#" + "2812" + "7392#" + "4829#" + "4829#" + strings.Repeat("4242424242424242#"+"2812", 2),
+			end: "too_many_tries", kind: outcome.UnknownCard, mustSay: []prompts.ID{prompts.ReasonDetailsMismatch, prompts.TooManyTries}, retries: 3},
+		{name: "a mistyped card number, then the right one (its PINs typed again)", keys: "1" + "4242424242424242#" + "2812" + "7392#" + "4829#" + "4829#" +
+			"4111111111111111#" + "2812" + "7392#" + "4830#" + "4830#",
+			end: "outcome", kind: outcome.Changed, mustSay: []prompts.ID{prompts.ReasonDetailsMismatch}, retries: 1, newPIN: "4830"},
 		{name: "blocked card", keys: "1" + "4000056655665556#" + "2903" + "4826#" + "4829#" + "4829#",
 			end: "outcome", kind: outcome.NotEligible, mustSay: []prompts.ID{prompts.ResultNotEligible}},
-		{name: "virtual card refused by KeySecure", keys: "2" + "5105105105105100#" + "2907" + "402",
-			end: "outcome", kind: outcome.NotEligible, mustSay: []prompts.ID{prompts.ResultNotEligible}},
+		// No physical card with those last four digits sounds like any
+		// other failed card check, and counts like one.
+		{name: "virtual card refused by KeySecure", keys: strings.Repeat("2"+"5105105105105100#"+"2907"+"402", 1) + strings.Repeat("5105105105105100#"+"2907"+"402", 2),
+			end: "too_many_tries", kind: outcome.DetailsMismatch, mustSay: []prompts.ID{prompts.ReasonDetailsMismatch}, retries: 3},
 		{name: "no PIN yet offers first setup", keys: "1" + "4012888888881881#" + "3001" + "1357#" + "4829#" + "4829#" + "1" + "731" + "730164#" + "730164#",
 			end: "outcome", kind: outcome.Changed, mustSay: []prompts.ID{prompts.NoPINYetOffer, prompts.EnterSecurityCode, prompts.ResultSet}, ksPINSet: true},
 		{name: "no PIN yet with a wrong security code sets nothing", keys: "1" + "4012888888881881#" + "3001" + "1357#" + "4829#" + "4829#" + "1" + "137" + "138" + "139",
@@ -410,7 +417,7 @@ func TestWithoutPCIDisplayFirstSetupIsRefused(t *testing.T) {
 	} {
 		s := newScripted(keys)
 		res := f.Run(context.Background(), s, flows.Call{})
-		if res.Outcome == nil || res.Outcome.Kind != outcome.CannotVerify || !s.saw(prompts.ResultCannotVerify) || s.sawAfter(prompts.EnterSecurityCode, prompts.EnterNewPIN) {
+		if res.Outcome == nil || res.Outcome.Kind != outcome.CannotVerify || !s.saw(prompts.ReasonDetailsMismatch) || s.sawAfter(prompts.EnterSecurityCode, prompts.EnterNewPIN) {
 			t.Fatalf("%s: %+v (played %v)", name, res, s.played)
 		}
 	}

@@ -226,9 +226,45 @@ func (k *call) change(ctx context.Context) error {
 				return nil
 			}
 			return string(policy.ReasonWrongPIN), nil
-		case outcome.ExpiryMismatch:
-			mend = func() error { return k.expiryStep(ctx) }
-			return reasonExpiryMismatch, nil
+		case outcome.ExpiryMismatch, outcome.UnknownCard:
+			// One answer for both: which detail is wrong is not said, so
+			// nobody learns that a card number exists. The caller types
+			// the card and its expiry again; a different card number
+			// needs its PINs again (a PIN block is bound to its PAN).
+			if err := k.cardCheckFailed(ctx); err != nil {
+				return "", err
+			}
+			mend = func() error {
+				before := k.pan
+				k.in.PAN, k.in.Expiry = "", ""
+				if err := k.card(ctx); err != nil {
+					return err
+				}
+				if err := k.expiryStep(ctx); err != nil {
+					return err
+				}
+				if k.pan == before {
+					return nil
+				}
+				again, err := k.currentPIN(ctx)
+				if err != nil {
+					return err
+				}
+				defer again.Wipe()
+				fresh, err := k.newPIN(ctx, k.f.service.ChangePolicy(), again)
+				if err != nil {
+					return err
+				}
+				if oldSealed, err = k.f.service.SealPIN(k.pan, again); err != nil {
+					fresh.Wipe()
+					return fmt.Errorf("%w: %v", errSeal, err)
+				}
+				if newSealed, err = k.f.service.SealPIN(k.pan, fresh); err != nil {
+					return fmt.Errorf("%w: %v", errSeal, err)
+				}
+				return nil
+			}
+			return reasonDetailsMismatch, nil
 		}
 		return "", nil
 	})
@@ -240,10 +276,6 @@ func (k *call) change(ctx context.Context) error {
 	}
 	return k.speak(ctx, res, prompts.ResultChanged)
 }
-
-// reasonExpiryMismatch is the card host's answer that the expiry typed is
-// not the card's.
-const reasonExpiryMismatch = "expiry_mismatch"
 
 // offerSetup follows a card host answer of "no PIN yet". The card number and
 // expiry are known; the security code still proves the card is in hand.
@@ -304,6 +336,13 @@ func (k *call) verifyCard(ctx context.Context, askCard bool) (contract.VerifiedC
 			return "", err
 		}
 		defer code.Wipe()
+		// Every check counts against the caller and the card before it is
+		// sent, whatever it finds: the line must not help anyone guess a
+		// security code or search for cards, and a caller past the limit
+		// costs KeySecure nothing more.
+		if err := k.limit(ctx, true, k.pan); err != nil {
+			return "", err
+		}
 		var v contract.VerifiedCard
 		// The check runs on the call's context: a hang-up stops the search.
 		res := k.await(ctx, ctx, func(ctx context.Context) outcome.Result {
@@ -319,11 +358,13 @@ func (k *call) verifyCard(ctx context.Context, askCard bool) (contract.VerifiedC
 		case outcome.Verified:
 			card = v
 			return "", nil
-		case outcome.DetailsMismatch:
+		case outcome.DetailsMismatch, outcome.CannotVerify:
 			k.res.Outcome = &res
-			// A mismatch counts against the caller and the card: the line
-			// must not help anyone guess a security code.
-			if err := k.limit(ctx, true, k.pan); err != nil {
+			// Every failed check sounds the same: details that differ, no
+			// physical card with those last four digits, a card the
+			// platform will not show, a search past its bound. Nobody
+			// learns which cards exist. (The audit keeps which it was.)
+			if err := k.cardCheckFailed(ctx); err != nil {
 				return "", err
 			}
 			return reasonDetailsMismatch, nil
@@ -452,15 +493,15 @@ func (k *call) speak(ctx context.Context, res outcome.Result, success prompts.ID
 		outcome.Changed:         success,
 		outcome.WrongPIN:        prompts.ResultWrongPIN,
 		outcome.NotEligible:     prompts.ResultNotEligible,
-		outcome.UnknownCard:     prompts.ResultUnknownCard,
-		outcome.ExpiryMismatch:  prompts.ReasonExpiryMismatch,
+		outcome.UnknownCard:     prompts.ReasonDetailsMismatch,
+		outcome.ExpiryMismatch:  prompts.ReasonDetailsMismatch,
 		outcome.NoPINYet:        prompts.ResultNotEligible,
 		outcome.WeakPIN:         prompts.ResultWeakPIN,
 		outcome.Rejected:        prompts.ResultRejected,
 		outcome.Unavailable:     prompts.ResultUnavailable,
 		outcome.Ambiguous:       prompts.ResultAmbiguous,
 		outcome.DetailsMismatch: prompts.ReasonDetailsMismatch,
-		outcome.CannotVerify:    prompts.ResultCannotVerify,
+		outcome.CannotVerify:    prompts.ReasonDetailsMismatch,
 		outcome.AlreadySet:      prompts.ResultAlreadySet,
 	}[res.Kind]
 	if id == "" {

@@ -104,9 +104,9 @@ func TestCardCheckRefusals(t *testing.T) {
 	}{
 		{"wrong security code", "4012888888881881", "3001", "732", outcome.DetailsMismatch},
 		{"wrong expiry", "4012888888881881", "3002", "731", outcome.DetailsMismatch},
-		{"virtual card", "5105105105105100", "2907", "402", outcome.NotEligible},
+		{"virtual card (no physical card with those last four)", "5105105105105100", "2907", "402", outcome.DetailsMismatch},
 		{"not activated, after the code matched", "4761739001010119", "2911", "958", outcome.NotEligible},
-		{"unknown to KeySecure", "4111111111111111", "2812", "123", outcome.NotEligible},
+		{"unknown to KeySecure", "4111111111111111", "2812", "123", outcome.DetailsMismatch},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

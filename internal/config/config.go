@@ -131,6 +131,8 @@ type Config struct {
 	LimitCallerWindow  time.Duration `envconfig:"LIMIT_CALLER_WINDOW" default:"1h" desc:"sliding window of the caller limit"`
 	LimitCallerLockout time.Duration `envconfig:"LIMIT_CALLER_LOCKOUT" default:"1h" desc:"how long a caller id is refused once past its limit"`
 	LimitWithheldMax   int           `envconfig:"LIMIT_WITHHELD_MAX" default:"5" desc:"attempts in the caller window shared by all calls without a caller id (withheld, anonymous, empty); at most LIMIT_CALLER_MAX"`
+	LimitLineFailedMax int           `envconfig:"LIMIT_LINE_FAILED_MAX" default:"100" desc:"failed card-detail checks (unknown card, expiry or security code that do not match) across the whole line that turn the line guard on: new calls hear 'not available' until the window passes; size it well above the line's busiest window (docs/operations.md); 0 turns it off"`
+	LimitLineWindow    time.Duration `envconfig:"LIMIT_LINE_WINDOW" default:"10m" desc:"window of the line guard, and how long it stays on"`
 	LimitStore         string        `envconfig:"LIMIT_STORE" default:"/var/lib/ivr-pin/attempts.db" desc:"embedded attempt store file (used when REDIS_URL is unset); its directory must exist and be writable"`
 	LimitKey           string        `envconfig:"LIMIT_KEY" secret:"true" desc:"hex HMAC key (at least 16 bytes) that hashes card numbers and caller ids for the limits; serve requires it (the same on every instance), and it is never stored beside the hashes"`
 
@@ -328,7 +330,7 @@ func (c *Config) Validate() error {
 		{"CALL_TIMEOUT", c.CallTimeout}, {"DRAIN_TIMEOUT", c.DrainTimeout}, {"HOST_WAIT_ANNOUNCE", c.HostWaitAnnounce},
 		{"NI_TIMEOUT", c.NITimeout}, {"KEYSECURE_TIMEOUT", c.KeySecureTimeout}, {"KEYSECURE_LOOKBACK", c.KeySecureLookback},
 		{"LIMIT_CARD_WINDOW", c.LimitCardWindow}, {"LIMIT_CARD_LOCKOUT", c.LimitCardLockout},
-		{"LIMIT_CALLER_WINDOW", c.LimitCallerWindow}, {"LIMIT_CALLER_LOCKOUT", c.LimitCallerLockout},
+		{"LIMIT_CALLER_WINDOW", c.LimitCallerWindow}, {"LIMIT_CALLER_LOCKOUT", c.LimitCallerLockout}, {"LIMIT_LINE_WINDOW", c.LimitLineWindow},
 	} {
 		if d.value <= 0 {
 			return problem(d.name, "must be a positive duration")
@@ -445,6 +447,9 @@ func (c *Config) Validate() error {
 	}
 	if c.LimitCardMax < 0 {
 		return problem("LIMIT_CARD_MAX", "cannot be negative")
+	}
+	if c.LimitLineFailedMax < 0 {
+		return problem("LIMIT_LINE_FAILED_MAX", "cannot be negative")
 	}
 	if c.LimitCallerMax < 0 {
 		return problem("LIMIT_CALLER_MAX", "cannot be negative")

@@ -220,3 +220,51 @@ func (l *Limiter) keys(callerID string, pan secret.PAN) []string {
 	}
 	return keys
 }
+
+// LineGuard counts failed card-detail checks across the whole line (every
+// instance, when the store is Redis): guessing spread over many caller ids
+// and cards escapes the per-caller and per-card limits, but not this. Once
+// Max failures fall in Window the guard is on: new calls are refused until
+// the window has passed.
+type LineGuard struct {
+	Store  Store
+	Max    int           // failures that turn the guard on; 0: off
+	Window time.Duration // and how long it stays on
+	Now    func() time.Time
+}
+
+// lineGuardKey is the one counter of the whole line.
+const lineGuardKey = "line:failed-card-checks"
+
+func (g *LineGuard) now() time.Time {
+	if g.Now != nil {
+		return g.Now()
+	}
+	return time.Now()
+}
+
+// On reports whether the guard refuses new calls now.
+func (g *LineGuard) On(ctx context.Context) (bool, error) {
+	if g == nil || g.Max <= 0 {
+		return false, nil
+	}
+	on, err := g.Store.Blocked(ctx, lineGuardKey, g.now())
+	if err != nil {
+		return false, fmt.Errorf("attempt store: %w", err)
+	}
+	return on, nil
+}
+
+// Failed counts one failed card-detail check. The Max-th failure in the
+// window turns the guard on for a window.
+func (g *LineGuard) Failed(ctx context.Context) error {
+	if g == nil || g.Max <= 0 {
+		return nil
+	}
+	// Hit refuses (and locks) the attempt that would pass its Max: with
+	// Max-1, the Max-th failure is the one that locks.
+	if _, err := g.Store.Hit(ctx, lineGuardKey, Rule{Max: g.Max - 1, Window: g.Window, Lockout: g.Window}, g.now()); err != nil {
+		return fmt.Errorf("attempt store: %w", err)
+	}
+	return nil
+}

@@ -48,7 +48,10 @@ type Line struct {
 	Flow    *flows.Flow
 	Router  *pinsvc.Router
 	Limiter *limits.Limiter
-	Metrics *metrics.Metrics
+	// LineGuard refuses new calls while too many card checks have failed
+	// across the line.
+	LineGuard *limits.LineGuard
+	Metrics   *metrics.Metrics
 	// Token holds the zone PIN key when IVRPIN_NI_ZPK_LABEL is set (nil:
 	// a software key, or the demo's simulator key).
 	Token *hsm.Token
@@ -109,6 +112,7 @@ func Build(ctx context.Context, cfg *config.Config, opts Options) (*Line, error)
 		return nil, err
 	}
 	l.Limiter = limiter
+	l.LineGuard = &limits.LineGuard{Store: limiter.Store, Max: cfg.LimitLineFailedMax, Window: cfg.LimitLineWindow}
 	l.closers = append(l.closers, func() { _ = limiter.Store.Close() })
 	if cfg.AuditFile != "" {
 		f, err := audit.OpenFile(cfg.AuditFile)
@@ -130,7 +134,7 @@ func Build(ctx context.Context, cfg *config.Config, opts Options) (*Line, error)
 	l.Flow = flows.New(flows.Config{
 		Languages: cfg.Languages, FirstDigitTimeout: cfg.FirstDigitTimeout, InterDigitTimeout: cfg.InterDigitTimeout,
 		MaxTries: cfg.MaxTries, Agent: flows.ParseTarget(cfg.AgentTransfer), HostWaitAnnounce: cfg.HostWaitAnnounce,
-		Limiter: limiter, Marks: limiter,
+		Limiter: limiter, Marks: limiter, LineGuard: l.LineGuard,
 	}, l.metrics.Instrument(router))
 	if l.transport, err = Transport(cfg, opts); err != nil {
 		return nil, err
@@ -143,6 +147,7 @@ func Build(ctx context.Context, cfg *config.Config, opts Options) (*Line, error)
 	l.Server = srv
 	l.metrics.RegisterServer(srv)
 	l.metrics.RegisterListener(srv)
+	l.metrics.RegisterLineGuard(l.LineGuard.On)
 	ok = true
 	return l, nil
 }

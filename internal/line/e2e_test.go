@@ -167,10 +167,10 @@ func TestEndToEndScenarios(t *testing.T) {
 			{"PINs do not match", []string{change, card, exp, oldPIN, newPIN, "4828#", newPIN, newPIN}, "changed", "outcome", []string{"reason-pin-mismatch"}},
 			{"star clears an entry", []string{change, "41111*", card, exp, oldPIN, newPIN, newPIN}, "changed", "outcome", []string{"entry-cleared"}},
 			{"current PIN not accepted, then accepted", []string{change, card, exp, "1357#", newPIN, newPIN, oldPIN}, "changed", "outcome", []string{"reason-wrong-current", "try-again", "result-changed"}},
-			{"expiry not the card's, then right", []string{change, card, "2901", oldPIN, newPIN, newPIN, exp}, "changed", "outcome", []string{"reason-expiry-mismatch", "result-changed"}},
-			{"card unknown to the host", []string{change, "4242424242424242#", exp, oldPIN, newPIN, newPIN}, "unknown_card", "outcome", []string{"result-unknown-card"}},
+			{"expiry not the card's, then right", []string{change, card, "2901", oldPIN, newPIN, newPIN, card, exp}, "changed", "outcome", []string{"reason-details-mismatch", "result-changed"}},
+			{"card unknown to the host", []string{change, "4242424242424242#", exp, oldPIN, newPIN, newPIN, "4242424242424242#", exp, "4242424242424242#", exp}, "unknown_card", "too_many_tries", []string{"reason-details-mismatch", "too-many-tries"}},
 			{"card not eligible", []string{change, "4000056655665556#", "2903", "4826#", newPIN, newPIN}, "not_eligible", "outcome", []string{"result-not-eligible"}},
-			{"virtual card refused", []string{"2", "5105105105105100#", "2907", "402"}, "not_eligible", "outcome", []string{"result-not-eligible"}},
+			{"virtual card refused", []string{"2", "5105105105105100#", "2907", "402", "5105105105105100#", "2907", "402", "5105105105105100#", "2907", "402"}, "details_mismatch", "too_many_tries", []string{"reason-details-mismatch", "too-many-tries"}},
 			{"no input", nil, "none", "too_many_tries", []string{"no-input", "too-many-tries", "goodbye"}},
 		}
 		for _, c := range cases {

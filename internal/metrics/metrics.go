@@ -181,6 +181,22 @@ func (m *Metrics) RegisterListener(s ListenerServer) {
 	}
 }
 
+// RegisterLineGuard adds ivrpin_line_guard_active, read from the store at
+// each scrape (bounded: a store that does not answer reads as off, and the
+// store's own alerts say why).
+func (m *Metrics) RegisterLineGuard(on func(context.Context) (bool, error)) {
+	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "ivrpin_line_guard_active",
+		Help: "1 while the line guard refuses new calls: too many card-detail checks failed across the line (IVRPIN_LIMIT_LINE_FAILED_MAX in IVRPIN_LIMIT_LINE_WINDOW)."},
+		func() float64 {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			if active, err := on(ctx); err == nil && active {
+				return 1
+			}
+			return 0
+		}))
+}
+
 // RegisterPINKey adds ivrpin_pin_key_ready, read from ready (nil: the zone
 // PIN key encrypts; an error: why it does not).
 func (m *Metrics) RegisterPINKey(where string, ready func() error) {

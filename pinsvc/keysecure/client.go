@@ -310,10 +310,12 @@ type CardCheck struct {
 // VerifyCard proves the caller holds the card before any PIN is sent: the
 // card's private info must hold the same PAN, expiry and security code as
 // typed (compared in constant time). The answer never says which of them
-// differed: outcome.DetailsMismatch. No physical card with the typed last
-// four digits is outcome.NotEligible; a platform that will not show private
-// info (1013) or a search past its bounds is outcome.CannotVerify. The
-// search runs on ctx: a hang-up stops it.
+// differed: outcome.DetailsMismatch, which is also the answer when no
+// physical card has the typed last four digits; a platform that will not
+// show private info (1013) or a search past its bounds is
+// outcome.CannotVerify (the line says both the same way). Only a card the
+// caller has proved to hold is refused as outcome.NotEligible. The search
+// runs on ctx: a hang-up stops it.
 func (c *Client) VerifyCard(ctx context.Context, chk CardCheck) (CardRef, error) {
 	defer chk.Code.Wipe()
 	if chk.Code.Len() == 0 {
@@ -416,7 +418,9 @@ func (c *Client) search(ctx context.Context, chk CardCheck) (CardRef, error) {
 	if checked > 0 {
 		return CardRef{}, failure(outcome.DetailsMismatch, 0, "card details do not match")
 	}
-	return CardRef{}, failure(outcome.NotEligible, 0, "no physical card with these last four digits")
+	// Said as a mismatch: "no such card" would tell a guesser which cards
+	// exist. The description keeps what happened for the audit.
+	return CardRef{}, failure(outcome.DetailsMismatch, 0, "no physical card with these last four digits")
 }
 
 // matches compares a card's private info with what the caller typed, every
