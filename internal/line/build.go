@@ -90,6 +90,8 @@ func Build(ctx context.Context, cfg *config.Config, opts Options) (*Line, error)
 			l.Close()
 		}
 	}()
+	l.metrics = metrics.New(nil)
+	l.Metrics = l.metrics
 	var tokenKey pinblock.Cipher
 	if cfg.TokenKey() && opts.CardHost == nil {
 		k, err := l.openToken()
@@ -124,8 +126,6 @@ func Build(ctx context.Context, cfg *config.Config, opts Options) (*Line, error)
 	} else {
 		l.audit = audit.NewStream(opts.AuditOut)
 	}
-	l.metrics = metrics.New(nil)
-	l.Metrics = l.metrics
 	if l.Token != nil {
 		l.metrics.RegisterPINKey("token", l.Token.Ready)
 	} else {
@@ -231,7 +231,9 @@ func (l *Line) router(opts Options, tokenKey pinblock.Cipher) (*pinsvc.Router, e
 		l.log.Warn("IVRPIN_KEYSECURE_URL is not set: first PIN setup of new cards is not offered")
 		return router, nil
 	}
-	ks, err := keysecure.New(*ksCfg)
+	withMetrics := *ksCfg
+	withMetrics.OnRequest = l.metrics.KeySecureRequest
+	ks, err := keysecure.New(withMetrics)
 	if err != nil {
 		return nil, err
 	}

@@ -66,6 +66,35 @@ func TestFirstSetupChecksCountAgainstTheCaller(t *testing.T) {
 	if n := len(l.Sims.KeySecure.Received()); n != ksAt10 {
 		t.Fatalf("%d KeySecure requests after the caller was limited", n-ksAt10)
 	}
+	// The operator sees what the checks cost KeySecure, by kind.
+	lists := counter(t, l, "ivrpin_keysecure_requests_total", "kind", "list")
+	tokens := counter(t, l, "ivrpin_keysecure_requests_total", "kind", "token")
+	if int(lists) != ksAt10 || tokens < 1 || counter(t, l, "ivrpin_keysecure_requests_total", "kind", "set") != 0 {
+		t.Fatalf("ivrpin_keysecure_requests_total: %v list and %v token requests; the simulator saw %d card requests", lists, tokens, ksAt10)
+	}
+}
+
+// counter reads one labelled counter from the line's registry.
+func counter(t *testing.T, l *testLine, name, label, value string) float64 {
+	t.Helper()
+	mfs, err := l.Line.Metrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if lp.GetName() == label && lp.GetValue() == value {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	t.Fatalf("no %s{%s=%q}", name, label, value)
+	return 0
 }
 
 // Twelve callers, twelve caller ids, twelve cards the host does not know:

@@ -21,6 +21,7 @@ import (
 	"github.com/ivr-pin/ivr-pin/internal/buildinfo"
 	"github.com/ivr-pin/ivr-pin/ivr"
 	"github.com/ivr-pin/ivr-pin/pinsvc/contract"
+	"github.com/ivr-pin/ivr-pin/pinsvc/keysecure"
 	"github.com/ivr-pin/ivr-pin/pinsvc/outcome"
 	"github.com/ivr-pin/ivr-pin/pinsvc/policy"
 )
@@ -31,7 +32,11 @@ type Metrics struct {
 	calls       *prometheus.CounterVec
 	retries     *prometheus.CounterVec
 	hostLatency *prometheus.HistogramVec
+	ksRequests  *prometheus.CounterVec
 }
+
+// KeySecureRequest counts one request sent to KeySecure, by kind.
+func (m *Metrics) KeySecureRequest(kind string) { m.ksRequests.WithLabelValues(kind).Inc() }
 
 // CallServer is the running call server the live gauges read.
 type CallServer interface {
@@ -54,12 +59,17 @@ func New(srv CallServer) *Metrics {
 	m.hostLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "ivrpin_host_request_seconds",
 		Help:    "Time from submitting to a host to its outcome, by host and result.",
 		Buckets: []float64{0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16}}, []string{"host", "result"})
+	m.ksRequests = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ivrpin_keysecure_requests_total",
+		Help: "Requests sent to KeySecure, by kind (token, list, detail, private_info, set): what each first setup costs."}, []string{"kind"})
+	for _, k := range keysecure.RequestKinds {
+		m.ksRequests.WithLabelValues(k)
+	}
 	bi := buildinfo.Read()
 	build := prometheus.NewGauge(prometheus.GaugeOpts{Name: "ivrpin_build_info",
 		Help:        "Always 1; the labels say which build is running.",
 		ConstLabels: prometheus.Labels{"version": bi.Version, "revision": bi.Revision, "goversion": bi.GoVersion}})
 	build.Set(1)
-	m.Registry.MustRegister(m.calls, m.retries, m.hostLatency, build,
+	m.Registry.MustRegister(m.calls, m.retries, m.hostLatency, m.ksRequests, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if srv != nil {
 		m.RegisterServer(srv)

@@ -55,6 +55,39 @@ type Config struct {
 	// AllowInsecure accepts plain http to a host that is not loopback (a lab).
 	AllowInsecure bool
 	Now           func() time.Time
+	// OnRequest, when set, hears the kind (RequestKinds) of every request
+	// sent, so an operator sees what each first setup costs.
+	OnRequest func(kind string)
+}
+
+// The kinds of request sent to KeySecure.
+const (
+	RequestToken       = "token"
+	RequestList        = "list"
+	RequestDetail      = "detail"
+	RequestPrivateInfo = "private_info"
+	RequestSet         = "set"
+	RequestOther       = "other"
+)
+
+// RequestKinds lists every kind, for metrics that exist from start-up.
+var RequestKinds = []string{RequestToken, RequestList, RequestDetail, RequestPrivateInfo, RequestSet, RequestOther}
+
+// requestKind names the kind of a request path.
+func requestKind(path string) string {
+	switch {
+	case path == PathToken:
+		return RequestToken
+	case path == PathCardList:
+		return RequestList
+	case path == PathSetPIN:
+		return RequestSet
+	case strings.HasPrefix(path, PathCardPrefix) && strings.HasSuffix(path, "/private/info"):
+		return RequestPrivateInfo
+	case strings.HasPrefix(path, PathCardPrefix) && strings.HasSuffix(path, "/detail"):
+		return RequestDetail
+	}
+	return RequestOther
 }
 
 // Client talks to KeySecure. Safe for concurrent use.
@@ -224,6 +257,9 @@ func (c *Client) call(ctx context.Context, method, path string, body any, token 
 	}
 	if c.cfg.Timezone != "" {
 		req.Header.Set(HeaderTimezone, c.cfg.Timezone)
+	}
+	if c.cfg.OnRequest != nil {
+		c.cfg.OnRequest(requestKind(path))
 	}
 	a := hostcall.Do(c.http, req)
 	unsure := outcome.Unavailable
