@@ -1,6 +1,7 @@
 package aritest
 
 import (
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -25,6 +26,9 @@ type Outbound struct {
 	URL                string // ws://127.0.0.1:port/ari
 	Username, Password string
 	Persistent         bool
+	// TLS verifies the line's certificate on a wss URL (Asterisk's
+	// tls_enabled = yes with ca_list_file).
+	TLS *tls.Config
 }
 
 // SetOutbound switches the server to outbound websockets (nil: back to
@@ -48,6 +52,9 @@ var ErrStasisFailed = errors.New("stasis: outbound websocket could not connect")
 // dialOutbound opens one websocket to the app, as res_websocket_client does.
 func (s *Server) dialOutbound(o *Outbound) (*wsConn, error) {
 	cfg, err := websocket.NewConfig(o.URL, "http://localhost")
+	if err == nil && o.TLS != nil {
+		cfg.TlsConfig = o.TLS
+	}
 	if err != nil {
 		return nil, err
 	}

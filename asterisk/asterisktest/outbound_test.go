@@ -170,7 +170,12 @@ func haproxyConfig(t *testing.T, front, stats string, backends, checks []string)
 		}
 		cfg = re.ReplaceAllLiteralString(cfg, with)
 	}
-	replace(`(?m)^    bind 127\.0\.0\.1:8090$`, "    bind "+front)
+	// The shipped file encrypts both legs (deploy/haproxy_test.go runs it
+	// so, with the ARI test server dialling wss). Here the legs stay in
+	// clear on loopback, and so does the PROXY header's absence: this test
+	// is about the spread, the limits and the kill.
+	replace(`(?m)^    bind :8443 ssl crt \S+ alpn http/1\.1$`, "    bind "+front)
+	replace(` ssl verify required ca-file \S+ send-proxy-v2 no-check-ssl`, "")
 	replace(`(?m)^    bind 127\.0\.0\.1:8404$`, "    bind "+stats)
 	servers := ""
 	for i := range backends {
