@@ -84,3 +84,22 @@ func read(t *testing.T, path string) string {
 	}
 	return string(b)
 }
+
+// The logrotate sample moves the audit file away and sends serve SIGHUP,
+// which reopens it (tested in cmd/ivr-pin's TestServeAsAProcess).
+func TestLogrotateSample(t *testing.T) {
+	lr := read(t, "logrotate/ivr-pin")
+	for _, want := range []string{"/var/lib/ivr-pin/audit.jsonl {", "--signal=HUP", "create 0600", "postrotate"} {
+		if !strings.Contains(lr, want) {
+			t.Errorf("logrotate sample lacks %q", want)
+		}
+	}
+	if strings.Contains(lr, "copytruncate") {
+		t.Error("copytruncate can lose records written between the copy and the truncate")
+	}
+	if _, err := exec.LookPath("logrotate"); err == nil {
+		if out, err := exec.Command("logrotate", "--debug", "logrotate/ivr-pin").CombinedOutput(); err != nil {
+			t.Errorf("logrotate --debug: %v\n%s", err, out)
+		}
+	}
+}

@@ -131,8 +131,8 @@ type Config struct {
 
 // Retry records one refused entry, for metrics and the audit record.
 type Retry struct {
-	Step   string
-	Reason string
+	Step   string `json:"step"`
+	Reason string `json:"reason"`
 }
 
 // Result is what a call came to. It holds no PIN and only a masked PAN.

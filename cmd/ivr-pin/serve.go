@@ -4,11 +4,13 @@ import (
 	"context"
 	"flag"
 	"io"
+	"os"
 	"os/signal"
 	"syscall"
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/ivr-pin/ivr-pin/internal/buildinfo"
 	"github.com/ivr-pin/ivr-pin/internal/config"
 	"github.com/ivr-pin/ivr-pin/internal/harden"
 	"github.com/ivr-pin/ivr-pin/internal/line"
@@ -68,7 +70,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		}()
 	}
 	fields := logrus.Fields{"transport": l.Server.Mode(), "card_host_encryption": l.PINBlocks,
-		"core_dumps_off": hardened.CoreLimitZero, "not_dumpable": hardened.NotDumpable}
+		"core_dumps_off": hardened.CoreLimitZero, "not_dumpable": hardened.NotDumpable, "version": buildinfo.Read().String()}
 	if cfg.ARIListen != "" {
 		fields["listen"] = cfg.ARIListen
 		if cfg.ARIListenTLSCert == "" {
@@ -77,9 +79,27 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	} else {
 		fields["ari"] = config.RedactURL(cfg.ARIURL)
 	}
+	// SIGHUP reopens the audit file (logrotate's postrotate sends it).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				if err := l.ReopenAudit(); err != nil {
+					log.WithError(err).Error("SIGHUP: could not reopen IVRPIN_AUDIT_FILE; records still go to the old file")
+				} else {
+					log.Info("SIGHUP: audit file reopened")
+				}
+			}
+		}
+	}()
 	log.WithFields(fields).Info("starting")
 	if err := l.Serve(ctx); err != nil {
-		log.WithError(err).Error("ARI")
+		log.WithError(err).Error("the ARI transport stopped: no calls can be taken")
 		return 1
 	}
 	log.Info("drained; exiting")

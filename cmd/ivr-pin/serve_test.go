@@ -114,7 +114,8 @@ func TestServeAsAProcess(t *testing.T) {
 	}
 	for _, want := range []string{`ivrpin_calls_total{end="outcome",outcome="changed",path="change"} 1`, `ivrpin_ari_ready{transport="inbound"} 1`,
 		`ivrpin_host_request_seconds_count{host="cardhost",result="changed"} 1`, "ivrpin_active_calls 0", "ivrpin_build_info{goversion=\"go1.",
-		`ivrpin_ari_calls_refused_total{reason="channel_taken"} 0`, `ivrpin_pin_key_ready{where="software"} 1`} {
+		`ivrpin_ari_calls_refused_total{reason="channel_taken"} 0`, `ivrpin_pin_key_ready{where="software"} 1`,
+		"ivrpin_audit_write_errors_total 0", `ivrpin_keysecure_requests_total{kind="set"} 0`, "ivrpin_line_guard_active 0"} {
 		if code != 200 || !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
@@ -124,6 +125,19 @@ func TestServeAsAProcess(t *testing.T) {
 	}
 	if code, _ := get(t, "http://"+metricsAddr+"/healthz"); code != 200 {
 		t.Errorf("/healthz %d", code)
+	}
+
+	// logrotate: the file is moved away and SIGHUP reopens it; the calls
+	// below are audited in the new file.
+	if err := os.Rename(auditPath, auditPath+".1"); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Process.Signal(syscall.SIGHUP)
+	for i := 0; i < 100 && !strings.Contains(logs.String(), "audit file reopened"); i++ {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !strings.Contains(logs.String(), "audit file reopened") {
+		t.Fatalf("SIGHUP did not reopen the audit file:\n%s", logs.String())
 	}
 
 	// SIGTERM with a call in progress: it may finish; a new call is turned away.
@@ -157,13 +171,18 @@ func TestServeAsAProcess(t *testing.T) {
 		t.Fatal("the call in progress at SIGTERM was not allowed to finish")
 	}
 
-	auditData, err := os.ReadFile(auditPath)
+	rotated, err := os.ReadFile(auditPath + ".1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := strings.Count(string(auditData), "\n"); n != 3 {
-		t.Fatalf("%d audit records, want 3:\n%s", n, auditData)
+	current, err := os.ReadFile(auditPath)
+	if err != nil {
+		t.Fatal(err)
 	}
+	if strings.Count(string(rotated), "\n") != 1 || strings.Count(string(current), "\n") != 2 {
+		t.Fatalf("audit records: rotated file\n%s\ncurrent file\n%s\nwant 1 and 2", rotated, current)
+	}
+	auditData := append(rotated, current...)
 	written := logs.String() + string(auditData)
 	for _, s := range []string{"4111111111111111", "4012888888881881", zpkHex, apiSecret, "aritest-password-0001"} {
 		if strings.Contains(written, s) {

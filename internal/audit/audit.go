@@ -65,17 +65,38 @@ func OpenFile(path string) (*File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("audit file: %w", err)
 	}
-	return &File{Stream: Stream{w: f, sync: f.Sync}, f: f}, nil
+	return &File{Stream: Stream{w: f, sync: f.Sync}, f: f, path: path}, nil
 }
 
 // File is an append-only audit file.
 type File struct {
 	Stream
-	f *os.File
+	f    *os.File
+	path string
+}
+
+// Reopen closes the file and opens its path again: after logrotate has
+// moved it away (SIGHUP), new records go to a new file of the same name.
+// A record is never split between the two: Write and Reopen take the same
+// lock. On failure the old file stays in use.
+func (a *File) Reopen() error {
+	f, err := os.OpenFile(a.path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("audit file: %w", err)
+	}
+	a.mu.Lock()
+	old := a.f
+	a.f, a.w, a.sync = f, f, f.Sync
+	a.mu.Unlock()
+	return old.Close()
 }
 
 // Close implements Writer.
-func (a *File) Close() error { return a.f.Close() }
+func (a *File) Close() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.f.Close()
+}
 
 // Write implements Writer.
 func (a *Stream) Write(r Record) error {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ivr-pin/ivr-pin/flows"
 	"github.com/ivr-pin/ivr-pin/internal/syncbuf"
 )
 
@@ -68,5 +69,52 @@ func TestStreamWritesOneLinePerCallWhateverTheLogLevel(t *testing.T) {
 		if err := json.Unmarshal([]byte(l), &r); err != nil || r.Log != "audit" || r.Reason != "timeout" || r.HostRef != "TRN1" || r.End != "drain_deadline" {
 			t.Fatalf("line %q: %v", l, err)
 		}
+	}
+}
+
+// After logrotate moves the file away, Reopen sends new records to a new
+// file of the same name; none is lost or split.
+func TestReopenAfterRotation(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "audit.jsonl")
+	f, err := OpenFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := f.Write(Record{ChannelID: "before"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(path, path+".1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Write(Record{ChannelID: "still-old"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Reopen(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Write(Record{ChannelID: "after"}); err != nil {
+		t.Fatal(err)
+	}
+	old, _ := os.ReadFile(path + ".1")
+	cur, _ := os.ReadFile(path)
+	if !strings.Contains(string(old), `"before"`) || !strings.Contains(string(old), `"still-old"`) || strings.Contains(string(old), `"after"`) ||
+		!strings.Contains(string(cur), `"after"`) || strings.Count(string(cur), "\n") != 1 {
+		t.Fatalf("old file:\n%s\nnew file:\n%s", old, cur)
+	}
+	if st, _ := os.Stat(path); st.Mode().Perm() != 0o600 {
+		t.Fatalf("new file mode %04o", st.Mode().Perm())
+	}
+}
+
+// Retries are written as snake_case like every other field.
+func TestRetriesAreSnakeCase(t *testing.T) {
+	var b strings.Builder
+	if err := NewStream(&b).Write(Record{Retries: []flows.Retry{{Step: "card", Reason: "incomplete"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), `"retries":[{"step":"card","reason":"incomplete"}]`) {
+		t.Fatalf("%s", b.String())
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -69,6 +70,7 @@ type Line struct {
 
 	closeOnce sync.Once
 	closers   []func()
+	auditErr  atomic.Pointer[error] // the last audit write's error, nil once one succeeds
 }
 
 // Build wires the line from the configuration: the host clients and their
@@ -284,7 +286,7 @@ func (l *Line) ListenAddr() string {
 
 // Health serves /metrics, /healthz and /readyz for this line.
 func (l *Line) Health() *metrics.Health {
-	h := &metrics.Health{Metrics: l.metrics, Server: l.Server, HostURLs: []string{l.cfg.NIURL, l.cfg.KeySecureURL}}
+	h := &metrics.Health{Metrics: l.metrics, Server: l.Server, HostURLs: []string{l.cfg.NIURL, l.cfg.KeySecureURL}, Audit: l.AuditReady}
 	if l.Token != nil {
 		h.PINKey = l.Token.Ready
 	}

@@ -8,6 +8,7 @@ package line
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -85,13 +86,39 @@ func (l *Line) turnAway(ctx context.Context, c *ivr.Call) {
 	_ = c.Hangup(ctx)
 }
 
+// AuditReady is nil while audit records are written, else the last error.
+func (l *Line) AuditReady() error {
+	if p := l.auditErr.Load(); p != nil {
+		return fmt.Errorf("audit write failed: %v", *p)
+	}
+	return nil
+}
+
+// ReopenAudit reopens IVRPIN_AUDIT_FILE (SIGHUP, after logrotate moved it).
+// Standard output needs nothing.
+func (l *Line) ReopenAudit() error {
+	if f, ok := l.audit.(*audit.File); ok {
+		return f.Reopen()
+	}
+	return nil
+}
+
 func (l *Line) ended(r audit.Record) {
 	if l.metrics != nil {
 		l.metrics.ObserveCall(r)
 	}
 	if l.audit != nil {
 		if err := l.audit.Write(r); err != nil {
-			l.log.WithError(err).Error("audit record not written")
+			// The call is not held up by it (it has ended), but the line
+			// is not ready until a record is written again: a balancer
+			// sends new calls where the audit works.
+			l.auditErr.Store(&err)
+			if l.metrics != nil {
+				l.metrics.AuditWriteFailed()
+			}
+			l.log.WithError(err).WithField("channel", r.ChannelID).Error("audit record not written: /readyz is 503 until a record is written")
+		} else if l.auditErr.Swap(nil) != nil {
+			l.log.Warn("audit records are written again")
 		}
 	}
 	if l.onCallEnd != nil {

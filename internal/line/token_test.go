@@ -6,6 +6,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -161,5 +163,55 @@ func TestZonePINKeyInAToken(t *testing.T) {
 	}
 	if !strings.Contains(l.logs.String(), "stopped encrypting") || !strings.Contains(l.logs.String(), "encrypts again") {
 		t.Error("the token's failure and recovery were not logged")
+	}
+}
+
+// An audit write that fails does not hold up the call, is logged and
+// counted, and keeps /readyz at 503 until a record is written again (here,
+// after the file is reopened where the disk has room).
+func TestAuditWriteFailureMakesTheLineNotReady(t *testing.T) {
+	dir := t.TempDir()
+	link := filepath.Join(dir, "audit.jsonl")
+	if err := os.Symlink("/dev/full", link); err != nil {
+		t.Fatal(err)
+	}
+	l := startLine(t, func(c *config.Config) { c.AuditFile = link }, demo.Options{})
+	health := httptest.NewServer(l.Line.Health().Handler())
+	defer health.Close()
+	readyz := func() (int, string) {
+		resp, err := http.Get(health.URL + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if _, rec := l.call(t, aritest.CallOptions{}, changeKeys...); rec.Outcome != "changed" {
+		t.Fatalf("the call was held up by the audit: %+v", rec)
+	}
+	if code, body := readyz(); code != 503 || !strings.Contains(body, "audit write failed") {
+		t.Fatalf("/readyz after a failed audit write: %d %s", code, body)
+	}
+	if n := counter(t, l, "ivrpin_audit_write_errors_total", "", ""); n != 1 {
+		t.Fatalf("audit write errors: %v", n)
+	}
+	if !strings.Contains(l.logs.String(), "audit record not written") {
+		t.Fatal("the failure was not logged")
+	}
+	// The disk has room again: the operator points the file back and
+	// sends SIGHUP.
+	_ = os.Remove(link)
+	if err := l.Line.ReopenAudit(); err != nil {
+		t.Fatal(err)
+	}
+	if _, rec := l.call(t, aritest.CallOptions{}, change, card, exp, newPIN, "5938#", "5938#"); rec.Outcome != "changed" {
+		t.Fatalf("%+v", rec)
+	}
+	if code, body := readyz(); code != 200 {
+		t.Fatalf("/readyz after a record was written again: %d %s", code, body)
+	}
+	if b, _ := os.ReadFile(link); strings.Count(string(b), "\n") != 1 {
+		t.Fatalf("the audit file after reopening:\n%s", b)
 	}
 }

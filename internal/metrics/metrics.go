@@ -33,7 +33,11 @@ type Metrics struct {
 	retries     *prometheus.CounterVec
 	hostLatency *prometheus.HistogramVec
 	ksRequests  *prometheus.CounterVec
+	auditErrors prometheus.Counter
 }
+
+// AuditWriteFailed counts an audit record that could not be written.
+func (m *Metrics) AuditWriteFailed() { m.auditErrors.Inc() }
 
 // KeySecureRequest counts one request sent to KeySecure, by kind.
 func (m *Metrics) KeySecureRequest(kind string) { m.ksRequests.WithLabelValues(kind).Inc() }
@@ -64,12 +68,14 @@ func New(srv CallServer) *Metrics {
 	for _, k := range keysecure.RequestKinds {
 		m.ksRequests.WithLabelValues(k)
 	}
+	m.auditErrors = prometheus.NewCounter(prometheus.CounterOpts{Name: "ivrpin_audit_write_errors_total",
+		Help: "Audit records that could not be written (the line is not ready until one is)."})
 	bi := buildinfo.Read()
 	build := prometheus.NewGauge(prometheus.GaugeOpts{Name: "ivrpin_build_info",
 		Help:        "Always 1; the labels say which build is running.",
 		ConstLabels: prometheus.Labels{"version": bi.Version, "revision": bi.Revision, "goversion": bi.GoVersion}})
 	build.Set(1)
-	m.Registry.MustRegister(m.calls, m.retries, m.hostLatency, m.ksRequests, build,
+	m.Registry.MustRegister(m.calls, m.retries, m.hostLatency, m.ksRequests, m.auditErrors, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if srv != nil {
 		m.RegisterServer(srv)
@@ -230,6 +236,9 @@ type Health struct {
 	// PINKey, when set, says whether the zone PIN key encrypts (nil) or
 	// why not; /readyz is 503 while it does not.
 	PINKey func() error
+	// Audit, when set, says whether audit records are written (nil) or
+	// why not; /readyz is 503 while they are not.
+	Audit func() error
 
 	mu        sync.Mutex
 	checked   time.Time
@@ -254,6 +263,13 @@ func (h *Health) Handler() http.Handler {
 			if err := h.PINKey(); err != nil {
 				ready = false
 				doc["pin_key"] = err.Error()
+			}
+		}
+		if h.Audit != nil {
+			doc["audit"] = "ok"
+			if err := h.Audit(); err != nil {
+				ready = false
+				doc["audit"] = err.Error()
 			}
 		}
 		doc["ready"] = ready
