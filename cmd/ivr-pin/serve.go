@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"syscall"
@@ -62,10 +63,18 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	if cfg.MetricsAddr != "" {
+		// Fatal when it cannot listen: a balancer's /readyz check would
+		// never pass, and nothing else would say why.
+		ln, err := net.Listen("tcp", cfg.MetricsAddr)
+		if err != nil {
+			l.Close()
+			log.WithError(err).Error("IVRPIN_METRICS_ADDR: cannot listen for /metrics, /healthz and /readyz")
+			return 1
+		}
 		h := l.Health()
 		go func() {
-			if err := h.Serve(ctx, cfg.MetricsAddr); err != nil {
-				log.WithError(err).Warn("metrics and health endpoint not started")
+			if err := h.ServeListener(ctx, ln); err != nil {
+				log.WithError(err).Error("metrics and health endpoint stopped")
 			}
 		}()
 	}

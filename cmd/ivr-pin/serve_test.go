@@ -196,3 +196,47 @@ func TestServeAsAProcess(t *testing.T) {
 		t.Error("audit record lacks the masked PAN")
 	}
 }
+
+// A start-up failure names the setting to fix: a metrics address that is
+// taken, an attempt store whose directory does not exist.
+func TestServeStartupFailuresNameTheSetting(t *testing.T) {
+	bin := binary(t)
+	ari, err := aritest.Start(aritest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ari.Close()
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	dir := t.TempDir()
+	base := []string{"IVRPIN_ARI_URL=" + ari.URL, "IVRPIN_ARI_PASSWORD=aritest-password-0001",
+		"IVRPIN_NI_URL=http://127.0.0.1:1/pin", "IVRPIN_NI_BANK_ID=TB01", "IVRPIN_NI_ZPK=0123456789ABCDEFFEDCBA9876543210",
+		"IVRPIN_LIMIT_KEY=00112233445566778899aabbccddeeff", "IVRPIN_AUDIT_FILE=" + filepath.Join(dir, "audit.jsonl")}
+	for _, c := range []struct {
+		env  []string
+		want string
+	}{
+		{[]string{"IVRPIN_METRICS_ADDR=" + taken.Addr().String(), "IVRPIN_LIMIT_STORE=" + filepath.Join(dir, "a.db")}, "IVRPIN_METRICS_ADDR"},
+		{[]string{"IVRPIN_METRICS_ADDR=", "IVRPIN_LIMIT_STORE=" + filepath.Join(dir, "missing", "a.db")}, "IVRPIN_LIMIT_STORE"},
+		{[]string{"IVRPIN_METRICS_ADDR=", "IVRPIN_LIMIT_STORE=" + filepath.Join(dir, "b.db"), "IVRPIN_LIMIT_KEY="}, "IVRPIN_LIMIT_KEY"},
+	} {
+		cmd := exec.Command(bin, "serve")
+		cmd.Env = append(append(os.Environ(), base...), c.env...)
+		done := make(chan struct{})
+		var out []byte
+		go func() { out, err = cmd.CombinedOutput(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+			t.Fatalf("serve did not stop (want an error naming %s):\n%s", c.want, out)
+		}
+		if err == nil || !strings.Contains(string(out), c.want) {
+			t.Fatalf("serve: %v, want an error naming %s:\n%s", err, c.want, out)
+		}
+	}
+}

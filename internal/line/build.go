@@ -113,7 +113,12 @@ func Build(ctx context.Context, cfg *config.Config, opts Options) (*Line, error)
 	}
 	limiter, err := limits.Open(ctx, ls)
 	if err != nil {
-		return nil, err
+		// Name the setting to fix: the store file's or Redis's.
+		v := "LIMIT_STORE"
+		if cfg.RedisURL != "" {
+			v = "REDIS_URL"
+		}
+		return nil, &config.Problem{Var: v, Reason: err.Error()}
 	}
 	l.Limiter = limiter
 	l.LineGuard = &limits.LineGuard{Store: limiter.Store, Max: cfg.LimitLineFailedMax, Window: cfg.LimitLineWindow}

@@ -323,12 +323,17 @@ func (h *Health) Serve(ctx context.Context, addr string) error {
 	if err != nil {
 		return err
 	}
+	return h.ServeListener(ctx, ln)
+}
+
+// ServeListener serves on ln until ctx ends.
+func (h *Health) ServeListener(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{Handler: h.Handler(), ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		<-ctx.Done()
 		_ = srv.Close()
 	}()
-	err = srv.Serve(ln)
+	err := srv.Serve(ln)
 	if err == http.ErrServerClosed {
 		return nil
 	}
