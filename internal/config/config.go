@@ -473,30 +473,35 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-// validateARILinks refuses an ARI link that would carry callers' digits in
-// clear to another machine: inbound URLs must be https/wss unless they name
-// a loopback host, and a listener on any other address needs TLS. A lab may
-// allow it with IVRPIN_ALLOW_INSECURE_HOSTS (serve then warns).
-func (c *Config) validateARILinks() error {
+// clearARILink is an ARI link that would travel in clear beyond loopback.
+type clearARILink struct{ name, fix string }
+
+// clearARILinks lists them: an inbound URL that is not https/wss to a host
+// that is not loopback, a listener off loopback without TLS.
+func (c *Config) clearARILinks() []clearARILink {
+	var out []clearARILink
 	if c.ARIListen == "" {
 		for _, u := range []struct{ name, value, secure string }{{"ARI_URL", c.ARIURL, "https"}, {"ARI_WS_URL", c.ARIWSURL, "wss"}} {
-			if u.value == "" {
-				continue
+			if p, err := url.Parse(u.value); u.value != "" && err == nil && p.Scheme != u.secure && !hosturl.IsLoopback(p.Hostname()) {
+				out = append(out, clearARILink{u.name, "is in clear to a host that is not loopback: it carries every digit a caller types; use " +
+					u.secure + " (Asterisk's http.conf tlsenable)"})
 			}
-			p, err := url.Parse(u.value)
-			if err != nil {
-				continue // the scheme checks above name it
-			}
-			if p.Scheme != u.secure && !hosturl.IsLoopback(p.Hostname()) && !c.AllowInsecureHosts {
-				return problem(u.name, "is in clear to a host that is not loopback: it carries every digit a caller types; use "+u.secure+" (Asterisk's http.conf tlsenable), or IVRPIN_ALLOW_INSECURE_HOSTS=true in a lab")
-			}
+		}
+	} else if c.ARIListenTLSCert == "" {
+		if host, _, err := net.SplitHostPort(c.ARIListen); err == nil && !hosturl.IsLoopback(host) {
+			out = append(out, clearARILink{"ARI_LISTEN", "listens beyond loopback without TLS: set ARI_LISTEN_TLS_CERT and ARI_LISTEN_TLS_KEY (Asterisk dials wss with tls_enabled = yes)"})
 		}
 	}
-	if c.ARIListen != "" && c.ARIListenTLSCert == "" {
-		host, _, err := net.SplitHostPort(c.ARIListen)
-		if err == nil && !hosturl.IsLoopback(host) && !c.AllowInsecureHosts {
-			return problem("ARI_LISTEN", "listens beyond loopback without TLS: set ARI_LISTEN_TLS_CERT and ARI_LISTEN_TLS_KEY (Asterisk dials wss with tls_enabled = yes), or IVRPIN_ALLOW_INSECURE_HOSTS=true in a lab")
-		}
+	return out
+}
+
+// validateARILinks refuses an ARI link that would carry callers' digits in
+// clear to another machine, unless a lab allows it with
+// IVRPIN_ALLOW_INSECURE_HOSTS (serve then warns); and checks the listener's
+// bounds.
+func (c *Config) validateARILinks() error {
+	if links := c.clearARILinks(); len(links) > 0 && !c.AllowInsecureHosts {
+		return problem(links[0].name, links[0].fix+", or IVRPIN_ALLOW_INSECURE_HOSTS=true in a lab")
 	}
 	if c.ARITLSCA != "" {
 		if _, err := os.Stat(c.ARITLSCA); err != nil {
@@ -524,16 +529,8 @@ func (c *Config) validateARILinks() error {
 // travel in clear beyond loopback (serve warns of each).
 func (c *Config) InsecureARILinks() []string {
 	var out []string
-	if c.ARIListen == "" {
-		for _, u := range []struct{ name, value, secure string }{{"IVRPIN_ARI_URL", c.ARIURL, "https"}, {"IVRPIN_ARI_WS_URL", c.WebsocketURL(), "wss"}} {
-			if p, err := url.Parse(u.value); err == nil && p.Scheme != u.secure && !hosturl.IsLoopback(p.Hostname()) {
-				out = append(out, u.name)
-			}
-		}
-	} else if c.ARIListenTLSCert == "" {
-		if host, _, err := net.SplitHostPort(c.ARIListen); err == nil && !hosturl.IsLoopback(host) {
-			out = append(out, "IVRPIN_ARI_LISTEN")
-		}
+	for _, l := range c.clearARILinks() {
+		out = append(out, Prefix+"_"+l.name)
 	}
 	return out
 }

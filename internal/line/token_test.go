@@ -65,15 +65,7 @@ func TestZonePINKeyInAToken(t *testing.T) {
 	}
 	health := httptest.NewServer(l.Line.Health().Handler())
 	defer health.Close()
-	readyz := func() (int, string) {
-		resp, err := http.Get(health.URL + "/readyz")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
+	readyz := func() (int, string) { return getReadyz(t, health.URL) }
 	if code, body := readyz(); code != 200 || !strings.Contains(body, `"pin_key":"ready"`) {
 		t.Fatalf("/readyz %d %s", code, body)
 	}
@@ -178,15 +170,7 @@ func TestAuditWriteFailureMakesTheLineNotReady(t *testing.T) {
 	l := startLine(t, func(c *config.Config) { c.AuditFile = link }, demo.Options{})
 	health := httptest.NewServer(l.Line.Health().Handler())
 	defer health.Close()
-	readyz := func() (int, string) {
-		resp, err := http.Get(health.URL + "/readyz")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
+	readyz := func() (int, string) { return getReadyz(t, health.URL) }
 	if _, rec := l.call(t, aritest.CallOptions{}, changeKeys...); rec.Outcome != "changed" {
 		t.Fatalf("the call was held up by the audit: %+v", rec)
 	}
@@ -214,4 +198,16 @@ func TestAuditWriteFailureMakesTheLineNotReady(t *testing.T) {
 	if b, _ := os.ReadFile(link); strings.Count(string(b), "\n") != 1 {
 		t.Fatalf("the audit file after reopening:\n%s", b)
 	}
+}
+
+// getReadyz reads /readyz from a health server.
+func getReadyz(t *testing.T, base string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(base + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }

@@ -186,13 +186,7 @@ func TestKeyRefusals(t *testing.T) {
 // sessions.
 func TestConcurrentEncryption(t *testing.T) {
 	tok, _ := openToken(t)
-	if _, err := tok.Import("zpk", TDES2, mustHex(t, testKeyHex), false); err != nil {
-		t.Fatal(err)
-	}
-	hk, err := tok.Key("zpk", secret.TDES, "08D7B4")
-	if err != nil {
-		t.Fatal(err)
-	}
+	hk := importTestKey(t, tok)
 	sk, _ := secret.ParseHexKey(secret.TDES, testKeyHex)
 	var wg sync.WaitGroup
 	var wrong, failed sync.Map
@@ -223,13 +217,7 @@ func TestConcurrentEncryption(t *testing.T) {
 // used again without a restart when it is back with the same key.
 func TestTokenFailsClosedAndRecovers(t *testing.T) {
 	tok, st := openToken(t)
-	if _, err := tok.Import("zpk", TDES2, mustHex(t, testKeyHex), false); err != nil {
-		t.Fatal(err)
-	}
-	hk, err := tok.Key("zpk", secret.TDES, "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	hk := importTestKey(t, tok)
 	out := make([]byte, 8)
 	if err := hk.EncryptBlock(out, make([]byte, 8)); err != nil || tok.Ready() != nil {
 		t.Fatalf("before: %v %v", err, tok.Ready())
@@ -271,13 +259,7 @@ func TestTokenFailsClosedAndRecovers(t *testing.T) {
 // is reopened and used again.
 func TestLostSessionsAreReopened(t *testing.T) {
 	tok, _ := openToken(t)
-	if _, err := tok.Import("zpk", TDES2, mustHex(t, testKeyHex), false); err != nil {
-		t.Fatal(err)
-	}
-	hk, err := tok.Key("zpk", secret.TDES, "08D7B4")
-	if err != nil {
-		t.Fatal(err)
-	}
+	hk := importTestKey(t, tok)
 	other := pkcs11.New(tok.cfg.Module)
 	if err := other.Initialize(); err != nil && !isCode(err, pkcs11.CKR_CRYPTOKI_ALREADY_INITIALIZED) {
 		t.Fatal(err)
@@ -299,4 +281,17 @@ func TestLostSessionsAreReopened(t *testing.T) {
 	if tok.Ready() != nil {
 		t.Fatal(tok.Ready())
 	}
+}
+
+// importTestKey puts the ANSI test key into the token as "zpk" and finds it.
+func importTestKey(t *testing.T, tok *Token) *Key {
+	t.Helper()
+	if _, err := tok.Import("zpk", TDES2, mustHex(t, testKeyHex), false); err != nil {
+		t.Fatal(err)
+	}
+	hk, err := tok.Key("zpk", secret.TDES, "08D7B4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return hk
 }
