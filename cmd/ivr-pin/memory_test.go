@@ -126,15 +126,7 @@ func TestServeMemoryHoldsNoKey(t *testing.T) {
 	if err := ari.WaitConnected("ivr-pin", 20*time.Second); err != nil {
 		t.Fatalf("%v\n%s", err, logs.String())
 	}
-	ch, _ := ari.PlaceCall(aritest.CallOptions{})
-	for _, g := range []string{"1", "4111111111111111#", "2812", "7392#", "4829#", "4829#"} {
-		if ch.WaitQuiet(30*time.Millisecond, 10*time.Second) != nil || ch.Press(g, time.Millisecond) != nil {
-			break
-		}
-	}
-	if _, err := ch.WaitEnded(20 * time.Second); err != nil {
-		t.Fatalf("%v\n%s", err, logs.String())
-	}
+	typeChange(t, ari, logs)
 	if !sims.CardHost.PINIs("4111111111111111", "4829") {
 		t.Fatalf("PIN not changed\n%s", logs.String())
 	}

@@ -93,15 +93,7 @@ func TestServeAsAProcess(t *testing.T) {
 	}
 
 	// One complete call.
-	ch, _ := ari.PlaceCall(aritest.CallOptions{})
-	for _, g := range []string{"1", "4111111111111111#", "2812", "7392#", "4829#", "4829#"} {
-		if ch.WaitQuiet(30*time.Millisecond, 10*time.Second) != nil || ch.Press(g, time.Millisecond) != nil {
-			break
-		}
-	}
-	if _, err := ch.WaitEnded(20 * time.Second); err != nil {
-		t.Fatalf("%v\n%s", err, logs.String())
-	}
+	typeChange(t, ari, logs)
 	if !sims.CardHost.PINIs("4111111111111111", "4829") {
 		t.Fatal("PIN not changed")
 	}
@@ -238,5 +230,23 @@ func TestServeStartupFailuresNameTheSetting(t *testing.T) {
 		if err == nil || !strings.Contains(string(out), c.want) {
 			t.Fatalf("serve: %v, want an error naming %s:\n%s", err, c.want, out)
 		}
+	}
+}
+
+// typeChange places the test card's change (7392 to 4829) on ari, typing
+// each group once the line is quiet, and waits for it to end.
+func typeChange(t *testing.T, ari *aritest.Server, logs *syncbuf.Buffer) {
+	t.Helper()
+	ch, err := ari.PlaceCall(aritest.CallOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range []string{"1", "4111111111111111#", "2812", "7392#", "4829#", "4829#"} {
+		if ch.WaitQuiet(30*time.Millisecond, 10*time.Second) != nil || ch.Press(g, time.Millisecond) != nil {
+			break
+		}
+	}
+	if _, err := ch.WaitEnded(20 * time.Second); err != nil {
+		t.Fatalf("%v\n%s", err, logs.String())
 	}
 }

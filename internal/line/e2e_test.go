@@ -421,33 +421,7 @@ func TestConcurrentCalls(t *testing.T) {
 			pans[i] = luhnPAN(fmt.Sprintf("400000%09d", i))
 			l.Sims.CardHost.AddCard(pans[i], "2812", "", "active", "7392")
 		}
-		var wg sync.WaitGroup
-		errs := make(chan error, calls)
-		for i := 0; i < calls; i++ {
-			wg.Add(1)
-			go func(pan string) {
-				defer wg.Done()
-				ch, err := l.ARI.PlaceCall(aritest.CallOptions{})
-				if err != nil {
-					errs <- err
-					return
-				}
-				for _, g := range []string{change, pan + "#", exp, oldPIN, newPIN, newPIN} {
-					if err := ch.Press(g, time.Millisecond); err != nil {
-						errs <- err
-						return
-					}
-				}
-				if _, err := ch.WaitEnded(60 * time.Second); err != nil {
-					errs <- fmt.Errorf("call did not end: %w", err)
-				}
-			}(pans[i])
-		}
-		wg.Wait()
-		close(errs)
-		for err := range errs {
-			t.Fatal(err)
-		}
+		changeAtOnce(t, l, pans)
 		changed := 0
 		deadline := time.Now().Add(10 * time.Second)
 		for len(l.Records()) < calls && time.Now().Before(deadline) {
@@ -528,4 +502,37 @@ func TestCallDeadlineEndsTheCallPolitely(t *testing.T) {
 			t.Fatalf("%+v %+v", rec, snap)
 		}
 	})
+}
+
+// changeAtOnce places one change call per card at the same time, each
+// typing ahead without waiting for prompts, and waits for all to end.
+func changeAtOnce(t *testing.T, l *testLine, pans []string) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan error, len(pans))
+	for _, pan := range pans {
+		wg.Add(1)
+		go func(pan string) {
+			defer wg.Done()
+			ch, err := l.ARI.PlaceCall(aritest.CallOptions{})
+			if err != nil {
+				errs <- err
+				return
+			}
+			for _, g := range []string{change, pan + "#", exp, oldPIN, newPIN, newPIN} {
+				if err := ch.Press(g, time.Millisecond); err != nil {
+					errs <- err
+					return
+				}
+			}
+			if _, err := ch.WaitEnded(60 * time.Second); err != nil {
+				errs <- fmt.Errorf("call did not end: %w", err)
+			}
+		}(pan)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
 }

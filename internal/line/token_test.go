@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -81,38 +80,12 @@ func TestZonePINKeyInAToken(t *testing.T) {
 
 	// Fifty callers at once.
 	const calls = 50
-	var wg sync.WaitGroup
-	errs := make(chan error, calls)
 	pans := make([]string, calls)
 	for i := range pans {
 		pans[i] = luhnPAN(fmt.Sprintf("400000%09d", i))
 		host.CardHost.AddCard(pans[i], "2812", "", "active", "7392")
 	}
-	for _, pan := range pans {
-		wg.Add(1)
-		go func(pan string) {
-			defer wg.Done()
-			ch, err := l.ARI.PlaceCall(aritest.CallOptions{})
-			if err != nil {
-				errs <- err
-				return
-			}
-			for _, g := range []string{change, pan + "#", exp, oldPIN, newPIN, newPIN} {
-				if err := ch.Press(g, time.Millisecond); err != nil {
-					errs <- err
-					return
-				}
-			}
-			if _, err := ch.WaitEnded(60 * time.Second); err != nil {
-				errs <- err
-			}
-		}(pan)
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
+	changeAtOnce(t, l, pans)
 	for _, pan := range pans {
 		if !host.CardHost.PINIs(pan, "4829") {
 			t.Fatalf("card %s…: PIN not changed", pan[:6])
