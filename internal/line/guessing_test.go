@@ -126,3 +126,18 @@ func TestLineGuardStopsSpreadGuessing(t *testing.T) {
 		t.Fatalf("guard on: %v %v", on, err)
 	}
 }
+
+// On the outbound transport the listener's counters exist from start-up,
+// one series per reason.
+func TestListenerCountersExistFromStartUp(t *testing.T) {
+	l := startLine(t, nil, demo.Options{Transport: demo.Outbound})
+	for _, c := range []struct{ name, reason string }{
+		{"ivrpin_ari_listener_logins_refused_total", "credentials"}, {"ivrpin_ari_listener_logins_refused_total", "throttled"},
+		{"ivrpin_ari_listener_connections_closed_total", "max_connections"}, {"ivrpin_ari_listener_connections_closed_total", "not_upgraded"},
+		{"ivrpin_ari_listener_connections_closed_total", "no_call"}, {"ivrpin_ari_calls_refused_total", "channel_taken"},
+	} {
+		if v := counter(t, l, c.name, "reason", c.reason); v != 0 {
+			t.Errorf("%s{reason=%q} = %v at start-up", c.name, c.reason, v)
+		}
+	}
+}

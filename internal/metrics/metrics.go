@@ -162,31 +162,21 @@ type ListenerServer interface {
 // from start-up) and the refused calls, by reason.
 func (m *Metrics) RegisterListener(s ListenerServer) {
 	if _, outbound := s.ListenerStats(); outbound {
-		stat := func(f func(ivr.ListenerStats) int64) func() float64 {
-			return func() float64 { st, _ := s.ListenerStats(); return float64(f(st)) }
-		}
+		const logins = "Outbound ARI logins refused: credentials (401: missing or wrong) or throttled (429: the source failed too often this minute)."
+		const closed = "Outbound ARI connections the listener closed: over IVRPIN_ARI_LISTEN_MAX_CONNECTIONS, not a websocket within 10 s, or a websocket that brought no call within 10 s."
 		for _, c := range []struct {
-			reason string
-			f      func(ivr.ListenerStats) int64
+			name, help, reason string
+			f                  func(ivr.ListenerStats) int64
 		}{
-			{"credentials", func(st ivr.ListenerStats) int64 { return st.LoginsRefused }},
-			{"throttled", func(st ivr.ListenerStats) int64 { return st.LoginsThrottled }},
+			{"ivrpin_ari_listener_logins_refused_total", logins, "credentials", func(st ivr.ListenerStats) int64 { return st.LoginsRefused }},
+			{"ivrpin_ari_listener_logins_refused_total", logins, "throttled", func(st ivr.ListenerStats) int64 { return st.LoginsThrottled }},
+			{"ivrpin_ari_listener_connections_closed_total", closed, "max_connections", func(st ivr.ListenerStats) int64 { return st.ConnectionsOverLimit }},
+			{"ivrpin_ari_listener_connections_closed_total", closed, "not_upgraded", func(st ivr.ListenerStats) int64 { return st.NotUpgraded }},
+			{"ivrpin_ari_listener_connections_closed_total", closed, "no_call", func(st ivr.ListenerStats) int64 { return st.NoCall }},
 		} {
-			m.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "ivrpin_ari_listener_logins_refused_total",
-				Help:        "Outbound ARI logins refused: credentials (401: missing or wrong) or throttled (429: the source failed too often this minute).",
-				ConstLabels: prometheus.Labels{"reason": c.reason}}, stat(c.f)))
-		}
-		for _, c := range []struct {
-			reason string
-			f      func(ivr.ListenerStats) int64
-		}{
-			{"max_connections", func(st ivr.ListenerStats) int64 { return st.ConnectionsOverLimit }},
-			{"not_upgraded", func(st ivr.ListenerStats) int64 { return st.NotUpgraded }},
-			{"no_call", func(st ivr.ListenerStats) int64 { return st.NoCall }},
-		} {
-			m.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "ivrpin_ari_listener_connections_closed_total",
-				Help:        "Outbound ARI connections the listener closed: over IVRPIN_ARI_LISTEN_MAX_CONNECTIONS, not a websocket within 10 s, or a websocket that brought no call within 10 s.",
-				ConstLabels: prometheus.Labels{"reason": c.reason}}, stat(c.f)))
+			f := c.f
+			m.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: c.name, Help: c.help,
+				ConstLabels: prometheus.Labels{"reason": c.reason}}, func() float64 { st, _ := s.ListenerStats(); return float64(f(st)) }))
 		}
 	}
 	for _, reason := range ivr.RefusedCallReasons {

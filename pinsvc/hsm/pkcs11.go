@@ -4,7 +4,6 @@ package hsm
 
 import (
 	"context"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -28,14 +27,13 @@ type Token struct {
 	// mu guards the module state below: encryptions hold it for reading,
 	// reopening holds it for writing, so nothing encrypts on a session
 	// that is being replaced.
-	mu       sync.RWMutex
-	p        *pkcs11.Ctx
-	slot     uint
-	pool     chan pkcs11.SessionHandle
-	login    pkcs11.SessionHandle // the session that logged in; kept open
-	broken   error                // why the token is not usable, or nil
-	keys     []*Key
-	reopenMu sync.Mutex
+	mu     sync.RWMutex
+	p      *pkcs11.Ctx
+	slot   uint
+	pool   chan pkcs11.SessionHandle
+	login  pkcs11.SessionHandle // the session that logged in; kept open
+	broken error                // why the token is not usable, or nil
+	keys   []*Key
 }
 
 // Key is a secret key in the token, used for one block at a time. It
@@ -300,7 +298,7 @@ func (t *Token) inspect(s pkcs11.SessionHandle, h pkcs11.ObjectHandle, label str
 		if err != nil {
 			return info, fmt.Errorf("KCV of %q: %w", label, err)
 		}
-		info.KCV = strings.ToUpper(hex.EncodeToString(out[:3]))
+		info.KCV = secret.FormatKCV(out)
 	}
 	return info, nil
 }
@@ -358,9 +356,6 @@ func (k *Key) BlockSize() int { return blockSize(k.alg) }
 // KCV is the key check value the token computed when the key was found.
 func (k *Key) KCV() string { return k.kcv }
 
-// Label is the key's CKA_LABEL.
-func (k *Key) Label() string { return k.label }
-
 // Describe is safe to log.
 func (k *Key) Describe() string {
 	return fmt.Sprintf("%s-%d key KCV %s in PKCS#11 token %q (label %q)", k.alg, k.typ.Len()*8, k.kcv, k.tok.cfg.TokenLabel, k.label)
@@ -385,9 +380,16 @@ func (k *Key) EncryptBlock(dst, src []byte) error {
 	var s pkcs11.SessionHandle
 	select {
 	case s = <-pool:
-	case <-time.After(sessionWait):
-		t.mu.RUnlock()
-		return fmt.Errorf("%w: no free session in %s", ErrNotReady, sessionWait)
+	default:
+		// All sessions busy: wait, bounded (a timer only on this path).
+		wait := time.NewTimer(sessionWait)
+		select {
+		case s = <-pool:
+			wait.Stop()
+		case <-wait.C:
+			t.mu.RUnlock()
+			return fmt.Errorf("%w: no free session in %s", ErrNotReady, sessionWait)
+		}
 	}
 	out, err := t.encrypt(s, k.handle, k.alg, src)
 	pool <- s
@@ -414,8 +416,6 @@ func (t *Token) fail(err error) {
 // and checks that its KCV has not changed. It leaves the token ready, or
 // broken with the reason.
 func (t *Token) reopen() {
-	t.reopenMu.Lock()
-	defer t.reopenMu.Unlock()
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.p == nil {
@@ -444,13 +444,16 @@ func (t *Token) reopen() {
 
 // probe checks that every kept key still encrypts to its KCV.
 func (t *Token) probe() error {
-	for _, k := range t.keys {
+	t.mu.RLock()
+	keys := append([]*Key(nil), t.keys...)
+	t.mu.RUnlock()
+	for _, k := range keys {
 		zero := make([]byte, k.BlockSize())
 		out := make([]byte, k.BlockSize())
 		if err := k.EncryptBlock(out, zero); err != nil {
 			return err
 		}
-		if got := strings.ToUpper(hex.EncodeToString(out[:3])); got != k.kcv {
+		if got := secret.FormatKCV(out); got != k.kcv {
 			err := fmt.Errorf("key %q now encrypts to KCV %s, not %s", k.label, got, k.kcv)
 			t.fail(err)
 			return err

@@ -136,7 +136,13 @@ func KCVOf(blk cipher.Block) string {
 	zero := make([]byte, blk.BlockSize())
 	out := make([]byte, blk.BlockSize())
 	blk.Encrypt(out, zero)
-	return strings.ToUpper(hex.EncodeToString(out[:3]))
+	return FormatKCV(out)
+}
+
+// FormatKCV is the KCV of a key from its encryption of an all-zero block
+// (made in software or in a token): its first three bytes in upper-case hex.
+func FormatKCV(encryptedZeros []byte) string {
+	return strings.ToUpper(hex.EncodeToString(encryptedZeros[:3]))
 }
 
 // Algorithm is the cipher the key is for.
