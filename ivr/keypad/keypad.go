@@ -26,16 +26,23 @@ const (
 	EndTimeout                   // inter-digit timeout after some digits
 	EndNoInput                   // first-digit timeout, nothing typed
 	EndCleared                   // '*': start the entry again
+	EndTooLong                   // more than Max digits before '#' (Spec.Overflow)
 )
 
 func (e End) String() string {
-	return [...]string{"", "terminator", "max_length", "timeout", "no_input", "cleared"}[e]
+	return [...]string{"", "terminator", "max_length", "timeout", "no_input", "cleared", "too_long"}[e]
 }
 
 // Spec describes one entry.
 type Spec struct {
-	Max               int           // digits at most; the entry ends when reached
-	Terminator        bool          // '#' ends the entry
+	Max        int  // digits at most; the entry ends when reached
+	Terminator bool // '#' ends the entry
+	// Overflow keeps an entry open past Max until '#' or the inter-digit
+	// timeout, and ends it as EndTooLong (with no digits) if more than Max
+	// were typed. An entry whose length varies (a PIN of 4 to 6 digits, a
+	// card number) needs it: cut at Max, the rest of a too-long entry would
+	// run into the next question and be blamed on it.
+	Overflow          bool
 	FirstDigitTimeout time.Duration // wait for the first digit
 	InterDigitTimeout time.Duration // wait between digits
 }
@@ -160,6 +167,7 @@ func (k *Keypad) afterFullEntry() {
 // and ctx.Err() when ctx ends.
 func (k *Keypad) Collect(ctx context.Context, spec Spec) (Entry, error) {
 	digits := make([]byte, 0, spec.Max)
+	overflow := false
 	timer := time.NewTimer(spec.FirstDigitTimeout)
 	defer timer.Stop()
 	for {
@@ -176,6 +184,9 @@ func (k *Keypad) Collect(ctx context.Context, spec Spec) (Entry, error) {
 			case <-changed:
 				continue
 			case <-timer.C:
+				if overflow {
+					return Entry{End: EndTooLong}, nil
+				}
 				if len(digits) == 0 {
 					return Entry{End: EndNoInput}, nil
 				}
@@ -186,13 +197,30 @@ func (k *Keypad) Collect(ctx context.Context, spec Spec) (Entry, error) {
 		case d == '*':
 			clear(digits)
 			return Entry{End: EndCleared}, nil
+		case d == '#' && spec.Terminator && overflow:
+			return Entry{End: EndTooLong}, nil
 		case d == '#' && spec.Terminator:
 			return Entry{Digits: digits, End: EndTerminator}, nil
 		case d == '#':
 			continue
 		}
+		switch {
+		case spec.Overflow && (overflow || len(digits) >= spec.Max):
+			// Not kept: a too-long entry is refused whole.
+			overflow = true
+			clear(digits)
+			digits = digits[:0]
+			if !timer.Stop() {
+				select {
+				case <-timer.C:
+				default:
+				}
+			}
+			timer.Reset(spec.InterDigitTimeout)
+			continue
+		}
 		digits = append(digits, d)
-		if len(digits) >= spec.Max {
+		if len(digits) >= spec.Max && !spec.Overflow {
 			if spec.Terminator {
 				k.afterFullEntry()
 			}

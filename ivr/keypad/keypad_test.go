@@ -9,6 +9,9 @@ import (
 
 var spec = Spec{Max: 6, Terminator: true, FirstDigitTimeout: 200 * time.Millisecond, InterDigitTimeout: 100 * time.Millisecond}
 
+// overflow is spec for an entry whose length varies.
+var overflow = Spec{Max: 6, Terminator: true, Overflow: true, FirstDigitTimeout: 200 * time.Millisecond, InterDigitTimeout: 100 * time.Millisecond}
+
 func press(k *Keypad, keys string) {
 	for i := 0; i < len(keys); i++ {
 		k.Press(keys[i])
@@ -31,6 +34,11 @@ func TestEntries(t *testing.T) {
 		{"letters ignored", "1A2B#", spec, "12", EndTerminator},
 		{"hash ignored without terminator", "1#2", Spec{Max: 2, FirstDigitTimeout: time.Second, InterDigitTimeout: time.Second}, "12", EndMaxLength},
 		{"lone hash is an empty entry", "#", spec, "", EndTerminator},
+		{"overflow: full entry waits for hash", "123456#", overflow, "123456", EndTerminator},
+		{"overflow: full entry ends on timeout", "123456", overflow, "123456", EndTimeout},
+		{"overflow: too long is refused whole", "19820514#", overflow, "", EndTooLong},
+		{"overflow: too long ends on timeout", "1982051", overflow, "", EndTooLong},
+		{"overflow: star still clears", "1982051*", overflow, "", EndCleared},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -143,5 +151,15 @@ func TestHabitualHashIsNotPending(t *testing.T) {
 	k2.Press('#')
 	if !k2.Pending() {
 		t.Fatal("a second # is a real key and must be kept")
+	}
+}
+
+func TestTooLongEntryDoesNotRunIntoTheNext(t *testing.T) {
+	k := New()
+	press(k, "19820514#4825#")
+	a, _ := k.Collect(context.Background(), overflow)
+	b, _ := k.Collect(context.Background(), overflow)
+	if a.End != EndTooLong || len(a.Digits) != 0 || string(b.Digits) != "4825" {
+		t.Fatalf("%q %s, then %q %s", a.Digits, a.End, b.Digits, b.End)
 	}
 }
