@@ -502,7 +502,7 @@ type SetRequest struct {
 func (c *Client) SetPIN(ctx context.Context, req SetRequest) (outcome.Result, error) {
 	defer req.PIN.Wipe()
 	res := outcome.Result{Host: outcome.KeySecure}
-	if err := policy.KeySecurePINPolicy.CheckNew(req.PIN, nil); err != nil {
+	if err := policy.KeySecurePINPolicy.CheckNew(req.PIN, policy.PINFacts{}); err != nil {
 		res.Kind, res.Code, res.Description = outcome.WeakPIN, codeText(CodeWeakPIN), "refused before sending: "+string(policy.ReasonOf(err))
 		return res, nil
 	}

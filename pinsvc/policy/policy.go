@@ -1,11 +1,13 @@
 // Package policy decides whether what a caller typed is acceptable: a card
-// number (length and Luhn), an expiry date (YYMM, not expired) and a PIN
-// (length, not easy to guess, not the current one, typed the same twice).
+// number (length and Luhn), an expiry date (typed MMYY as printed, or YYMM,
+// not expired) and a PIN (length, then the one table of PIN rules, typed the
+// same twice).
 // Every rejection is a *Rejection whose Reason the call flow turns into a
 // spoken sentence; no rejection carries the digits that were typed.
 package policy
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"time"
@@ -22,14 +24,21 @@ const (
 	ReasonTooLong      Reason = "too_long"      // too many digits
 	ReasonNotDigits    Reason = "not_digits"    // something other than 0-9
 	ReasonNotValidCard Reason = "not_valid"     // Luhn check failed
-	ReasonBadDate      Reason = "bad_date"      // not a YYMM date
+	ReasonBadDate      Reason = "bad_date"      // not a month and year
 	ReasonExpired      Reason = "expired"       // before the current month
-	ReasonPINLength    Reason = "pin_length"    // PIN of the wrong length
-	ReasonPINWeak      Reason = "pin_weak"      // repeated or sequential digits
+	ReasonPINTooShort  Reason = "pin_too_short" // fewer digits than the policy's minimum
+	ReasonPINTooLong   Reason = "pin_too_long"  // more digits than its maximum (never cut)
 	ReasonPINSameAsOld Reason = "pin_same"      // new PIN equals the current one
-	ReasonPINMismatch  Reason = "pin_mismatch"  // the two new PINs differ
-	ReasonNotEligible  Reason = "not_eligible"  // the card cannot take this change
-	ReasonWrongPIN     Reason = "wrong_current" // the host refused the current PIN
+	// The rules of PINRules.
+	ReasonPINSameDigits   Reason = "pin_same_digits"   // every digit the same
+	ReasonPINSequence     Reason = "pin_sequence"      // the whole PIN ascends or descends
+	ReasonPINCommon       Reason = "pin_common"        // one of CommonPINs
+	ReasonPINCardDigits   Reason = "pin_card_digits"   // holds the card's last four digits
+	ReasonPINExpiryDigits Reason = "pin_expiry_digits" // holds the card's expiry
+	ReasonPINRuns         Reason = "pin_runs"          // three same or consecutive digits in a row
+	ReasonPINMismatch     Reason = "pin_mismatch"      // the two new PINs differ
+	ReasonNotEligible     Reason = "not_eligible"      // the card cannot take this change
+	ReasonWrongPIN        Reason = "wrong_current"     // the host refused the current PIN
 )
 
 // Rejection is the error every check returns. Field names the entry
@@ -111,6 +120,29 @@ type Expiry struct {
 // YYMM is the host's form of the date.
 func (e Expiry) YYMM() string { return fmt.Sprintf("%02d%02d", e.Year%100, int(e.Month)) }
 
+// MMYY is the date as a card prints it.
+func (e Expiry) MMYY() string { return fmt.Sprintf("%02d%02d", int(e.Month), e.Year%100) }
+
+// ExpiryOrder is the order in which a caller types an expiry's two parts
+// (IVRPIN_EXPIRY_ORDER).
+type ExpiryOrder string
+
+// The orders. Cards print MM/YY, so callers read it off that way; the card
+// host's field is YYMM.
+const (
+	MMYY ExpiryOrder = "MMYY"
+	YYMM ExpiryOrder = "YYMM"
+)
+
+// ParseExpiryAs reads four digits typed in order and checks them as
+// ParseExpiry does.
+func ParseExpiryAs(order ExpiryOrder, digits string, now time.Time) (Expiry, error) {
+	if order == MMYY && len(digits) == 4 && allDigits(digits) {
+		digits = digits[2:] + digits[:2]
+	}
+	return ParseExpiry(digits, now)
+}
+
 // ParseExpiry reads a YYMM entry and refuses a month outside 01-12 or a date
 // before the month of now. Years are taken as 20YY: cards issued today never
 // expire in the last century.
@@ -138,43 +170,119 @@ func ParseExpiry(yymm string, now time.Time) (Expiry, error) {
 	return e, nil
 }
 
-// PINPolicy is the rule set for a new PIN.
+// PINPolicy is the rule set for a new PIN: its length, then every rule of
+// PINRules that applies to it.
 type PINPolicy struct {
 	MinLength int // default 4
 	MaxLength int // default 6
+	// NoRuns adds KeySecure's documented rule (4016): no three identical or
+	// consecutive digits anywhere in the PIN.
+	NoRuns bool
 }
 
 // DefaultPINPolicy is what the card host path uses: 4 to 6 digits.
 var DefaultPINPolicy = PINPolicy{MinLength: 4, MaxLength: 6}
 
-// KeySecurePINPolicy is KeySecure's rule: exactly 6 digits.
-var KeySecurePINPolicy = PINPolicy{MinLength: 6, MaxLength: 6}
+// KeySecurePINPolicy is KeySecure's rule: exactly 6 digits, no runs of
+// three.
+var KeySecurePINPolicy = PINPolicy{MinLength: 6, MaxLength: 6, NoRuns: true}
+
+// PINFacts is what a new PIN is checked against besides itself: the card it
+// is for and the PIN it replaces. Any of them may be unknown (empty/nil): a
+// card named by an agent has no PAN, a first PIN has no current one.
+type PINFacts struct {
+	PAN     secret.PAN
+	Expiry  Expiry
+	Current *secret.PIN
+}
+
+// Guidance names what the line says of a rule before the PIN is typed;
+// rules of the same kind are said once.
+type Guidance string
+
+// The kinds of guidance.
+const (
+	GuideEasy Guidance = "easy" // "avoid easy PINs such as 1234 or 1111, or digits from your card"
+	GuideRuns Guidance = "runs" // "no three same or consecutive digits in a row"
+	GuideNone Guidance = ""     // said only when refused (the current PIN)
+)
+
+// PINRule is one row of the table: what it refuses, the reason a refusal
+// gives, and what the caller is told before typing.
+type PINRule struct {
+	Reason  Reason
+	Guide   Guidance
+	refuses func(p PINPolicy, pin []byte, f PINFacts) bool
+}
+
+// PINRules is the one table of new-PIN rules, in the order they are tried
+// (after the length): the first that refuses is the only reason given. The
+// call flow says each row's Guide before the PIN is typed and each row's
+// Reason when it refuses, so what is said is what is enforced.
+var PINRules = []PINRule{
+	{ReasonPINSameDigits, GuideEasy, func(_ PINPolicy, pin []byte, _ PINFacts) bool { return sameDigits(pin) }},
+	{ReasonPINSequence, GuideEasy, func(_ PINPolicy, pin []byte, _ PINFacts) bool { return fullRun(pin) }},
+	{ReasonPINCommon, GuideEasy, func(_ PINPolicy, pin []byte, _ PINFacts) bool { return CommonPINs[string(pin)] }},
+	{ReasonPINCardDigits, GuideEasy, func(_ PINPolicy, pin []byte, f PINFacts) bool { return containsCardDigits(pin, f.PAN) }},
+	{ReasonPINExpiryDigits, GuideEasy, func(_ PINPolicy, pin []byte, f PINFacts) bool { return containsExpiry(pin, f.Expiry) }},
+	{ReasonPINRuns, GuideRuns, func(p PINPolicy, pin []byte, _ PINFacts) bool { return p.NoRuns && HasRun(pin) }},
+	{ReasonPINSameAsOld, GuideNone, func(_ PINPolicy, pin []byte, f PINFacts) bool {
+		return f.Current != nil && f.Current.Len() > 0 && secret.NewPIN(pin).Equal(f.Current)
+	}},
+}
+
+// CommonPINs are the 20 most used 4-digit PINs of published PIN-frequency
+// studies (Berry, DataGenetics 2012; Bonneau et al. 2012). A guesser tries
+// them first.
+var CommonPINs = map[string]bool{
+	"1234": true, "1111": true, "0000": true, "1212": true, "7777": true,
+	"1004": true, "2000": true, "4444": true, "2222": true, "6969": true,
+	"9999": true, "3333": true, "5555": true, "6666": true, "1122": true,
+	"1313": true, "8888": true, "4321": true, "2001": true, "1010": true,
+}
+
+// Guidance lists, in table order and once each, what the caller is told
+// of p's rules before typing a new PIN.
+func (p PINPolicy) Guidance() []Guidance {
+	var out []Guidance
+	seen := map[Guidance]bool{}
+	for _, r := range PINRules {
+		if r.Guide == GuideNone || seen[r.Guide] || (r.Reason == ReasonPINRuns && !p.NoRuns) {
+			continue
+		}
+		seen[r.Guide] = true
+		out = append(out, r.Guide)
+	}
+	return out
+}
 
 // CheckEntry checks only length and digits: what a current PIN must satisfy
 // before it is worth sending to the host.
 func (p PINPolicy) CheckEntry(pin *secret.PIN) error {
 	const field = "PIN"
 	b := pin.Bytes()
-	if !allDigitsBytes(b) {
+	switch {
+	case !allDigitsBytes(b):
 		return reject(field, ReasonNotDigits)
-	}
-	if len(b) < p.MinLength || len(b) > p.MaxLength {
-		return reject(field, ReasonPINLength)
+	case len(b) < p.MinLength:
+		return reject(field, ReasonPINTooShort)
+	case len(b) > p.MaxLength:
+		return reject(field, ReasonPINTooLong)
 	}
 	return nil
 }
 
-// CheckNew checks a new PIN: length, then that it is not easy to guess, then
-// that it differs from the current PIN (old may be nil on first setup).
-func (p PINPolicy) CheckNew(newPIN, old *secret.PIN) error {
+// CheckNew checks a new PIN: its length, then the rules of PINRules in
+// order. One refusal, one reason.
+func (p PINPolicy) CheckNew(newPIN *secret.PIN, f PINFacts) error {
 	if err := p.CheckEntry(newPIN); err != nil {
 		return err
 	}
-	if Weak(newPIN.Bytes()) {
-		return reject("PIN", ReasonPINWeak)
-	}
-	if old != nil && old.Len() > 0 && newPIN.Equal(old) {
-		return reject("PIN", ReasonPINSameAsOld)
+	b := newPIN.Bytes()
+	for _, r := range PINRules {
+		if r.refuses(p, b, f) {
+			return reject("PIN", r.Reason)
+		}
 	}
 	return nil
 }
@@ -187,11 +295,11 @@ func CheckConfirm(first, second *secret.PIN) error {
 	return nil
 }
 
-// Weak reports whether digits contain three or more identical digits in a
+// HasRun reports whether digits contain three or more identical digits in a
 // row (111) or three or more consecutive ascending or descending digits
-// (123, 987). This is KeySecure's documented rule (4016) and a common issuer
-// rule; wrap-around (890, 901) is not counted as sequential.
-func Weak(digits []byte) bool {
+// (123, 987): KeySecure's documented rule (4016). Wrap-around (890, 901) is
+// not counted as consecutive.
+func HasRun(digits []byte) bool {
 	for i := 2; i < len(digits); i++ {
 		a, b, c := int(digits[i-2]), int(digits[i-1]), int(digits[i])
 		if a == b && b == c {
@@ -205,6 +313,52 @@ func Weak(digits []byte) bool {
 		}
 	}
 	return false
+}
+
+// sameDigits: every digit the same (1111, 000000).
+func sameDigits(d []byte) bool {
+	for i := 1; i < len(d); i++ {
+		if d[i] != d[0] {
+			return false
+		}
+	}
+	return len(d) > 0
+}
+
+// fullRun: the whole PIN ascends or descends by one (1234, 987654).
+// Wrap-around (8901) is not a run.
+func fullRun(d []byte) bool {
+	if len(d) < 2 {
+		return false
+	}
+	step := int(d[1]) - int(d[0])
+	if step != 1 && step != -1 {
+		return false
+	}
+	for i := 2; i < len(d); i++ {
+		if int(d[i])-int(d[i-1]) != step {
+			return false
+		}
+	}
+	return true
+}
+
+// containsCardDigits: the card number's last four digits appear in the PIN.
+func containsCardDigits(pin []byte, pan secret.PAN) bool {
+	digits := pan.Digits()
+	if len(digits) < 4 {
+		return false
+	}
+	return bytes.Contains(pin, []byte(digits[len(digits)-4:]))
+}
+
+// containsExpiry: the expiry as printed (MMYY) or as the host keeps it
+// (YYMM) appears in the PIN.
+func containsExpiry(pin []byte, e Expiry) bool {
+	if e.Year == 0 {
+		return false
+	}
+	return bytes.Contains(pin, []byte(e.MMYY())) || bytes.Contains(pin, []byte(e.YYMM()))
 }
 
 func allDigits(s string) bool {
