@@ -1,33 +1,80 @@
 #!/usr/bin/env bash
-# Remakes every prompt's audio from the catalogue in prompts.go:
+# Makes the placeholder audio of every prompt from its words (prompts/words/<lang>.toml,
+# or a bank's IVRPIN_PROMPT_WORDS directory laid over them):
 #   sounds/<lang>/ivr-pin/<id>.wav   8 kHz mono 16-bit PCM (Asterisk's slin .wav)
 #   sounds/<lang>/ivr-pin/<id>.ulaw  raw G.711 mu-law, 8 kHz (no transcoding on ulaw calls)
-# Needs espeak-ng and sox (apt-get install -y espeak-ng sox). Run from anywhere:
-#   bash prompts/gen.sh             every prompt
-#   bash prompts/gen.sh --missing   only prompts without audio yet (keeps the
-#                                   committed files byte for byte)
+# English is spoken by Festival's HTS voice (cmu_us_slt_arctic_hts), which is
+# clearly more natural than espeak-ng's formant voice; Arabic and Mandarin by
+# espeak-ng (Debian has no better free voice for them). Both are
+# deterministic, and sox runs repeatable (-R, its dither seeded): the same
+# words give the same bytes.
+#
+# Needs: apt-get install -y espeak-ng sox festival festvox-us-slt-hts
+#   bash prompts/gen.sh            prompts whose words (or voice) changed, or
+#                                  that have no audio yet; the others keep
+#                                  their bytes (sounds/MANIFEST records what
+#                                  each file was made from)
+#   bash prompts/gen.sh --all      every prompt
+#   bash prompts/gen.sh --out DIR  write DIR/<lang>/ivr-pin/ instead (a bank's
+#                                  own words, before it records real audio)
+# These are placeholders for a lab: docs/prompts.md says how a bank records,
+# converts and installs its own.
 set -euo pipefail
-only_missing=false
-[ "${1:-}" = "--missing" ] && only_missing=true
+all=false
+out=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+  --all) all=true ;;
+  --out) out="$2"; shift ;;
+  *) echo "usage: gen.sh [--all] [--out DIR]" >&2; exit 2 ;;
+  esac
+  shift
+done
 cd "$(dirname "$0")/.."
-declare -A voice=([en]=en-us [ar]=ar [zh]=cmn)
+sounds=${out:-prompts/sounds}
+manifest="$sounds/MANIFEST"
+mkdir -p "$sounds"
+touch "$manifest"
+declare -A espeak_voice=([ar]=ar [zh]=cmn)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+newmanifest="$tmp/manifest"
+: > "$newmanifest"
+
+speak() { # lang text out.wav: the raw speech
+  local lang=$1 text=$2 wav=$3
+  if [ "$lang" = en ]; then
+    printf '%s\n' "$text" > "$tmp/words.txt"
+    text2wave -eval '(voice_cmu_us_slt_arctic_hts)' "$tmp/words.txt" -o "$wav"
+  else
+    # Slower speech (-s 150): callers are often on a bad line.
+    espeak-ng -v "${espeak_voice[$lang]:-$lang}" -s 150 -w "$wav" -- "$text"
+  fi
+}
+
+engine() { [ "$1" = en ] && echo "festival-slt-hts" || echo "espeak-ng-${espeak_voice[$1]:-$1}"; }
+
 go run ./prompts/internal/textdump | while IFS=$'\t' read -r lang id text; do
-  dir="prompts/sounds/$lang/ivr-pin"
+  dir="$sounds/$lang/ivr-pin"
   mkdir -p "$dir"
-  if $only_missing && [ -f "$dir/$id.wav" ] && [ -f "$dir/$id.ulaw" ]; then continue; fi
-  # Slower speech (-s 150) and a short lead-in/out of silence: callers are often on a bad line.
-  espeak-ng -v "${voice[$lang]}" -s 150 -w "$tmp/raw.wav" -- "$text"
+  made="$(engine "$lang") $(printf '%s' "$text" | sha256sum | cut -c1-16)"
+  printf '%s/%s\t%s\n' "$lang" "$id" "$made" >> "$newmanifest"
+  if ! $all && [ -f "$dir/$id.wav" ] && [ -f "$dir/$id.ulaw" ] &&
+    grep -qxF "$(printf '%s/%s\t%s' "$lang" "$id" "$made")" "$manifest"; then
+    continue
+  fi
+  echo "making $lang/$id" >&2
+  speak "$lang" "$text" "$tmp/raw.wav"
   case "$id" in
-  number-*|pin-rule-from|pin-rule-to)
-    # Fragments said inside a sentence ("must have 4 to 6 digits"): the
-    # speech only, with a short breath either side, so the sentence flows.
-    sox "$tmp/raw.wav" -r 8000 -c 1 -b 16 -e signed-integer "$dir/$id.wav" norm -3 \
+  number-*|pin-rule-from|pin-rule-to|card-ending)
+    # Fragments said inside a sentence ("must have 4 to 6 digits", "ending
+    # in 1 1 1 1"): the speech only, with a short breath either side.
+    sox -R "$tmp/raw.wav" -r 8000 -c 1 -b 16 -e signed-integer "$dir/$id.wav" norm -3 \
       silence 1 0.02 0.5% reverse silence 1 0.02 0.5% reverse pad 0.08 0.08 ;;
   *)
-    sox "$tmp/raw.wav" -r 8000 -c 1 -b 16 -e signed-integer "$dir/$id.wav" norm -3 pad 0.15 0.25 ;;
+    sox -R "$tmp/raw.wav" -r 8000 -c 1 -b 16 -e signed-integer "$dir/$id.wav" norm -3 pad 0.15 0.25 ;;
   esac
-  sox "$dir/$id.wav" -t ul -r 8000 -c 1 "$dir/$id.ulaw"
+  sox -R "$dir/$id.wav" -t ul -r 8000 -c 1 "$dir/$id.ulaw"
 done
-echo "prompts written under prompts/sounds/"
+sort "$newmanifest" > "$manifest"
+echo "prompts written under $sounds/ (check them: go run ./cmd/ivr-pin prompts check $sounds)"

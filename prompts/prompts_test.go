@@ -15,7 +15,7 @@ import (
 )
 
 func TestEveryPromptHasTextInEveryLanguage(t *testing.T) {
-	if err := Check(Languages); err != nil {
+	if err := Check(Languages()); err != nil {
 		t.Fatal(err)
 	}
 	if err := Check([]string{"fr"}); err == nil {
@@ -80,7 +80,7 @@ func wavInfo(t *testing.T, path string) (format, channels uint16, rate uint32, b
 }
 
 func TestEveryAudioFileHasAsterisksFormatAndAPlausibleLength(t *testing.T) {
-	for _, lang := range Languages {
+	for _, lang := range Languages() {
 		for _, id := range All() {
 			base := filepath.Join("sounds", lang, "ivr-pin", string(id))
 			format, channels, rate, bits, data := wavInfo(t, base+".wav")
@@ -126,7 +126,7 @@ func TestMediaURIs(t *testing.T) {
 			t.Errorf("FromMediaURI(%s) = %+v", c.uri, back)
 		}
 	}
-	if P(Goodbye).TextIn("zh") != Text["zh"][Goodbye] || PIn(LanguageChoice, "ar").TextIn("en") != Text["ar"][LanguageChoice] {
+	if P(Goodbye).TextIn("zh") != Embedded().Words("zh", Goodbye) || PIn(LanguageChoice, "ar").TextIn("en") != Embedded().Words("ar", LanguageChoice) {
 		t.Error("TextIn picks the wrong language")
 	}
 }
@@ -168,11 +168,70 @@ func TestDigitsAreReadInTheCallersLanguage(t *testing.T) {
 	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
 		t.Fatalf("Digits = %+v", got)
 	}
-	for _, lang := range Languages {
+	for _, lang := range Languages() {
 		for n := 0; n <= MaxNumber; n++ {
-			if Text[lang][Number(n)] == "" {
+			if Embedded().Words(lang, Number(n)) == "" {
 				t.Errorf("%s has no number %d", lang, n)
 			}
 		}
+	}
+}
+
+func TestWordsFromAnOverrideDirectory(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("en.toml", "welcome = \"Welcome to Example Bank.\"\n")
+	c, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Words("en", Welcome) != "Welcome to Example Bank." || c.Words("en", Goodbye) != Embedded().Words("en", Goodbye) {
+		t.Fatalf("override: %q / %q", c.Words("en", Welcome), c.Words("en", Goodbye))
+	}
+	if Embedded().Words("en", Welcome) == "Welcome to Example Bank." {
+		t.Fatal("the override changed the shipped catalogue")
+	}
+	// A new language is accepted only once complete.
+	write("fr.toml", "welcome = \"Bienvenue.\"\n")
+	if c, err = Load(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Check([]string{"fr"}); err == nil || !strings.Contains(err.Error(), "fr/goodbye") {
+		t.Fatalf("an incomplete language passed: %v", err)
+	}
+	for _, bad := range []struct{ file, body, want string }{
+		{"en.toml", "welcom = \"Hi\"\n", `"welcom" is no prompt`},
+		{"en.toml", "number-1 = \"one\"\n", "numerals"},
+		{"en.toml", "welcome = 3\n", "en.toml"},
+		{"EN.toml", "welcome = \"Hi\"\n", "not a language code"},
+	} {
+		d := t.TempDir()
+		if err := os.WriteFile(filepath.Join(d, bad.file), []byte(bad.body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Load(d); err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("%s %q: %v, want %q", bad.file, bad.body, err, bad.want)
+		}
+	}
+}
+
+// Every language file names exactly the English file's prompts: a prompt
+// missing in one language would play nothing to its callers.
+func TestShippedWordsNameTheSamePrompts(t *testing.T) {
+	en := Embedded().All()
+	for _, lang := range Embedded().Languages() {
+		for _, id := range en {
+			if Embedded().Words(lang, id) == "" {
+				t.Errorf("%s has no words for %s", lang, id)
+			}
+		}
+	}
+	if len(Embedded().Languages()) != 3 {
+		t.Fatalf("languages %v", Embedded().Languages())
 	}
 }

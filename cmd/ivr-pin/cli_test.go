@@ -38,6 +38,12 @@ func TestCommandLine(t *testing.T) {
 		{args: []string{"console", "--speed", "fast"}, code: 2, stderr: "invalid value", emptyOut: true},
 		{args: []string{"simulate", "-h"}, code: 0, stdout: "-cardhost"},
 		{args: []string{"load", "--help"}, code: 0, stdout: "-calls"},
+		{args: []string{"prompts"}, code: 2, stderr: "usage: ivr-pin prompts list", emptyOut: true},
+		{args: []string{"prompts", "--help"}, code: 0, stdout: "docs/prompts.md"},
+		{args: []string{"prompts", "check"}, code: 2, stderr: "missing DIR", emptyOut: true},
+		{args: []string{"prompts", "check", "-h"}, code: 0, stdout: "usage: ivr-pin prompts check"},
+		{args: []string{"prompts", "list", "--lang", "en"}, code: 0, stdout: "enter-expiry\tPlease enter the card's expiry date, the month and year"},
+		{args: []string{"prompts", "list", "--lang", "fr"}, code: 1, stderr: `no words for language "fr"`, emptyOut: true},
 		{args: []string{"load", "--calls"}, code: 2, stderr: "flag needs an argument", emptyOut: true},
 	}
 	for _, c := range cases {

@@ -41,6 +41,7 @@ commands:
   dial       call a line over SIP and press keys (a tester's softphone)
   key        the zone PIN key's ceremony: import from custodians' components into the
              PKCS#11 token, or check a key there
+  prompts    list the prompts' words, or check a sounds directory (a bank's recordings)
 
 Run 'ivr-pin <command> -h' for a command's flags. Settings come from IVRPIN_* environment
 variables (README.md). Exit codes: 0 done, 1 failed (configuration, start-up, runtime; for
@@ -73,6 +74,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return dial(args[1:], stdin, stdout, stderr)
 	case "key":
 		return key(args[1:], stdin, stdout, stderr)
+	case "prompts":
+		return promptsCmd(args[1:], stdout, stderr)
 	case "-h", "--help", "-help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0
