@@ -227,7 +227,7 @@ func TestHAProxyConfiguration(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, g := range []string{"1", pan + "#", "2812", "7392#", "4829#", "4829#"} {
+		for _, g := range []string{"1", pan + "#", "1228", "7392#", "4829#", "4829#"} {
 			if ch.WaitQuiet(30*time.Millisecond, 10*time.Second) != nil || ch.Press(g, time.Millisecond) != nil {
 				break
 			}

@@ -15,6 +15,7 @@ package flows
 import (
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -124,10 +125,31 @@ type Config struct {
 	FirstDigitTimeout time.Duration
 	InterDigitTimeout time.Duration
 	MaxTries          int
-	Agent             *Target       // nil: no agent option
-	HostWaitAnnounce  time.Duration // say "still working" after this long
-	Now               func() time.Time
+	Agent             *Target // nil: no agent option
+	// AgentOnFailure is what a caller whose call cannot finish is offered
+	// when Agent is set (IVRPIN_AGENT_ON_FAILURE); "" means AgentOffer.
+	AgentOnFailure AgentOnFailure
+	// ExpiryOrder is the order the caller types the expiry in; "" means
+	// as printed (policy.MMYY).
+	ExpiryOrder      policy.ExpiryOrder
+	HostWaitAnnounce time.Duration // say "still working" after this long
+	Now              func() time.Time
 }
+
+// AgentOnFailure says what happens when a call cannot finish and an agent
+// is configured.
+type AgentOnFailure string
+
+// The choices.
+const (
+	// AgentOffer says "to speak to an agent, press 0 now" and waits as
+	// long as for any first digit.
+	AgentOffer AgentOnFailure = "offer"
+	// AgentTransfer sends the caller to the agents at once.
+	AgentTransfer AgentOnFailure = "transfer"
+	// AgentNever ends the call with its own words, as without an agent.
+	AgentNever AgentOnFailure = "never"
+)
 
 // Retry records one refused entry, for metrics and the audit record.
 type Retry struct {
@@ -137,13 +159,21 @@ type Retry struct {
 
 // Result is what a call came to. It holds no PIN and only a masked PAN.
 type Result struct {
-	Path      Mode
-	Language  string
-	MaskedPAN string
-	Outcome   *outcome.Result // nil when nothing was submitted
-	End       string          // outcome, too_many_tries, hangup, agent, timeout, error
-	Retries   []Retry
-	Returned  bool // continued back to the dialplan
+	Path     Mode
+	Language string
+	// LangFallback is a language asked for (a transfer's lang, a channel
+	// variable, the console's --lang) that the line does not have: the
+	// call played Language, the default, instead.
+	LangFallback string
+	MaskedPAN    string
+	Outcome      *outcome.Result // nil when nothing was submitted
+	End          string          // outcome, too_many_tries, hangup, agent, timeout, error
+	// AgentReason says why the call went to the agents: "caller_choice"
+	// from the menu, else what it could not finish (an End such as
+	// too_many_tries or limited, or the outcome's kind).
+	AgentReason string
+	Retries     []Retry
+	Returned    bool // continued back to the dialplan
 }
 
 // Flow runs calls. It is safe for concurrent use: all per-call state lives in
@@ -172,6 +202,12 @@ func New(cfg Config, svc contract.Service) *Flow {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.AgentOnFailure == "" {
+		cfg.AgentOnFailure = AgentOffer
+	}
+	if cfg.ExpiryOrder == "" {
+		cfg.ExpiryOrder = policy.MMYY
 	}
 	return &Flow{cfg: cfg, service: svc}
 }
@@ -209,10 +245,16 @@ func (f *Flow) Run(ctx context.Context, c Caller, in Call) Result {
 	res := Result{Language: in.Language}
 	k := &call{f: f, c: c, in: in, res: &res}
 	err := k.run(ctx)
+	// failed is what could not be finished, when the call ends on a
+	// failure a person might still solve ("" on success or hang-up).
+	failed := ""
 	switch {
 	case err == nil:
 		if res.End == "" {
 			res.End = "outcome"
+		}
+		if res.Outcome != nil && res.Outcome.Kind != outcome.Changed {
+			failed = string(res.Outcome.Kind)
 		}
 	case errors.Is(err, keypad.ErrHungUp), errors.Is(err, context.Canceled):
 		res.End = "hangup"
@@ -220,28 +262,58 @@ func (f *Flow) Run(ctx context.Context, c Caller, in Call) Result {
 	case errors.Is(err, context.DeadlineExceeded):
 		res.End = "timeout"
 	case errors.Is(err, errTooManyTries):
-		res.End = "too_many_tries"
+		res.End, failed = "too_many_tries", "too_many_tries"
 		_ = c.Say(ctx, prompts.P(prompts.TooManyTries))
 	case errors.Is(err, errAgent):
 		res.End = "agent"
 		return res
 	case errors.Is(err, errLimited):
-		res.End = "limited"
+		res.End, failed = "limited", "limited"
 		_ = c.Say(ctx, prompts.P(prompts.LimitReached))
 	case errors.Is(err, errLimitStore):
-		res.End = "limit_store_unavailable"
+		res.End, failed = "limit_store_unavailable", "limit_store_unavailable"
 		_ = c.Say(ctx, prompts.P(prompts.ResultUnavailable))
 	case errors.Is(err, errLineGuard):
-		res.End = "line_guard"
+		res.End, failed = "line_guard", "line_guard"
 		_ = c.Say(ctx, prompts.P(prompts.ResultUnavailable))
 	case errors.Is(err, errSeal):
-		res.End = "pin_key_unavailable"
+		res.End, failed = "pin_key_unavailable", "pin_key_unavailable"
 		_ = c.Say(ctx, prompts.P(prompts.ResultUnavailable))
 	default:
 		res.End = "error"
 	}
+	if failed != "" && k.toAgent(ctx, failed) {
+		return res
+	}
 	k.finish(ctx)
 	return res
+}
+
+// toAgent offers a caller whose call could not finish to an agent, or
+// sends them at once, as AgentOnFailure says; true when the call went to
+// the agents. A caller an agent transferred in goes back to that agent
+// anyway (finish), and a call past its deadline is not held longer.
+func (k *call) toAgent(ctx context.Context, why string) bool {
+	cfg := k.f.cfg
+	if cfg.Agent == nil || cfg.AgentOnFailure == AgentNever || k.in.Return != nil || ctx.Err() != nil {
+		return false
+	}
+	if cfg.AgentOnFailure == AgentOffer {
+		k.c.Flush()
+		if err := k.c.Play(ctx, prompts.P(prompts.AgentOffer)); err != nil {
+			return false
+		}
+		// As long as any first digit is waited for (IVRPIN_FIRST_DIGIT_TIMEOUT).
+		e, err := k.c.Collect(ctx, k.menuSpec())
+		if err != nil || string(e.Digits) != "0" {
+			return false
+		}
+	}
+	if k.agent(ctx) != errAgent {
+		return false
+	}
+	k.res.End, k.res.AgentReason = "agent", why
+	return true
 }
 
 // finish says goodbye, or returns a transferred caller to the agent.
@@ -295,6 +367,7 @@ func (k *call) run(ctx context.Context) error {
 	k.res.Path = mode
 	switch mode {
 	case ModeAgent:
+		k.res.AgentReason = "caller_choice"
 		return k.agent(ctx)
 	case ModeSetup:
 		return k.setup(ctx)
@@ -305,6 +378,11 @@ func (k *call) run(ctx context.Context) error {
 func (k *call) language(ctx context.Context) error {
 	langs := k.f.cfg.Languages
 	lang := k.in.Language
+	if lang != "" && !slices.Contains(langs, lang) {
+		// Asked for by a transfer or a channel variable, but not one of
+		// the line's: the default plays, and the record says so.
+		k.res.LangFallback, lang = lang, langs[0]
+	}
 	if lang == "" && len(langs) == 1 {
 		lang = langs[0]
 	}
@@ -432,35 +510,36 @@ func (k *call) tries(ctx context.Context, step string, attempt func() (string, e
 }
 
 func reasonPrompt(reason string) prompts.ID {
-	switch policy.Reason(reason) {
-	case policy.ReasonIncomplete:
-		return prompts.ReasonIncomplete
-	case policy.ReasonTooLong:
-		return prompts.ReasonTooLong
-	case policy.ReasonNotValidCard, policy.ReasonNotDigits:
-		return prompts.ReasonNotValid
-	case policy.ReasonBadDate:
-		return prompts.ReasonBadDate
-	case policy.ReasonExpired:
-		return prompts.ReasonExpired
-	case policy.ReasonPINLength:
-		return prompts.ReasonPINLength
-	case policy.ReasonPINWeak:
-		return prompts.ReasonPINWeak
-	case policy.ReasonPINSameAsOld:
-		return prompts.ReasonPINSame
-	case policy.ReasonPINMismatch:
-		return prompts.ReasonPINMismatch
-	case policy.ReasonWrongPIN:
-		return prompts.ReasonWrongPIN
-	case reasonDetailsMismatch:
-		return prompts.ReasonDetailsMismatch
-	case "no_input":
-		return prompts.NoInput
-	case "cleared":
-		return prompts.EntryCleared
+	if id, ok := reasonPrompts[reason]; ok {
+		return id
 	}
 	return prompts.InvalidChoice
+}
+
+// reasonPrompts says each refusal's reason: every policy.Reason a step can
+// give (a test holds it to the policy's list) and the flow's own.
+var reasonPrompts = map[string]prompts.ID{
+	string(policy.ReasonIncomplete):      prompts.ReasonIncomplete,
+	string(policy.ReasonTooLong):         prompts.ReasonTooLong,
+	string(policy.ReasonNotValidCard):    prompts.ReasonNotValid,
+	string(policy.ReasonNotDigits):       prompts.ReasonNotValid,
+	string(policy.ReasonBadDate):         prompts.ReasonBadDate,
+	string(policy.ReasonExpired):         prompts.ReasonExpired,
+	string(policy.ReasonPINTooShort):     prompts.ReasonPINTooShort,
+	string(policy.ReasonPINTooLong):      prompts.ReasonPINTooLong,
+	string(policy.ReasonPINSameDigits):   prompts.ReasonPINSameDigits,
+	string(policy.ReasonPINSequence):     prompts.ReasonPINSequence,
+	string(policy.ReasonPINCommon):       prompts.ReasonPINCommon,
+	string(policy.ReasonPINCardDigits):   prompts.ReasonPINCardDigits,
+	string(policy.ReasonPINExpiryDigits): prompts.ReasonPINExpiry,
+	string(policy.ReasonPINRuns):         prompts.ReasonPINRuns,
+	string(policy.ReasonPINSameAsOld):    prompts.ReasonPINSame,
+	string(policy.ReasonPINMismatch):     prompts.ReasonPINMismatch,
+	string(policy.ReasonWrongPIN):        prompts.ReasonWrongPIN,
+	reasonDetailsMismatch:                prompts.ReasonDetailsMismatch,
+	"no_input":                           prompts.NoInput,
+	"cleared":                            prompts.EntryCleared,
+	"invalid_choice":                     prompts.InvalidChoice,
 }
 
 // ParseTarget reads "context,extension,priority" (IVRPIN_AGENT_TRANSFER);

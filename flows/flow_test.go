@@ -143,68 +143,84 @@ func TestScenarios(t *testing.T) {
 		newPIN   string // the card host must hold it afterwards
 		ksPINSet bool
 	}{
-		{name: "change succeeds", keys: "1" + "4111111111111111#" + "2812" + "7392#" + "4829#" + "4829#",
+		{name: "change succeeds", keys: "1" + "4111111111111111#" + "1228" + "7392#" + "4829#" + "4829#",
 			end: "outcome", kind: outcome.Changed, mustSay: []prompts.ID{prompts.PleaseWait, prompts.ResultChanged, prompts.Goodbye}, newPIN: "4829"},
-		{name: "hash after expiry is ignored", keys: "1" + "4111111111111111#" + "2812#" + "7392#" + "4829#" + "4829#",
+		{name: "hash after expiry is ignored", keys: "1" + "4111111111111111#" + "1228#" + "7392#" + "4829#" + "4829#",
 			end: "outcome", kind: outcome.Changed, newPIN: "4829"},
-		{name: "first setup through KeySecure", keys: "2" + "4012888888881881#" + "3001" + "731" + "482915#" + "482915#",
+		{name: "first setup through KeySecure", keys: "2" + "4012888888881881#" + "0130" + "731" + "482915#" + "482915#",
 			end: "outcome", kind: outcome.Changed, mustSay: []prompts.ID{prompts.EnterSecurityCode, prompts.PINRuleFrom, prompts.ResultSet}, ksPINSet: true},
-		{name: "hash after the security code is ignored", keys: "2" + "4012888888881881#" + "3001#" + "731#" + "482915#" + "482915#",
+		{name: "hash after the security code is ignored", keys: "2" + "4012888888881881#" + "0130#" + "731#" + "482915#" + "482915#",
 			end: "outcome", kind: outcome.Changed, ksPINSet: true},
-		{name: "wrong security code then right", keys: "2" + "4012888888881881#" + "3001" + "137" + "4012888888881881#" + "3001" + "731" + "482915#" + "482915#",
+		{name: "wrong security code then right", keys: "2" + "4012888888881881#" + "0130" + "137" + "4012888888881881#" + "0130" + "731" + "482915#" + "482915#",
 			end: "outcome", kind: outcome.Changed, mustSay: []prompts.ID{prompts.ReasonDetailsMismatch, prompts.TryAgain}, retries: 1, ksPINSet: true},
-		{name: "short security code", keys: "2" + "4012888888881881#" + "3001" + "73#" + "731" + "482915#" + "482915#",
+		{name: "short security code", keys: "2" + "4012888888881881#" + "0130" + "73#" + "731" + "482915#" + "482915#",
 			end: "outcome", kind: outcome.Changed, mustSay: []prompts.ID{prompts.ReasonIncomplete}, retries: 1, ksPINSet: true},
-		{name: "wrong security code three times sets nothing", keys: "2" + "4012888888881881#" + "3001" + "137" + "4012888888881881#" + "3001" + "138" + "4012888888881881#" + "3001" + "139",
+		{name: "wrong security code three times sets nothing", keys: "2" + "4012888888881881#" + "0130" + "137" + "4012888888881881#" + "0130" + "138" + "4012888888881881#" + "0130" + "139",
 			end: "too_many_tries", kind: outcome.DetailsMismatch, mustSay: []prompts.ID{prompts.ReasonDetailsMismatch, prompts.TooManyTries}, retries: 3},
-		{name: "not activated is said before any PIN is typed", keys: "2" + "4761739001010119#" + "2911" + "958",
+		{name: "not activated is said before any PIN is typed", keys: "2" + "4761739001010119#" + "1129" + "958",
 			end: "outcome", kind: outcome.NotEligible, mustSay: []prompts.ID{prompts.ResultNotEligible}},
-		{name: "bad Luhn then good", keys: "1" + "4111111111111112#" + "4111111111111111#" + "2812" + "7392#" + "4829#" + "4829#",
+		{name: "bad Luhn then good", keys: "1" + "4111111111111112#" + "4111111111111111#" + "1228" + "7392#" + "4829#" + "4829#",
 			end: "outcome", kind: outcome.Changed, mustSay: []prompts.ID{prompts.ReasonNotValid, prompts.TryAgain}, retries: 1},
-		{name: "short card number", keys: "1" + "41111111#" + "4111111111111111#" + "2812" + "7392#" + "4829#" + "4829#",
+		{name: "short card number", keys: "1" + "41111111#" + "4111111111111111#" + "1228" + "7392#" + "4829#" + "4829#",
 			end: "outcome", kind: outcome.Changed, mustSay: []prompts.ID{prompts.ReasonIncomplete}, retries: 1},
-		{name: "expired then valid", keys: "1" + "4111111111111111#" + "2001" + "2812" + "7392#" + "4829#" + "4829#",
+		{name: "expired then valid", keys: "1" + "4111111111111111#" + "0120" + "1228" + "7392#" + "4829#" + "4829#",
 			end: "outcome", kind: outcome.Changed, mustSay: []prompts.ID{prompts.ReasonExpired}, retries: 1},
-		{name: "bad month", keys: "1" + "4111111111111111#" + "2813" + "2812" + "7392#" + "4829#" + "4829#",
+		{name: "bad month", keys: "1" + "4111111111111111#" + "1328" + "1228" + "7392#" + "4829#" + "4829#",
 			end: "outcome", kind: outcome.Changed, mustSay: []prompts.ID{prompts.ReasonBadDate}, retries: 1},
-		{name: "weak PIN then good", keys: "1" + "4111111111111111#" + "2812" + "7392#" + "1234#" + "4829#" + "4829#",
-			end: "outcome", kind: outcome.Changed, mustSay: []prompts.ID{prompts.ReasonPINWeak}, retries: 1},
-		{name: "same PIN as current", keys: "1" + "4111111111111111#" + "2812" + "7392#" + "7392#" + "4829#" + "4829#",
+		{name: "weak PIN then good", keys: "1" + "4111111111111111#" + "1228" + "7392#" + "1234#" + "4829#" + "4829#",
+			end: "outcome", kind: outcome.Changed, mustSay: []prompts.ID{prompts.ReasonPINSequence}, retries: 1},
+		{name: "a new PIN too long is refused whole, never cut", keys: "1" + "4111111111111111#" + "1228" + "7392#" + "19820514#" + "4829#" + "4829#",
+			end: "outcome", kind: outcome.Changed, mustSay: []prompts.ID{prompts.ReasonPINTooLong}, retries: 1, newPIN: "4829"},
+		{name: "a new PIN too short", keys: "1" + "4111111111111111#" + "1228" + "7392#" + "482#" + "4829#" + "4829#",
+			end: "outcome", kind: outcome.Changed, mustSay: []prompts.ID{prompts.ReasonPINTooShort}, retries: 1, newPIN: "4829"},
+		{name: "a common PIN", keys: "1" + "4111111111111111#" + "1228" + "7392#" + "1212#" + "4829#" + "4829#",
+			end: "outcome", kind: outcome.Changed, mustSay: []prompts.ID{prompts.ReasonPINCommon}, retries: 1, newPIN: "4829"},
+		{name: "a PIN of one digit throughout", keys: "1" + "4111111111111111#" + "1228" + "7392#" + "777777#" + "4829#" + "4829#",
+			end: "outcome", kind: outcome.Changed, mustSay: []prompts.ID{prompts.ReasonPINSameDigits}, retries: 1, newPIN: "4829"},
+		{name: "the card's expiry as a PIN", keys: "1" + "4111111111111111#" + "1228" + "7392#" + "1228#" + "4829#" + "4829#",
+			end: "outcome", kind: outcome.Changed, mustSay: []prompts.ID{prompts.ReasonPINExpiry}, retries: 1, newPIN: "4829"},
+		{name: "the card's last four digits in a PIN", keys: "1" + "4111111111111111#" + "1228" + "7392#" + "811119#" + "4829#" + "4829#",
+			end: "outcome", kind: outcome.Changed, mustSay: []prompts.ID{prompts.ReasonPINCardDigits}, retries: 1, newPIN: "4829"},
+		{name: "a current PIN too long", keys: "1" + "4111111111111111#" + "1228" + "7392000000000#" + "7392#" + "4829#" + "4829#",
+			end: "outcome", kind: outcome.Changed, mustSay: []prompts.ID{prompts.ReasonPINTooLong}, retries: 1, newPIN: "4829"},
+		{name: "the host's order typed on a line that asks as printed", keys: "1" + "4111111111111111#" + "2812" + "1228" + "7392#" + "4829#" + "4829#",
+			end: "outcome", kind: outcome.Changed, mustSay: []prompts.ID{prompts.ReasonBadDate}, retries: 1, newPIN: "4829"},
+		{name: "same PIN as current", keys: "1" + "4111111111111111#" + "1228" + "7392#" + "7392#" + "4829#" + "4829#",
 			end: "outcome", kind: outcome.Changed, mustSay: []prompts.ID{prompts.ReasonPINSame}, retries: 1},
-		{name: "mismatch then match", keys: "1" + "4111111111111111#" + "2812" + "7392#" + "4829#" + "4828#" + "4829#" + "4829#",
+		{name: "mismatch then match", keys: "1" + "4111111111111111#" + "1228" + "7392#" + "4829#" + "4828#" + "4829#" + "4829#",
 			end: "outcome", kind: outcome.Changed, mustSay: []prompts.ID{prompts.ReasonPINMismatch}, retries: 1},
-		{name: "star clears the card number", keys: "1" + "41111*" + "4111111111111111#" + "2812" + "7392#" + "4829#" + "4829#",
+		{name: "star clears the card number", keys: "1" + "41111*" + "4111111111111111#" + "1228" + "7392#" + "4829#" + "4829#",
 			end: "outcome", kind: outcome.Changed, mustSay: []prompts.ID{prompts.EntryCleared}},
-		{name: "wrong current PIN, then right, without starting over", keys: "1" + "4111111111111111#" + "2812" + "1357#" + "4829#" + "4829#" + "7392#",
+		{name: "wrong current PIN, then right, without starting over", keys: "1" + "4111111111111111#" + "1228" + "1357#" + "4829#" + "4829#" + "7392#",
 			end: "outcome", kind: outcome.Changed, mustSay: []prompts.ID{prompts.ReasonWrongPIN, prompts.TryAgain, prompts.ResultChanged}, retries: 1, newPIN: "4829"},
-		{name: "three wrong current PINs: the host blocks the card", keys: "1" + "4111111111111111#" + "2812" + "1357#" + "4829#" + "4829#" + "1358#" + "1359#",
+		{name: "three wrong current PINs: the host blocks the card", keys: "1" + "4111111111111111#" + "1228" + "1357#" + "4829#" + "4829#" + "1358#" + "1359#",
 			end: "outcome", kind: outcome.NotEligible, mustSay: []prompts.ID{prompts.ReasonWrongPIN, prompts.ResultNotEligible}, retries: 2},
 		// An expiry that is not the card's and a card the host does not know
 		// sound the same; the caller types the card and the expiry again.
-		{name: "expiry that is not the card's, then the right one", keys: "1" + "4111111111111111#" + "2901" + "7392#" + "4829#" + "4829#" + "4111111111111111#" + "2812",
+		{name: "expiry that is not the card's, then the right one", keys: "1" + "4111111111111111#" + "0129" + "7392#" + "4829#" + "4829#" + "4111111111111111#" + "1228",
 			end: "outcome", kind: outcome.Changed, mustSay: []prompts.ID{prompts.ReasonDetailsMismatch, prompts.TryAgain}, retries: 1, newPIN: "4829"},
-		{name: "card number the host does not know", keys: "1" + "4242424242424242#" + "2812" + "7392#" + "4829#" + "4829#" + strings.Repeat("4242424242424242#"+"2812", 2),
+		{name: "card number the host does not know", keys: "1" + "4242424242424242#" + "1228" + "7392#" + "4829#" + "4829#" + strings.Repeat("4242424242424242#"+"1228", 2),
 			end: "too_many_tries", kind: outcome.UnknownCard, mustSay: []prompts.ID{prompts.ReasonDetailsMismatch, prompts.TooManyTries}, retries: 3},
-		{name: "a mistyped card number, then the right one (its PINs typed again)", keys: "1" + "4242424242424242#" + "2812" + "7392#" + "4829#" + "4829#" +
-			"4111111111111111#" + "2812" + "7392#" + "4830#" + "4830#",
+		{name: "a mistyped card number, then the right one (its PINs typed again)", keys: "1" + "4242424242424242#" + "1228" + "7392#" + "4829#" + "4829#" +
+			"4111111111111111#" + "1228" + "7392#" + "4830#" + "4830#",
 			end: "outcome", kind: outcome.Changed, mustSay: []prompts.ID{prompts.ReasonDetailsMismatch}, retries: 1, newPIN: "4830"},
-		{name: "blocked card", keys: "1" + "4000056655665556#" + "2903" + "4826#" + "4829#" + "4829#",
+		{name: "blocked card", keys: "1" + "4000056655665556#" + "0329" + "4826#" + "4829#" + "4829#",
 			end: "outcome", kind: outcome.NotEligible, mustSay: []prompts.ID{prompts.ResultNotEligible}},
 		// No physical card with those last four digits sounds like any
 		// other failed card check, and counts like one.
-		{name: "virtual card refused by KeySecure", keys: strings.Repeat("2"+"5105105105105100#"+"2907"+"402", 1) + strings.Repeat("5105105105105100#"+"2907"+"402", 2),
+		{name: "virtual card refused by KeySecure", keys: strings.Repeat("2"+"5105105105105100#"+"0729"+"402", 1) + strings.Repeat("5105105105105100#"+"0729"+"402", 2),
 			end: "too_many_tries", kind: outcome.DetailsMismatch, mustSay: []prompts.ID{prompts.ReasonDetailsMismatch}, retries: 3},
-		{name: "no PIN yet offers first setup", keys: "1" + "4012888888881881#" + "3001" + "1357#" + "4829#" + "4829#" + "1" + "731" + "730164#" + "730164#",
+		{name: "no PIN yet offers first setup", keys: "1" + "4012888888881881#" + "0130" + "1357#" + "4829#" + "4829#" + "1" + "731" + "730164#" + "730164#",
 			end: "outcome", kind: outcome.Changed, mustSay: []prompts.ID{prompts.NoPINYetOffer, prompts.EnterSecurityCode, prompts.ResultSet}, ksPINSet: true},
-		{name: "no PIN yet with a wrong security code sets nothing", keys: "1" + "4012888888881881#" + "3001" + "1357#" + "4829#" + "4829#" + "1" + "137" + "138" + "139",
+		{name: "no PIN yet with a wrong security code sets nothing", keys: "1" + "4012888888881881#" + "0130" + "1357#" + "4829#" + "4829#" + "1" + "137" + "138" + "139",
 			end: "too_many_tries", kind: outcome.DetailsMismatch, mustSay: []prompts.ID{prompts.ReasonDetailsMismatch}, retries: 3},
 		{name: "no input three times", keys: "",
 			end: "too_many_tries", mustSay: []prompts.ID{prompts.NoInput, prompts.TooManyTries, prompts.Goodbye}, retries: 3},
 		{name: "three bad card numbers", keys: "1" + "1#" + "2#" + "3#",
 			end: "too_many_tries", mustSay: []prompts.ID{prompts.ReasonIncomplete, prompts.TooManyTries}, retries: 3},
-		{name: "invalid menu choice then repeat then change", keys: "7" + "9" + "1" + "4111111111111111#" + "2812" + "7392#" + "4829#" + "4829#",
+		{name: "invalid menu choice then repeat then change", keys: "7" + "9" + "1" + "4111111111111111#" + "1228" + "7392#" + "4829#" + "4829#",
 			end: "outcome", kind: outcome.Changed, mustSay: []prompts.ID{prompts.InvalidChoice}, retries: 1},
-		{name: "no agent configured", keys: "0" + "1" + "4111111111111111#" + "2812" + "7392#" + "4829#" + "4829#",
+		{name: "no agent configured", keys: "0" + "1" + "4111111111111111#" + "1228" + "7392#" + "4829#" + "4829#",
 			end: "outcome", kind: outcome.Changed, mustSay: []prompts.ID{prompts.NoAgent}},
 		{name: "transfer in with a known card and back", keys: "7392#" + "4829#" + "4829#",
 			call: flows.Call{Mode: flows.ModeChange, PAN: "4111111111111111", Expiry: "2812", Return: &flows.Target{Context: "agents", Extension: "return", Priority: 1}},
@@ -270,13 +286,13 @@ func TestAgentOption(t *testing.T) {
 
 func TestLanguageMenu(t *testing.T) {
 	f, _ := newFlow(t, func(c *flows.Config) { c.Languages = []string{"en", "ar", "zh"} })
-	s := newScripted("2" + "1" + "4111111111111111#" + "2812" + "7392#" + "4829#" + "4829#")
+	s := newScripted("2" + "1" + "4111111111111111#" + "1228" + "7392#" + "4829#" + "4829#")
 	res := f.Run(context.Background(), s, flows.Call{})
 	if s.lang != "ar" || res.Language != "ar" || res.Outcome == nil || res.Outcome.Kind != outcome.Changed {
 		t.Fatalf("lang %s res %+v", s.lang, res)
 	}
 	// A language passed in by a transfer skips the menu.
-	s2 := newScripted("1" + "4111111111111111#" + "2812" + "4829#" + "4830#" + "4830#")
+	s2 := newScripted("1" + "4111111111111111#" + "1228" + "4829#" + "4830#" + "4830#")
 	f.Run(context.Background(), s2, flows.Call{Language: "zh"})
 	if s2.lang != "zh" || s2.saw(prompts.LanguageChoice) {
 		t.Fatalf("language menu not skipped: %s %v", s2.lang, s2.played)
@@ -285,7 +301,7 @@ func TestLanguageMenu(t *testing.T) {
 
 func TestHangUpBeforeSubmitSendsNothing(t *testing.T) {
 	f, sims := newFlow(t, nil)
-	s := newScripted("1" + "4111111111111111#" + "2812" + "7392#" + "4829#")
+	s := newScripted("1" + "4111111111111111#" + "1228" + "7392#" + "4829#")
 	// The caller hangs up while asked to confirm the new PIN.
 	s.onPlay = func(id prompts.ID) {
 		if id == prompts.ConfirmNewPIN {
@@ -307,7 +323,7 @@ func TestHangUpBeforeSubmitSendsNothing(t *testing.T) {
 func TestSlowHostKeepsTheCallerInformed(t *testing.T) {
 	f, sims := newFlow(t, func(c *flows.Config) { c.HostWaitAnnounce = 50 * time.Millisecond })
 	sims.CardHost.Faults.Set(faultDelay(300 * time.Millisecond))
-	s := newScripted("1" + "4111111111111111#" + "2812" + "7392#" + "4829#" + "4829#")
+	s := newScripted("1" + "4111111111111111#" + "1228" + "7392#" + "4829#" + "4829#")
 	res := f.Run(context.Background(), s, flows.Call{})
 	if !s.saw(prompts.StillWorking) || res.Outcome == nil || res.Outcome.Kind != outcome.Changed {
 		t.Fatalf("%+v %v", res, s.played)
@@ -333,7 +349,7 @@ func newMarkedFlow(t *testing.T) (*flows.Flow, *simrun.Running) {
 
 func TestFirstSetupHappensOncePerCard(t *testing.T) {
 	f, sims := newMarkedFlow(t)
-	first := newScripted("2" + "4012888888881881#" + "3001" + "731" + "482915#" + "482915#")
+	first := newScripted("2" + "4012888888881881#" + "0130" + "731" + "482915#" + "482915#")
 	if res := f.Run(context.Background(), first, flows.Call{CallerID: "+15551230001"}); res.Outcome == nil || res.Outcome.Kind != outcome.Changed {
 		t.Fatalf("first setup: %+v", res)
 	}
@@ -342,7 +358,7 @@ func TestFirstSetupHappensOncePerCard(t *testing.T) {
 		keys string
 		call flows.Call
 	}{
-		"typed":    {"2" + "4012888888881881#" + "3001" + "731", flows.Call{CallerID: "+15551230002"}},
+		"typed":    {"2" + "4012888888881881#" + "0130" + "731", flows.Call{CallerID: "+15551230002"}},
 		"by agent": {"731", flows.Call{Mode: flows.ModeSetup, CardNo: "C202605220001", CardholderNo: "U202605220001"}},
 	} {
 		again := newScripted(in.keys)
@@ -364,7 +380,7 @@ func TestTwoCallsRacingForOneCardSetItOnce(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s := newScripted("2" + "4012888888881881#" + "3001" + "731" + "48291" + string(rune('5'+i)) + "#" + "48291" + string(rune('5'+i)) + "#")
+			s := newScripted("2" + "4012888888881881#" + "0130" + "731" + "48291" + string(rune('5'+i)) + "#" + "48291" + string(rune('5'+i)) + "#")
 			results[i] = f.Run(context.Background(), s, flows.Call{CallerID: "+1555123000" + string(rune('1'+i))})
 		}()
 	}
@@ -386,11 +402,11 @@ func TestTwoCallsRacingForOneCardSetItOnce(t *testing.T) {
 func TestAFailedSetReleasesTheMark(t *testing.T) {
 	f, sims := newMarkedFlow(t)
 	sims.KeySecure.Faults.Set(faults.Fault{Kind: faults.Status, Status: 503, Count: 1, Path: keysecuresim.RouteSetPIN})
-	s := newScripted("2" + "4012888888881881#" + "3001" + "731" + "482915#" + "482915#")
+	s := newScripted("2" + "4012888888881881#" + "0130" + "731" + "482915#" + "482915#")
 	if res := f.Run(context.Background(), s, flows.Call{}); res.Outcome == nil || res.Outcome.Kind != outcome.Unavailable {
 		t.Fatalf("%+v", res)
 	}
-	s2 := newScripted("2" + "4012888888881881#" + "3001" + "731" + "482915#" + "482915#")
+	s2 := newScripted("2" + "4012888888881881#" + "0130" + "731" + "482915#" + "482915#")
 	if res := f.Run(context.Background(), s2, flows.Call{}); res.Outcome == nil || res.Outcome.Kind != outcome.Changed {
 		t.Fatalf("after a set that certainly failed: %+v", res)
 	}
@@ -399,11 +415,11 @@ func TestAFailedSetReleasesTheMark(t *testing.T) {
 func TestAnAmbiguousSetKeepsTheMark(t *testing.T) {
 	f, sims := newMarkedFlow(t)
 	sims.KeySecure.Faults.Set(faults.Fault{Kind: faults.Reset, Count: 1, Path: keysecuresim.RouteSetPIN})
-	s := newScripted("2" + "4012888888881881#" + "3001" + "731" + "482915#" + "482915#")
+	s := newScripted("2" + "4012888888881881#" + "0130" + "731" + "482915#" + "482915#")
 	if res := f.Run(context.Background(), s, flows.Call{}); res.Outcome == nil || res.Outcome.Kind != outcome.Ambiguous {
 		t.Fatalf("%+v", res)
 	}
-	s2 := newScripted("2" + "4012888888881881#" + "3001" + "731")
+	s2 := newScripted("2" + "4012888888881881#" + "0130" + "731")
 	if res := f.Run(context.Background(), s2, flows.Call{}); res.Outcome == nil || res.Outcome.Kind != outcome.AlreadySet {
 		t.Fatalf("after an ambiguous set: %+v", res)
 	}
@@ -412,8 +428,8 @@ func TestAnAmbiguousSetKeepsTheMark(t *testing.T) {
 func TestWithoutPCIDisplayFirstSetupIsRefused(t *testing.T) {
 	f, sims := newFlowWith(t, simrun.Options{KeySecurePCIDisplayOff: true}, nil, nil)
 	for name, keys := range map[string]string{
-		"menu 2":     "2" + "4012888888881881#" + "3001" + "731",
-		"no PIN yet": "1" + "4012888888881881#" + "3001" + "1357#" + "4829#" + "4829#" + "1" + "731",
+		"menu 2":     "2" + "4012888888881881#" + "0130" + "731",
+		"no PIN yet": "1" + "4012888888881881#" + "0130" + "1357#" + "4829#" + "4829#" + "1" + "731",
 	} {
 		s := newScripted(keys)
 		res := f.Run(context.Background(), s, flows.Call{})
@@ -433,7 +449,7 @@ func TestHangUpDuringTheCardCheckStopsIt(t *testing.T) {
 	sims.KeySecure.Faults.Set(faults.Fault{Kind: faults.Delay, Delay: 2 * time.Second, Path: keysecuresim.RouteCardList})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	s := newScripted("2" + "4012888888881881#" + "3001" + "731")
+	s := newScripted("2" + "4012888888881881#" + "0130" + "731")
 	s.onPlay = func(id prompts.ID) {
 		if id == prompts.PleaseWait {
 			go func() {
@@ -458,9 +474,10 @@ func TestHangUpDuringTheCardCheckStopsIt(t *testing.T) {
 // number prompts; the menu offers an agent only when one is configured.
 func TestSpokenRulesFollowTheConfiguration(t *testing.T) {
 	f, _ := newFlow(t, nil)
-	rec := &recording{scripted: newScripted("1" + "4111111111111111#" + "2812" + "7392#" + "4829#" + "4829#")}
+	rec := &recording{scripted: newScripted("1" + "4111111111111111#" + "1228" + "7392#" + "4829#" + "4829#")}
 	f.Run(context.Background(), rec, flows.Call{})
-	if !rec.sawSequence(prompts.PINRuleFrom, prompts.Number(4), prompts.PINRuleTo, prompts.Number(6), prompts.PINRuleDigits) {
+	if !rec.sawSequence(prompts.PINRuleFrom, prompts.Number(4), prompts.PINRuleTo, prompts.Number(6), prompts.PINRuleDigits, prompts.PINRuleEasy) ||
+		rec.saw(prompts.PINRuleRuns) {
 		t.Fatalf("default rule: %v", rec.items)
 	}
 	if rec.saw(prompts.MenuAgent) {
@@ -470,7 +487,7 @@ func TestSpokenRulesFollowTheConfiguration(t *testing.T) {
 	f2, _ := newFlowWith(t, simrun.Options{},
 		func(c *flows.Config) { c.Agent = &flows.Target{Context: "agents", Extension: "queue", Priority: 1} },
 		func(r *pinsvc.Router) { r.Policy = policy.PINPolicy{MinLength: 5, MaxLength: 5} })
-	rec2 := &recording{scripted: newScripted("1" + "4111111111111111#" + "2812" + "7392#" + "48291#" + "48291#")}
+	rec2 := &recording{scripted: newScripted("1" + "4111111111111111#" + "1228" + "7392#" + "48291#" + "48291#")}
 	if res := f2.Run(context.Background(), rec2, flows.Call{}); res.Outcome == nil || res.Outcome.Kind != outcome.Changed {
 		t.Fatalf("%+v", res)
 	}
@@ -481,9 +498,9 @@ func TestSpokenRulesFollowTheConfiguration(t *testing.T) {
 		t.Fatal("the configured agent is not offered")
 	}
 	// First setup follows KeySecure's rule: exactly six.
-	rec3 := &recording{scripted: newScripted("2" + "4012888888881881#" + "3001" + "731" + "482915#" + "482915#")}
+	rec3 := &recording{scripted: newScripted("2" + "4012888888881881#" + "0130" + "731" + "482915#" + "482915#")}
 	f.Run(context.Background(), rec3, flows.Call{})
-	if !rec3.sawSequence(prompts.PINRuleFrom, prompts.Number(6), prompts.PINRuleDigits) {
+	if !rec3.sawSequence(prompts.PINRuleFrom, prompts.Number(6), prompts.PINRuleDigits, prompts.PINRuleEasy, prompts.PINRuleRuns) {
 		t.Fatalf("first setup rule: %v", rec3.items)
 	}
 }

@@ -14,9 +14,12 @@ import (
 )
 
 // entry plays prompt and collects one entry. A '*' clears the entry and asks
-// again without counting a try; no input counts as a try.
-func (k *call) entry(ctx context.Context, prompt []prompts.Item, max int) (keypad.Entry, string, error) {
-	spec := keypad.Spec{Max: max, Terminator: true, FirstDigitTimeout: k.f.cfg.FirstDigitTimeout, InterDigitTimeout: k.f.cfg.InterDigitTimeout}
+// again without counting a try; no input counts as a try. With tooLong set,
+// the entry's length varies: it ends on '#' (or a pause), and more than max
+// digits refuse it whole with that reason, never cut to max (the rest would
+// answer the next question).
+func (k *call) entry(ctx context.Context, prompt []prompts.Item, max int, tooLong policy.Reason) (keypad.Entry, string, error) {
+	spec := keypad.Spec{Max: max, Terminator: true, Overflow: tooLong != "", FirstDigitTimeout: k.f.cfg.FirstDigitTimeout, InterDigitTimeout: k.f.cfg.InterDigitTimeout}
 	for {
 		if err := k.c.Play(ctx, prompt...); err != nil {
 			return keypad.Entry{}, "", err
@@ -33,6 +36,8 @@ func (k *call) entry(ctx context.Context, prompt []prompts.Item, max int) (keypa
 			continue
 		case keypad.EndNoInput:
 			return e, "no_input", nil
+		case keypad.EndTooLong:
+			return e, string(tooLong), nil
 		}
 		return e, "", nil
 	}
@@ -44,7 +49,7 @@ func (k *call) card(ctx context.Context) error {
 		k.pan = k.in.PAN
 	} else {
 		err := k.tries(ctx, "card", func() (string, error) {
-			e, reason, err := k.entry(ctx, []prompts.Item{prompts.P(prompts.EnterCard)}, policy.MaxPANLength)
+			e, reason, err := k.entry(ctx, []prompts.Item{prompts.P(prompts.EnterCard)}, policy.MaxPANLength, policy.ReasonTooLong)
 			if err != nil || reason != "" {
 				return reason, err
 			}
@@ -69,7 +74,10 @@ func (k *call) card(ctx context.Context) error {
 	return k.limit(ctx, false, k.pan)
 }
 
-// expiryStep collects YYMM, unless a transfer passed a valid one.
+// expiryStep collects the expiry in the line's order (IVRPIN_EXPIRY_ORDER:
+// as printed, MMYY, by default), unless a transfer passed a valid one (in
+// the host's YYMM). The question starts with the card's last four digits,
+// so a mistyped card number is heard before any PIN is typed.
 func (k *call) expiryStep(ctx context.Context) error {
 	if k.in.Expiry != "" {
 		if e, err := policy.ParseExpiry(k.in.Expiry, k.f.cfg.Now()); err == nil {
@@ -77,12 +85,22 @@ func (k *call) expiryStep(ctx context.Context) error {
 			return nil
 		}
 	}
+	ask := []prompts.Item{}
+	if d := k.pan.Digits(); len(d) >= 4 {
+		ask = append(append(ask, prompts.P(prompts.CardEnding)), prompts.Digits(d[len(d)-4:], "")...)
+	}
+	if k.f.cfg.ExpiryOrder == policy.YYMM {
+		ask = append(ask, prompts.P(prompts.EnterExpiryYYMM))
+	} else {
+		ask = append(ask, prompts.P(prompts.EnterExpiry))
+	}
 	return k.tries(ctx, "expiry", func() (string, error) {
-		e, reason, err := k.entry(ctx, []prompts.Item{prompts.P(prompts.EnterExpiry)}, 4)
+		e, reason, err := k.entry(ctx, ask, 4, "")
 		if err != nil || reason != "" {
 			return reason, err
 		}
-		exp, err := policy.ParseExpiry(string(e.Digits), k.f.cfg.Now())
+		exp, err := policy.ParseExpiryAs(k.f.cfg.ExpiryOrder, string(e.Digits), k.f.cfg.Now())
+		secret.Zero(e.Digits)
 		if err != nil {
 			if lerr := k.limit(ctx, true, k.pan); lerr != nil {
 				return "", lerr
@@ -100,7 +118,7 @@ func (k *call) currentPIN(ctx context.Context) (*secret.PIN, error) {
 	var pin *secret.PIN
 	entryPolicy := policy.PINPolicy{MinLength: 4, MaxLength: 12}
 	err := k.tries(ctx, "current_pin", func() (string, error) {
-		e, reason, err := k.entry(ctx, []prompts.Item{prompts.P(prompts.EnterCurrentPIN)}, entryPolicy.MaxLength)
+		e, reason, err := k.entry(ctx, []prompts.Item{prompts.P(prompts.EnterCurrentPIN)}, entryPolicy.MaxLength, policy.ReasonPINTooLong)
 		if err != nil || reason != "" {
 			return reason, err
 		}
@@ -115,30 +133,42 @@ func (k *call) currentPIN(ctx context.Context) (*secret.PIN, error) {
 	return pin, err
 }
 
-// pinRule says the policy's lengths as configured: "must have 4 to 6
-// digits" or "must have 6 digits".
+// pinRule says the policy as enforced: its lengths as configured ("must
+// have 4 to 6 digits" or "must have 6 digits"), then the guidance of each
+// kind of rule in policy.PINRules that applies.
 func pinRule(pol policy.PINPolicy) []prompts.Item {
 	items := []prompts.Item{prompts.P(prompts.PINRuleFrom), prompts.N(pol.MinLength, "")}
 	if pol.MaxLength != pol.MinLength {
 		items = append(items, prompts.P(prompts.PINRuleTo), prompts.N(pol.MaxLength, ""))
 	}
-	return append(items, prompts.P(prompts.PINRuleDigits))
+	items = append(items, prompts.P(prompts.PINRuleDigits))
+	for _, g := range pol.Guidance() {
+		items = append(items, prompts.P(guidancePrompt[g]))
+	}
+	return items
+}
+
+// guidancePrompt says each kind of rule of policy.PINRules.
+var guidancePrompt = map[policy.Guidance]prompts.ID{
+	policy.GuideEasy: prompts.PINRuleEasy,
+	policy.GuideRuns: prompts.PINRuleRuns,
 }
 
 // newPIN collects the new PIN twice under pol. A mismatch starts again from
 // the first entry and counts as a try of the confirmation step.
 func (k *call) newPIN(ctx context.Context, pol policy.PINPolicy, old *secret.PIN) (*secret.PIN, error) {
 	rule := pinRule(pol)
+	facts := policy.PINFacts{PAN: k.pan, Expiry: k.expiry, Current: old}
 	var result *secret.PIN
 	err := k.tries(ctx, "confirm_pin", func() (string, error) {
 		var first *secret.PIN
 		err := k.tries(ctx, "new_pin", func() (string, error) {
-			e, reason, err := k.entry(ctx, append([]prompts.Item{prompts.P(prompts.EnterNewPIN)}, rule...), pol.MaxLength)
+			e, reason, err := k.entry(ctx, append([]prompts.Item{prompts.P(prompts.EnterNewPIN)}, rule...), pol.MaxLength, policy.ReasonPINTooLong)
 			if err != nil || reason != "" {
 				return reason, err
 			}
 			p := secret.NewPIN(e.Digits)
-			if err := pol.CheckNew(p, old); err != nil {
+			if err := pol.CheckNew(p, facts); err != nil {
 				p.Wipe()
 				return string(policy.ReasonOf(err)), nil
 			}
@@ -148,7 +178,7 @@ func (k *call) newPIN(ctx context.Context, pol policy.PINPolicy, old *secret.PIN
 		if err != nil {
 			return "", err
 		}
-		e, reason, err := k.entry(ctx, []prompts.Item{prompts.P(prompts.ConfirmNewPIN)}, pol.MaxLength)
+		e, reason, err := k.entry(ctx, []prompts.Item{prompts.P(prompts.ConfirmNewPIN)}, pol.MaxLength, policy.ReasonPINTooLong)
 		if err != nil || reason != "" {
 			first.Wipe()
 			return reason, err
@@ -381,7 +411,7 @@ func (k *call) verifyCard(ctx context.Context, askCard bool) (contract.VerifiedC
 func (k *call) securityCode(ctx context.Context) (*secret.PIN, error) {
 	var code *secret.PIN
 	err := k.tries(ctx, "security_code", func() (string, error) {
-		e, reason, err := k.entry(ctx, []prompts.Item{prompts.P(prompts.EnterSecurityCode)}, SecurityCodeLength)
+		e, reason, err := k.entry(ctx, []prompts.Item{prompts.P(prompts.EnterSecurityCode)}, SecurityCodeLength, "")
 		if err != nil || reason != "" {
 			secret.Zero(e.Digits)
 			return reason, err

@@ -76,7 +76,7 @@ func benchCalls(b *testing.B, transport string, n int) {
 						defer wg.Done()
 						call := d.Call(b, asterisktest.CallOptions{})
 						run(b, call, step{media: "menu-change", keys: "1"}, step{media: "enter-card", keys: c.pan + "#"},
-							step{media: "enter-expiry", keys: c.exp}, step{media: "enter-current-pin", keys: "6284#"},
+							step{media: "enter-expiry", keys: printed(c.exp)}, step{media: "enter-current-pin", keys: "6284#"},
 							step{media: "enter-new-pin", keys: "4829#"}, step{media: "confirm-new-pin", keys: "4829#"},
 							step{media: "result-changed"})
 						if err := call.WaitGone(60 * time.Second); err != nil {

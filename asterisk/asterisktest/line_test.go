@@ -324,7 +324,7 @@ func scenarioChange(l *line, d *asterisktest.Driver) func(*testing.T) {
 		pan, exp := l.changeCard("7392")
 		l.typed("", "4829")
 		c := d.Call(t, asterisktest.CallOptions{})
-		run(t, c, step{media: "menu-change", keys: "1"}, step{media: "enter-card", keys: pan + "#"}, step{media: "enter-expiry", keys: exp},
+		run(t, c, step{media: "menu-change", keys: "1"}, step{media: "enter-card", keys: pan + "#"}, step{media: "enter-expiry", keys: printed(exp)},
 			step{media: "enter-current-pin", keys: "7392#"}, step{media: "enter-new-pin", keys: "4829#"}, step{media: "confirm-new-pin", keys: "4829#"},
 			step{media: "result-changed"}, step{media: "goodbye"})
 		if err := c.WaitGone(20 * time.Second); err != nil {
@@ -343,7 +343,7 @@ func scenarioFirstSetup(l *line, d *asterisktest.Driver) func(*testing.T) {
 		pan, exp, cardNo := l.setupCard("562")
 		l.typed("", "730164")
 		c := d.Call(t, asterisktest.CallOptions{})
-		run(t, c, step{media: "menu-setup", keys: "2"}, step{media: "enter-card", keys: pan + "#"}, step{media: "enter-expiry", keys: exp},
+		run(t, c, step{media: "menu-setup", keys: "2"}, step{media: "enter-card", keys: pan + "#"}, step{media: "enter-expiry", keys: printed(exp)},
 			step{media: "enter-security-code", keys: "562"}, step{media: "enter-new-pin", keys: "730164#"},
 			step{media: "confirm-new-pin", keys: "730164#"}, step{media: "result-set"})
 		if err := c.WaitGone(20 * time.Second); err != nil {
@@ -374,3 +374,7 @@ func scenarioTransferInAndBack(l *line, d *asterisktest.Driver) func(*testing.T)
 		c.Hangup()
 	}
 }
+
+// printed is a card's expiry as the caller types it: as printed on the card
+// (MMYY, the line's default IVRPIN_EXPIRY_ORDER), from the host's YYMM.
+func printed(yymm string) string { return yymm[2:] + yymm[:2] }

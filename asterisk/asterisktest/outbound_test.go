@@ -22,7 +22,7 @@ import (
 
 // changeSteps are a whole PIN change from the main menu.
 func changeSteps(pan, exp, oldPIN, newPIN string) []step {
-	return []step{{media: "menu-change", keys: "1"}, {media: "enter-card", keys: pan + "#"}, {media: "enter-expiry", keys: exp},
+	return []step{{media: "menu-change", keys: "1"}, {media: "enter-card", keys: pan + "#"}, {media: "enter-expiry", keys: printed(exp)},
 		{media: "enter-current-pin", keys: oldPIN + "#"}, {media: "enter-new-pin", keys: newPIN + "#"},
 		{media: "confirm-new-pin", keys: newPIN + "#"}}
 }

@@ -56,7 +56,7 @@ func TestRealAsteriskLocalChannels(t *testing.T) {
 		pan, exp := l.changeCard("2580")
 		l.typed("", "1357", "4829")
 		c := d.Call(t, asterisktest.CallOptions{})
-		run(t, c, step{media: "menu-change", keys: "1"}, step{media: "enter-card", keys: pan + "#"}, step{media: "enter-expiry", keys: exp},
+		run(t, c, step{media: "menu-change", keys: "1"}, step{media: "enter-card", keys: pan + "#"}, step{media: "enter-expiry", keys: printed(exp)},
 			step{media: "enter-current-pin", keys: "1357#"}, step{media: "enter-new-pin", keys: "4829#"}, step{media: "confirm-new-pin", keys: "4829#"},
 			step{media: "reason-wrong-current"}, step{media: "enter-current-pin", n: 2, keys: "2580#"}, step{media: "result-changed"})
 		if err := c.WaitGone(20 * time.Second); err != nil {
@@ -73,7 +73,7 @@ func TestRealAsteriskLocalChannels(t *testing.T) {
 		l.typed("", "4829", "4828", "5938")
 		c := d.Call(t, asterisktest.CallOptions{})
 		run(t, c, step{media: "menu-change", keys: "1"}, step{media: "enter-card", keys: "4000*"}, step{media: "entry-cleared"},
-			step{media: "enter-card", n: 2, keys: pan + "#"}, step{media: "enter-expiry", keys: exp},
+			step{media: "enter-card", n: 2, keys: pan + "#"}, step{media: "enter-expiry", keys: printed(exp)},
 			step{media: "enter-current-pin", keys: "6173#"}, step{media: "enter-new-pin", keys: "4829#"}, step{media: "confirm-new-pin", keys: "4828#"},
 			step{media: "reason-pin-mismatch"}, step{media: "enter-new-pin", n: 2, keys: "5938#"}, step{media: "confirm-new-pin", n: 2, keys: "5938#"},
 			step{media: "result-changed"})
@@ -123,7 +123,7 @@ func TestRealAsteriskLocalChannels(t *testing.T) {
 		// during "please wait". The change goes through once and is audited.
 		l.sims.CardHost.SlowCard(pan, 3*time.Second)
 		c := d.Call(t, asterisktest.CallOptions{})
-		run(t, c, step{media: "menu-change", keys: "1"}, step{media: "enter-card", keys: pan + "#"}, step{media: "enter-expiry", keys: exp},
+		run(t, c, step{media: "menu-change", keys: "1"}, step{media: "enter-card", keys: pan + "#"}, step{media: "enter-expiry", keys: printed(exp)},
 			step{media: "enter-current-pin", keys: "4062#"}, step{media: "enter-new-pin", keys: "4829#"}, step{media: "confirm-new-pin", keys: "4829#"},
 			step{media: "please-wait"})
 		c.Hangup()
@@ -171,7 +171,7 @@ func TestRealAsteriskSIP(t *testing.T) {
 		pan, exp := l.changeCard("7392")
 		l.typed("", "4829")
 		wav := filepath.Join(t.TempDir(), "heard.wav")
-		code, out := l.dial(t, target, "--keys", "1 "+pan+"# "+exp+" 7392# 4829# 4829#", "--record", wav)
+		code, out := l.dial(t, target, "--keys", "1 "+pan+"# "+printed(exp)+" 7392# 4829# 4829#", "--record", wav)
 		if code != 0 || !strings.Contains(out, "sent group 6 of 6") || !strings.Contains(out, "the far end hung up") {
 			t.Fatalf("exit %d:\n%s", code, out)
 		}
@@ -187,7 +187,7 @@ func TestRealAsteriskSIP(t *testing.T) {
 		t.Parallel()
 		pan, exp, cardNo := l.setupCard("318")
 		l.typed("", "591746")
-		code, out := l.dial(t, target, "--keys", "2 "+pan+"# "+exp+" 318 591746# 591746#")
+		code, out := l.dial(t, target, "--keys", "2 "+pan+"# "+printed(exp)+" 318 591746# 591746#")
 		if code != 0 {
 			t.Fatalf("exit %d:\n%s", code, out)
 		}
@@ -230,7 +230,7 @@ func (l *line) change(t *testing.T, d *asterisktest.Driver) {
 	pan, exp := l.changeCard("5082")
 	l.typed("", "4829")
 	c := d.Call(t, asterisktest.CallOptions{})
-	run(t, c, step{media: "menu-change", keys: "1"}, step{media: "enter-card", keys: pan + "#"}, step{media: "enter-expiry", keys: exp},
+	run(t, c, step{media: "menu-change", keys: "1"}, step{media: "enter-card", keys: pan + "#"}, step{media: "enter-expiry", keys: printed(exp)},
 		step{media: "enter-current-pin", keys: "5082#"}, step{media: "enter-new-pin", keys: "4829#"}, step{media: "confirm-new-pin", keys: "4829#"},
 		step{media: "result-changed"})
 	if err := c.WaitGone(20 * time.Second); err != nil {
@@ -322,7 +322,7 @@ func TestRealAsteriskSIGTERMWithCallsActive(t *testing.T) {
 	pan, exp := l.changeCard("9041")
 	l.typed("", "4829")
 	active := d.Call(t, asterisktest.CallOptions{})
-	run(t, active, step{media: "menu-change", keys: "1"}, step{media: "enter-card", keys: pan + "#"}, step{media: "enter-expiry", keys: exp},
+	run(t, active, step{media: "menu-change", keys: "1"}, step{media: "enter-card", keys: pan + "#"}, step{media: "enter-expiry", keys: printed(exp)},
 		step{media: "enter-current-pin"})
 	_ = l.serve.Process.Signal(syscall.SIGTERM)
 	deadline := time.Now().Add(10 * time.Second)

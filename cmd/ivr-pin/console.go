@@ -15,6 +15,7 @@ import (
 
 	"github.com/ivr-pin/ivr-pin/asterisk/aritest"
 	"github.com/ivr-pin/ivr-pin/internal/demo"
+	"github.com/ivr-pin/ivr-pin/pinsvc/policy"
 	"github.com/ivr-pin/ivr-pin/pinsvc/sim"
 	"github.com/ivr-pin/ivr-pin/prompts"
 )
@@ -29,7 +30,7 @@ import (
 // waiting for input, as a person listening to the prompts would.
 func console(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("console", flag.ContinueOnError)
-	keys := fs.String("keys", "", `scripted caller, e.g. "1 4111111111111111# 2812 7392# 4829# 4829#"`)
+	keys := fs.String("keys", "", `scripted caller, e.g. "1 4111111111111111# 1228 7392# 4829# 4829#"`)
 	lang := fs.String("lang", "", "language passed in as an agent transfer would (skips the language menu)")
 	speed := fs.Float64("speed", 0.05, "prompt playing speed: 1 is real time")
 	verbose := fs.Bool("verbose", false, "show the app's logs")
@@ -89,7 +90,7 @@ func console(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	defer d.Close()
 	if d.Sims != nil {
-		printTestCards(out)
+		printTestCards(out, policy.ExpiryOrder(cfg.ExpiryOrder))
 	}
 
 	var callArgs []string
@@ -125,6 +126,12 @@ func console(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		out.printf(")")
 	}
 	out.printf("; call ended by %s", rec.End)
+	if rec.AgentReason != "" {
+		out.printf(" (%s)", rec.AgentReason)
+	}
+	if rec.LangFallback != "" {
+		out.printf("; language %q is not one of the line's (IVRPIN_LANGUAGES), %s played", rec.LangFallback, rec.Language)
+	}
 	if rec.MaskedPAN != "" {
 		out.printf("; card %s", rec.MaskedPAN)
 	}
@@ -224,14 +231,20 @@ func typeFromKeyboard(stdin io.Reader, ch *aritest.Channel, out *lineWriter) fun
 	}
 }
 
-func printTestCards(out *lineWriter) {
-	out.printf("Simulated bank. Test cards (test data, not real cards):\n")
+// printTestCards lists the simulated bank's cards, each expiry as the caller
+// types it (IVRPIN_EXPIRY_ORDER; the cards keep the host's YYMM).
+func printTestCards(out *lineWriter, order policy.ExpiryOrder) {
+	out.printf("Simulated bank. Test cards (test data, not real cards); type the expiry as %s:\n", order)
 	for _, c := range sim.TestCards {
 		pin := c.PIN
 		if pin == "" {
 			pin = "none yet"
 		}
-		out.printf("  %s  expiry %s  PIN %-8s  %s\n", c.PAN, c.Expiry, pin, c.Path)
+		exp := c.Expiry
+		if order != policy.YYMM {
+			exp = exp[2:] + exp[:2]
+		}
+		out.printf("  %s  expiry %s  PIN %-8s  %s\n", c.PAN, exp, pin, c.Path)
 	}
 	out.printf("\n")
 }

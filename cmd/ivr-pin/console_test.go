@@ -31,7 +31,7 @@ func TestConsoleChangeWithKeysFlag(t *testing.T) {
 }
 
 func consoleChange(t *testing.T, extra ...string) {
-	code, out, errs := runConsole(t, "", append([]string{"--keys", "1 4111111111111111# 2812 7392# 4829# 4829#", "--speed", "0.01"}, extra...)...)
+	code, out, errs := runConsole(t, "", append([]string{"--keys", "1 4111111111111111# 1228 7392# 4829# 4829#", "--speed", "0.01"}, extra...)...)
 	if code != 0 {
 		t.Fatalf("exit %d\n%s\n%s", code, out, errs)
 	}
@@ -46,7 +46,7 @@ func consoleChange(t *testing.T, extra ...string) {
 }
 
 func TestConsoleFirstSetupFromPipedKeys(t *testing.T) {
-	code, out, errs := runConsole(t, "2 4012888888881881# 3001 731 482915# 482915#\n", "--speed", "0.01")
+	code, out, errs := runConsole(t, "2 4012888888881881# 0130 731 482915# 482915#\n", "--speed", "0.01")
 	if code != 0 || !strings.Contains(out, "three digit security code") || !strings.Contains(out, "Your new card's PIN has been set.") ||
 		!strings.Contains(out, "Outcome: changed (host keysecure, code 0)") {
 		t.Fatalf("exit %d\n%s", code, out)
@@ -65,9 +65,33 @@ func TestConsoleExitsNonZeroWithoutAnOutcome(t *testing.T) {
 }
 
 func TestConsoleLanguage(t *testing.T) {
-	code, out, _ := runConsole(t, "", "--lang", "ar", "--keys", "1 4111111111111111# 2812 7392# 4829# 4829#", "--speed", "0.01")
+	t.Setenv("IVRPIN_LANGUAGES", "en,ar")
+	code, out, _ := runConsole(t, "", "--lang", "ar", "--keys", "1 4111111111111111# 1228 7392# 4829# 4829#", "--speed", "0.01")
 	if code != 0 || !strings.Contains(out, "تم تغيير الرقم السري") {
 		t.Fatalf("exit %d\n%s", code, out)
+	}
+	// A language the line does not have plays the default, and says so.
+	code, out, _ = runConsole(t, "", "--lang", "fr", "--keys", "1 4111111111111111# 1228 7392# 4829# 4829#", "--speed", "0.01")
+	if code != 0 || !strings.Contains(out, "Your PIN has been changed") || !strings.Contains(out, `language "fr" is not one of the line's`) {
+		t.Fatalf("exit %d\n%s", code, out)
+	}
+}
+
+// The console shows the issue's cardholder: the expiry typed as printed
+// reaches the card host in its own order, a PIN too long is refused as too
+// long (never cut), and the card's last four digits are read back first.
+func TestConsoleTheExpiryAsPrintedAndAPINTooLong(t *testing.T) {
+	code, out, _ := runConsole(t, "", "--keys", "1 4111111111111111# 1228 7392# 19820514# 4829# 4829#", "--speed", "0.01")
+	if code != 0 || !strings.Contains(out, "Outcome: changed") {
+		t.Fatalf("exit %d\n%s", code, out)
+	}
+	for _, want := range []string{"For the card ending in 1 1 1 1", "month and year as shown on your card", "That PIN has too many digits."} {
+		if !strings.Contains(out, want) {
+			t.Errorf("never said %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "did not match") {
+		t.Errorf("a PIN too long was blamed on the confirmation:\n%s", out)
 	}
 }
 

@@ -21,7 +21,7 @@ import (
 // keys was sent, 1 otherwise, 2 on bad usage.
 func dial(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("dial", flag.ContinueOnError)
-	keys := fs.String("keys", "", `groups of keys separated by spaces, each pressed once the line is quiet after a prompt, e.g. "1 4111111111111111# 2812 7392# 4829# 4829#"`)
+	keys := fs.String("keys", "", `groups of keys separated by spaces, each pressed once the line is quiet after a prompt, e.g. "1 4111111111111111# 1228 7392# 4829# 4829#"`)
 	from := fs.String("from", "", "caller user name (default ivr-pin-dial)")
 	password := fs.String("password", "", "password for a digest challenge")
 	timeout := fs.Duration("timeout", 3*time.Minute, "longest the call may last")

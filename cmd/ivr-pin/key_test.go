@@ -101,7 +101,7 @@ func TestKeyCeremonyAndAConsoleCallOnTheToken(t *testing.T) {
 	t.Setenv("IVRPIN_NI_BANK_ID", "TB01")
 	t.Setenv("IVRPIN_NI_ZPK_LABEL", "zpk")
 	t.Setenv("IVRPIN_NI_ZPK_KCV", "08D7B4")
-	code, out, errs = runConsole(t, "", "--keys", "1 4111111111111111# 2812 7392# 4829# 4829#", "--speed", "0.01")
+	code, out, errs = runConsole(t, "", "--keys", "1 4111111111111111# 1228 7392# 4829# 4829#", "--speed", "0.01")
 	if code != 0 || !strings.Contains(out, "Outcome: changed (host cardhost") {
 		t.Fatalf("console on the token: exit %d\n%s\n%s", code, out, errs)
 	}

@@ -224,7 +224,7 @@ func loadOnce(o loadOptions, stderr io.Writer) (loadResult, error) {
 				time.Sleep(time.Duration(float64(i) / o.rate * float64(time.Second)))
 			}
 			ch := chans[i]
-			for _, g := range []string{"1", pans[i] + "#", "2812", "7392#", "4829#", "4829#"} {
+			for _, g := range []string{"1", pans[i] + "#", "1228", "7392#", "4829#", "4829#"} {
 				if ch.WaitQuiet(20*time.Millisecond, 5*time.Minute) != nil || ch.Press(g, time.Millisecond) != nil {
 					return
 				}

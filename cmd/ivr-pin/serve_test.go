@@ -146,7 +146,7 @@ func TestServeAsAProcess(t *testing.T) {
 	if err := late.WaitPlayed(5*time.Second, "service-closing", 1); err != nil {
 		t.Fatalf("a call during the drain did not hear the closing message: %v", err)
 	}
-	for _, g := range []string{"2", "4012888888881881#", "3001", "731", "482915#", "482915#"} {
+	for _, g := range []string{"2", "4012888888881881#", "0130", "731", "482915#", "482915#"} {
 		if active.WaitQuiet(30*time.Millisecond, 10*time.Second) != nil || active.Press(g, time.Millisecond) != nil {
 			break
 		}
@@ -241,7 +241,7 @@ func typeChange(t *testing.T, ari *aritest.Server, logs *syncbuf.Buffer) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, g := range []string{"1", "4111111111111111#", "2812", "7392#", "4829#", "4829#"} {
+	for _, g := range []string{"1", "4111111111111111#", "1228", "7392#", "4829#", "4829#"} {
 		if ch.WaitQuiet(30*time.Millisecond, 10*time.Second) != nil || ch.Press(g, time.Millisecond) != nil {
 			break
 		}

@@ -20,19 +20,25 @@ import (
 
 // Record is what one call came to. It holds no PIN and only a masked PAN.
 type Record struct {
-	ChannelID   string        `json:"channel_id"`
-	CallerID    string        `json:"caller_id"`
-	Transport   string        `json:"transport,omitempty"` // inbound or outbound ARI
-	Language    string        `json:"language"`
-	Path        string        `json:"path"`
-	MaskedPAN   string        `json:"pan,omitempty"`
-	Host        string        `json:"host,omitempty"`
-	MsgID       string        `json:"msg_id,omitempty"`
-	ResultCode  string        `json:"result_code,omitempty"`
-	HostRef     string        `json:"host_ref,omitempty"` // the host's reference (NI transaction_ref_id)
-	Outcome     string        `json:"outcome"`
-	Reason      string        `json:"reason,omitempty"` // why, in the host's words or ours (never a PIN; long digit runs masked)
-	End         string        `json:"end"`
+	ChannelID string `json:"channel_id"`
+	CallerID  string `json:"caller_id"`
+	Transport string `json:"transport,omitempty"` // inbound or outbound ARI
+	Language  string `json:"language"`
+	// LangFallback is a language asked for that the line does not have
+	// (the call heard Language instead).
+	LangFallback string `json:"lang_fallback,omitempty"`
+	Path         string `json:"path"`
+	MaskedPAN    string `json:"pan,omitempty"`
+	Host         string `json:"host,omitempty"`
+	MsgID        string `json:"msg_id,omitempty"`
+	ResultCode   string `json:"result_code,omitempty"`
+	HostRef      string `json:"host_ref,omitempty"` // the host's reference (NI transaction_ref_id)
+	Outcome      string `json:"outcome"`
+	Reason       string `json:"reason,omitempty"` // why, in the host's words or ours (never a PIN; long digit runs masked)
+	End          string `json:"end"`
+	// AgentReason is why the call went to the agents (end "agent"):
+	// caller_choice, or what it could not finish.
+	AgentReason string        `json:"agent_reason,omitempty"`
 	Retries     []flows.Retry `json:"retries,omitempty"`
 	Transferred bool          `json:"transferred"`
 	Returned    bool          `json:"returned"`

@@ -28,6 +28,7 @@ import (
 	"github.com/ivr-pin/ivr-pin/pinsvc/hsm"
 	"github.com/ivr-pin/ivr-pin/pinsvc/keysecure"
 	"github.com/ivr-pin/ivr-pin/pinsvc/pinblock"
+	"github.com/ivr-pin/ivr-pin/pinsvc/policy"
 	"github.com/ivr-pin/ivr-pin/pinsvc/secret"
 	"github.com/ivr-pin/ivr-pin/prompts"
 )
@@ -61,12 +62,15 @@ type Config struct {
 
 	// Call flow.
 	Languages         []string      `envconfig:"LANGUAGES" default:"en" desc:"prompt languages, comma separated, first is the default"`
+	PromptWords       string        `envconfig:"PROMPT_WORDS" desc:"directory of <lang>.toml files whose prompt words replace or add to the shipped ones (docs/prompts.md); unset: the shipped words"`
+	ExpiryOrder       string        `envconfig:"EXPIRY_ORDER" default:"MMYY" desc:"order the caller types the expiry in: MMYY (as printed on cards) or YYMM (the card host's order)"`
 	FirstDigitTimeout time.Duration `envconfig:"FIRST_DIGIT_TIMEOUT" default:"8s" desc:"wait for the first digit of an entry"`
 	InterDigitTimeout time.Duration `envconfig:"INTER_DIGIT_TIMEOUT" default:"5s" desc:"wait between digits"`
 	MaxTries          int           `envconfig:"MAX_TRIES" default:"3" desc:"tries per step before goodbye"`
 	PINMinLength      int           `envconfig:"PIN_MIN_LENGTH" default:"4" desc:"shortest new PIN for a change"`
 	PINMaxLength      int           `envconfig:"PIN_MAX_LENGTH" default:"6" desc:"longest new PIN for a change"`
 	AgentTransfer     string        `envconfig:"AGENT_TRANSFER" desc:"dialplan target for 0 (an agent), as context,extension,priority; unset: no agent option"`
+	AgentOnFailure    string        `envconfig:"AGENT_ON_FAILURE" default:"offer" desc:"with AGENT_TRANSFER, a call that cannot finish (tries used up, a refusal, a host not available, a limit): offer (press 0 for an agent), transfer (at once) or never"`
 	CallTimeout       time.Duration `envconfig:"CALL_TIMEOUT" default:"10m" desc:"hard limit on one call"`
 	DrainTimeout      time.Duration `envconfig:"DRAIN_TIMEOUT" default:"2m" desc:"on SIGTERM, how long active calls may finish"`
 	DrainFallback     string        `envconfig:"DRAIN_FALLBACK" desc:"during a drain, send new calls here (context,extension,priority); unset: a short closing message"`
@@ -307,15 +311,29 @@ func (c *Config) Validate() error {
 	if len(c.Languages) == 0 || c.Languages[0] == "" {
 		return problem("LANGUAGES", "needs at least one language")
 	}
+	words, err := c.Prompts()
+	if err != nil {
+		return problem("PROMPT_WORDS", err.Error())
+	}
 	seen := map[string]bool{}
 	for _, l := range c.Languages {
 		if seen[l] {
 			return problem("LANGUAGES", "lists "+strconv.Quote(l)+" twice")
 		}
 		seen[l] = true
-		if err := prompts.Check([]string{l}); err != nil {
-			return problem("LANGUAGES", strconv.Quote(l)+" has no complete prompt set (there are "+strings.Join(prompts.Languages, ", ")+")")
+		if err := words.Check([]string{l}); err != nil {
+			return problem("LANGUAGES", strconv.Quote(l)+": "+err.Error())
 		}
+	}
+	switch policy.ExpiryOrder(c.ExpiryOrder) {
+	case policy.MMYY, policy.YYMM:
+	default:
+		return problem("EXPIRY_ORDER", "must be MMYY or YYMM, not "+strconv.Quote(c.ExpiryOrder))
+	}
+	switch flows.AgentOnFailure(c.AgentOnFailure) {
+	case flows.AgentOffer, flows.AgentTransfer, flows.AgentNever:
+	default:
+		return problem("AGENT_ON_FAILURE", "must be offer, transfer or never, not "+strconv.Quote(c.AgentOnFailure))
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
@@ -857,3 +875,7 @@ func (c *Config) LimitSettings() limits.Settings {
 		StorePath: c.LimitStore, RedisURL: c.RedisURL, KeyHex: c.LimitKey, RedisPassword: c.RedisPassword,
 	}
 }
+
+// Prompts is the prompt catalogue: the shipped words with PROMPT_WORDS's
+// files laid over them.
+func (c *Config) Prompts() (*prompts.Catalogue, error) { return prompts.Load(c.PromptWords) }

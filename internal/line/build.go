@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"io"
 	"os"
 	"sync"
@@ -24,6 +25,7 @@ import (
 	"github.com/ivr-pin/ivr-pin/pinsvc/keysecure"
 	"github.com/ivr-pin/ivr-pin/pinsvc/pinblock"
 	"github.com/ivr-pin/ivr-pin/pinsvc/policy"
+	"github.com/ivr-pin/ivr-pin/prompts"
 )
 
 // Options are what the configuration does not say.
@@ -70,7 +72,10 @@ type Line struct {
 
 	closeOnce sync.Once
 	closers   []func()
-	auditErr  atomic.Pointer[error] // the last audit write's error, nil once one succeeds
+
+	langMu     sync.Mutex
+	langWarned map[string]bool
+	auditErr   atomic.Pointer[error] // the last audit write's error, nil once one succeeds
 }
 
 // Build wires the line from the configuration: the host clients and their
@@ -86,6 +91,13 @@ func Build(ctx context.Context, cfg *config.Config, opts Options) (*Line, error)
 		opts.AuditOut = os.Stdout
 	}
 	l := &Line{cfg: cfg, log: opts.Log, closing: flows.ParseTarget(cfg.DrainFallback), onCallEnd: opts.OnCallEnd}
+	// The words the console shows and the logs name (the audio is
+	// Asterisk's): the shipped ones, or a bank's (IVRPIN_PROMPT_WORDS).
+	words, err := cfg.Prompts()
+	if err != nil {
+		return nil, fmt.Errorf("IVRPIN_PROMPT_WORDS: %w", err)
+	}
+	prompts.Use(words)
 	ok := false
 	defer func() {
 		if !ok {
@@ -141,6 +153,7 @@ func Build(ctx context.Context, cfg *config.Config, opts Options) (*Line, error)
 	l.Flow = flows.New(flows.Config{
 		Languages: cfg.Languages, FirstDigitTimeout: cfg.FirstDigitTimeout, InterDigitTimeout: cfg.InterDigitTimeout,
 		MaxTries: cfg.MaxTries, Agent: flows.ParseTarget(cfg.AgentTransfer), HostWaitAnnounce: cfg.HostWaitAnnounce,
+		AgentOnFailure: flows.AgentOnFailure(cfg.AgentOnFailure), ExpiryOrder: policy.ExpiryOrder(cfg.ExpiryOrder),
 		Limiter: limiter, Marks: limiter, LineGuard: l.LineGuard,
 	}, l.metrics.Instrument(router))
 	if l.transport, err = Transport(cfg, opts); err != nil {

@@ -55,12 +55,12 @@ func TestDrillKeySecureTokenExpiresMidRun(t *testing.T) {
 	l := startLine(t, nil, demo.Options{})
 	l.Sims.KeySecure.AddCard(keysecuresim.Card{CardNo: "C202611010001", CardholderNo: "U202611010001", Type: "Physical",
 		Status: "Activated", Created: time.Now().Add(-72 * time.Hour), PAN: "4539148803436467", Expiry: "2911", CVV: "364"})
-	_, first := l.call(t, aritest.CallOptions{}, "2", setupCard, "3001", "731", "482915#", "482915#")
+	_, first := l.call(t, aritest.CallOptions{}, "2", setupCard, "0130", "731", "482915#", "482915#")
 	if first.Outcome != "changed" {
 		t.Fatalf("first setup: %+v", first)
 	}
 	l.Sims.KeySecure.ExpireTokens()
-	ch, second := l.call(t, aritest.CallOptions{}, "2", "4539148803436467#", "2911", "364", "730164#", "730164#")
+	ch, second := l.call(t, aritest.CallOptions{}, "2", "4539148803436467#", "1129", "364", "730164#", "730164#")
 	if second.Outcome != "changed" || second.Host != "keysecure" || !played(ch, "result-set") {
 		t.Fatalf("after the token expired: %+v", second)
 	}

@@ -154,7 +154,7 @@ func played(ch *aritest.Channel, media string) bool {
 const (
 	change    = "1"
 	card      = "4111111111111111#"
-	exp       = "2812"
+	exp       = "1228" // as printed on the card (MM/YY); the host gets 2812
 	oldPIN    = "7392#"
 	newPIN    = "4829#"
 	setupCard = "4012888888881881#"
@@ -170,19 +170,21 @@ func TestEndToEndScenarios(t *testing.T) {
 			mustPlay []string
 		}{
 			{"change succeeds", []string{change, card, exp, oldPIN, newPIN, newPIN}, "changed", "outcome", []string{"result-changed", "goodbye"}},
-			{"first setup through KeySecure", []string{"2", setupCard, "3001", "731", "482915#", "482915#"}, "changed", "outcome", []string{"enter-security-code", "pin-rule-from", "number-6", "pin-rule-digits", "result-set"}},
-			{"first setup with a wrong security code", []string{"2", setupCard, "3001", "137", setupCard, "3001", "138", setupCard, "3001", "139"}, "details_mismatch", "too_many_tries", []string{"reason-details-mismatch", "too-many-tries"}},
+			{"first setup through KeySecure", []string{"2", setupCard, "0130", "731", "482915#", "482915#"}, "changed", "outcome", []string{"enter-security-code", "pin-rule-from", "number-6", "pin-rule-digits", "result-set"}},
+			{"first setup with a wrong security code", []string{"2", setupCard, "0130", "137", setupCard, "0130", "138", setupCard, "0130", "139"}, "details_mismatch", "too_many_tries", []string{"reason-details-mismatch", "too-many-tries"}},
 			{"luhn failure then success", []string{change, "4111111111111112#", card, exp, oldPIN, newPIN, newPIN}, "changed", "outcome", []string{"reason-not-valid"}},
 			{"incomplete card number", []string{change, "411111#", card, exp, oldPIN, newPIN, newPIN}, "changed", "outcome", []string{"reason-incomplete"}},
-			{"expired card", []string{change, card, "2401", exp, oldPIN, newPIN, newPIN}, "changed", "outcome", []string{"reason-expired"}},
-			{"weak PIN", []string{change, card, exp, oldPIN, "1111#", newPIN, newPIN}, "changed", "outcome", []string{"reason-pin-weak"}},
+			{"expired card", []string{change, card, "0124", exp, oldPIN, newPIN, newPIN}, "changed", "outcome", []string{"reason-expired"}},
+			{"a PIN of one digit", []string{change, card, exp, oldPIN, "1111#", newPIN, newPIN}, "changed", "outcome", []string{"reason-pin-same-digits"}},
+			{"a common PIN", []string{change, card, exp, oldPIN, "1212#", newPIN, newPIN}, "changed", "outcome", []string{"reason-pin-common"}},
+			{"a PIN too long is refused, not cut", []string{change, card, exp, oldPIN, "19820514#", newPIN, newPIN}, "changed", "outcome", []string{"reason-pin-too-long"}},
 			{"PINs do not match", []string{change, card, exp, oldPIN, newPIN, "4828#", newPIN, newPIN}, "changed", "outcome", []string{"reason-pin-mismatch"}},
 			{"star clears an entry", []string{change, "41111*", card, exp, oldPIN, newPIN, newPIN}, "changed", "outcome", []string{"entry-cleared"}},
 			{"current PIN not accepted, then accepted", []string{change, card, exp, "1357#", newPIN, newPIN, oldPIN}, "changed", "outcome", []string{"reason-wrong-current", "try-again", "result-changed"}},
-			{"expiry not the card's, then right", []string{change, card, "2901", oldPIN, newPIN, newPIN, "wait:reason-details-mismatch", card, exp}, "changed", "outcome", []string{"reason-details-mismatch", "result-changed"}},
+			{"expiry not the card's, then right", []string{change, card, "0129", oldPIN, newPIN, newPIN, "wait:reason-details-mismatch", card, exp}, "changed", "outcome", []string{"reason-details-mismatch", "result-changed"}},
 			{"card unknown to the host", []string{change, "4242424242424242#", exp, oldPIN, newPIN, newPIN, "wait:reason-details-mismatch", "4242424242424242#", exp, "wait:reason-details-mismatch", "4242424242424242#", exp}, "unknown_card", "too_many_tries", []string{"reason-details-mismatch", "too-many-tries"}},
-			{"card not eligible", []string{change, "4000056655665556#", "2903", "4826#", newPIN, newPIN}, "not_eligible", "outcome", []string{"result-not-eligible"}},
-			{"virtual card refused", []string{"2", "5105105105105100#", "2907", "402", "wait:reason-details-mismatch", "5105105105105100#", "2907", "402", "wait:reason-details-mismatch", "5105105105105100#", "2907", "402"}, "details_mismatch", "too_many_tries", []string{"reason-details-mismatch", "too-many-tries"}},
+			{"card not eligible", []string{change, "4000056655665556#", "0329", "4826#", newPIN, newPIN}, "not_eligible", "outcome", []string{"result-not-eligible"}},
+			{"virtual card refused", []string{"2", "5105105105105100#", "0729", "402", "wait:reason-details-mismatch", "5105105105105100#", "0729", "402", "wait:reason-details-mismatch", "5105105105105100#", "0729", "402"}, "details_mismatch", "too_many_tries", []string{"reason-details-mismatch", "too-many-tries"}},
 			{"no input", nil, "none", "too_many_tries", []string{"no-input", "too-many-tries", "goodbye"}},
 		}
 		for _, c := range cases {

@@ -26,7 +26,7 @@ func afterWait(ch *aritest.Channel) []string {
 func TestUnknownCardAndWrongExpirySoundTheSame(t *testing.T) {
 	l := startLine(t, nil, demo.Options{})
 	unknown, urec := l.call(t, aritest.CallOptions{}, change, "4242424242424242#", exp, oldPIN, newPIN, newPIN)
-	wrongExp, erec := l.call(t, aritest.CallOptions{}, change, card, "2901", oldPIN, newPIN, newPIN)
+	wrongExp, erec := l.call(t, aritest.CallOptions{}, change, card, "0129", oldPIN, newPIN, newPIN)
 	if urec.Outcome != "unknown_card" || erec.Outcome != "expiry_mismatch" {
 		t.Fatalf("audit keeps what happened: %q / %q", urec.Outcome, erec.Outcome)
 	}
@@ -48,7 +48,7 @@ func TestFirstSetupChecksCountAgainstTheCaller(t *testing.T) {
 	var ksAt10 int
 	for i := 0; i < 12; i++ {
 		pan := luhnPAN(fmt.Sprintf("400000%09d", 900+i)) // no physical card ends so
-		_, rec := l.call(t, aritest.CallOptions{CallerNumber: "15557770001"}, "2", pan+"#", "2912", "123")
+		_, rec := l.call(t, aritest.CallOptions{CallerNumber: "15557770001"}, "2", pan+"#", "1229", "123")
 		ends = append(ends, rec.End)
 		if i == 9 {
 			ksAt10 = len(l.Sims.KeySecure.Received())

@@ -9,6 +9,7 @@ package line
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -63,7 +64,11 @@ func (l *Line) handle(c *ivr.Call) {
 		// Ended by the drain deadline, not by the caller.
 		rec.End = "drain_deadline"
 	}
-	rec.Retries, rec.Returned = res.Retries, res.Returned
+	rec.Retries, rec.Returned, rec.AgentReason = res.Retries, res.Returned, res.AgentReason
+	if res.LangFallback != "" {
+		rec.LangFallback = printable(res.LangFallback)
+		l.warnLangFallback(rec.LangFallback, res.Language)
+	}
 	if res.Outcome != nil {
 		rec.Host, rec.MsgID, rec.ResultCode, rec.Outcome = string(res.Outcome.Host), res.Outcome.MsgID, res.Outcome.Code, string(res.Outcome.Kind)
 		rec.HostRef, rec.Reason = res.Outcome.Reference, res.Outcome.Description
@@ -124,4 +129,41 @@ func (l *Line) ended(r audit.Record) {
 	if l.onCallEnd != nil {
 		l.onCallEnd(r)
 	}
+}
+
+// warnLangFallback logs, once per language, that a call asked for one the
+// line does not have. The set is bounded: the names come from dialplans and
+// channel variables, and a flood of odd ones must not grow memory or logs.
+func (l *Line) warnLangFallback(asked, played string) {
+	l.langMu.Lock()
+	defer l.langMu.Unlock()
+	if l.langWarned == nil {
+		l.langWarned = map[string]bool{}
+	}
+	if l.langWarned[asked] || len(l.langWarned) >= maxLangWarnings {
+		return
+	}
+	l.langWarned[asked] = true
+	l.log.WithFields(logrus.Fields{"asked": asked, "played": played, "languages": strings.Join(l.cfg.Languages, ",")}).
+		Warn("a call asked for a language the line does not have and hears the default (IVRPIN_LANGUAGES; logged once per language)")
+}
+
+// maxLangWarnings bounds the languages warned about.
+const maxLangWarnings = 64
+
+// printable keeps a name from a dialplan fit for a log or a record: at most
+// 16 characters of letters, digits, '-' and '_'.
+func printable(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if b.Len() >= 16 {
+			break
+		}
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' {
+			b.WriteRune(r)
+		} else {
+			b.WriteByte('?')
+		}
+	}
+	return b.String()
 }

@@ -27,7 +27,7 @@ func TestSmokeChangeCall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := ch.Press("1"+"4111111111111111#"+"2812"+"7392#"+"4829#"+"4829#", 10*time.Millisecond); err != nil {
+	if err := ch.Press("1"+"4111111111111111#"+"1228"+"7392#"+"4829#"+"4829#", 10*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
 	snap, err := ch.WaitEnded(10 * time.Second)

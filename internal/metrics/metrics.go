@@ -34,6 +34,8 @@ type Metrics struct {
 	hostLatency *prometheus.HistogramVec
 	ksRequests  *prometheus.CounterVec
 	auditErrors prometheus.Counter
+	langFalls   prometheus.Counter
+	toAgent     *prometheus.CounterVec
 }
 
 // AuditWriteFailed counts an audit record that could not be written.
@@ -70,12 +72,16 @@ func New(srv CallServer) *Metrics {
 	}
 	m.auditErrors = prometheus.NewCounter(prometheus.CounterOpts{Name: "ivrpin_audit_write_errors_total",
 		Help: "Audit records that could not be written (the line is not ready until one is)."})
+	m.langFalls = prometheus.NewCounter(prometheus.CounterOpts{Name: "ivrpin_language_fallbacks_total",
+		Help: "Calls that asked for a language the line does not have and heard the default (the log names the language once)."})
+	m.toAgent = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ivrpin_agent_transfers_total",
+		Help: "Calls sent to the agents, by why: caller_choice from the menu, or what the call could not finish."}, []string{"reason"})
 	bi := buildinfo.Read()
 	build := prometheus.NewGauge(prometheus.GaugeOpts{Name: "ivrpin_build_info",
 		Help:        "Always 1; the labels say which build is running.",
 		ConstLabels: prometheus.Labels{"version": bi.Version, "revision": bi.Revision, "goversion": bi.GoVersion}})
 	build.Set(1)
-	m.Registry.MustRegister(m.calls, m.retries, m.hostLatency, m.ksRequests, m.auditErrors, build,
+	m.Registry.MustRegister(m.calls, m.retries, m.hostLatency, m.ksRequests, m.auditErrors, m.langFalls, m.toAgent, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if srv != nil {
 		m.RegisterServer(srv)
@@ -115,6 +121,12 @@ func (m *Metrics) ObserveCall(r audit.Record) {
 	m.calls.WithLabelValues(path, r.Outcome, r.End).Inc()
 	for _, rt := range r.Retries {
 		m.retries.WithLabelValues(rt.Step, rt.Reason).Inc()
+	}
+	if r.LangFallback != "" {
+		m.langFalls.Inc()
+	}
+	if r.AgentReason != "" {
+		m.toAgent.WithLabelValues(r.AgentReason).Inc()
 	}
 }
 
