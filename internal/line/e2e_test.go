@@ -470,6 +470,36 @@ func TestAgentOptionContinuesToTheQueue(t *testing.T) {
 	})
 }
 
+// Three wrong current PINs (the host blocks the card on the third): with an
+// agent configured the caller is offered one, presses 0, and reaches the
+// queue; the audit says why.
+func TestACallThatCannotFinishEndsAtTheAgents(t *testing.T) {
+	bothTransports(t, func(t *testing.T, tr string) {
+		l := startLine(t, func(c *config.Config) { c.AgentTransfer = "agents,queue,1" }, demo.Options{Transport: tr})
+		ch, rec := l.call(t, aritest.CallOptions{}, change, card, exp, "1357#", newPIN, newPIN, "1358#", "1359#", "wait:agent-offer", "0")
+		snap := ch.Snapshot()
+		if rec.End != "agent" || rec.AgentReason != "not_eligible" || rec.Outcome != "not_eligible" || snap.Continued == nil ||
+			*snap.Continued != (aritest.Target{Context: "agents", Extension: "queue", Priority: 1}) {
+			t.Fatalf("%+v %+v", rec, snap)
+		}
+		if !played(ch, "agent-offer") || !played(ch, "transfer-agent") || played(ch, "goodbye") {
+			t.Fatalf("played %v", snap.Played)
+		}
+	})
+}
+
+// A language the line does not have plays the default, visibly.
+func TestAnUnknownLanguageIsRecorded(t *testing.T) {
+	l := startLine(t, nil, demo.Options{})
+	ch, rec := l.call(t, aritest.CallOptions{Args: []string{"lang=fr"}}, change, card, exp, oldPIN, newPIN, newPIN)
+	if rec.Language != "en" || rec.LangFallback != "fr" || rec.Outcome != "changed" || ch.Snapshot().Language != "en" {
+		t.Fatalf("%+v", rec)
+	}
+	if !strings.Contains(l.logs.String(), "a call asked for a language the line does not have") {
+		t.Fatal("no warning logged")
+	}
+}
+
 func TestLanguageMenuOverARI(t *testing.T) {
 	bothTransports(t, func(t *testing.T, tr string) {
 		l := startLine(t, func(c *config.Config) { c.Languages = []string{"en", "ar", "zh"} }, demo.Options{Transport: tr})
