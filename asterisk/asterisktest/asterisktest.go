@@ -54,6 +54,8 @@ type Asterisk struct {
 	// ARIURL is the ARI base URL (http://127.0.0.1:PORT/ari), WSURL its
 	// events WebSocket; ARIPassword is this instance's fresh password.
 	ARIURL, WSURL, ARIPassword string
+	// ARIURLTLS and WSURLTLS are ARI over https/wss (Options.HTTPSCert).
+	ARIURLTLS, WSURLTLS string
 	// SIPAddr is the PJSIP UDP transport (127.0.0.1:PORT).
 	SIPAddr string
 
@@ -80,6 +82,14 @@ type Options struct {
 	// OutboundPersistent switches that client to one persistent websocket
 	// for every call (connection_type = persistent).
 	OutboundPersistent bool
+	// OutboundCA turns TLS on in that client (tls_enabled = yes, with the
+	// default certificate and host name verification) and trusts this CA
+	// file (ca_list_file); OutboundURI is then wss://.
+	OutboundCA string
+	// HTTPSCert and HTTPSKey turn on Asterisk's TLS HTTP server
+	// (http.conf tlsenable) on a port of its own, beside the plain one the
+	// harness uses: ARIURLTLS and WSURLTLS reach ARI through it.
+	HTTPSCert, HTTPSKey string
 }
 
 // Start runs an Asterisk for t and stops it when t ends.
@@ -245,6 +255,9 @@ func (a *Asterisk) configure(opts Options) error {
 	// English sounds when installed (asterisk-core-sounds-en-wav).
 	langs, _ := os.ReadDir(SoundsDir())
 	for _, l := range langs {
+		if !l.IsDir() {
+			continue // sounds/MANIFEST
+		}
 		if err := os.MkdirAll(a.path("lib", "sounds", l.Name()), 0o755); err != nil {
 			return err
 		}
@@ -304,6 +317,26 @@ func (a *Asterisk) configure(opts Options) error {
 		if opts.OutboundPersistent {
 			overlay = append(overlay, struct{ file, pattern, with string }{"websocket_client.conf", `(?m)^connection_type\s*=.*$`, "connection_type = persistent"})
 		}
+		if opts.OutboundCA != "" {
+			overlay = append(overlay, []struct{ file, pattern, with string }{
+				{"websocket_client.conf", `(?m)^tls_enabled\s*=.*$`, "tls_enabled = yes"},
+				{"websocket_client.conf", `(?m)^;ca_list_file\s*=.*$`, "ca_list_file = " + opts.OutboundCA},
+			}...)
+		}
+	}
+	if opts.HTTPSCert != "" {
+		tlsPort, err := freePort("tcp")
+		if err != nil {
+			return err
+		}
+		a.ARIURLTLS = fmt.Sprintf("https://127.0.0.1:%d/ari", tlsPort)
+		a.WSURLTLS = fmt.Sprintf("wss://127.0.0.1:%d/ari/events", tlsPort)
+		overlay = append(overlay, []struct{ file, pattern, with string }{
+			{"http.conf", `(?m)^; tlsenable = yes$`, "tlsenable = yes"},
+			{"http.conf", `(?m)^; tlsbindaddr = .*$`, "tlsbindaddr = 127.0.0.1:" + strconv.Itoa(tlsPort)},
+			{"http.conf", `(?m)^; tlscertfile = .*$`, "tlscertfile = " + opts.HTTPSCert},
+			{"http.conf", `(?m)^; tlsprivatekey = .*$`, "tlsprivatekey = " + opts.HTTPSKey},
+		}...)
 	}
 	for _, o := range overlay {
 		re := regexp.MustCompile(o.pattern)

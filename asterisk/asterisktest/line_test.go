@@ -21,6 +21,7 @@ import (
 	"github.com/ivr-pin/ivr-pin/asterisk/asterisktest"
 	"github.com/ivr-pin/ivr-pin/internal/leakcheck"
 	"github.com/ivr-pin/ivr-pin/internal/syncbuf"
+	"github.com/ivr-pin/ivr-pin/internal/testpki"
 	"github.com/ivr-pin/ivr-pin/pinsvc/pinblock"
 	"github.com/ivr-pin/ivr-pin/pinsvc/policy"
 	"github.com/ivr-pin/ivr-pin/pinsvc/secret"
@@ -95,11 +96,19 @@ type lineOptions struct {
 	// balancer): serve is not started, the test runs its own instances
 	// with IVRPIN_ARI_LISTEN of their own.
 	front string
+	// pki encrypts the ARI link with the test CA's certificates: outbound,
+	// Asterisk's websocket client dials wss:// and verifies serve's (or
+	// the front's) certificate; inbound, serve dials Asterisk's TLS HTTP
+	// server over https/wss and verifies Asterisk's.
+	pki *testpki.PKI
+	// noCalls: the test expects no call to reach serve (no audit record
+	// to scan).
+	noCalls bool
 }
 
 func startLineWith(t testing.TB, o lineOptions) *line {
 	t.Helper()
-	env := o.env
+	var env []string
 	var astOpts asterisktest.Options
 	if o.outbound {
 		listen, pw := freeAddr(t), randomHex(12)
@@ -108,9 +117,19 @@ func startLineWith(t testing.TB, o lineOptions) *line {
 		}
 		astOpts.OutboundURI, astOpts.OutboundPassword = "ws://"+listen+"/ari", pw
 		astOpts.OutboundPersistent = o.persistent
-		env = append([]string{"IVRPIN_ARI_LISTEN=" + listen, "IVRPIN_ARI_LISTEN_PASSWORD=" + pw}, env...)
+		env = append(env, "IVRPIN_ARI_LISTEN="+listen, "IVRPIN_ARI_LISTEN_PASSWORD="+pw)
+		if o.pki != nil {
+			astOpts.OutboundURI, astOpts.OutboundCA = "wss://"+listen+"/ari", o.pki.CAFile
+			env = append(env, "IVRPIN_ARI_LISTEN_TLS_CERT="+o.pki.ServerCert, "IVRPIN_ARI_LISTEN_TLS_KEY="+o.pki.ServerKey)
+		}
+	} else if o.pki != nil {
+		astOpts.HTTPSCert, astOpts.HTTPSKey = o.pki.ServerCert, o.pki.ServerKey
 	}
 	ast := asterisktest.Start(t, astOpts)
+	if !o.outbound && o.pki != nil {
+		env = append(env, "IVRPIN_ARI_URL="+ast.ARIURLTLS, "IVRPIN_ARI_TLS_CA="+o.pki.CAFile)
+	}
+	env = append(env, o.env...) // the test's own settings win
 	key, err := secret.ParseHexKey(secret.TDES, zpkHex)
 	if err != nil {
 		t.Fatal(err)
@@ -140,7 +159,24 @@ func startLineWith(t testing.TB, o lineOptions) *line {
 	}
 	t.Cleanup(func() {
 		l.stopServe()
-		l.checkNothingLeaked(t)
+		if !o.noCalls {
+			l.checkNothingLeaked(t)
+		}
+		if t.Failed() {
+			// What Asterisk said is most of a failure's story.
+			logs := l.ast.Logs()
+			if len(logs) > 60000 {
+				logs = logs[len(logs)-60000:]
+			}
+			t.Logf("Asterisk's logs (end):\n%s", logs)
+			l.mu.Lock()
+			serveLog := l.errs.String()
+			l.mu.Unlock()
+			if len(serveLog) > 4000 {
+				serveLog = serveLog[len(serveLog)-4000:]
+			}
+			t.Logf("serve's log (end):\n%s", serveLog)
+		}
 	})
 	return l
 }

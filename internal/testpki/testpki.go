@@ -56,6 +56,11 @@ func New(t testing.TB) *PKI {
 			KeyUsage: x509.KeyUsageDigitalSignature,
 		}
 		if server {
+			// Asterisk's TLS client (tcptls.c) matches the URI's host
+			// against the common name and DNS names only, never an IP
+			// address name: a certificate for an address needs it as its
+			// common name too.
+			tmpl.Subject.CommonName = "127.0.0.1"
 			tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
 			tmpl.IPAddresses = []net.IP{net.ParseIP("127.0.0.1")}
 			tmpl.DNSNames = []string{"localhost"}
