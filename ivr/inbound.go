@@ -3,6 +3,7 @@ package ivr
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"time"
@@ -25,7 +26,14 @@ type InboundConfig struct {
 	Timeout time.Duration
 	// Reconnect backoff bounds (defaults 200 ms and 10 s, full jitter).
 	MinBackoff, MaxBackoff time.Duration
-	Log                    *logrus.Entry
+	// WaitForAsterisk retries an Asterisk that cannot be reached at
+	// start-up, with the same backoff, until it answers or the context
+	// ends (a service started before Asterisk, as systemd and compose may
+	// do); each failure is logged at warn with the next delay, and
+	// Waiting says why. Refused credentials stay fatal at once. Without
+	// it, start-up fails fast.
+	WaitForAsterisk bool
+	Log             *logrus.Entry
 }
 
 // Inbound is today's ARI: the server dials Asterisk's events websocket for
@@ -54,6 +62,8 @@ type inbound struct {
 	rest   *httpREST
 	link   *link
 	first  *websocket.Conn
+	// waiting is why start-up is still waiting for Asterisk ("" once up).
+	waiting atomic.Pointer[string]
 	// wasConnected is set once a connection was lost: only a reconnect
 	// reconciles calls.
 	wasConnected atomic.Bool
@@ -62,20 +72,63 @@ type inbound struct {
 func (t *inbound) Mode() string { return "inbound" }
 
 func (t *inbound) start(ctx context.Context, s *Server) error {
-	if err := preflight(ctx, t.cfg); err != nil {
-		return err
-	}
 	t.rest = newHTTPREST(t.cfg.URL, t.cfg.Username, t.cfg.Password, t.cfg.Timeout, t.cfg.TLS)
 	t.link = s.newLink(t.rest, t.cfg.Application, func(app string) bool { return app == t.cfg.Application }, t.cfg.Log)
 	t.stream.Undecodable = &s.undecodable
-	dialCtx, cancel := context.WithTimeout(ctx, t.cfg.Timeout)
-	defer cancel()
-	first, err := t.stream.Dial(dialCtx)
+	first, err := t.connect(ctx)
 	if err != nil {
+		t.rest.close()
 		return err
 	}
 	t.first = first
 	return nil
+}
+
+// connect asks Asterisk for its info, then dials the events websocket; with
+// WaitForAsterisk, until both succeed or the context ends.
+func (t *inbound) connect(ctx context.Context) (*websocket.Conn, error) {
+	delay, maxB := t.cfg.MinBackoff, t.cfg.MaxBackoff
+	if delay <= 0 {
+		delay = 200 * time.Millisecond
+	}
+	if maxB <= 0 {
+		maxB = 10 * time.Second
+	}
+	for attempt := 1; ; attempt++ {
+		err := preflight(ctx, t.cfg)
+		if err == nil {
+			dialCtx, cancel := context.WithTimeout(ctx, t.cfg.Timeout)
+			var ws *websocket.Conn
+			ws, err = t.stream.Dial(dialCtx)
+			cancel()
+			if err == nil {
+				t.waiting.Store(nil)
+				return ws, nil
+			}
+		}
+		if !t.cfg.WaitForAsterisk || errors.Is(err, ErrUnauthorized) || ctx.Err() != nil {
+			return nil, err
+		}
+		why := err.Error()
+		t.waiting.Store(&why)
+		t.cfg.Log.WithError(err).WithFields(logrus.Fields{"attempt": attempt, "next_attempt_in": delay.String()}).
+			Warn("Asterisk's ARI is not reachable yet; waiting for it")
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, maxB)
+	}
+}
+
+// Waiting says why start-up is still waiting for Asterisk ("" when it is
+// not).
+func (t *inbound) Waiting() string {
+	if w := t.waiting.Load(); w != nil {
+		return *w
+	}
+	return ""
 }
 
 func (t *inbound) run(ctx context.Context) {

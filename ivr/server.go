@@ -128,6 +128,15 @@ func (s *Server) Undecodable() int64 { return s.undecodable.Load() }
 // to Asterisk; outbound: listening and not draining).
 func (s *Server) Ready() bool { return s.cfg.Transport.ready() }
 
+// Waiting says why the server is still waiting for Asterisk at start-up
+// (InboundConfig.WaitForAsterisk), or "".
+func (s *Server) Waiting() string {
+	if w, ok := s.cfg.Transport.(interface{ Waiting() string }); ok {
+		return w.Waiting()
+	}
+	return ""
+}
+
 // Transport is the server's transport (for its counters).
 func (s *Server) Transport() Transport { return s.cfg.Transport }
 

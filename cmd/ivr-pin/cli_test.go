@@ -38,6 +38,8 @@ func TestCommandLine(t *testing.T) {
 		{args: []string{"console", "--speed", "fast"}, code: 2, stderr: "invalid value", emptyOut: true},
 		{args: []string{"simulate", "-h"}, code: 0, stdout: "-cardhost"},
 		{args: []string{"load", "--help"}, code: 0, stdout: "-calls"},
+		{args: []string{"check", "--help"}, code: 0, stdout: "usage: ivr-pin check"},
+		{args: []string{"check", "now"}, code: 2, stderr: `unexpected argument "now"`, emptyOut: true},
 		{args: []string{"prompts"}, code: 2, stderr: "usage: ivr-pin prompts list", emptyOut: true},
 		{args: []string{"prompts", "--help"}, code: 0, stdout: "docs/prompts.md"},
 		{args: []string{"prompts", "check"}, code: 2, stderr: "missing DIR", emptyOut: true},

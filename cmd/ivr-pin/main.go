@@ -37,6 +37,8 @@ commands:
   console    a complete call with the terminal as the phone (no Asterisk, no bank host needed)
   simulate   run the card-host and KeySecure simulators on loopback and print their test cards
   config     print the effective configuration, secrets shown only as set/unset or key check value
+  check      every start-up check of serve, and what it needs around it, all at once; exits 0
+             only when serve would start
   load       measure one serve process under many concurrent calls (see docs/performance.md)
   dial       call a line over SIP and press keys (a tester's softphone)
   key        the zone PIN key's ceremony: import from custodians' components into the
@@ -74,6 +76,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return dial(args[1:], stdin, stdout, stderr)
 	case "key":
 		return key(args[1:], stdin, stdout, stderr)
+	case "check":
+		return checkCmd(args[1:], stdout, stderr)
 	case "prompts":
 		return promptsCmd(args[1:], stdout, stderr)
 	case "-h", "--help", "-help", "help":

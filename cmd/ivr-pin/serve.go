@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"flag"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -27,8 +28,15 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	// Before anything holds a key or a PIN: no core dump, no reading of
 	// this process's memory by others of its user.
 	hardened, hardenErr := harden.Process()
-	cfg, ok := loadConfig(stderr)
-	if !ok {
+	// The same checks as `ivr-pin check` (less the network's): every
+	// problem at once, not one per restart.
+	unknown := config.Unknown(os.Environ())
+	cfg, problems := config.LoadAll()
+	if len(problems) > 0 {
+		for _, p := range problems {
+			fmt.Fprintf(stderr, "ivr-pin: configuration: %v\n", p)
+		}
+		fmt.Fprintf(stderr, "ivr-pin: %d configuration problems (`ivr-pin check` lists them with what serve needs around it)\n", len(problems))
 		return 1
 	}
 	logger := newLogger(cfg, stderr)
@@ -36,9 +44,8 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	if hardenErr != nil {
 		log.WithError(hardenErr).Warn("process hardening incomplete: a crash may write memory (keys, PINs in flight) to a core file")
 	}
-	if err := cfg.ValidateServe(); err != nil {
-		log.WithError(err).Error("configuration")
-		return 1
+	for _, u := range unknown {
+		log.Warn(u.Error())
 	}
 	if env := cfg.SecretsFromEnvironment(); len(env) > 0 {
 		log.WithField("variables", env).Warn("secrets given in the environment, which anything running as this user can read (/proc/PID/environ): give them as files (the _FILE variables: systemd LoadCredential=, Docker secrets)")
@@ -55,7 +62,9 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
-	l, err := line.Build(ctx, cfg, line.Options{Log: log, AuditOut: stdout})
+	// A service may start before Asterisk (systemd, compose): it waits for
+	// ARI, /readyz saying why, rather than exiting.
+	l, err := line.Build(ctx, cfg, line.Options{Log: log, AuditOut: stdout, WaitForAsterisk: true})
 	if err != nil {
 		// Fail closed: without its hosts, attempt store or audit file the
 		// line must not take calls.

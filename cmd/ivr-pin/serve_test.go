@@ -250,3 +250,67 @@ func typeChange(t *testing.T, ari *aritest.Server, logs *syncbuf.Buffer) {
 		t.Fatalf("%v\n%s", err, logs.String())
 	}
 }
+
+// serve started before Asterisk waits for it: /healthz answers, /readyz is
+// 503 and says why, and calls are taken once Asterisk comes up. A refused
+// password stays fatal (TestServeStartupFailuresNameTheSetting's cousin in
+// ivr: TestInboundFailsFast).
+func TestServeWaitsForAsterisk(t *testing.T) {
+	bin := binary(t)
+	ariAddr, metricsAddr, dir := freeAddr(t), freeAddr(t), t.TempDir()
+	cmd := exec.Command(bin, "serve")
+	cmd.Env = append(os.Environ(), "IVRPIN_ARI_URL=http://"+ariAddr+"/ari", "IVRPIN_ARI_PASSWORD=aritest-password-0001",
+		"IVRPIN_NI_URL=http://127.0.0.1:1/pin", "IVRPIN_NI_BANK_ID=TB01", "IVRPIN_NI_ZPK=0123456789ABCDEFFEDCBA9876543210",
+		"IVRPIN_LIMIT_KEY=00112233445566778899aabbccddeeff", "IVRPIN_LIMIT_STORE="+filepath.Join(dir, "a.db"),
+		"IVRPIN_METRICS_ADDR="+metricsAddr, "IVRPIN_AUDIT_FILE="+filepath.Join(dir, "audit.jsonl"))
+	logs := &syncbuf.Buffer{}
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	defer func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+	}()
+	for i := 0; !strings.Contains(logs.String(), "waiting for it"); i++ {
+		select {
+		case err := <-exited:
+			t.Fatalf("serve exited before Asterisk came up: %v\n%s", err, logs.String())
+		default:
+		}
+		if i > 400 {
+			t.Fatalf("serve never said it waits:\n%s", logs.String())
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	var code int
+	var body string
+	for i := 0; i < 200; i++ {
+		if resp, err := http.Get("http://" + metricsAddr + "/readyz"); err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			code, body = resp.StatusCode, string(b)
+			break
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	if code != 503 || !strings.Contains(body, `"ari_waiting":"asterisk unreachable`) {
+		t.Fatalf("/readyz while waiting: %d %s", code, body)
+	}
+	ari, err := aritest.Start(aritest.Options{Addr: ariAddr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ari.Close()
+	if err := ari.WaitConnected("ivr-pin", 30*time.Second); err != nil {
+		t.Fatalf("%v\n%s", err, logs.String())
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	if err := <-exited; err != nil {
+		t.Fatalf("serve: %v\n%s", err, logs.String())
+	}
+}

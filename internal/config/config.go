@@ -250,7 +250,7 @@ func redactEnvconfigError(err error) error {
 		if !strings.HasPrefix(name, Prefix+"_") {
 			name = Prefix + "_" + name
 		}
-		return fmt.Errorf("%s: malformed value (want %s)", name, pe.TypeName)
+		return fmt.Errorf("%s: malformed value (want %s)", name, typeWords(pe.TypeName))
 	}
 	return errors.New("configuration: " + err.Error())
 }
@@ -264,8 +264,48 @@ func (p *Problem) Error() string { return Prefix + "_" + p.Var + ": " + p.Reason
 
 func problem(v, reason string) error { return &Problem{Var: v, Reason: reason} }
 
-// Validate checks each value that can be checked without the network.
+// Validate checks each value that can be checked without the network: the
+// named checks of checks, in order, stopping at the first problem.
 func (c *Config) Validate() error {
+	for _, check := range c.checks() {
+		if err := check.run(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Problems runs every named check and returns each one's problem: what
+// `ivr-pin check` lists, all at once.
+func (c *Config) Problems() []error {
+	var out []error
+	for _, check := range c.checks() {
+		if err := check.run(); err != nil {
+			out = append(out, err)
+		}
+	}
+	return out
+}
+
+// namedCheck is one kind of setting checked together.
+type namedCheck struct {
+	name string
+	run  func() error
+}
+
+// checks are Validate's checks, each of one kind of setting, reporting the
+// first problem of its kind.
+func (c *Config) checks() []namedCheck {
+	return []namedCheck{
+		{"ARI", c.checkARI}, {"ARI links", c.validateARILinks}, {"ARI listener", c.checkListener},
+		{"call flow", c.checkCallFlow}, {"call flow targets", c.checkTargets}, {"durations", c.checkDurations},
+		{"card host", c.checkCardHost}, {"KeySecure", c.checkKeySecure}, {"zone PIN key", c.validateKeyCustody},
+		{"hosts", c.checkHosts}, {"limits", c.checkLimits}, {"logging", c.checkLogging},
+	}
+}
+
+// checkARI checks the inbound ARI URLs, the Redis URL and the ARI password.
+func (c *Config) checkARI() error {
 	if u, err := url.Parse(c.ARIURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return problem("ARI_URL", "must be an http or https URL")
 	}
@@ -284,9 +324,11 @@ func (c *Config) Validate() error {
 			return problem("ARI_PASSWORD", w)
 		}
 	}
-	if err := c.validateARILinks(); err != nil {
-		return err
-	}
+	return nil
+}
+
+// checkListener checks the outbound listener: its address, its login and its TLS pair.
+func (c *Config) checkListener() error {
 	if c.ARIListen != "" {
 		_, port, err := net.SplitHostPort(c.ARIListen)
 		if err != nil || port == "" {
@@ -305,6 +347,11 @@ func (c *Config) Validate() error {
 			return problem("ARI_LISTEN_TLS_CERT", "set both ARI_LISTEN_TLS_CERT and ARI_LISTEN_TLS_KEY, or neither")
 		}
 	}
+	return nil
+}
+
+// checkCallFlow checks the application, the languages and their prompt words, and the caller-facing choices.
+func (c *Config) checkCallFlow() error {
 	if c.ARIApplication == "" {
 		return problem("ARI_APPLICATION", "must not be empty")
 	}
@@ -335,11 +382,27 @@ func (c *Config) Validate() error {
 	default:
 		return problem("AGENT_ON_FAILURE", "must be offer, transfer or never, not "+strconv.Quote(c.AgentOnFailure))
 	}
-	switch c.LogLevel {
-	case "debug", "info", "warn", "error":
-	default:
-		return problem("LOG_LEVEL", "must be debug, info, warn or error")
+	return nil
+}
+
+// checkTargets checks the dialplan targets, the tries and the PIN lengths.
+func (c *Config) checkTargets() error {
+	for _, t := range []struct{ name, value string }{{"AGENT_TRANSFER", c.AgentTransfer}, {"DRAIN_FALLBACK", c.DrainFallback}} {
+		if t.value != "" && flows.ParseTarget(t.value) == nil {
+			return problem(t.name, "must be context,extension,priority with a priority of 1 or more")
+		}
 	}
+	if c.MaxTries < 1 || c.MaxTries > 9 {
+		return problem("MAX_TRIES", "must be 1 to 9")
+	}
+	if c.PINMinLength < 4 || c.PINMaxLength > 12 || c.PINMinLength > c.PINMaxLength {
+		return problem("PIN_MIN_LENGTH", "PIN lengths must satisfy 4 <= min <= max <= 12")
+	}
+	return nil
+}
+
+// checkDurations checks every duration is positive.
+func (c *Config) checkDurations() error {
 	for _, d := range []struct {
 		name  string
 		value time.Duration
@@ -354,17 +417,11 @@ func (c *Config) Validate() error {
 			return problem(d.name, "must be a positive duration")
 		}
 	}
-	for _, t := range []struct{ name, value string }{{"AGENT_TRANSFER", c.AgentTransfer}, {"DRAIN_FALLBACK", c.DrainFallback}} {
-		if t.value != "" && flows.ParseTarget(t.value) == nil {
-			return problem(t.name, "must be context,extension,priority with a priority of 1 or more")
-		}
-	}
-	if c.MaxTries < 1 || c.MaxTries > 9 {
-		return problem("MAX_TRIES", "must be 1 to 9")
-	}
-	if c.PINMinLength < 4 || c.PINMaxLength > 12 || c.PINMinLength > c.PINMaxLength {
-		return problem("PIN_MIN_LENGTH", "PIN lengths must satisfy 4 <= min <= max <= 12")
-	}
+	return nil
+}
+
+// checkCardHost checks the card host's PIN block, encryption, fields and codes.
+func (c *Config) checkCardHost() error {
 	if _, err := pinblock.ParseFormat(c.NIPINBlockFormat); err != nil {
 		return problem("NI_PINBLOCK_FORMAT", "must be ISO0, ISO1, ISO3 or ISO4")
 	}
@@ -427,6 +484,11 @@ func (c *Config) Validate() error {
 			return problem("NI_SEQUENCE_BY_BIN", "must be BIN:NN pairs (1 to 11 digits : two digits)")
 		}
 	}
+	return nil
+}
+
+// checkKeySecure checks KeySecure's bounds.
+func (c *Config) checkKeySecure() error {
 	if c.KeySecureSkew <= 0 || c.KeySecureSkew > 30*time.Second {
 		return problem("KEYSECURE_CLOCK_SKEW", "must be more than 0s and at most 30s")
 	}
@@ -436,9 +498,11 @@ func (c *Config) Validate() error {
 	if c.KeySecureMaxCands < 1 || c.KeySecureMaxCands > 20 {
 		return problem("KEYSECURE_MAX_CANDIDATES", "must be 1 to 20")
 	}
-	if err := c.validateKeyCustody(); err != nil {
-		return err
-	}
+	return nil
+}
+
+// checkHosts checks what each configured host needs besides its URL.
+func (c *Config) checkHosts() error {
 	if c.NIURL != "" {
 		if !c.TokenKey() || c.NIEncryptionMethod == cardhost.MethodAsymmetric {
 			if _, err := c.Encrypter(nil); err != nil {
@@ -463,6 +527,11 @@ func (c *Config) Validate() error {
 			return problem("KEYSECURE_API_SECRET", "must be 16, 24 or 32 bytes")
 		}
 	}
+	return nil
+}
+
+// checkLimits checks the attempt limits and their key.
+func (c *Config) checkLimits() error {
 	if c.LimitCardMax < 0 {
 		return problem("LIMIT_CARD_MAX", "cannot be negative")
 	}
@@ -482,6 +551,16 @@ func (c *Config) Validate() error {
 		if k, err := hex.DecodeString(c.LimitKey); err != nil || len(k) < 16 {
 			return problem("LIMIT_KEY", "must be at least 16 bytes of hex")
 		}
+	}
+	return nil
+}
+
+// checkLogging checks the log level and format.
+func (c *Config) checkLogging() error {
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return problem("LOG_LEVEL", "must be debug, info, warn or error")
 	}
 	switch c.LogFormat {
 	case "auto", "json", "text":
@@ -557,13 +636,29 @@ func (c *Config) InsecureARILinks() []string {
 // the HMAC key of the attempt limits, which is never kept beside the hashes
 // it makes (the console and tests make a fresh one per run).
 func (c *Config) ValidateServe() error {
-	if c.NIURL == "" {
-		return problem("NI_URL", "required: serve needs the card host (try `ivr-pin console` for a demo)")
-	}
-	if c.LimitKey == "" {
-		return problem("LIMIT_KEY", "required: the key that hashes card numbers and caller ids for the limits is never stored beside the hashes; make one with `openssl rand -hex 32` and give it as LIMIT_KEY_FILE (the same on every instance)")
+	if p := c.serveProblems(); len(p) > 0 {
+		return p[0]
 	}
 	return nil
+}
+
+// serveProblems are ValidateServe's problems, all of them.
+func (c *Config) serveProblems() []error {
+	var out []error
+	if c.NIURL == "" {
+		out = append(out, problem("NI_URL", "required: serve needs the card host (try `ivr-pin console` for a demo)"))
+		// What NI_URL brings with it (checkHosts checks them once it is set).
+		if c.NIBankID == "" {
+			out = append(out, problem("NI_BANK_ID", "required: the card host's bank_id"))
+		}
+		if !c.TokenKey() && !c.HasSoftwareZPK() {
+			out = append(out, problem("NI_ZPK_LABEL", "required: the zone PIN key, in a PKCS#11 token (NI_ZPK_LABEL with PKCS11_MODULE, PKCS11_TOKEN_LABEL, PKCS11_PIN_FILE), or NI_ZPK_FILE in a lab"))
+		}
+	}
+	if c.LimitKey == "" {
+		out = append(out, problem("LIMIT_KEY", "required: the key that hashes card numbers and caller ids for the limits is never stored beside the hashes; make one with `openssl rand -hex 32` and give it as LIMIT_KEY_FILE (the same on every instance)"))
+	}
+	return out
 }
 
 // validateKeyCustody checks where the zone PIN key is: a software key, or a

@@ -43,6 +43,9 @@ type Options struct {
 	// MinBackoff and MaxBackoff bound inbound reconnects (default 200 ms,
 	// 10 s).
 	MinBackoff, MaxBackoff time.Duration
+	// WaitForAsterisk: inbound, an Asterisk not reachable at start-up is
+	// waited for (serve); otherwise start-up fails fast (console, tests).
+	WaitForAsterisk bool
 }
 
 // Line is the PIN line, built and ready to serve.
@@ -195,7 +198,7 @@ func Transport(cfg *config.Config, opts Options) (ivr.Transport, error) {
 	}
 	return ivr.Inbound(ivr.InboundConfig{URL: cfg.ARIURL, WSURL: cfg.WebsocketURL(), Username: cfg.ARIUsername,
 		Password: cfg.ARIPassword, Application: cfg.ARIApplication, Timeout: cfg.ARITimeout, TLS: tlsCfg,
-		MinBackoff: opts.MinBackoff, MaxBackoff: opts.MaxBackoff, Log: opts.Log}), nil
+		MinBackoff: opts.MinBackoff, MaxBackoff: opts.MaxBackoff, WaitForAsterisk: opts.WaitForAsterisk, Log: opts.Log}), nil
 }
 
 // openToken opens the PKCS#11 token and finds the zone PIN key in it by

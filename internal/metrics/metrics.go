@@ -260,6 +260,11 @@ func (h *Health) Handler() http.Handler {
 			ready = ready && ok
 		}
 		doc := map[string]any{"configuration": "loaded", "hosts_reachable": hosts}
+		if w, ok := h.Server.(interface{ Waiting() string }); ok && !ari {
+			if why := w.Waiting(); why != "" {
+				doc["ari_waiting"] = why // start-up is still waiting for Asterisk
+			}
+		}
 		if h.PINKey != nil {
 			doc["pin_key"] = "ready"
 			if err := h.PINKey(); err != nil {

@@ -1,0 +1,168 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"reflect"
+	"sort"
+	"strings"
+
+	"github.com/kelseyhightower/envconfig"
+)
+
+// Known lists every variable the configuration reads, with the prefix: each
+// setting, and each secret's _FILE twin.
+func Known() []string {
+	var out []string
+	t := reflect.TypeOf(Config{})
+	for i := 0; i < t.NumField(); i++ {
+		if name := t.Field(i).Tag.Get("envconfig"); t.Field(i).IsExported() && name != "" {
+			out = append(out, Prefix+"_"+name)
+		}
+	}
+	for _, s := range SecretVariables() {
+		out = append(out, s+"_FILE")
+	}
+	sort.Strings(out)
+	return out
+}
+
+// notSettings are IVRPIN_ variables that are not the service's settings:
+// the test harness's Asterisk.
+var notSettings = map[string]bool{"IVRPIN_TEST_ASTERISK": true}
+
+// Unknown reports each IVRPIN_ variable in environ that no setting reads,
+// with the closest known name: a misspelt setting is otherwise ignored and
+// its default used.
+func Unknown(environ []string) []error {
+	known := map[string]bool{}
+	for _, k := range Known() {
+		known[k] = true
+	}
+	var out []error
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(name, Prefix+"_") || known[name] || notSettings[name] {
+			continue
+		}
+		msg := name + ": not a setting"
+		if c := Closest(name); c != "" {
+			msg += ": did you mean " + c + "?"
+		}
+		out = append(out, errors.New(msg))
+	}
+	sort.Slice(out, func(a, b int) bool { return out[a].Error() < out[b].Error() })
+	return out
+}
+
+// Closest is the known variable nearest to name by edit distance, if it is
+// near enough to be a slip (a third of the name's length at most).
+func Closest(name string) string {
+	best, bestD := "", len(name)/3+1
+	for _, k := range Known() {
+		if d := editDistance(name, k); d < bestD {
+			best, bestD = k, d
+		}
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance (insert, delete, substitute,
+// and a swap of two neighbours counted once: LANGAUGES is one slip).
+func editDistance(a, b string) int {
+	prev2 := make([]int, len(b)+1)
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				cur[j] = min(cur[j], prev2[j-2]+1)
+			}
+		}
+		prev2, prev, cur = prev, cur, prev2
+	}
+	return prev[len(b)]
+}
+
+// LoadAll reads the configuration as Load does but reports every problem
+// at once, for `ivr-pin check`: each value that does not parse (the
+// variable is then taken as unset, so the rest can be checked), secrets and
+// their files, the zone PIN key, every named check, and what serve needs.
+// It unsets each malformed variable in this process's environment: it is
+// for a process that only checks.
+func LoadAll() (*Config, []error) {
+	var problems []error
+	var c Config
+	for range 200 {
+		c = Config{}
+		err := envconfig.Process(Prefix, &c)
+		var pe *envconfig.ParseError
+		if !errors.As(err, &pe) {
+			if err != nil {
+				problems = append(problems, redactEnvconfigError(err))
+			}
+			break
+		}
+		problems = append(problems, redactEnvconfigError(err))
+		name := pe.KeyName
+		if !strings.HasPrefix(name, Prefix+"_") {
+			name = Prefix + "_" + name
+		}
+		if err := os.Unsetenv(name); err != nil {
+			break
+		}
+	}
+	if err := c.readSecrets(os.LookupEnv); err != nil {
+		problems = append(problems, err)
+	}
+	if err := c.loadZPK(); err != nil {
+		problems = append(problems, err)
+	}
+	problems = append(problems, c.Problems()...)
+	problems = append(problems, c.serveProblems()...)
+	return &c, dedupe(problems)
+}
+
+// dedupe drops a problem said twice (a key checked by two checks).
+func dedupe(in []error) []error {
+	seen := map[string]bool{}
+	var out []error
+	for _, e := range in {
+		if !seen[e.Error()] {
+			seen[e.Error()] = true
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// typeWords says what a value of a setting's type looks like.
+func typeWords(typ string) string {
+	switch {
+	case strings.HasSuffix(typ, "Duration"):
+		return "a duration such as 500ms, 5s, 2m or 1h"
+	}
+	switch typ {
+	case "int":
+		return "a whole number"
+	case "bool":
+		return "true or false"
+	}
+	if strings.HasPrefix(typ, "map") {
+		return "key:value pairs, comma separated"
+	}
+	if strings.HasPrefix(typ, "[]") {
+		return "a comma-separated list"
+	}
+	return fmt.Sprintf("a %s", typ)
+}
