@@ -13,11 +13,18 @@
 # serve turns off core dumps (RLIMIT_CORE 0) and makes itself non-dumpable at start;
 # --ulimit core=0 (compose: ulimits) says the same to the container.
 FROM golang:1.26-bookworm AS build
+# What `ivr-pin --version` and ivrpin_build_info say: the build context has no
+# .git, so the version and revision come as build arguments
+#   docker build --build-arg VERSION=$(git describe --tags --always) --build-arg REVISION=$(git rev-parse HEAD) .
+ARG VERSION=unversioned
+ARG REVISION=
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-RUN CGO_ENABLED=1 go build -trimpath -ldflags="-s -w" -o /out/ivr-pin ./cmd/ivr-pin
+RUN CGO_ENABLED=1 go build -trimpath \
+    -ldflags="-s -w -X github.com/ivr-pin/ivr-pin/internal/buildinfo.version=${VERSION} -X github.com/ivr-pin/ivr-pin/internal/buildinfo.revision=${REVISION}" \
+    -o /out/ivr-pin ./cmd/ivr-pin
 # The state directory, owned by distroless's nonroot user (65532), so the
 # attempt store and the audit file can be written on a fresh volume.
 RUN mkdir -p /out/state && chown 65532:65532 /out/state && chmod 0700 /out/state
@@ -32,5 +39,7 @@ ENV IVRPIN_LIMIT_STORE=/var/lib/ivr-pin/attempts.db \
     IVRPIN_AUDIT_FILE=/var/lib/ivr-pin/audit.jsonl
 # Outbound ARI (IVRPIN_ARI_LISTEN=:8090), when Asterisk 22 dials the line.
 EXPOSE 8090
+# distroless has no shell or curl: the binary asks its own /readyz.
+HEALTHCHECK --interval=10s --timeout=3s --start-period=30s CMD ["/usr/local/bin/ivr-pin", "ready"]
 ENTRYPOINT ["/usr/local/bin/ivr-pin"]
 CMD ["serve"]

@@ -41,7 +41,8 @@ func TestUnitIsHardened(t *testing.T) {
 func TestContainerImage(t *testing.T) {
 	df := read(t, "../Dockerfile")
 	for _, want := range []string{"USER 65532:65532", "--chown=65532:65532 /out/state /var/lib/ivr-pin", "VOLUME /var/lib/ivr-pin",
-		"IVRPIN_LIMIT_STORE=/var/lib/ivr-pin/attempts.db", "CGO_ENABLED=1", "golang:1.26-bookworm", "distroless/cc-debian12"} {
+		"IVRPIN_LIMIT_STORE=/var/lib/ivr-pin/attempts.db", "CGO_ENABLED=1", "golang:1.26-bookworm", "distroless/cc-debian12",
+		"ARG VERSION", "ARG REVISION", "buildinfo.version=${VERSION}", "buildinfo.revision=${REVISION}", `HEALTHCHECK`, `ivr-pin", "ready"]`} {
 		if !strings.Contains(df, want) {
 			t.Errorf("Dockerfile lacks %q", want)
 		}
@@ -68,7 +69,7 @@ func TestComposeRunsTheImage(t *testing.T) {
 			t.Errorf("compose gives %s in the environment", strings.TrimSuffix(v, ":"))
 		}
 	}
-	for _, want := range []string{"build: ..", "ivr-pin-state:/var/lib/ivr-pin", "\nvolumes:\n  ivr-pin-state:", "\nsecrets:\n",
+	for _, want := range []string{"context: ..", "VERSION: ${VERSION", "restart: unless-stopped", `test: ["CMD", "/usr/local/bin/ivr-pin", "ready"]`, "ivr-pin-state:/var/lib/ivr-pin", "\nvolumes:\n  ivr-pin-state:", "\nsecrets:\n",
 		"IVRPIN_NI_ZPK_FILE: /run/secrets/", "IVRPIN_LIMIT_KEY_FILE: /run/secrets/", "core: 0"} {
 		if !strings.Contains(c, want) {
 			t.Errorf("compose lacks %q", want)

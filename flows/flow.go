@@ -151,6 +151,9 @@ const (
 	AgentNever AgentOnFailure = "never"
 )
 
+// Steps are the steps whose refusals are counted (Retry.Step).
+var Steps = []string{"language", "menu", "card", "expiry", "current_pin", "security_code", "card_check", "new_pin", "confirm_pin", "host_answer"}
+
 // Retry records one refused entry, for metrics and the audit record.
 type Retry struct {
 	Step   string `json:"step"`

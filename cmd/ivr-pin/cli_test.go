@@ -39,6 +39,8 @@ func TestCommandLine(t *testing.T) {
 		{args: []string{"simulate", "-h"}, code: 0, stdout: "-cardhost"},
 		{args: []string{"load", "--help"}, code: 0, stdout: "-calls"},
 		{args: []string{"check", "--help"}, code: 0, stdout: "usage: ivr-pin check"},
+		{args: []string{"ready", "-h"}, code: 0, stdout: "usage: ivr-pin ready"},
+		{args: []string{"ready", "--addr", "127.0.0.1:1"}, code: 1, stderr: "ivr-pin ready:", emptyOut: true},
 		{args: []string{"check", "now"}, code: 2, stderr: `unexpected argument "now"`, emptyOut: true},
 		{args: []string{"prompts"}, code: 2, stderr: "usage: ivr-pin prompts list", emptyOut: true},
 		{args: []string{"prompts", "--help"}, code: 0, stdout: "docs/prompts.md"},

@@ -118,6 +118,11 @@ func TestServeAsAProcess(t *testing.T) {
 	if code, _ := get(t, "http://"+metricsAddr+"/healthz"); code != 200 {
 		t.Errorf("/healthz %d", code)
 	}
+	// The container's health check asks the same.
+	var rout, rerr strings.Builder
+	if code := run([]string{"ready", "--addr", metricsAddr}, nil, &rout, &rerr); code != 0 || !strings.Contains(rout.String(), `"ready":true`) {
+		t.Errorf("ivr-pin ready: %d %s %s", code, rout.String(), rerr.String())
+	}
 
 	// logrotate: the file is moved away and SIGHUP reopens it; the calls
 	// below are audited in the new file.

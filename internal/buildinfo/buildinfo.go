@@ -16,13 +16,30 @@ type Info struct {
 	GoVersion string
 }
 
+// version and revision are stamped by a build that has no VCS directory to
+// read (a container build: the Dockerfile's VERSION and REVISION build
+// arguments, -ldflags "-X .../buildinfo.version=... -X .../buildinfo.revision=...").
+var version, revision string
+
 // Read returns the running binary's build information.
 func Read() Info {
 	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return Info{Version: "unknown"}
+	i := Info{Version: "unknown"}
+	if ok {
+		i = fromBuildInfo(bi)
 	}
-	return fromBuildInfo(bi)
+	return stamped(i, version, revision)
+}
+
+// stamped lays a build's stamped version and revision over what Go found.
+func stamped(i Info, version, revision string) Info {
+	if version != "" {
+		i.Version = version
+	}
+	if revision != "" {
+		i.Revision, i.Modified = revision, false
+	}
+	return i
 }
 
 func fromBuildInfo(bi *debug.BuildInfo) Info {

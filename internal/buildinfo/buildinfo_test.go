@@ -27,3 +27,14 @@ func TestString(t *testing.T) {
 		t.Error("the test binary has no Go version")
 	}
 }
+
+// A container build, which has no .git to read, stamps both.
+func TestStampedVersionWins(t *testing.T) {
+	i := stamped(Info{Version: "(devel)", Modified: true, GoVersion: "go1.26"}, "v1.4.0", "0123456789abcdef")
+	if i.String() != "v1.4.0 (0123456789ab) go1.26" {
+		t.Fatal(i.String())
+	}
+	if i := stamped(Info{Version: "v1.0.0", Revision: "abc"}, "", ""); i.Version != "v1.0.0" || i.Revision != "abc" {
+		t.Fatal(i)
+	}
+}

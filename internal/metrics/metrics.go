@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/ivr-pin/ivr-pin/flows"
 	"github.com/ivr-pin/ivr-pin/internal/audit"
 	"github.com/ivr-pin/ivr-pin/internal/buildinfo"
 	"github.com/ivr-pin/ivr-pin/ivr"
@@ -36,6 +37,19 @@ type Metrics struct {
 	auditErrors prometheus.Counter
 	langFalls   prometheus.Counter
 	toAgent     *prometheus.CounterVec
+	duration    *prometheus.HistogramVec
+	storeErrors prometheus.Counter
+}
+
+// CallEnds are the ends of a call (the audit's end), each a label value of
+// ivrpin_calls_total and ivrpin_call_duration_seconds from start-up.
+var CallEnds = []string{"outcome", "hangup", "too_many_tries", "agent", "limited", "line_guard", "limit_store_unavailable",
+	"pin_key_unavailable", "turned_away", "drain_deadline", "unclaimed", "timeout", "error"}
+
+// hostResults are the results a host request can come to.
+var hostResults = map[string][]outcome.Kind{
+	string(outcome.CardHost):  {outcome.Changed, outcome.WrongPIN, outcome.NotEligible, outcome.ExpiryMismatch, outcome.UnknownCard, outcome.NoPINYet, outcome.WeakPIN, outcome.Rejected, outcome.Unavailable, outcome.Ambiguous},
+	string(outcome.KeySecure): {outcome.Changed, outcome.Verified, outcome.DetailsMismatch, outcome.CannotVerify, outcome.NotEligible, outcome.WeakPIN, outcome.Rejected, outcome.Unavailable, outcome.Ambiguous},
 }
 
 // AuditWriteFailed counts an audit record that could not be written.
@@ -76,12 +90,41 @@ func New(srv CallServer) *Metrics {
 		Help: "Calls that asked for a language the line does not have and heard the default (the log names the language once)."})
 	m.toAgent = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ivrpin_agent_transfers_total",
 		Help: "Calls sent to the agents, by why: caller_choice from the menu, or what the call could not finish."}, []string{"reason"})
+	m.duration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "ivrpin_call_duration_seconds",
+		Help:    "Time from a call's arrival to its end, by how it ended.",
+		Buckets: []float64{5, 15, 30, 45, 60, 90, 120, 180, 300, 600}}, []string{"end"})
+	m.storeErrors = prometheus.NewCounter(prometheus.CounterOpts{Name: "ivrpin_attempt_store_errors_total",
+		Help: "Calls ended because the attempt store (bbolt or Redis) could not be asked: the line fails closed."})
+	// Every series from start-up, so alerts and dashboards see 0, not
+	// nothing, before the first call.
+	for _, end := range CallEnds {
+		m.duration.WithLabelValues(end)
+		m.calls.WithLabelValues("none", "none", end)
+		for _, path := range []string{"change", "setup"} {
+			m.calls.WithLabelValues(path, "none", end)
+		}
+	}
+	for _, path := range []string{"change", "setup"} {
+		for _, k := range outcome.Kinds {
+			m.calls.WithLabelValues(path, string(k), "outcome")
+		}
+	}
+	m.calls.WithLabelValues("agent", "none", "agent")
+	for host, kinds := range hostResults {
+		for _, k := range kinds {
+			m.hostLatency.WithLabelValues(host, string(k))
+		}
+	}
+	m.toAgent.WithLabelValues("caller_choice")
+	for _, step := range flows.Steps {
+		m.retries.WithLabelValues(step, "no_input") // every step can go unanswered
+	}
 	bi := buildinfo.Read()
 	build := prometheus.NewGauge(prometheus.GaugeOpts{Name: "ivrpin_build_info",
 		Help:        "Always 1; the labels say which build is running.",
 		ConstLabels: prometheus.Labels{"version": bi.Version, "revision": bi.Revision, "goversion": bi.GoVersion}})
 	build.Set(1)
-	m.Registry.MustRegister(m.calls, m.retries, m.hostLatency, m.ksRequests, m.auditErrors, m.langFalls, m.toAgent, build,
+	m.Registry.MustRegister(m.calls, m.retries, m.hostLatency, m.ksRequests, m.auditErrors, m.langFalls, m.toAgent, m.duration, m.storeErrors, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if srv != nil {
 		m.RegisterServer(srv)
@@ -124,6 +167,10 @@ func (m *Metrics) ObserveCall(r audit.Record) {
 	}
 	if r.LangFallback != "" {
 		m.langFalls.Inc()
+	}
+	m.duration.WithLabelValues(r.End).Observe(r.Duration.Seconds())
+	if r.End == "limit_store_unavailable" {
+		m.storeErrors.Inc()
 	}
 	if r.AgentReason != "" {
 		m.toAgent.WithLabelValues(r.AgentReason).Inc()

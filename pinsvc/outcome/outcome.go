@@ -30,6 +30,10 @@ const (
 	AlreadySet      Kind = "already_set"      // this card's first PIN was already set through the line
 )
 
+// Kinds lists every kind, for metrics that exist from start-up.
+var Kinds = []Kind{Changed, WrongPIN, NotEligible, ExpiryMismatch, UnknownCard, NoPINYet, WeakPIN, Rejected, Unavailable, Ambiguous,
+	Verified, DetailsMismatch, CannotVerify, AlreadySet}
+
 // Host names the system that took the request.
 type Host string
 
