@@ -11,5 +11,6 @@ package asterisk
 // equal IVRPIN_ARI_APPLICATION's default.
 const Application = "ivr-pin"
 
-// StasisArgs are the argument keys ivr.App understands.
+// StasisArgs are the argument keys the PIN line understands
+// (internal/line.ParseTransfer).
 var StasisArgs = []string{"mode", "lang", "pan", "expiry", "seq", "card_no", "cardholder_no", "return", "transfer"}

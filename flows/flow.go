@@ -1,7 +1,7 @@
 // Package flows is the PIN line's call flow: what to say, what to collect,
 // what to check, and what to do with the answer, written against the small
-// Caller interface so it never sees ARI. ivr.Session implements Caller over
-// Asterisk; tests implement it over a scripted keypad.
+// Caller interface so it never sees ARI. internal/line's caller implements it
+// over an *ivr.Call (Asterisk); tests implement it over a scripted keypad.
 //
 // One call: language menu (when several languages are configured and none
 // was passed in), main menu (1 change, 2 first PIN of a new card, 0 agent,

@@ -137,9 +137,6 @@ func (s *Server) Waiting() string {
 	return ""
 }
 
-// Transport is the server's transport (for its counters).
-func (s *Server) Transport() Transport { return s.cfg.Transport }
-
 // Serve starts the transport (failing fast on a wrong password, an
 // unreachable Asterisk or a port in use) and runs h for every call until
 // ctx ends; then it drains: new calls are turned away (the handler sees

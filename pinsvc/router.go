@@ -20,16 +20,6 @@ import (
 	"github.com/ivr-pin/ivr-pin/pinsvc/secret"
 )
 
-// The flow's contract types, named here too for the router's callers.
-type (
-	Service      = contract.Service
-	Change       = contract.Change
-	SealedPIN    = contract.SealedPIN
-	CardCheck    = contract.CardCheck
-	VerifiedCard = contract.VerifiedCard
-	FirstSetup   = contract.FirstSetup
-)
-
 // CardHost is the part of *cardhost.Client the router uses.
 type CardHost interface {
 	ChangePIN(ctx context.Context, req cardhost.ChangeRequest) (outcome.Result, error)
@@ -42,7 +32,7 @@ type KeySecure interface {
 	SetPIN(ctx context.Context, req keysecure.SetRequest) (outcome.Result, error)
 }
 
-// Router implements Service over the two host clients. KeySecure may be nil
+// Router implements contract.Service over the two host clients. KeySecure may be nil
 // when first setup is not offered.
 type Router struct {
 	CardHost  CardHost
@@ -50,7 +40,7 @@ type Router struct {
 	Policy    policy.PINPolicy // change policy; zero means policy.DefaultPINPolicy
 }
 
-var _ Service = (*Router)(nil)
+var _ contract.Service = (*Router)(nil)
 
 // ChangePolicy implements Service.
 func (r *Router) ChangePolicy() policy.PINPolicy {
@@ -67,13 +57,11 @@ func (r *Router) FirstSetupPolicy() policy.PINPolicy { return policy.KeySecurePI
 func (r *Router) FirstSetupAvailable() bool { return r.KeySecure != nil }
 
 // ChangePIN implements Service.
-func (r *Router) ChangePIN(ctx context.Context, c Change) outcome.Result {
+func (r *Router) ChangePIN(ctx context.Context, c contract.Change) outcome.Result {
 	res, err := r.CardHost.ChangePIN(ctx, cardhost.ChangeRequest{
 		PAN: c.PAN, Expiry: c.Expiry.YYMM(), SequenceNumber: c.SequenceNumber,
-		Old: c.Old, New: c.New, OldSealed: c.OldSealed, NewSealed: c.NewSealed, TrackingID: c.TrackingID,
+		OldSealed: c.OldSealed, NewSealed: c.NewSealed, TrackingID: c.TrackingID,
 	})
-	c.Old.Wipe()
-	c.New.Wipe()
 	if err != nil {
 		res.Kind, res.Host = outcome.Unavailable, outcome.CardHost
 		res.Description = err.Error()
@@ -82,28 +70,28 @@ func (r *Router) ChangePIN(ctx context.Context, c Change) outcome.Result {
 }
 
 // SealPIN implements Service.
-func (r *Router) SealPIN(pan secret.PAN, pin *secret.PIN) (SealedPIN, error) {
+func (r *Router) SealPIN(pan secret.PAN, pin *secret.PIN) (contract.SealedPIN, error) {
 	return r.CardHost.Seal(pan, pin)
 }
 
 // VerifyCard implements Service.
-func (r *Router) VerifyCard(ctx context.Context, c CardCheck) (VerifiedCard, outcome.Result) {
+func (r *Router) VerifyCard(ctx context.Context, c contract.CardCheck) (contract.VerifiedCard, outcome.Result) {
 	defer c.Code.Wipe()
 	if r.KeySecure == nil {
-		return VerifiedCard{}, outcome.Result{Kind: outcome.NotEligible, Host: outcome.KeySecure, Description: "first setup not configured"}
+		return contract.VerifiedCard{}, outcome.Result{Kind: outcome.NotEligible, Host: outcome.KeySecure, Description: "first setup not configured"}
 	}
 	ref, err := r.KeySecure.VerifyCard(ctx, keysecure.CardCheck{PAN: c.PAN, Expiry: c.Expiry, CardNo: c.CardNo, CardholderNo: c.CardholderNo, Code: c.Code})
 	if err != nil {
 		if res, ok := keysecure.AsResult(err); ok {
-			return VerifiedCard{}, res
+			return contract.VerifiedCard{}, res
 		}
-		return VerifiedCard{}, outcome.Result{Kind: outcome.Unavailable, Host: outcome.KeySecure, Description: "card check failed"}
+		return contract.VerifiedCard{}, outcome.Result{Kind: outcome.Unavailable, Host: outcome.KeySecure, Description: "card check failed"}
 	}
-	return VerifiedCard{ID: ref.CardNo, CardholderNo: ref.CardholderNo}, outcome.Result{Kind: outcome.Verified, Host: outcome.KeySecure}
+	return contract.VerifiedCard{ID: ref.CardNo, CardholderNo: ref.CardholderNo}, outcome.Result{Kind: outcome.Verified, Host: outcome.KeySecure}
 }
 
 // SetFirstPIN implements Service.
-func (r *Router) SetFirstPIN(ctx context.Context, s FirstSetup) outcome.Result {
+func (r *Router) SetFirstPIN(ctx context.Context, s contract.FirstSetup) outcome.Result {
 	defer s.PIN.Wipe()
 	if r.KeySecure == nil {
 		return outcome.Result{Kind: outcome.NotEligible, Host: outcome.KeySecure, Description: "first setup not configured"}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/ivr-pin/ivr-pin/pinsvc"
 	"github.com/ivr-pin/ivr-pin/pinsvc/cardhost"
+	"github.com/ivr-pin/ivr-pin/pinsvc/contract"
 	"github.com/ivr-pin/ivr-pin/pinsvc/keysecure"
 	"github.com/ivr-pin/ivr-pin/pinsvc/outcome"
 	"github.com/ivr-pin/ivr-pin/pinsvc/policy"
@@ -46,13 +47,9 @@ func expiry(t *testing.T, yymm string) policy.Expiry {
 
 func TestChangeGoesToTheCardHost(t *testing.T) {
 	r, sims := newRouter(t, true)
-	old, new := secret.PINFromString("7392"), secret.PINFromString("4829")
-	res := r.ChangePIN(context.Background(), pinsvc.Change{PAN: "4111111111111111", Expiry: expiry(t, "2812"), SequenceNumber: "01", Old: old, New: new})
+	res := r.ChangePIN(context.Background(), sealedChange(t, r, "4111111111111111", "2812", "01", "7392", "4829"))
 	if res.Kind != outcome.Changed || res.Host != outcome.CardHost {
 		t.Fatalf("%v", res)
-	}
-	if !old.Wiped() || !new.Wiped() {
-		t.Fatal("PINs not wiped")
 	}
 	if !sims.CardHost.PINIs("4111111111111111", "4829") || sims.KeySecure.PINSets() != 0 {
 		t.Fatal("wrong host changed")
@@ -61,13 +58,12 @@ func TestChangeGoesToTheCardHost(t *testing.T) {
 
 func TestCardWithoutPINIsOfferedFirstSetup(t *testing.T) {
 	r, sims := newRouter(t, true)
-	res := r.ChangePIN(context.Background(), pinsvc.Change{PAN: "4012888888881881", Expiry: expiry(t, "3001"),
-		Old: secret.PINFromString("1357"), New: secret.PINFromString("4829")})
+	res := r.ChangePIN(context.Background(), sealedChange(t, r, "4012888888881881", "3001", "", "1357", "4829"))
 	if res.Kind != outcome.NoPINYet {
 		t.Fatalf("%v", res)
 	}
 	code := secret.PINFromString("731")
-	card, res := r.VerifyCard(context.Background(), pinsvc.CardCheck{PAN: "4012888888881881", Expiry: expiry(t, "3001"), Code: code})
+	card, res := r.VerifyCard(context.Background(), contract.CardCheck{PAN: "4012888888881881", Expiry: expiry(t, "3001"), Code: code})
 	if res.Kind != outcome.Verified || card.ID != "C202605220001" || card.CardholderNo != "U202605220001" {
 		t.Fatalf("card check: %v %+v", res, card)
 	}
@@ -75,7 +71,7 @@ func TestCardWithoutPINIsOfferedFirstSetup(t *testing.T) {
 		t.Fatal("security code not wiped after the check")
 	}
 	pin := secret.PINFromString("482915")
-	res = r.SetFirstPIN(context.Background(), pinsvc.FirstSetup{Card: card, PIN: pin})
+	res = r.SetFirstPIN(context.Background(), contract.FirstSetup{Card: card, PIN: pin})
 	if res.Kind != outcome.Changed || res.Host != outcome.KeySecure {
 		t.Fatalf("first setup: %v", res)
 	}
@@ -86,12 +82,12 @@ func TestCardWithoutPINIsOfferedFirstSetup(t *testing.T) {
 
 func TestFirstSetupWithCardPassedByAnAgent(t *testing.T) {
 	r, sims := newRouter(t, true)
-	card, res := r.VerifyCard(context.Background(), pinsvc.CardCheck{CardNo: "C202605220001", CardholderNo: "U202605220001",
+	card, res := r.VerifyCard(context.Background(), contract.CardCheck{CardNo: "C202605220001", CardholderNo: "U202605220001",
 		Code: secret.PINFromString("731")})
 	if res.Kind != outcome.Verified {
 		t.Fatalf("%v", res)
 	}
-	res = r.SetFirstPIN(context.Background(), pinsvc.FirstSetup{Card: card, PIN: secret.PINFromString("730164")})
+	res = r.SetFirstPIN(context.Background(), contract.FirstSetup{Card: card, PIN: secret.PINFromString("730164")})
 	if res.Kind != outcome.Changed || !sims.KeySecure.PINIs("C202605220001", "730164") {
 		t.Fatalf("%v", res)
 	}
@@ -111,7 +107,7 @@ func TestCardCheckRefusals(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			r, sims := newRouter(t, true)
-			card, res := r.VerifyCard(context.Background(), pinsvc.CardCheck{PAN: secret.PAN(c.pan), Expiry: expiry(t, c.exp), Code: secret.PINFromString(c.code)})
+			card, res := r.VerifyCard(context.Background(), contract.CardCheck{PAN: secret.PAN(c.pan), Expiry: expiry(t, c.exp), Code: secret.PINFromString(c.code)})
 			if res.Kind != c.want || card.ID != "" || sims.KeySecure.PINSets() != 0 {
 				t.Fatalf("%v %+v", res, card)
 			}
@@ -122,7 +118,7 @@ func TestCardCheckRefusals(t *testing.T) {
 func TestFirstPINIsNeverSetOnAnUnverifiedCard(t *testing.T) {
 	r, sims := newRouter(t, true)
 	pin := secret.PINFromString("482915")
-	res := r.SetFirstPIN(context.Background(), pinsvc.FirstSetup{Card: pinsvc.VerifiedCard{ID: "C202605220001"}, PIN: pin})
+	res := r.SetFirstPIN(context.Background(), contract.FirstSetup{Card: contract.VerifiedCard{ID: "C202605220001"}, PIN: pin})
 	if res.Kind == outcome.Changed || sims.KeySecure.PINSets() != 0 || !pin.Wiped() {
 		t.Fatalf("%v", res)
 	}
@@ -134,11 +130,30 @@ func TestFirstSetupWithoutKeySecure(t *testing.T) {
 		t.Fatal("first setup offered without KeySecure")
 	}
 	code := secret.PINFromString("731")
-	if _, res := r.VerifyCard(context.Background(), pinsvc.CardCheck{PAN: "4012888888881881", Code: code}); res.Kind != outcome.NotEligible || !code.Wiped() {
+	if _, res := r.VerifyCard(context.Background(), contract.CardCheck{PAN: "4012888888881881", Code: code}); res.Kind != outcome.NotEligible || !code.Wiped() {
 		t.Fatalf("%v", res)
 	}
 	pin := secret.PINFromString("482915")
-	if res := r.SetFirstPIN(context.Background(), pinsvc.FirstSetup{Card: pinsvc.VerifiedCard{ID: "C1", CardholderNo: "U1"}, PIN: pin}); res.Kind != outcome.NotEligible || !pin.Wiped() {
+	if res := r.SetFirstPIN(context.Background(), contract.FirstSetup{Card: contract.VerifiedCard{ID: "C1", CardholderNo: "U1"}, PIN: pin}); res.Kind != outcome.NotEligible || !pin.Wiped() {
 		t.Fatalf("%v", res)
 	}
+}
+
+// sealedChange is a change as the flow sends it: both PINs sealed by the
+// router (and wiped there) before the request.
+func sealedChange(t *testing.T, r *pinsvc.Router, pan, yymm, seq, oldPIN, newPIN string) contract.Change {
+	t.Helper()
+	old, new := secret.PINFromString(oldPIN), secret.PINFromString(newPIN)
+	o, err := r.SealPIN(secret.PAN(pan), old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := r.SealPIN(secret.PAN(pan), new)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !old.Wiped() || !new.Wiped() {
+		t.Fatal("PINs not wiped once sealed")
+	}
+	return contract.Change{PAN: secret.PAN(pan), Expiry: expiry(t, yymm), SequenceNumber: seq, OldSealed: &o, NewSealed: &n}
 }

@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/ivr-pin/ivr-pin/internal/config"
 	"github.com/ivr-pin/ivr-pin/internal/softphone"
 )
 
@@ -23,14 +24,30 @@ func dial(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("dial", flag.ContinueOnError)
 	keys := fs.String("keys", "", `groups of keys separated by spaces, each pressed once the line is quiet after a prompt, e.g. "1 4111111111111111# 1228 7392# 4829# 4829#"`)
 	from := fs.String("from", "", "caller user name (default ivr-pin-dial)")
-	password := fs.String("password", "", "password for a digest challenge")
+	password := fs.String("password", "", "password for a digest challenge (visible to other users in the process list: prefer --password-file or IVRPIN_DIAL_PASSWORD)")
+	passwordFile := fs.String("password-file", "", "file holding the digest password (one trailing newline dropped; 0600)")
 	timeout := fs.Duration("timeout", 3*time.Minute, "longest the call may last")
 	record := fs.String("record", "", "write what was heard to this WAV file (8 kHz mono 16-bit)")
 	quiet := fs.Duration("quiet", 900*time.Millisecond, "silence after a prompt before a group is pressed")
 	if code, done := parseFlagsAndArgs(fs, args, " sip:EXTENSION@HOST[:PORT]", 1, "Calls a line over SIP (UDP) and presses keys as RFC 4733 telephone events. Without --keys,\nkeys typed on a terminal are sent as typed, or groups are read from piped standard input.\nPrints one line per group sent (never the keys) and how the call ended.", stdout, stderr); done {
 		return code
 	}
-	o := softphone.Options{Target: fs.Arg(0), From: *from, Password: *password, Timeout: *timeout, Quiet: *quiet, Progress: stdout}
+	pw := *password
+	switch {
+	case *passwordFile != "" && pw != "":
+		fmt.Fprintln(stderr, "ivr-pin dial: --password and --password-file: give one")
+		return 2
+	case *passwordFile != "":
+		b, err := config.ReadSecretFile(*passwordFile)
+		if err != nil {
+			fmt.Fprintf(stderr, "ivr-pin dial: --password-file: %v\n", err)
+			return 1
+		}
+		pw = string(b)
+	case pw == "":
+		pw = os.Getenv("IVRPIN_DIAL_PASSWORD")
+	}
+	o := softphone.Options{Target: fs.Arg(0), From: *from, Password: pw, Timeout: *timeout, Quiet: *quiet, Progress: stdout}
 	if _, err := softphone.ParseTarget(o.Target); err != nil {
 		fmt.Fprintf(stderr, "ivr-pin dial: %v\n", err)
 		return 2

@@ -29,8 +29,8 @@ func Known() []string {
 }
 
 // notSettings are IVRPIN_ variables that are not the service's settings:
-// the test harness's Asterisk.
-var notSettings = map[string]bool{"IVRPIN_TEST_ASTERISK": true}
+// the test harness's Asterisk, dial's password.
+var notSettings = map[string]bool{"IVRPIN_TEST_ASTERISK": true, "IVRPIN_DIAL_PASSWORD": true}
 
 // Unknown reports each IVRPIN_ variable in environ that no setting reads,
 // with the closest known name: a misspelt setting is otherwise ignored and

@@ -238,6 +238,10 @@ func (c *Config) HasSoftwareZPK() bool {
 	return c.NIZPK != "" || c.zpkFile != "" || c.zpk != nil || c.zpkErr != nil
 }
 
+// ZPKFile is IVRPIN_NI_ZPK_FILE, the software zone PIN key's file ("" when
+// the key is in the environment, a token, or unset).
+func (c *Config) ZPKFile() string { return c.zpkFile }
+
 // TokenKey reports whether the zone PIN key is in a PKCS#11 token.
 func (c *Config) TokenKey() bool { return c.NIZPKLabel != "" }
 

@@ -133,7 +133,8 @@ func New(srv CallServer) *Metrics {
 }
 
 // RegisterServer adds the gauges read from the running call server (it is
-// created after the metrics, because its call-end hook feeds them).
+// created after the metrics: the line's audit hook, which feeds them, is
+// wired first).
 func (m *Metrics) RegisterServer(app CallServer) {
 	{
 		m.Registry.MustRegister(

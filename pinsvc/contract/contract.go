@@ -33,13 +33,13 @@ type Service interface {
 	FirstSetupAvailable() bool
 }
 
-// Change is a PIN change as the flow collected it: each PIN clear (Old,
-// New: the service wipes them whatever happens) or sealed by SealPIN.
+// Change is a PIN change as the flow collected it: both PINs sealed by
+// SealPIN (their digits wiped once sealed), so a retry resends the blocks
+// and never kept digits.
 type Change struct {
 	PAN                  secret.PAN
 	Expiry               policy.Expiry
 	SequenceNumber       string
-	Old, New             *secret.PIN
 	OldSealed, NewSealed *SealedPIN
 	TrackingID           string
 }

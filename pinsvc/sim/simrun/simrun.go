@@ -9,8 +9,10 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"io"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/ivr-pin/ivr-pin/pinsvc/cardhost"
@@ -34,6 +36,9 @@ type Options struct {
 	// KeySecurePCIDisplayOff starts KeySecure without PCI display (private
 	// info answers 1013), as a merchant account without it is.
 	KeySecurePCIDisplayOff bool
+	// RequestLog, when set, gets one line per request answered (see
+	// requestLog): what `ivr-pin simulate` shows an operator.
+	RequestLog io.Writer
 }
 
 // Running simulators.
@@ -97,11 +102,16 @@ func Start(opts Options) (*Running, error) {
 		return nil, err
 	}
 	r.KeySecure = ks.WithTestCards()
-	chAddr, err := r.serve(opts.CardHostAddr, r.CardHost)
+	var chH, ksH http.Handler = r.CardHost, r.KeySecure
+	if opts.RequestLog != nil {
+		mu := &sync.Mutex{}
+		chH, ksH = requestLog("card host", chH, opts.RequestLog, mu), requestLog("KeySecure", ksH, opts.RequestLog, mu)
+	}
+	chAddr, err := r.serve(opts.CardHostAddr, chH)
 	if err != nil {
 		return nil, err
 	}
-	ksAddr, err := r.serve(opts.KeySecureAddr, r.KeySecure)
+	ksAddr, err := r.serve(opts.KeySecureAddr, ksH)
 	if err != nil {
 		r.Close()
 		return nil, err

@@ -1,0 +1,68 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ivr-pin/ivr-pin/internal/syncbuf"
+)
+
+// simulate prints settings serve accepts as they stand (its secrets in 0600
+// files), and logs each request it answers with the card masked.
+func TestSimulatePrintsSettingsServeAccepts(t *testing.T) {
+	bin := binary(t)
+	dir := t.TempDir()
+	cmd := exec.Command(bin, "simulate", "--cardhost", freeAddr(t), "--keysecure", freeAddr(t), "--secrets", dir)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
+	out := &syncbuf.Buffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() }()
+	for i := 0; !strings.Contains(out.String(), "Requests (card masked"); i++ {
+		if i > 400 {
+			t.Fatalf("simulate printed:\n%s", out.String())
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	var env []string
+	for _, ln := range strings.Split(out.String(), "\n") {
+		if kv, ok := strings.CutPrefix(ln, "export "); ok {
+			env = append(env, kv)
+		}
+	}
+	for _, want := range []string{"IVRPIN_NI_URL=", "IVRPIN_NI_BANK_ID=", "IVRPIN_NI_ZPK_FILE=", "IVRPIN_KEYSECURE_URL=",
+		"IVRPIN_KEYSECURE_API_KEY_FILE=", "IVRPIN_KEYSECURE_API_SECRET_FILE=", "IVRPIN_LIMIT_KEY_FILE="} {
+		if !strings.Contains(strings.Join(env, "\n"), want) {
+			t.Errorf("no %s in:\n%s", want, out.String())
+		}
+	}
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if info, _ := e.Info(); info.Mode().Perm() != 0o600 {
+			t.Errorf("%s has mode %v", e.Name(), info.Mode().Perm())
+		}
+	}
+	// The console takes a call through them (serve's settings, but for ARI).
+	console := exec.Command(bin, "console", "--keys", "1 4111111111111111# 1228 7392# 4829# 4829#", "--speed", "0.01")
+	console.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}, env...)
+	if b, err := console.CombinedOutput(); err != nil || !strings.Contains(string(b), "Outcome: changed") {
+		t.Fatalf("console through simulate: %v\n%s", err, b)
+	}
+	for i := 0; !strings.Contains(out.String(), "card host: POST"); i++ {
+		if i > 200 {
+			t.Fatalf("no request logged:\n%s", out.String())
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	_, requests, _ := strings.Cut(out.String(), "Requests (card masked")
+	if !strings.Contains(requests, "card host: POST /PCServices/CardPinChange card=411111******1111 http=200 error_code=000") ||
+		strings.Contains(requests, "4111111111111111") || strings.Contains(requests, "7392") {
+		t.Fatalf("request log:\n%s", requests)
+	}
+}
