@@ -170,7 +170,7 @@ type Result struct {
 	LangFallback string
 	MaskedPAN    string
 	Outcome      *outcome.Result // nil when nothing was submitted
-	End          string          // outcome, too_many_tries, hangup, agent, timeout, error
+	End          string          // how it ended: the audit's end (docs/operations.md lists them)
 	// AgentReason says why the call went to the agents: "caller_choice"
 	// from the menu, else what it could not finish (an End such as
 	// too_many_tries or limited, or the outcome's kind).

@@ -41,19 +41,12 @@ type EventStream struct {
 	Log                    *logrus.Entry
 	// OnState is told of every connection change (true: connected).
 	OnState func(connected bool)
-	// Undecodable counts events skipped (nil: the stream's own counter).
+	// Undecodable counts events skipped: the server's counter, set before
+	// Run (the inbound transport does).
 	Undecodable *atomic.Int64
 
-	ownUndecodable atomic.Int64
-	reconnects     atomic.Int64
-	connected      atomic.Bool
-}
-
-func (s *EventStream) skipped() *atomic.Int64 {
-	if s.Undecodable != nil {
-		return s.Undecodable
-	}
-	return &s.ownUndecodable
+	reconnects atomic.Int64
+	connected  atomic.Bool
 }
 
 // Reconnects counts successful reconnections after the first connection.
@@ -177,7 +170,7 @@ func (s *EventStream) read(ctx context.Context, ws *websocket.Conn, handle func(
 		if err := websocket.Message.Receive(ws, &data); err != nil {
 			return err
 		}
-		if ev := decodeOrCount(data, s.skipped(), s.Log); ev != nil {
+		if ev := decodeOrCount(data, s.Undecodable, s.Log); ev != nil {
 			handle(ev)
 		}
 	}
