@@ -175,8 +175,11 @@ type Result struct {
 	// from the menu, else what it could not finish (an End such as
 	// too_many_tries or limited, or the outcome's kind).
 	AgentReason string
-	Retries     []Retry
-	Returned    bool // continued back to the dialplan
+	// MsgIDs are the references of every request sent that could change a
+	// PIN (the audit closes each attempt with them).
+	MsgIDs   []string
+	Retries  []Retry
+	Returned bool // continued back to the dialplan
 }
 
 // Flow runs calls. It is safe for concurrent use: all per-call state lives in

@@ -238,7 +238,7 @@ func (k *call) change(ctx context.Context) error {
 		var err error
 		res, err = k.submit(ctx, func(ctx context.Context) outcome.Result {
 			return k.f.service.ChangePIN(ctx, contract.Change{PAN: k.pan, Expiry: k.expiry, SequenceNumber: k.in.SequenceNumber,
-				OldSealed: &oldSealed, NewSealed: &newSealed, TrackingID: trackingID(k.in.ChannelID)})
+				OldSealed: &oldSealed, NewSealed: &newSealed, TrackingID: trackingID(k.in.ChannelID), Origin: k.origin()})
 		})
 		if err != nil {
 			return "", err
@@ -471,7 +471,7 @@ func (k *call) setupPIN(ctx context.Context, card contract.VerifiedCard) error {
 		}()
 	}
 	res, err := k.submit(ctx, func(ctx context.Context) outcome.Result {
-		return k.f.service.SetFirstPIN(ctx, contract.FirstSetup{Card: card, PIN: pin})
+		return k.f.service.SetFirstPIN(ctx, contract.FirstSetup{Card: card, PIN: pin, Origin: k.origin()})
 	})
 	if err != nil {
 		return err
@@ -494,7 +494,19 @@ func (k *call) submit(ctx context.Context, do func(context.Context) outcome.Resu
 	}
 	res := k.await(ctx, context.WithoutCancel(ctx), do)
 	k.res.Outcome = &res
+	if res.MsgID != "" {
+		k.res.MsgIDs = append(k.res.MsgIDs, res.MsgID)
+	}
 	return res, nil
+}
+
+// origin says which call a request comes from, for the audit.
+func (k *call) origin() contract.Origin {
+	o := contract.Origin{ChannelID: k.in.ChannelID, CallerID: k.in.CallerID}
+	if k.pan != "" {
+		o.MaskedPAN = k.pan.Masked()
+	}
+	return o
 }
 
 // await runs do on hostCtx while the caller hears "please wait" and, while

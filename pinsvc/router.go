@@ -60,7 +60,7 @@ func (r *Router) FirstSetupAvailable() bool { return r.KeySecure != nil }
 func (r *Router) ChangePIN(ctx context.Context, c contract.Change) outcome.Result {
 	res, err := r.CardHost.ChangePIN(ctx, cardhost.ChangeRequest{
 		PAN: c.PAN, Expiry: c.Expiry.YYMM(), SequenceNumber: c.SequenceNumber,
-		OldSealed: c.OldSealed, NewSealed: c.NewSealed, TrackingID: c.TrackingID,
+		OldSealed: c.OldSealed, NewSealed: c.NewSealed, TrackingID: c.TrackingID, BeforeSend: c.BeforeSend,
 	})
 	if err != nil {
 		res.Kind, res.Host = outcome.Unavailable, outcome.CardHost
@@ -100,7 +100,7 @@ func (r *Router) SetFirstPIN(ctx context.Context, s contract.FirstSetup) outcome
 		// Only a verified card may take a first PIN.
 		return outcome.Result{Kind: outcome.Rejected, Host: outcome.KeySecure, Description: "card not verified"}
 	}
-	res, err := r.KeySecure.SetPIN(ctx, keysecure.SetRequest{CardNo: s.Card.ID, CardholderNo: s.Card.CardholderNo, PIN: s.PIN})
+	res, err := r.KeySecure.SetPIN(ctx, keysecure.SetRequest{CardNo: s.Card.ID, CardholderNo: s.Card.CardholderNo, PIN: s.PIN, BeforeSend: s.BeforeSend})
 	if err != nil {
 		return outcome.Result{Kind: outcome.Unavailable, Host: outcome.KeySecure, Description: "request not built"}
 	}

@@ -48,7 +48,7 @@ func consoleChange(t *testing.T, extra ...string) {
 func TestConsoleFirstSetupFromPipedKeys(t *testing.T) {
 	code, out, errs := runConsole(t, "2 4012888888881881# 0130 731 482915# 482915#\n", "--speed", "0.01")
 	if code != 0 || !strings.Contains(out, "three digit security code") || !strings.Contains(out, "Your new card's PIN has been set.") ||
-		!strings.Contains(out, "Outcome: changed (host keysecure, code 0)") {
+		!strings.Contains(out, "Outcome: changed (host keysecure, code 0, msg_id ks-") {
 		t.Fatalf("exit %d\n%s", code, out)
 	}
 	for _, leak := range leakcheck.Find(afterBanner(out)+errs, leakcheck.Secrets{PANs: []string{"4012888888881881"}, Short: []string{"731", "482915"}}) {

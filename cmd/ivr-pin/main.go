@@ -45,6 +45,7 @@ commands:
              PKCS#11 token, or check a key there
   prompts    list the prompts' words, or check a sounds directory (a bank's recordings)
   ready      ask a running serve's /readyz: exit 0 when ready (a container's health check)
+  audit      check audit files: every attempt closed by its call record
 
 Run 'ivr-pin <command> -h' for a command's flags. Settings come from IVRPIN_* environment
 variables (README.md). Exit codes: 0 done, 1 failed (configuration, start-up, runtime; for
@@ -81,6 +82,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return checkCmd(args[1:], stdout, stderr)
 	case "ready":
 		return ready(args[1:], stdout, stderr)
+	case "audit":
+		return auditCmd(args[1:], stdout, stderr)
 	case "prompts":
 		return promptsCmd(args[1:], stdout, stderr)
 	case "-h", "--help", "-help", "help":

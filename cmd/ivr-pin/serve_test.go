@@ -176,8 +176,14 @@ func TestServeAsAProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Count(string(rotated), "\n") != 1 || strings.Count(string(current), "\n") != 2 {
-		t.Fatalf("audit records: rotated file\n%s\ncurrent file\n%s\nwant 1 and 2", rotated, current)
+	calls := func(b []byte) int { return strings.Count(string(b), `"record":"call"`) }
+	attempts := func(b []byte) int { return strings.Count(string(b), `"record":"attempt"`) }
+	if calls(rotated) != 1 || calls(current) != 2 || attempts(rotated) != 1 || attempts(current) != 1 {
+		t.Fatalf("audit records: rotated file\n%s\ncurrent file\n%s\nwant 1 call and its attempt, then 2 calls (one turned away) and 1 attempt", rotated, current)
+	}
+	var out, errb strings.Builder
+	if code := run([]string{"audit", "check", auditPath + ".1", auditPath}, nil, &out, &errb); code != 0 {
+		t.Fatalf("audit check: %s %s", out.String(), errb.String())
 	}
 	auditData := append(rotated, current...)
 	written := logs.String() + string(auditData)

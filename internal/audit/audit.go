@@ -1,9 +1,16 @@
-// Package audit writes one record per call, as one JSON line: to an
-// append-only file synced on every write, or to standard output. Either way
-// the record is written whatever the log level (it is not a log line: an
-// operator who turns logging down to warn still keeps every record). A
-// record holds a masked PAN and never a PIN (Record has no field that could
-// hold one).
+// Package audit writes the line's audit trail, one JSON line per record: to
+// an append-only file synced on every write, or to standard output. Either
+// way records are written whatever the log level (they are not log lines:
+// an operator who turns logging down to warn still keeps every record).
+//
+// Two kinds of record make a PIN change's trail. Before any request that can
+// change a PIN is sent, an "attempt" record is written and synced (msg_id,
+// masked PAN, caller, channel, host, instance, time): a change in flight
+// when the process dies is on disk already. At the end of the call a "call"
+// record names the same msg_id. An attempt left without its call record (a
+// crash, a kill) is closed once, at the next start-up or by a surviving
+// instance, by a call record of its own: outcome ambiguous, end interrupted.
+// No record holds a PIN (no field could hold one); a PAN is only masked.
 package audit
 
 import (
@@ -20,10 +27,17 @@ import (
 
 // Record is what one call came to. It holds no PIN and only a masked PAN.
 type Record struct {
-	ChannelID string `json:"channel_id"`
-	CallerID  string `json:"caller_id"`
-	Transport string `json:"transport,omitempty"` // inbound or outbound ARI
-	Language  string `json:"language"`
+	// Kind is "call" (the writer sets it).
+	Kind string `json:"record"`
+	// Instance is the instance that wrote the record (IVRPIN_INSTANCE_ID).
+	Instance string `json:"instance,omitempty"`
+	// AttemptInstance, on an interrupted record, is the instance that
+	// wrote the attempt it closes (and died before its call record).
+	AttemptInstance string `json:"attempt_instance,omitempty"`
+	ChannelID       string `json:"channel_id"`
+	CallerID        string `json:"caller_id"`
+	Transport       string `json:"transport,omitempty"` // inbound or outbound ARI
+	Language        string `json:"language"`
 	// LangFallback is a language asked for that the line does not have
 	// (the call heard Language instead).
 	LangFallback string `json:"lang_fallback,omitempty"`
@@ -38,7 +52,10 @@ type Record struct {
 	End          string `json:"end"`
 	// AgentReason is why the call went to the agents (end "agent"):
 	// caller_choice, or what it could not finish.
-	AgentReason string        `json:"agent_reason,omitempty"`
+	AgentReason string `json:"agent_reason,omitempty"`
+	// Attempts are the msg_ids of every request this call sent that could
+	// change a PIN (MsgID is the last): each closes its attempt record.
+	Attempts    []string      `json:"attempts,omitempty"`
 	Retries     []flows.Retry `json:"retries,omitempty"`
 	Transferred bool          `json:"transferred"`
 	Returned    bool          `json:"returned"`
@@ -46,9 +63,44 @@ type Record struct {
 	Duration    time.Duration `json:"duration_ns"`
 }
 
-// Writer takes call records.
+// Attempt is written, and synced, before a request that can change a PIN is
+// sent: the card host's change (MsgID is its msg_id) or KeySecure's set
+// (MsgID is the line's own reference for it, and HostRef names the card).
+type Attempt struct {
+	Kind      string    `json:"record"` // "attempt" (the writer sets it)
+	MsgID     string    `json:"msg_id"`
+	Host      string    `json:"host"`
+	HostRef   string    `json:"host_ref,omitempty"`
+	MaskedPAN string    `json:"pan,omitempty"`
+	CallerID  string    `json:"caller_id"`
+	ChannelID string    `json:"channel_id"`
+	Instance  string    `json:"instance"`
+	Time      time.Time `json:"time"`
+}
+
+// The record kinds and the end that closes an attempt nobody finished.
+const (
+	KindCall       = "call"
+	KindAttempt    = "attempt"
+	EndInterrupted = "interrupted"
+	OutcomeUnknown = "ambiguous"
+	interruptedWhy = "the instance that sent it stopped before the answer was recorded: reconcile with the host by msg_id"
+)
+
+// Interrupted is the call record that closes an attempt left open, written
+// by instance.
+func Interrupted(a Attempt, instance string) Record {
+	return Record{Kind: KindCall, Instance: instance, AttemptInstance: a.Instance, ChannelID: a.ChannelID, CallerID: a.CallerID,
+		MaskedPAN: a.MaskedPAN, Host: a.Host, MsgID: a.MsgID, HostRef: a.HostRef, Outcome: OutcomeUnknown, End: EndInterrupted,
+		Reason: interruptedWhy, Start: a.Time}
+}
+
+// Writer takes call records and attempts.
 type Writer interface {
 	Write(r Record) error
+	// WriteAttempt returns only once the attempt is as safe as the
+	// writer can make it (a file: synced to disk).
+	WriteAttempt(a Attempt) error
 	Close() error
 }
 
@@ -106,13 +158,24 @@ func (a *File) Close() error {
 
 // Write implements Writer.
 func (a *Stream) Write(r Record) error {
-	b, err := json.Marshal(struct {
-		Log string `json:"log"`
-		Record
-	}{"audit", r})
+	r.Kind = KindCall
+	return a.line(r)
+}
+
+// WriteAttempt implements Writer.
+func (a *Stream) WriteAttempt(at Attempt) error {
+	at.Kind = KindAttempt
+	return a.line(at)
+}
+
+// line writes one record as one JSON line, in one write, and syncs it.
+func (a *Stream) line(v any) error {
+	body, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
+	// {"log":"audit", then the record's own fields: one object, one line.
+	b := append([]byte(`{"log":"audit",`), body[1:]...)
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if _, err := a.w.Write(append(b, '\n')); err != nil {

@@ -2,6 +2,7 @@ package audit
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -116,5 +117,58 @@ func TestRetriesAreSnakeCase(t *testing.T) {
 	}
 	if !strings.Contains(b.String(), `"retries":[{"step":"card","reason":"incomplete"}]`) {
 		t.Fatalf("%s", b.String())
+	}
+}
+
+// A trail pairs each attempt with the call record that names its msg_id
+// (as its last request, or among its attempts), and finds the rest.
+func TestTrailPairsAttemptsWithTheirCallRecords(t *testing.T) {
+	var buf bytes.Buffer
+	w := NewStream(&buf)
+	at := func(id string) Attempt {
+		return Attempt{MsgID: id, Host: "cardhost", MaskedPAN: "411111******1111", Instance: "a", Time: time.Unix(1700000000, 0).UTC()}
+	}
+	for _, id := range []string{"m1", "m2", "m3", "m4"} {
+		if err := w.WriteAttempt(at(id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_ = w.Write(Record{MsgID: "m2", Attempts: []string{"m1", "m2"}, Outcome: "changed", End: "outcome"}) // a wrong PIN, then right
+	_ = w.Write(Interrupted(at("m3"), "b"))
+	_ = w.Write(Record{MsgID: "m9", Outcome: "changed", End: "outcome"}) // its attempt is in a rotated file
+	_ = w.Write(Record{Outcome: "none", End: "hangup"})                  // nothing sent
+	buf.WriteString("not json\n")
+	var tr Trail
+	if err := tr.Read(&buf); err != nil {
+		t.Fatal(err)
+	}
+	tr.Done()
+	if len(tr.Open) != 1 || tr.Open[0].MsgID != "m4" {
+		t.Fatalf("open %+v", tr.Open)
+	}
+	if len(tr.Orphans) != 1 || tr.Orphans[0].MsgID != "m9" {
+		t.Fatalf("orphans %+v", tr.Orphans)
+	}
+	if r := Interrupted(at("m3"), "b"); r.Outcome != "ambiguous" || r.End != "interrupted" || r.AttemptInstance != "a" || r.Instance != "b" {
+		t.Fatalf("%+v", r)
+	}
+}
+
+func TestOpenAttemptsReadsTheFileOnly(t *testing.T) {
+	if a, err := OpenAttempts(filepath.Join(t.TempDir(), "none.jsonl")); err != nil || a != nil {
+		t.Fatal(a, err)
+	}
+	if a, err := OpenAttempts("/dev/null"); err != nil || a != nil {
+		t.Fatal(a, err)
+	}
+	p := filepath.Join(t.TempDir(), "audit.jsonl")
+	f, err := OpenFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = f.WriteAttempt(Attempt{MsgID: "x1", Host: "cardhost", Time: time.Now()})
+	_ = f.Close()
+	if a, err := OpenAttempts(p); err != nil || len(a) != 1 || a[0].MsgID != "x1" {
+		t.Fatal(a, err)
 	}
 }

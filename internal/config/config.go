@@ -144,6 +144,7 @@ type Config struct {
 	AuditFile     string `envconfig:"AUDIT_FILE" desc:"append-only audit file (one JSON record per call, synced on write); unset: stdout, tagged log=audit"`
 	LogLevel      string `envconfig:"LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
 	LogFormat     string `envconfig:"LOG_FORMAT" default:"auto" desc:"json, text, or auto (text on a terminal)"`
+	InstanceID    string `envconfig:"INSTANCE_ID" desc:"this instance's name in audit records and the fleet's Redis registry; unset: host name and process id"`
 	MetricsAddr   string `envconfig:"METRICS_ADDR" default:"127.0.0.1:9464" desc:"metrics and health listen address"`
 	RedisURL      string `envconfig:"REDIS_URL" secret:"url" desc:"Redis for attempt limits shared by several instances"`
 	RedisPassword string `envconfig:"REDIS_PASSWORD" secret:"true" desc:"Redis password (AUTH), replacing any in REDIS_URL; give it as REDIS_PASSWORD_FILE"`

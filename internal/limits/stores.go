@@ -275,6 +275,9 @@ func (s *RedisStore) Unmark(ctx context.Context, key string) error {
 // Close implements Store.
 func (s *RedisStore) Close() error { return s.c.Close() }
 
+// Client is the store's Redis client (the line's attempt registry shares it).
+func (s *RedisStore) Client() *redis.Client { return s.c }
+
 type quiet struct{}
 
 func (quiet) Printf(context.Context, string, ...interface{}) {}

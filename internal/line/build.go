@@ -76,6 +76,11 @@ type Line struct {
 	closeOnce sync.Once
 	closers   []func()
 
+	// instance names this process in audit records and the fleet's
+	// registry; registry is nil without Redis.
+	instance string
+	registry *registry
+
 	langMu     sync.Mutex
 	langWarned map[string]bool
 	auditErr   atomic.Pointer[error] // the last audit write's error, nil once one succeeds
@@ -138,6 +143,12 @@ func Build(ctx context.Context, cfg *config.Config, opts Options) (*Line, error)
 	l.Limiter = limiter
 	l.LineGuard = &limits.LineGuard{Store: limiter.Store, Max: cfg.LimitLineFailedMax, Window: cfg.LimitLineWindow}
 	l.closers = append(l.closers, func() { _ = limiter.Store.Close() })
+	host, _ := os.Hostname()
+	l.instance = instanceID(cfg.InstanceID, host, os.Getpid())
+	if rs, ok := limiter.Store.(*limits.RedisStore); ok {
+		window := max(cfg.NITimeout, cfg.KeySecureTimeout) + cfg.CallTimeout
+		l.registry = &registry{c: rs.Client(), instance: l.instance, window: window, ttl: max(24*time.Hour, 2*window)}
+	}
 	if cfg.AuditFile != "" {
 		f, err := audit.OpenFile(cfg.AuditFile)
 		if err != nil {
@@ -145,6 +156,10 @@ func Build(ctx context.Context, cfg *config.Config, opts Options) (*Line, error)
 		}
 		l.audit = f
 		l.closers = append(l.closers, func() { _ = f.Close() })
+		// Changes a dead process sent, before this one takes calls.
+		if err := l.closeOpenAttempts(ctx, cfg.AuditFile); err != nil {
+			return nil, &config.Problem{Var: "AUDIT_FILE", Reason: "closing the attempts an earlier process left open: " + err.Error()}
+		}
 	} else {
 		l.audit = audit.NewStream(opts.AuditOut)
 	}
@@ -158,7 +173,7 @@ func Build(ctx context.Context, cfg *config.Config, opts Options) (*Line, error)
 		MaxTries: cfg.MaxTries, Agent: flows.ParseTarget(cfg.AgentTransfer), HostWaitAnnounce: cfg.HostWaitAnnounce,
 		AgentOnFailure: flows.AgentOnFailure(cfg.AgentOnFailure), ExpiryOrder: policy.ExpiryOrder(cfg.ExpiryOrder),
 		Limiter: limiter, Marks: limiter, LineGuard: l.LineGuard,
-	}, l.metrics.Instrument(router))
+	}, journaled{Service: l.metrics.Instrument(router), l: l})
 	if l.transport, err = Transport(cfg, opts); err != nil {
 		return nil, err
 	}
@@ -278,6 +293,11 @@ func (l *Line) Serve(ctx context.Context) error {
 				l.log.Warn("the PIN key token encrypts again with the same key")
 			}
 		})
+	}
+	if l.registry != nil {
+		fctx, stop := context.WithCancel(ctx)
+		defer stop()
+		go l.watchFleet(fctx)
 	}
 	return l.Server.Serve(ctx, l.handle)
 }

@@ -21,7 +21,7 @@ import (
 
 // handle runs one call, whatever way it arrived.
 func (l *Line) handle(c *ivr.Call) {
-	rec := audit.Record{ChannelID: c.ID, CallerID: c.CallerID, Transport: l.Server.Mode(), Start: c.Start, Outcome: "none"}
+	rec := audit.Record{Instance: l.instance, ChannelID: c.ID, CallerID: c.CallerID, Transport: l.Server.Mode(), Start: c.Start, Outcome: "none"}
 	finished := false
 	defer func() {
 		if !finished {
@@ -64,7 +64,7 @@ func (l *Line) handle(c *ivr.Call) {
 		// Ended by the drain deadline, not by the caller.
 		rec.End = "drain_deadline"
 	}
-	rec.Retries, rec.Returned, rec.AgentReason = res.Retries, res.Returned, res.AgentReason
+	rec.Retries, rec.Returned, rec.AgentReason, rec.Attempts = res.Retries, res.Returned, res.AgentReason, res.MsgIDs
 	if res.LangFallback != "" {
 		rec.LangFallback = printable(res.LangFallback)
 		l.warnLangFallback(rec.LangFallback, res.Language)
@@ -116,14 +116,18 @@ func (l *Line) ended(r audit.Record) {
 		if err := l.audit.Write(r); err != nil {
 			// The call is not held up by it (it has ended), but the line
 			// is not ready until a record is written again: a balancer
-			// sends new calls where the audit works.
-			l.auditErr.Store(&err)
-			if l.metrics != nil {
-				l.metrics.AuditWriteFailed()
+			// sends new calls where the audit works. Its attempts stay
+			// open, to be closed as interrupted.
+			l.auditFailed(err, r.ChannelID)
+		} else {
+			if l.auditErr.Swap(nil) != nil {
+				l.log.Warn("audit records are written again")
 			}
-			l.log.WithError(err).WithField("channel", r.ChannelID).Error("audit record not written: /readyz is 503 until a record is written")
-		} else if l.auditErr.Swap(nil) != nil {
-			l.log.Warn("audit records are written again")
+			if l.registry != nil {
+				for _, id := range r.Attempts {
+					l.registry.clear(context.Background(), id)
+				}
+			}
 		}
 	}
 	if l.onCallEnd != nil {

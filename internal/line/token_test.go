@@ -131,9 +131,10 @@ func TestZonePINKeyInAToken(t *testing.T) {
 	}
 }
 
-// An audit write that fails does not hold up the call, is logged and
-// counted, and keeps /readyz at 503 until a record is written again (here,
-// after the file is reopened where the disk has room).
+// An audit write that fails is logged and counted, and keeps /readyz at 503
+// until a record is written again (here, after the file is reopened where
+// the disk has room). A change whose attempt cannot be written is not sent:
+// the caller hears "not available" and nothing is changed.
 func TestAuditWriteFailureMakesTheLineNotReady(t *testing.T) {
 	dir := t.TempDir()
 	link := filepath.Join(dir, "audit.jsonl")
@@ -144,13 +145,17 @@ func TestAuditWriteFailureMakesTheLineNotReady(t *testing.T) {
 	health := httptest.NewServer(l.Line.Health().Handler())
 	defer health.Close()
 	readyz := func() (int, string) { return getReadyz(t, health.URL) }
-	if _, rec := l.call(t, aritest.CallOptions{}, changeKeys...); rec.Outcome != "changed" {
-		t.Fatalf("the call was held up by the audit: %+v", rec)
+	ch, rec := l.call(t, aritest.CallOptions{}, changeKeys...)
+	if rec.Outcome != "unavailable" || !played(ch, "sound:ivr-pin/result-unavailable") {
+		t.Fatalf("a change whose attempt was not written: %+v", rec)
+	}
+	if !l.Sims.CardHost.PINIs("4111111111111111", "7392") || len(l.Sims.CardHost.Received()) != 0 {
+		t.Fatal("a change was sent without its attempt on disk")
 	}
 	if code, body := readyz(); code != 503 || !strings.Contains(body, "audit write failed") {
 		t.Fatalf("/readyz after a failed audit write: %d %s", code, body)
 	}
-	if n := counter(t, l, "ivrpin_audit_write_errors_total", "", ""); n != 1 {
+	if n := counter(t, l, "ivrpin_audit_write_errors_total", "", ""); n != 2 { // the attempt, then the call's record
 		t.Fatalf("audit write errors: %v", n)
 	}
 	if !strings.Contains(l.logs.String(), "audit record not written") {
@@ -162,13 +167,13 @@ func TestAuditWriteFailureMakesTheLineNotReady(t *testing.T) {
 	if err := l.Line.ReopenAudit(); err != nil {
 		t.Fatal(err)
 	}
-	if _, rec := l.call(t, aritest.CallOptions{}, change, card, exp, newPIN, "5938#", "5938#"); rec.Outcome != "changed" {
+	if _, rec := l.call(t, aritest.CallOptions{}, changeKeys...); rec.Outcome != "changed" {
 		t.Fatalf("%+v", rec)
 	}
 	if code, body := readyz(); code != 200 {
 		t.Fatalf("/readyz after a record was written again: %d %s", code, body)
 	}
-	if b, _ := os.ReadFile(link); strings.Count(string(b), "\n") != 1 {
+	if b, _ := os.ReadFile(link); strings.Count(string(b), "\n") != 2 { // the attempt and the call's record
 		t.Fatalf("the audit file after reopening:\n%s", b)
 	}
 }

@@ -44,7 +44,7 @@ type Metrics struct {
 // CallEnds are the ends of a call (the audit's end), each a label value of
 // ivrpin_calls_total and ivrpin_call_duration_seconds from start-up.
 var CallEnds = []string{"outcome", "hangup", "too_many_tries", "agent", "limited", "line_guard", "limit_store_unavailable",
-	"pin_key_unavailable", "turned_away", "drain_deadline", "unclaimed", "timeout", "error"}
+	"pin_key_unavailable", "turned_away", "drain_deadline", "unclaimed", "timeout", "error", "interrupted"}
 
 // hostResults are the results a host request can come to.
 var hostResults = map[string][]outcome.Kind{

@@ -213,6 +213,9 @@ type ChangeRequest struct {
 	Old, New             *secret.PIN
 	OldSealed, NewSealed *Sealed
 	TrackingID           string // optional, at most 15 characters; defaults to the msg_id
+	// BeforeSend, when set, is called with the msg_id once the request is
+	// built and before it is sent; an error leaves it unsent (Unavailable).
+	BeforeSend func(msgID string) error
 }
 
 // Sealed is a PIN already encrypted into the card host's PIN block for one
@@ -244,6 +247,12 @@ func (c *Client) ChangePIN(ctx context.Context, req ChangeRequest) (outcome.Resu
 	req.New.Wipe()
 	if err != nil {
 		return res, err
+	}
+	if req.BeforeSend != nil {
+		if err := req.BeforeSend(msgID); err != nil {
+			res.MsgID, res.Description = "", "not sent: its audit attempt could not be recorded"
+			return res, nil
+		}
 	}
 	return c.send(ctx, msgID, body), nil
 }

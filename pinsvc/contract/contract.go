@@ -42,6 +42,18 @@ type Change struct {
 	SequenceNumber       string
 	OldSealed, NewSealed *SealedPIN
 	TrackingID           string
+	Origin               Origin
+	// BeforeSend, when set, is called with the request's reference (the
+	// card host's msg_id) once the request is built and before it is sent;
+	// an error stops it unsent (the outcome is Unavailable). The line
+	// writes its audit attempt here.
+	BeforeSend func(ref string) error
+}
+
+// Origin says which call a request comes from, for the audit.
+type Origin struct {
+	ChannelID, CallerID string
+	MaskedPAN           string
 }
 
 // SealedPIN is a PIN already encrypted into the card host's PIN block for
@@ -90,6 +102,10 @@ type VerifiedCard struct {
 
 // FirstSetup is the first PIN of a verified physical card.
 type FirstSetup struct {
-	Card VerifiedCard
-	PIN  *secret.PIN
+	Card   VerifiedCard
+	PIN    *secret.PIN
+	Origin Origin
+	// BeforeSend is as Change's: called with the line's reference for the
+	// set request before it is sent.
+	BeforeSend func(ref string) error
 }

@@ -11,7 +11,9 @@ package keysecure
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/subtle"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -495,6 +497,11 @@ func codeText(code int) string { return strconv.Itoa(code) }
 type SetRequest struct {
 	CardNo, CardholderNo string
 	PIN                  *secret.PIN
+	// BeforeSend, when set, is called with the line's reference for the set
+	// (KeySecure's set request carries none of its own: the Result's MsgID
+	// is this reference) once the card is found eligible and before the set
+	// is sent; an error leaves it unsent (Unavailable).
+	BeforeSend func(ref string) error
 }
 
 // SetPIN checks KeySecure's rules, then sets the PIN. Host refusals and
@@ -518,10 +525,19 @@ func (c *Client) SetPIN(ctx context.Context, req SetRequest) (outcome.Result, er
 	if err != nil {
 		return res, err
 	}
+	res.MsgID = newReference()
+	if req.BeforeSend != nil {
+		if err := req.BeforeSend(res.MsgID); err != nil {
+			res.MsgID, res.Kind, res.Description = "", outcome.Unavailable, "not sent: its audit attempt could not be recorded"
+			return res, nil
+		}
+	}
 	var data SetPINData
 	err = c.authed(ctx, http.MethodPost, PathSetPIN, SetPINBody{CardNo: req.CardNo, CardholderNo: req.CardholderNo, PIN: enc}, &data, true)
 	if err != nil {
-		return resultOf(err), nil
+		r := resultOf(err)
+		r.MsgID = res.MsgID
+		return r, nil
 	}
 	if data.Result != nil && !*data.Result {
 		res.Kind, res.Code, res.Description = outcome.Rejected, "0", "result false"
@@ -540,3 +556,11 @@ func resultOf(err error) outcome.Result {
 
 // Close releases idle connections.
 func (c *Client) Close() { c.http.CloseIdleConnections() }
+
+// newReference is the line's reference for one set request: "ks-" and 16
+// random hex digits.
+func newReference() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return "ks-" + hex.EncodeToString(b)
+}

@@ -1,0 +1,318 @@
+package main
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ivr-pin/ivr-pin/asterisk/aritest"
+	"github.com/ivr-pin/ivr-pin/internal/redistest"
+	"github.com/ivr-pin/ivr-pin/internal/syncbuf"
+	"github.com/ivr-pin/ivr-pin/pinsvc/pinblock"
+	"github.com/ivr-pin/ivr-pin/pinsvc/secret"
+	"github.com/ivr-pin/ivr-pin/pinsvc/sim/simrun"
+)
+
+// auditLines reads the audit file's records.
+func auditLines(t *testing.T, path string) []map[string]any {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	var out []map[string]any
+	for _, ln := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(ln), &m) == nil {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// A serve killed (SIGKILL, as an OOM kill or a power loss) while a PIN change
+// is in flight leaves the change's attempt on disk; started again on the
+// same audit file it closes the attempt, once, with an ambiguous /
+// interrupted record naming the msg_id. Nothing is sent twice. Each kill
+// point, on both transports.
+func TestAKilledServeLeavesNoChangeUnrecorded(t *testing.T) {
+	bin := binary(t)
+	raw := make([]byte, 16)
+	for i := range raw {
+		raw[i] = byte(i*29 + 7)
+	}
+	secret.SetOddParity(raw)
+	zpkHex := strings.ToUpper(hex.EncodeToString(raw))
+	key, _ := secret.ParseHexKey(secret.TDES, zpkHex)
+	zpk, _ := pinblock.NewZPK(key, pinblock.ISO0)
+
+	for _, transport := range []string{"inbound", "outbound"} {
+		for _, point := range []string{
+			"before the request reaches the host", // the host's address accepts and never reads
+			"while the host holds its answer",     // the host applied the change and answers late
+			"after the answer, before the record", // the caller hears the result; the record is due at the end
+		} {
+			t.Run(transport+"/"+point, func(t *testing.T) {
+				t.Parallel()
+				sims, err := simrun.Start(simrun.Options{BankID: "TB01", ZPK: zpk})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer sims.Close()
+				hostURL := sims.CardHostURL
+				if strings.HasPrefix(point, "before") {
+					// A host that takes the connection and never reads it.
+					ln, err := net.Listen("tcp", "127.0.0.1:0")
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer ln.Close()
+					go func() {
+						for {
+							c, err := ln.Accept()
+							if err != nil {
+								return
+							}
+							defer c.Close()
+						}
+					}()
+					hostURL = "http://" + ln.Addr().String() + "/PCServices/CardPinChange"
+				}
+				if strings.HasPrefix(point, "while") {
+					sims.CardHost.SlowCard("4111111111111111", 20*time.Second)
+				}
+				ari, err := aritest.Start(aritest.Options{PlaybackScale: 0.05})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer ari.Close()
+				dir := t.TempDir()
+				auditPath := filepath.Join(dir, "audit.jsonl")
+				listen := freeAddr(t)
+				env := append(os.Environ(), "IVRPIN_ARI_URL="+ari.URL, "IVRPIN_ARI_PASSWORD=aritest-password-0001",
+					"IVRPIN_NI_URL="+hostURL, "IVRPIN_NI_BANK_ID=TB01", "IVRPIN_NI_ZPK="+zpkHex, "IVRPIN_NI_TIMEOUT=30s",
+					"IVRPIN_LIMIT_KEY=00112233445566778899aabbccddeeff", "IVRPIN_LIMIT_STORE="+filepath.Join(dir, "a.db"),
+					"IVRPIN_AUDIT_FILE="+auditPath, "IVRPIN_METRICS_ADDR=", "IVRPIN_INSTANCE_ID=first")
+				if transport == "outbound" {
+					env = append(env, "IVRPIN_ARI_LISTEN="+listen, "IVRPIN_ARI_LISTEN_PASSWORD=listener-password-0001")
+					ari.SetOutbound(&aritest.Outbound{URL: "ws://" + listen + "/ari", Username: "asterisk", Password: "listener-password-0001"})
+				}
+				start := func(instance string) (*exec.Cmd, *syncbuf.Buffer) {
+					cmd := exec.Command(bin, "serve")
+					cmd.Env = append(append([]string{}, env...), "IVRPIN_INSTANCE_ID="+instance)
+					logs := &syncbuf.Buffer{}
+					cmd.Stdout, cmd.Stderr = logs, logs
+					if err := cmd.Start(); err != nil {
+						t.Fatal(err)
+					}
+					t.Cleanup(func() {
+						if cmd.ProcessState == nil {
+							_ = cmd.Process.Kill()
+							_ = cmd.Wait()
+						}
+					})
+					ready := "ARI events connected"
+					if transport == "outbound" {
+						ready = "listening for Asterisk's outbound ARI websockets"
+					}
+					for i := 0; !strings.Contains(logs.String(), ready); i++ {
+						if i > 800 {
+							t.Fatalf("serve never got ready:\n%s", logs.String())
+						}
+						time.Sleep(25 * time.Millisecond)
+					}
+					return cmd, logs
+				}
+				first, logs := start("first")
+				ch, err := ari.PlaceCall(aritest.CallOptions{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, g := range []string{"1", "4111111111111111#", "1228", "7392#", "4829#", "4829#"} {
+					if ch.WaitQuiet(30*time.Millisecond, 10*time.Second) != nil || ch.Press(g, time.Millisecond) != nil {
+						break
+					}
+				}
+				// The attempt is on disk before the request is sent.
+				var msgID string
+				for i := 0; msgID == ""; i++ {
+					for _, r := range auditLines(t, auditPath) {
+						if r["record"] == "attempt" {
+							msgID, _ = r["msg_id"].(string)
+						}
+					}
+					if i > 400 {
+						t.Fatalf("no attempt written:\n%s", logs.String())
+					}
+					time.Sleep(25 * time.Millisecond)
+				}
+				switch {
+				case strings.HasPrefix(point, "while"):
+					// The host has the change (applied) and holds its answer.
+					for i := 0; !sims.CardHost.PINIs("4111111111111111", "4829"); i++ {
+						if i > 400 {
+							t.Fatal("the host never applied the change")
+						}
+						time.Sleep(25 * time.Millisecond)
+					}
+				case strings.HasPrefix(point, "after"):
+					if err := ch.WaitPlayed(20*time.Second, "sound:ivr-pin/result-changed", 1); err != nil {
+						t.Fatalf("%v\n%s", err, logs.String())
+					}
+				}
+				_ = first.Process.Signal(syscall.SIGKILL)
+				_ = first.Wait()
+				sent := len(sims.CardHost.Received())
+				for _, r := range auditLines(t, auditPath) {
+					if r["record"] == "call" {
+						t.Fatalf("a call record was written before the kill: %v", r)
+					}
+				}
+
+				// Started again on the same file: the attempt is closed, once.
+				for i := 0; i < 2; i++ {
+					second, _ := start("second")
+					_ = second.Process.Signal(syscall.SIGTERM)
+					_ = second.Wait()
+				}
+				var closes []map[string]any
+				for _, r := range auditLines(t, auditPath) {
+					if r["record"] == "call" {
+						closes = append(closes, r)
+					}
+				}
+				if len(closes) != 1 || closes[0]["msg_id"] != msgID || closes[0]["outcome"] != "ambiguous" || closes[0]["end"] != "interrupted" ||
+					closes[0]["attempt_instance"] != "first" || closes[0]["instance"] != "second" || closes[0]["pan"] != "411111******1111" {
+					t.Fatalf("closing records %v, want one for %s", closes, msgID)
+				}
+				if n := len(sims.CardHost.Received()); n != sent || n > 1 {
+					t.Fatalf("%d requests reached the host (%d at the kill): sent again", n, sent)
+				}
+				var out, errb strings.Builder
+				if code := run([]string{"audit", "check", auditPath}, nil, &out, &errb); code != 0 {
+					t.Fatalf("audit check: %d %s %s", code, out.String(), errb.String())
+				}
+			})
+		}
+	}
+}
+
+// In a fleet sharing Redis, an instance killed while the host holds its
+// change is closed for by a survivor: the interrupted record lands in the
+// survivor's audit, naming the dead instance, exactly once.
+func TestASurvivorClosesTheAttemptsOfAKilledInstance(t *testing.T) {
+	bin := binary(t)
+	redisURL, _ := redistest.Start(t)
+	raw := make([]byte, 16)
+	for i := range raw {
+		raw[i] = byte(i*31 + 5)
+	}
+	secret.SetOddParity(raw)
+	zpkHex := strings.ToUpper(hex.EncodeToString(raw))
+	key, _ := secret.ParseHexKey(secret.TDES, zpkHex)
+	zpk, _ := pinblock.NewZPK(key, pinblock.ISO0)
+	sims, err := simrun.Start(simrun.Options{BankID: "TB01", ZPK: zpk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sims.Close()
+	sims.CardHost.SlowCard("4111111111111111", 60*time.Second)
+	dir := t.TempDir()
+	type inst struct {
+		cmd   *exec.Cmd
+		logs  *syncbuf.Buffer
+		ari   *aritest.Server
+		audit string
+	}
+	start := func(name, file string) *inst {
+		ari, err := aritest.Start(aritest.Options{PlaybackScale: 0.05})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(ari.Close)
+		in := &inst{ari: ari, audit: filepath.Join(dir, file+".jsonl"), logs: &syncbuf.Buffer{}}
+		in.cmd = exec.Command(bin, "serve")
+		in.cmd.Env = append(os.Environ(), "IVRPIN_ARI_URL="+ari.URL, "IVRPIN_ARI_PASSWORD=aritest-password-0001",
+			"IVRPIN_NI_URL="+sims.CardHostURL, "IVRPIN_NI_BANK_ID=TB01", "IVRPIN_NI_ZPK="+zpkHex,
+			// The window after which a dead instance's attempt is closed:
+			// the host timeout plus the call timeout, short here.
+			"IVRPIN_NI_TIMEOUT=2s", "IVRPIN_KEYSECURE_TIMEOUT=2s", "IVRPIN_CALL_TIMEOUT=8s",
+			"IVRPIN_REDIS_URL="+redisURL, "IVRPIN_LIMIT_KEY=00112233445566778899aabbccddeeff",
+			"IVRPIN_AUDIT_FILE="+in.audit, "IVRPIN_METRICS_ADDR=", "IVRPIN_INSTANCE_ID="+name)
+		in.cmd.Stdout, in.cmd.Stderr = in.logs, in.logs
+		if err := in.cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			if in.cmd.ProcessState == nil {
+				_ = in.cmd.Process.Kill()
+				_ = in.cmd.Wait()
+			}
+		})
+		if err := ari.WaitConnected("ivr-pin", 20*time.Second); err != nil {
+			t.Fatalf("%v\n%s", err, in.logs.String())
+		}
+		return in
+	}
+	dead, survivor := start("a", "a"), start("b", "b")
+	ch, err := dead.ari.PlaceCall(aritest.CallOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range []string{"1", "4111111111111111#", "1228", "7392#", "4829#", "4829#"} {
+		if ch.WaitQuiet(30*time.Millisecond, 10*time.Second) != nil || ch.Press(g, time.Millisecond) != nil {
+			break
+		}
+	}
+	for i := 0; !sims.CardHost.PINIs("4111111111111111", "4829"); i++ {
+		if i > 400 {
+			t.Fatalf("the host never applied the change:\n%s", dead.logs.String())
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	_ = dead.cmd.Process.Signal(syscall.SIGKILL)
+	_ = dead.cmd.Wait()
+	var msgID string
+	for _, r := range auditLines(t, dead.audit) {
+		if r["record"] == "attempt" {
+			msgID, _ = r["msg_id"].(string)
+		}
+	}
+	if msgID == "" {
+		t.Fatal("the killed instance wrote no attempt")
+	}
+	// The survivor closes it once the window has passed and the dead
+	// instance's heartbeat is gone (under 30 s here).
+	var closes []map[string]any
+	for i := 0; i < 160 && len(closes) == 0; i++ {
+		time.Sleep(250 * time.Millisecond)
+		for _, r := range auditLines(t, survivor.audit) {
+			if r["record"] == "call" && r["msg_id"] == msgID {
+				closes = append(closes, r)
+			}
+		}
+	}
+	if len(closes) != 1 || closes[0]["end"] != "interrupted" || closes[0]["attempt_instance"] != "a" || closes[0]["instance"] != "b" {
+		t.Fatalf("survivor's closing records %v\n%s", closes, survivor.logs.String())
+	}
+	// The dead instance restarted on its file closes nothing again.
+	again := start("a2", "a")
+	_ = again.cmd.Process.Signal(syscall.SIGTERM)
+	_ = again.cmd.Wait()
+	for _, r := range auditLines(t, dead.audit) {
+		if r["record"] == "call" {
+			t.Fatalf("the restarted instance closed an attempt the survivor closed: %v", r)
+		}
+	}
+	var out, errb strings.Builder
+	if code := run([]string{"audit", "check", dead.audit, survivor.audit}, nil, &out, &errb); code != 0 {
+		t.Fatalf("audit check over both files: %d %s %s", code, out.String(), errb.String())
+	}
+}
