@@ -186,8 +186,10 @@ func (l *line) startServe(t testing.TB) {
 	cmd := exec.Command(bin, "serve")
 	cmd.Env = append(os.Environ(), l.env...)
 	out, errs := &syncbuf.Buffer{}, &syncbuf.Buffer{}
+	prior := 0 // what earlier processes wrote: not this one's readiness
 	l.mu.Lock()
 	if l.out != nil {
+		prior = len(l.errs.String())
 		// Keep what an earlier process wrote: every byte is scanned at the end.
 		out.Write([]byte(l.out.String()))
 		errs.Write([]byte(l.errs.String()))
@@ -207,7 +209,7 @@ func (l *line) startServe(t testing.TB) {
 		ready = "listening for Asterisk's outbound ARI websockets"
 	}
 	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(errs.String(), ready) {
+	for !strings.Contains(errs.String()[prior:], ready) {
 		select {
 		case err := <-exited:
 			t.Fatalf("serve exited: %v\n%s", err, errs.String())

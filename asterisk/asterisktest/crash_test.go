@@ -1,0 +1,185 @@
+package asterisktest_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ivr-pin/ivr-pin/asterisk/asterisktest"
+	"github.com/ivr-pin/ivr-pin/internal/redistest"
+)
+
+// TestRealAsteriskKilledWhileTheHostHoldsAChange: a caller completes a
+// change on the real Asterisk, the card host applies it and holds its
+// answer, and serve is killed (SIGKILL) in that window. The audit file
+// already holds the attempt; serve started again closes it with an
+// ambiguous / interrupted record naming the msg_id, once.
+func TestRealAsteriskKilledWhileTheHostHoldsAChange(t *testing.T) {
+	t.Parallel()
+	auditPath := filepath.Join(t.TempDir(), "audit.jsonl")
+	l := startLineWith(t, lineOptions{env: []string{"IVRPIN_AUDIT_FILE=" + auditPath, "IVRPIN_NI_TIMEOUT=40s"}})
+	t.Cleanup(func() {
+		// The records go to the file: scan them with everything else.
+		b, _ := os.ReadFile(auditPath)
+		l.mu.Lock()
+		l.out.Write(b)
+		l.mu.Unlock()
+	})
+	d := l.ast.NewDriver(t)
+	pan, exp := l.changeCard("7392")
+	l.typed("", "4829")
+	l.sims.CardHost.SlowCard(pan, 30*time.Second)
+	c := d.Call(t, asterisktest.CallOptions{})
+	run(t, c, changeSteps(pan, exp, "7392", "4829")...)
+	deadline := time.Now().Add(20 * time.Second)
+	for !l.sims.CardHost.PINIs(pan, "4829") {
+		if time.Now().After(deadline) {
+			t.Fatal("the host never applied the change")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	records := func() []map[string]any {
+		b, _ := os.ReadFile(auditPath)
+		var out []map[string]any
+		for _, ln := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+			var m map[string]any
+			if json.Unmarshal([]byte(ln), &m) == nil {
+				out = append(out, m)
+			}
+		}
+		return out
+	}
+	var msgID string
+	for _, r := range records() {
+		if r["record"] == "attempt" {
+			msgID, _ = r["msg_id"].(string)
+		}
+	}
+	if msgID == "" {
+		t.Fatal("no attempt on disk while the host holds the change")
+	}
+	_ = l.serve.Process.Signal(syscall.SIGKILL)
+	<-l.exited
+	c.Hangup()
+	_ = c.WaitGone(20 * time.Second)
+	for range 2 { // a second start closes nothing again
+		l.startServe(t)
+		if err := l.stopServe(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var closes []map[string]any
+	for _, r := range records() {
+		if r["record"] == "call" {
+			closes = append(closes, r)
+		}
+	}
+	if len(closes) != 1 || closes[0]["msg_id"] != msgID || closes[0]["end"] != "interrupted" || closes[0]["outcome"] != "ambiguous" {
+		t.Fatalf("closing records %v, want one for %s", closes, msgID)
+	}
+	if n := len(l.sims.CardHost.Received()); n != 1 {
+		t.Fatalf("%d requests reached the host", n)
+	}
+}
+
+// TestRealAsteriskFleetSurvivorClosesAKilledInstancesChange: the fleet
+// (HAProxy, two instances, Redis) with an instance killed while the host
+// holds its change: the survivor writes the interrupted record, naming the
+// dead instance, once the host timeout plus the call timeout has passed.
+func TestRealAsteriskFleetSurvivorClosesAKilledInstancesChange(t *testing.T) {
+	t.Parallel()
+	if _, err := exec.LookPath("haproxy"); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("haproxy is not installed (.ci/run installs it)")
+		}
+		t.Skip("haproxy is not installed")
+	}
+	redisURL, _ := redistest.Start(t)
+	front, stats := freeAddr(t), freeAddr(t)
+	listens, metrics := []string{freeAddr(t), freeAddr(t)}, []string{freeAddr(t), freeAddr(t)}
+	l := startLineWith(t, lineOptions{outbound: true, front: front, env: []string{"IVRPIN_REDIS_URL=" + redisURL,
+		// A short window, so the survivor closes within the test.
+		"IVRPIN_NI_TIMEOUT=5s", "IVRPIN_CALL_TIMEOUT=40s"}})
+	d := l.ast.NewDriver(t)
+	serves := []*proc{}
+	for i := range listens {
+		e := append([]string{}, l.env...)
+		for j, v := range e {
+			if strings.HasPrefix(v, "IVRPIN_ARI_LISTEN=") {
+				e[j] = "IVRPIN_ARI_LISTEN=" + listens[i]
+			}
+			if strings.HasPrefix(v, "IVRPIN_METRICS_ADDR=") {
+				e[j] = "IVRPIN_METRICS_ADDR=" + metrics[i]
+			}
+		}
+		p := startProc(t, append(e, fmt.Sprintf("IVRPIN_INSTANCE_ID=fleet-%d", i+1)), bin, "serve").scannedBy(l)
+		p.waitFor(t, "listening for Asterisk's outbound ARI websockets")
+		serves = append(serves, p)
+	}
+	cfgPath := filepath.Join(t.TempDir(), "haproxy.cfg")
+	if err := os.WriteFile(cfgPath, []byte(haproxyConfig(t, front, stats, listens, metrics)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	hap := startProc(t, nil, "haproxy", "-db", "-f", cfgPath).scannedBy(l)
+	deadline := time.Now().Add(20 * time.Second)
+	for serversUp(stats) != 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("HAProxy never saw both instances up:\n%s", hap.out.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	pan, exp := l.changeCard("7392")
+	l.typed("", "4829")
+	l.sims.CardHost.SlowCard(pan, 60*time.Second)
+	c := d.Call(t, asterisktest.CallOptions{CallerID: "15559990001"})
+	run(t, c, changeSteps(pan, exp, "7392", "4829")...)
+	deadline = time.Now().Add(20 * time.Second)
+	for !l.sims.CardHost.PINIs(pan, "4829") {
+		if time.Now().After(deadline) {
+			t.Fatal("the host never applied the change")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// The instance holding the change is the one with its attempt.
+	dead, msgID := -1, ""
+	for i, p := range serves {
+		for _, ln := range strings.Split(p.out.String(), "\n") {
+			var m map[string]any
+			if json.Unmarshal([]byte(ln), &m) == nil && m["record"] == "attempt" {
+				dead, msgID = i, m["msg_id"].(string)
+			}
+		}
+	}
+	if dead < 0 {
+		t.Fatal("no instance wrote the attempt")
+	}
+	_ = serves[dead].cmd.Process.Signal(syscall.SIGKILL)
+	<-serves[dead].exited
+	survivor := serves[1-dead]
+	deadline = time.Now().Add(90 * time.Second)
+	for {
+		var closes []map[string]any
+		for _, ln := range strings.Split(survivor.out.String(), "\n") {
+			var m map[string]any
+			if json.Unmarshal([]byte(ln), &m) == nil && m["record"] == "call" && m["msg_id"] == msgID {
+				closes = append(closes, m)
+			}
+		}
+		if len(closes) == 1 && closes[0]["end"] == "interrupted" && closes[0]["attempt_instance"] == fmt.Sprintf("fleet-%d", dead+1) {
+			break
+		}
+		if len(closes) > 1 || time.Now().After(deadline) {
+			t.Fatalf("the survivor's closing records: %v\n%s", closes, survivor.out.String())
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	if n := len(l.sims.CardHost.Received()); n != 1 {
+		t.Fatalf("%d requests reached the host", n)
+	}
+}
