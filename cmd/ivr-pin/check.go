@@ -57,10 +57,15 @@ func surroundings(c *config.Config, timeout time.Duration) []error {
 			out = append(out, &config.Problem{Var: v, Reason: err.Error()})
 		}
 	}
-	if c.RedisURL == "" && c.LimitStore != "" {
-		add("LIMIT_STORE", writableDir(filepath.Dir(c.LimitStore)))
-	} else if c.RedisURL != "" {
+	switch {
+	case len(c.RedisSentinels) > 0:
+		for _, s := range c.RedisSentinels {
+			add("REDIS_SENTINELS", dialURL("redis://"+s, "26379", timeout))
+		}
+	case c.RedisURL != "":
 		add("REDIS_URL", dialURL(c.RedisURL, "6379", timeout))
+	case c.LimitStore != "":
+		add("LIMIT_STORE", writableDir(filepath.Dir(c.LimitStore)))
 	}
 	if c.AuditFile != "" {
 		add("AUDIT_FILE", writableDir(filepath.Dir(c.AuditFile)))

@@ -141,13 +141,18 @@ type Config struct {
 	LimitKey           string        `envconfig:"LIMIT_KEY" secret:"true" desc:"hex HMAC key (at least 16 bytes) that hashes card numbers and caller ids for the limits; serve requires it (the same on every instance), and it is never stored beside the hashes"`
 
 	// Operations.
-	AuditFile     string `envconfig:"AUDIT_FILE" desc:"append-only audit file (one JSON record per call, synced on write); unset: stdout, tagged log=audit"`
-	LogLevel      string `envconfig:"LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
-	LogFormat     string `envconfig:"LOG_FORMAT" default:"auto" desc:"json, text, or auto (text on a terminal)"`
-	InstanceID    string `envconfig:"INSTANCE_ID" desc:"this instance's name in audit records and the fleet's Redis registry; unset: host name and process id"`
-	MetricsAddr   string `envconfig:"METRICS_ADDR" default:"127.0.0.1:9464" desc:"metrics and health listen address"`
-	RedisURL      string `envconfig:"REDIS_URL" secret:"url" desc:"Redis for attempt limits shared by several instances"`
-	RedisPassword string `envconfig:"REDIS_PASSWORD" secret:"true" desc:"Redis password (AUTH), replacing any in REDIS_URL; give it as REDIS_PASSWORD_FILE"`
+	AuditFile             string        `envconfig:"AUDIT_FILE" desc:"append-only audit file (one JSON record per call, synced on write); unset: stdout, tagged log=audit"`
+	LogLevel              string        `envconfig:"LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
+	LogFormat             string        `envconfig:"LOG_FORMAT" default:"auto" desc:"json, text, or auto (text on a terminal)"`
+	InstanceID            string        `envconfig:"INSTANCE_ID" desc:"this instance's name in audit records and the fleet's Redis registry; unset: host name and process id"`
+	MetricsAddr           string        `envconfig:"METRICS_ADDR" default:"127.0.0.1:9464" desc:"metrics and health listen address"`
+	RedisURL              string        `envconfig:"REDIS_URL" secret:"url" desc:"Redis for attempt limits shared by several instances"`
+	RedisPassword         string        `envconfig:"REDIS_PASSWORD" secret:"true" desc:"Redis password (AUTH), replacing any in REDIS_URL; give it as REDIS_PASSWORD_FILE"`
+	RedisSentinels        []string      `envconfig:"REDIS_SENTINELS" desc:"Redis Sentinel addresses (host:port, comma separated) instead of REDIS_URL: the client follows a failover to the promoted replica"`
+	RedisMaster           string        `envconfig:"REDIS_MASTER" desc:"the master's name in Sentinel (sentinel monitor NAME ...), with REDIS_SENTINELS"`
+	RedisSentinelPassword string        `envconfig:"REDIS_SENTINEL_PASSWORD" secret:"true" desc:"Sentinel's own password (requirepass of the sentinels), when set; give it as REDIS_SENTINEL_PASSWORD_FILE"`
+	RedisMinReplicas      int           `envconfig:"REDIS_MIN_REPLICAS" default:"-1" desc:"replicas that must hold each limit write (Redis WAIT) before the call goes on, else it fails closed; -1: 1 with REDIS_SENTINELS, 0 with REDIS_URL"`
+	RedisWaitTimeout      time.Duration `envconfig:"REDIS_WAIT_TIMEOUT" default:"200ms" desc:"how long a limit write waits for REDIS_MIN_REPLICAS"`
 
 	// Not settings: where secrets came from, and the software zone PIN key
 	// once parsed into its cipher (its hex and bytes are not kept).
@@ -551,6 +556,24 @@ func (c *Config) checkLimits() error {
 	}
 	if c.RedisURL != "" && c.LimitKey == "" {
 		return problem("LIMIT_KEY", "required with REDIS_URL: every instance must hash cards the same way")
+	}
+	if len(c.RedisSentinels) > 0 {
+		switch {
+		case c.RedisURL != "":
+			return problem("REDIS_SENTINELS", "give REDIS_URL or REDIS_SENTINELS, not both")
+		case c.RedisMaster == "":
+			return problem("REDIS_MASTER", "required with REDIS_SENTINELS: the name the sentinels monitor")
+		case c.LimitKey == "":
+			return problem("LIMIT_KEY", "required with REDIS_SENTINELS: every instance must hash cards the same way")
+		}
+		for _, a := range c.RedisSentinels {
+			if _, _, err := net.SplitHostPort(a); err != nil {
+				return problem("REDIS_SENTINELS", "must be host:port addresses, comma separated")
+			}
+		}
+	}
+	if c.RedisMinReplicas < -1 || c.RedisWaitTimeout <= 0 {
+		return problem("REDIS_MIN_REPLICAS", "must be -1 (automatic), 0 or more, with a positive REDIS_WAIT_TIMEOUT")
 	}
 	if c.LimitKey != "" {
 		if k, err := hex.DecodeString(c.LimitKey); err != nil || len(k) < 16 {
@@ -973,9 +996,28 @@ func (c *Config) LimitSettings() limits.Settings {
 		Caller:    limits.Rule{Max: c.LimitCallerMax, Window: c.LimitCallerWindow, Lockout: c.LimitCallerLockout},
 		Withheld:  limits.Rule{Max: c.LimitWithheldMax, Window: c.LimitCallerWindow, Lockout: c.LimitCallerLockout},
 		StorePath: c.LimitStore, RedisURL: c.RedisURL, KeyHex: c.LimitKey, RedisPassword: c.RedisPassword,
+		RedisSentinels: c.RedisSentinels, RedisMaster: c.RedisMaster, RedisSentinelPassword: c.RedisSentinelPassword,
+		RedisMinReplicas: c.redisMinReplicas(), RedisWaitTimeout: c.RedisWaitTimeout,
 	}
 }
 
 // Prompts is the prompt catalogue: the shipped words with PROMPT_WORDS's
 // files laid over them.
 func (c *Config) Prompts() (*prompts.Catalogue, error) { return prompts.Load(c.PromptWords) }
+
+// redisMinReplicas resolves REDIS_MIN_REPLICAS's automatic -1: a limit
+// write must be on one replica with Sentinel (so a failover keeps it), and
+// waits for none on a single Redis.
+func (c *Config) redisMinReplicas() int {
+	if c.RedisMinReplicas >= 0 {
+		return c.RedisMinReplicas
+	}
+	if len(c.RedisSentinels) > 0 {
+		return 1
+	}
+	return 0
+}
+
+// SharedStore reports whether the attempt store is Redis (a URL or
+// Sentinel), shared by every instance.
+func (c *Config) SharedStore() bool { return c.RedisURL != "" || len(c.RedisSentinels) > 0 }

@@ -214,12 +214,17 @@ func TestRefusesWhatCannotWork(t *testing.T) {
 		{"IVRPIN_LIMIT_WITHHELD_MAX", "20"},
 		{"IVRPIN_LIMIT_WITHHELD_MAX", "0"},
 		{"IVRPIN_NI_CODES_UNKNOWN_CARD", "102,105"},
+		{"IVRPIN_EXPIRY_ORDER", "DDMM"},
+		{"IVRPIN_AGENT_ON_FAILURE", "sometimes"},
+		{"IVRPIN_REDIS_SENTINELS", "127.0.0.1"},
+		{"IVRPIN_REDIS_MIN_REPLICAS", "-2"},
 	}
 	for _, c := range cases {
 		t.Run(c.name+"="+c.value, func(t *testing.T) {
 			t.Setenv(c.name, c.value)
-			if c.name == "IVRPIN_REDIS_URL" {
+			if c.name == "IVRPIN_REDIS_URL" || c.name == "IVRPIN_REDIS_SENTINELS" {
 				t.Setenv("IVRPIN_LIMIT_KEY", "00112233445566778899aabbccddeeff")
+				t.Setenv("IVRPIN_REDIS_MASTER", "ivr-pin")
 			}
 			_, err := Load()
 			if err == nil {
@@ -232,6 +237,7 @@ func TestRefusesWhatCannotWork(t *testing.T) {
 	}
 	for _, ok := range []struct{ name, value string }{
 		{"IVRPIN_LANGUAGES", "ar,en,zh"}, {"IVRPIN_AGENT_TRANSFER", "agents,queue,1"}, {"IVRPIN_LOG_LEVEL", "warn"},
+		{"IVRPIN_EXPIRY_ORDER", "YYMM"}, {"IVRPIN_AGENT_ON_FAILURE", "never"},
 	} {
 		t.Setenv(ok.name, ok.value)
 		if _, err := Load(); err != nil {

@@ -129,7 +129,7 @@ func Start(opts Options) (*Demo, error) {
 		return nil, err
 	}
 	d.closers = append(d.closers, func() { _ = os.RemoveAll(dir) })
-	if cfg.RedisURL == "" {
+	if !cfg.SharedStore() {
 		cfg.LimitStore = filepath.Join(dir, "attempts.db")
 	}
 	if cfg.LimitKey == "" {

@@ -17,6 +17,16 @@ type Settings struct {
 	// RedisPassword, when set, replaces the password of RedisURL (it comes
 	// from a file: IVRPIN_REDIS_PASSWORD_FILE).
 	RedisPassword string
+	// RedisSentinels and RedisMaster reach Redis through Sentinel instead
+	// of RedisURL: the client follows a failover to the promoted replica.
+	RedisSentinels        []string
+	RedisMaster           string
+	RedisSentinelPassword string
+	// RedisMinReplicas is how many replicas must hold each limit write
+	// (Redis WAIT) within RedisWaitTimeout before the call goes on; fewer
+	// fail the write, and the line fails closed. 0 does not wait.
+	RedisMinReplicas int
+	RedisWaitTimeout time.Duration
 	// OnStoredKey hears that the embedded store held an HMAC key of an
 	// older version, now deleted.
 	OnStoredKey func()
@@ -30,10 +40,11 @@ func Open(ctx context.Context, s Settings) (*Limiter, error) {
 	if err != nil || len(key) < 16 {
 		return nil, errors.New("the attempt limits need an HMAC key of at least 16 bytes (hex)")
 	}
-	if s.RedisURL != "" {
+	if s.RedisURL != "" || len(s.RedisSentinels) > 0 {
 		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
-		store, err := OpenRedis(ctx, s.RedisURL, s.RedisPassword)
+		store, err := OpenRedisWith(ctx, RedisOptions{URL: s.RedisURL, Password: s.RedisPassword, Sentinels: s.RedisSentinels,
+			Master: s.RedisMaster, SentinelPassword: s.RedisSentinelPassword, MinReplicas: s.RedisMinReplicas, WaitTimeout: s.RedisWaitTimeout})
 		if err != nil {
 			return nil, err
 		}

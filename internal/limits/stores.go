@@ -197,35 +197,97 @@ func (s *BoltStore) ForgetStoredKey() (bool, error) {
 // RedisStore keeps counters in Redis sorted sets, one Lua script per hit so
 // concurrent instances never pass the limit together.
 type RedisStore struct {
-	c *redis.Client
+	c           *redis.Client
+	minReplicas int
+	waitMS      int64
 }
+
+// RedisOptions say how to reach Redis: a redis:// URL, or Sentinel
+// (go-redis's failover client, which follows the master Sentinel names).
+type RedisOptions struct {
+	URL, Password            string
+	Sentinels                []string
+	Master, SentinelPassword string
+	MinReplicas              int
+	WaitTimeout              time.Duration
+}
+
+// ErrNotReplicated is a limit write that fewer replicas than required
+// acknowledged in time: it might not survive a failover, so it fails.
+var ErrNotReplicated = errors.New("the limit write did not reach enough Redis replicas in time (IVRPIN_REDIS_MIN_REPLICAS)")
 
 // OpenRedis connects to a redis:// URL and checks it answers.
 // A password, when set, replaces the URL's.
 func OpenRedis(ctx context.Context, url, password string) (*RedisStore, error) {
-	opt, err := redis.ParseURL(url)
-	if err != nil {
-		return nil, errors.New("IVRPIN_REDIS_URL is not a redis:// URL")
-	}
-	if password != "" {
-		opt.Password = password
-	}
-	opt.DialTimeout, opt.ReadTimeout, opt.WriteTimeout = 2*time.Second, 2*time.Second, 2*time.Second
-	opt.MaxRetries = 1
+	return OpenRedisWith(ctx, RedisOptions{URL: url, Password: password})
+}
+
+// OpenRedisWith connects as o says and checks Redis answers.
+func OpenRedisWith(ctx context.Context, o RedisOptions) (*RedisStore, error) {
 	// Failures come back as errors and fail the line closed; the library's
 	// own stderr logger would only repeat them unstructured.
 	redis.SetLogger(quiet{})
-	c := redis.NewClient(opt)
+	var c *redis.Client
+	where := ""
+	if len(o.Sentinels) > 0 {
+		c = redis.NewFailoverClient(&redis.FailoverOptions{MasterName: o.Master, SentinelAddrs: o.Sentinels,
+			SentinelPassword: o.SentinelPassword, Password: o.Password, DialTimeout: 2 * time.Second,
+			ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second, MaxRetries: 1})
+		where = "master " + o.Master + " through Sentinel"
+	} else {
+		opt, err := redis.ParseURL(o.URL)
+		if err != nil {
+			return nil, errors.New("IVRPIN_REDIS_URL is not a redis:// URL")
+		}
+		if o.Password != "" {
+			opt.Password = o.Password
+		}
+		opt.DialTimeout, opt.ReadTimeout, opt.WriteTimeout = 2*time.Second, 2*time.Second, 2*time.Second
+		opt.MaxRetries = 1
+		c = redis.NewClient(opt)
+		where = opt.Addr
+	}
 	if err := c.Ping(ctx).Err(); err != nil {
 		c.Close()
-		return nil, fmt.Errorf("redis at %s: %w", opt.Addr, err)
+		return nil, fmt.Errorf("redis at %s: %w", where, err)
 	}
-	return &RedisStore{c: c}, nil
+	wait := o.WaitTimeout
+	if wait <= 0 {
+		wait = 200 * time.Millisecond
+	}
+	return &RedisStore{c: c, minReplicas: o.MinReplicas, waitMS: wait.Milliseconds()}, nil
+}
+
+// replicated runs write and, when replicas are required, Redis's WAIT on the
+// same connection (a pipeline): WAIT counts the replicas that hold this
+// connection's writes.
+func (s *RedisStore) replicated(ctx context.Context, write func(p redis.Pipeliner)) error {
+	if s.minReplicas <= 0 {
+		_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error { write(p); return nil })
+		return err
+	}
+	var wait *redis.Cmd
+	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		write(p)
+		wait = p.Do(ctx, "WAIT", s.minReplicas, s.waitMS)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	n, err := wait.Int()
+	if err != nil {
+		return err
+	}
+	if n < s.minReplicas {
+		return ErrNotReplicated
+	}
+	return nil
 }
 
 // KEYS[1] hits (sorted set), KEYS[2] block flag; ARGV now ms, window ms,
 // max, lockout ms, a unique member.
-var hitScript = redis.NewScript(`
+var hitSource = `
 if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', tonumber(ARGV[1]) - tonumber(ARGV[2]))
 if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then
@@ -235,7 +297,7 @@ end
 redis.call('ZADD', KEYS[1], ARGV[1], ARGV[5])
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1
-`)
+`
 
 // Blocked implements Store.
 func (s *RedisStore) Blocked(ctx context.Context, key string, _ time.Time) (bool, error) {
@@ -248,8 +310,15 @@ func (s *RedisStore) Hit(ctx context.Context, key string, r Rule, now time.Time)
 	var rnd [8]byte
 	_, _ = rand.Read(rnd[:])
 	member := strconv.FormatInt(now.UnixNano(), 36) + "-" + hex.EncodeToString(rnd[:])
-	res, err := hitScript.Run(ctx, s.c, []string{"ivrpin:hits:" + key, "ivrpin:block:" + key},
-		now.UnixMilli(), r.Window.Milliseconds(), r.Max, r.Lockout.Milliseconds(), member).Int()
+	var hit *redis.Cmd
+	err := s.replicated(ctx, func(p redis.Pipeliner) {
+		hit = p.Eval(ctx, hitSource, []string{"ivrpin:hits:" + key, "ivrpin:block:" + key},
+			now.UnixMilli(), r.Window.Milliseconds(), r.Max, r.Lockout.Milliseconds(), member)
+	})
+	if err != nil {
+		return false, err
+	}
+	res, err := hit.Int()
 	if err != nil {
 		return false, err
 	}
@@ -258,7 +327,12 @@ func (s *RedisStore) Hit(ctx context.Context, key string, r Rule, now time.Time)
 
 // Mark implements Store (SET NX: one instance wins).
 func (s *RedisStore) Mark(ctx context.Context, key string) (bool, error) {
-	return s.c.SetNX(ctx, "ivrpin:mark:"+key, "1", 0).Result()
+	var set *redis.BoolCmd
+	err := s.replicated(ctx, func(p redis.Pipeliner) { set = p.SetNX(ctx, "ivrpin:mark:"+key, "1", 0) })
+	if err != nil {
+		return false, err
+	}
+	return set.Result()
 }
 
 // Marked implements Store.

@@ -137,6 +137,8 @@ func Build(ctx context.Context, cfg *config.Config, opts Options) (*Line, error)
 		v := "LIMIT_STORE"
 		if cfg.RedisURL != "" {
 			v = "REDIS_URL"
+		} else if len(cfg.RedisSentinels) > 0 {
+			v = "REDIS_SENTINELS"
 		}
 		return nil, &config.Problem{Var: v, Reason: err.Error()}
 	}

@@ -1,0 +1,132 @@
+package redistest
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Sentinel is a master, two replicas and one Sentinel (quorum 1) on
+// loopback: the smallest set-up that fails over and still has a replica
+// after it (a limit write waits for one).
+type Sentinel struct {
+	// Addr is the Sentinel's address; Master the name it monitors.
+	Addr, Master string
+	// MasterAddr and ReplicaAddr are the two servers as started.
+	MasterAddr, ReplicaAddr, Replica2Addr string
+	procs                                 map[string]*exec.Cmd
+	t                                     testing.TB
+}
+
+// StartSentinel runs the three until the test ends. The Sentinel declares
+// a master down after down (Sentinel's down-after-milliseconds).
+func StartSentinel(t testing.TB, down time.Duration) *Sentinel {
+	t.Helper()
+	server, err := exec.LookPath("redis-server")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("redis-server is not installed: .ci/run installs it")
+		}
+		t.Skip("redis-server not installed")
+	}
+	sentinel, err := exec.LookPath("redis-sentinel")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("redis-sentinel is not installed: .ci/run installs it")
+		}
+		t.Skip("redis-sentinel not installed (apt-get install -y redis-sentinel)")
+	}
+	s := &Sentinel{Master: "ivrpin-test", procs: map[string]*exec.Cmd{}, t: t}
+	s.MasterAddr, s.ReplicaAddr, s.Replica2Addr = freeAddr(t), freeAddr(t), freeAddr(t)
+	s.start("master", server, serverArgs(s.MasterAddr)...)
+	_, mport, _ := net.SplitHostPort(s.MasterAddr)
+	s.start("replica", server, append(serverArgs(s.ReplicaAddr), "--replicaof", "127.0.0.1", mport)...)
+	s.start("replica2", server, append(serverArgs(s.Replica2Addr), "--replicaof", "127.0.0.1", mport)...)
+	s.Addr = freeAddr(t)
+	_, sport, _ := net.SplitHostPort(s.Addr)
+	conf := filepath.Join(t.TempDir(), "sentinel.conf")
+	body := fmt.Sprintf("port %s\nbind 127.0.0.1\ndir %s\nsentinel monitor %s 127.0.0.1 %s 1\n"+
+		"sentinel down-after-milliseconds %s %d\nsentinel failover-timeout %s 2000\nsentinel parallel-syncs %s 1\n",
+		sport, filepath.Dir(conf), s.Master, mport, s.Master, down.Milliseconds(), s.Master, s.Master)
+	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.start("sentinel", sentinel, conf)
+	for _, a := range []string{s.MasterAddr, s.ReplicaAddr, s.Replica2Addr, s.Addr} {
+		waitPort(t, a)
+	}
+	// Sentinel learns of the replica from the master's INFO: only then can
+	// it fail over to it.
+	sc := redis.NewSentinelClient(&redis.Options{Addr: s.Addr})
+	defer sc.Close()
+	for i := 0; ; i++ {
+		reps, err := sc.Replicas(context.Background(), s.Master).Result()
+		if err == nil && len(reps) == 2 {
+			break
+		}
+		if i > 300 {
+			t.Fatalf("Sentinel never saw the replica: %v %v", reps, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return s
+}
+
+func serverArgs(addr string) []string {
+	host, port, _ := net.SplitHostPort(addr)
+	return []string{"--port", port, "--bind", host, "--save", "", "--appendonly", "no"}
+}
+
+func (s *Sentinel) start(name, bin string, args ...string) {
+	cmd := exec.Command(bin, args...)
+	if err := cmd.Start(); err != nil {
+		s.t.Fatal(err)
+	}
+	s.procs[name] = cmd
+	s.t.Cleanup(func() { s.Kill(name) })
+}
+
+// Kill ends one of "master", "replica", "replica2" or "sentinel" at once
+// (SIGKILL).
+func (s *Sentinel) Kill(name string) {
+	if cmd := s.procs[name]; cmd != nil && cmd.ProcessState == nil {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	}
+}
+
+// RestartOldMaster starts the killed master again on its address: Sentinel
+// turns it into a replica of the promoted one.
+func (s *Sentinel) RestartOldMaster() {
+	bin, _ := exec.LookPath("redis-server")
+	s.start("master", bin, serverArgs(s.MasterAddr)...)
+	waitPort(s.t, s.MasterAddr)
+}
+
+func freeAddr(t testing.TB) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return "127.0.0.1:" + strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+}
+
+func waitPort(t testing.TB, addr string) {
+	for i := 0; i < 250; i++ {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("nothing listens on %s", addr)
+}
