@@ -86,6 +86,11 @@ type Options struct {
 	// default certificate and host name verification) and trusts this CA
 	// file (ca_list_file); OutboundURI is then wss://.
 	OutboundCA string
+	// SystemName names this Asterisk among several (asterisk.conf
+	// systemname, which prefixes its channel ids) and gives it an entity
+	// id of its own: two servers feeding one ivr-pin fleet must not share
+	// channel ids.
+	SystemName string
 	// HTTPSCert and HTTPSKey turn on Asterisk's TLS HTTP server
 	// (http.conf tlsenable) on a port of its own, beside the plain one the
 	// harness uses: ARIURLTLS and WSURLTLS reach ARI through it.
@@ -323,6 +328,11 @@ func (a *Asterisk) configure(opts Options) error {
 				{"websocket_client.conf", `(?m)^;ca_list_file\s*=.*$`, "ca_list_file = " + opts.OutboundCA},
 			}...)
 		}
+	}
+	if opts.SystemName != "" {
+		sum := sha256.Sum256([]byte(opts.SystemName))
+		overlay = append(overlay, struct{ file, pattern, with string }{"asterisk.conf", `(?m)^entityid\s*=.*$`,
+			fmt.Sprintf("entityid = 02:fc:00:00:%02x:%02x\nsystemname = %s", sum[0], sum[1], opts.SystemName)})
 	}
 	if opts.HTTPSCert != "" {
 		tlsPort, err := freePort("tcp")
