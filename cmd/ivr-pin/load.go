@@ -63,6 +63,12 @@ func load(args []string, out, stderr io.Writer) int {
 		return 1
 	}
 	o.self = self
+	// The floor first, in this run, on this machine.
+	floor, err := loadFloor(o.calls)
+	if err != nil {
+		fmt.Fprintf(stderr, "ivr-pin load (floor): %v\n", err)
+		return 1
+	}
 	var results []loadResult
 	for _, tr := range transports {
 		o.transport = tr
@@ -74,14 +80,24 @@ func load(args []string, out, stderr io.Writer) int {
 		results = append(results, r)
 	}
 	fmt.Fprintf(out, "calls held: %d, ramp %d, speed %g, rate %g/s\n\n", o.calls, o.ramp, o.speed, o.rate)
-	fmt.Fprintf(out, "| transport | active at the menu | heap per call | PINs changed | last key -> host request p50 / p99 | last key -> outcome prompt p50 / p99 |\n")
-	fmt.Fprintf(out, "|---|---|---|---|---|---|\n")
+	floor99 := pct(floor, 99)
+	fmt.Fprintf(out, "floor: %d PIN-change requests released at once straight to the card-host simulator from this process: p50 %s / p99 %s (n=%d)\n\n",
+		o.calls, pct(floor, 50), floor99, len(floor))
+	fmt.Fprintf(out, "| transport | active at the menu | heap per call | PINs changed | last key -> host request p50 / p99 | p99 / floor p99 | last key -> outcome prompt p50 / p99 |\n")
+	fmt.Fprintf(out, "|---|---|---|---|---|---|---|\n")
 	ok := true
+	p99 := map[string]time.Duration{}
 	for _, r := range results {
-		fmt.Fprintf(out, "| %s | %.0f | %.1f KiB | %d of %d | %s / %s (n=%d) | %s / %s (n=%d) |\n", r.transport, r.active,
+		p99[r.transport] = pct(r.toHost, 99)
+		fmt.Fprintf(out, "| %s | %.0f | %.1f KiB | %d of %d | %s / %s (n=%d) | %s | %s / %s (n=%d) |\n", r.transport, r.active,
 			(r.heldHeap-r.idleHeap)/float64(o.calls)/1024, r.changed, o.calls,
-			pct(r.toHost, 50), pct(r.toHost, 99), len(r.toHost), pct(r.toOutcome, 50), pct(r.toOutcome, 99), len(r.toOutcome))
+			pct(r.toHost, 50), p99[r.transport], len(r.toHost), ratio(p99[r.transport], floor99), pct(r.toOutcome, 50), pct(r.toOutcome, 99), len(r.toOutcome))
 		ok = ok && r.changed == o.calls
+	}
+	if in, okIn := p99["inbound"]; okIn {
+		if outb, okOut := p99["outbound"]; okOut {
+			fmt.Fprintf(out, "\noutbound p99 / inbound p99: %s (goal: both within 3x the floor, outbound within 1.5x inbound)\n", ratio(outb, in))
+		}
 	}
 	if !ok {
 		return 1
@@ -317,4 +333,12 @@ func pct(d []time.Duration, p int) time.Duration {
 	sort.Slice(d, func(a, b int) bool { return d[a] < d[b] })
 	i := (len(d) - 1) * p / 100
 	return d[i].Round(10 * time.Microsecond)
+}
+
+// ratio says a / b as "2.3x" ("-" when b is zero).
+func ratio(a, b time.Duration) string {
+	if b <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1fx", float64(a)/float64(b))
 }
