@@ -625,6 +625,14 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
 	websocket.Server{Handshake: func(*websocket.Config, *http.Request) error { return nil }, Handler: func(ws *websocket.Conn) {
 		c := &wsConn{ws: ws, done: make(chan struct{})}
 		s.mu.Lock()
+		if s.closed {
+			// Close has already dropped every socket it knew: one that
+			// upgraded since (a client reconnecting with a near-zero
+			// backoff) must not be left for Close to wait on for ever
+			// (http.Server.Close does not close hijacked connections).
+			s.mu.Unlock()
+			return
+		}
 		var replaced []*wsConn
 		for _, a := range apps {
 			if old := s.apps[a]; old != nil {
