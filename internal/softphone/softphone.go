@@ -14,6 +14,8 @@
 package softphone
 
 import (
+	"github.com/ivr-pin/ivr-pin/internal/g711"
+
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -252,11 +254,11 @@ func newStream(ms *media.MediaSession, o Options) (*stream, error) {
 		switch strings.ToLower(c.Name) {
 		case "pcmu":
 			if !haveAudio {
-				s.audioPT, s.silence, s.decode, haveAudio = c.PayloadType, 0xFF, ulaw, true
+				s.audioPT, s.silence, s.decode, haveAudio = c.PayloadType, 0xFF, g711.ULaw, true
 			}
 		case "pcma":
 			if !haveAudio {
-				s.audioPT, s.silence, s.decode, haveAudio = c.PayloadType, 0xD5, alaw, true
+				s.audioPT, s.silence, s.decode, haveAudio = c.PayloadType, 0xD5, g711.ALaw, true
 			}
 		case "telephone-event":
 			s.dtmfPT, haveDTMF = c.PayloadType, true
@@ -491,34 +493,4 @@ func (s *stream) writeWAV(w io.WriteSeeker) error {
 	}
 	_, err := w.Write(pcm)
 	return err
-}
-
-// ulaw and alaw decode G.711 (ITU-T G.711, as sox and Asterisk do).
-func ulaw(u byte) int16 {
-	u = ^u
-	t := (int16(u&0x0F) << 3) + 0x84
-	t <<= (u & 0x70) >> 4
-	if u&0x80 != 0 {
-		return 0x84 - t
-	}
-	return t - 0x84
-}
-
-func alaw(a byte) int16 {
-	a ^= 0x55
-	t := int16(a&0x0F) << 4
-	seg := (a & 0x70) >> 4
-	switch seg {
-	case 0:
-		t += 8
-	case 1:
-		t += 0x108
-	default:
-		t += 0x108
-		t <<= seg - 1
-	}
-	if a&0x80 != 0 {
-		return t
-	}
-	return -t
 }

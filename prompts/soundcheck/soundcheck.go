@@ -18,6 +18,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/ivr-pin/ivr-pin/internal/g711"
 	"github.com/ivr-pin/ivr-pin/prompts"
 )
 
@@ -109,9 +110,9 @@ func checkFile(path string, f Format, words string, id prompts.ID) []string {
 			return []string{err.Error()}
 		}
 	case "ulaw":
-		samples = decode(b, ulaw)
+		samples = decode(b, g711.ULaw)
 	case "alaw":
-		samples = decode(b, alaw)
+		samples = decode(b, g711.ALaw)
 	case "sln16":
 		if len(b)%2 != 0 {
 			return []string{"an odd number of bytes: not 16-bit samples"}
@@ -249,35 +250,4 @@ func decode(b []byte, table func(byte) int16) []int16 {
 		s[i] = table(c)
 	}
 	return s
-}
-
-// ulaw decodes one G.711 mu-law byte (ITU-T G.711).
-func ulaw(c byte) int16 {
-	c = ^c
-	t := (int(c&0x0f) << 3) + 0x84
-	t <<= (c & 0x70) >> 4
-	if c&0x80 != 0 {
-		return int16(0x84 - t)
-	}
-	return int16(t - 0x84)
-}
-
-// alaw decodes one G.711 A-law byte (ITU-T G.711).
-func alaw(c byte) int16 {
-	c ^= 0x55
-	t := int(c&0x0f) << 4
-	seg := (c & 0x70) >> 4
-	switch seg {
-	case 0:
-		t += 8
-	case 1:
-		t += 0x108
-	default:
-		t += 0x108
-		t <<= seg - 1
-	}
-	if c&0x80 != 0 {
-		return int16(t)
-	}
-	return int16(-t)
 }

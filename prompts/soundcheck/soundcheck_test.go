@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ivr-pin/ivr-pin/internal/g711"
 	"github.com/ivr-pin/ivr-pin/prompts"
 )
 
@@ -130,7 +131,7 @@ func TestG711DecodingAgreesWithSox(t *testing.T) {
 	for _, c := range []struct {
 		ext, soxType string
 		dec          func(byte) int16
-	}{{"ulaw", "ul", ulaw}, {"alaw", "al", alaw}} {
+	}{{"ulaw", "ul", g711.ULaw}, {"alaw", "al", g711.ALaw}} {
 		in := filepath.Join(dir, "in."+c.ext)
 		out := filepath.Join(dir, c.ext+".raw")
 		if err := os.WriteFile(in, all, 0o644); err != nil {
