@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/hex"
 	"encoding/json"
 	"net"
 	"os"
@@ -15,8 +14,6 @@ import (
 	"github.com/ivr-pin/ivr-pin/asterisk/aritest"
 	"github.com/ivr-pin/ivr-pin/internal/redistest"
 	"github.com/ivr-pin/ivr-pin/internal/syncbuf"
-	"github.com/ivr-pin/ivr-pin/pinsvc/pinblock"
-	"github.com/ivr-pin/ivr-pin/pinsvc/secret"
 	"github.com/ivr-pin/ivr-pin/pinsvc/sim/simrun"
 )
 
@@ -44,14 +41,7 @@ func auditLines(t *testing.T, path string) []map[string]any {
 // point, on both transports.
 func TestAKilledServeLeavesNoChangeUnrecorded(t *testing.T) {
 	bin := binary(t)
-	raw := make([]byte, 16)
-	for i := range raw {
-		raw[i] = byte(i*29 + 7)
-	}
-	secret.SetOddParity(raw)
-	zpkHex := strings.ToUpper(hex.EncodeToString(raw))
-	key, _ := secret.ParseHexKey(secret.TDES, zpkHex)
-	zpk, _ := pinblock.NewZPK(key, pinblock.ISO0)
+	zpkHex, zpk := testZPK(29, 7)
 
 	for _, transport := range []string{"inbound", "outbound"} {
 		for _, point := range []string{
@@ -210,14 +200,7 @@ func TestAKilledServeLeavesNoChangeUnrecorded(t *testing.T) {
 func TestASurvivorClosesTheAttemptsOfAKilledInstance(t *testing.T) {
 	bin := binary(t)
 	redisURL, _ := redistest.Start(t)
-	raw := make([]byte, 16)
-	for i := range raw {
-		raw[i] = byte(i*31 + 5)
-	}
-	secret.SetOddParity(raw)
-	zpkHex := strings.ToUpper(hex.EncodeToString(raw))
-	key, _ := secret.ParseHexKey(secret.TDES, zpkHex)
-	zpk, _ := pinblock.NewZPK(key, pinblock.ISO0)
+	zpkHex, zpk := testZPK(31, 5)
 	sims, err := simrun.Start(simrun.Options{BankID: "TB01", ZPK: zpk})
 	if err != nil {
 		t.Fatal(err)

@@ -124,14 +124,7 @@ type loadResult struct {
 // cards of its own.
 func loadOnce(o loadOptions, stderr io.Writer) (loadResult, error) {
 	res := loadResult{transport: o.transport}
-	raw := make([]byte, 16)
-	for i := range raw {
-		raw[i] = byte(i*29 + 7)
-	}
-	secret.SetOddParity(raw)
-	zpkHex := hex.EncodeToString(raw)
-	key, _ := secret.NewKey(secret.TDES, raw)
-	zpk, _ := pinblock.NewZPK(key, pinblock.ISO0)
+	zpkHex, zpk := loadZPK()
 	const apiSecret = "load-test-secret-0123456789abcde"
 	sims, err := simrun.Start(simrun.Options{BankID: "LOAD", APIKey: "load-key", ZPK: zpk, APISecret: apiSecret})
 	if err != nil {
@@ -341,4 +334,18 @@ func ratio(a, b time.Duration) string {
 		return "-"
 	}
 	return fmt.Sprintf("%.1fx", float64(a)/float64(b))
+}
+
+// loadZPK is the load run's zone PIN key (test data, fixed, odd parity):
+// its hex for the serve child and its ISO 0 key for the simulators.
+func loadZPK() (string, *pinblock.ZPK) {
+	raw := make([]byte, 16)
+	for i := range raw {
+		raw[i] = byte(i*29 + 7)
+	}
+	secret.SetOddParity(raw)
+	zpkHex := hex.EncodeToString(raw)
+	key, _ := secret.NewKey(secret.TDES, raw)
+	zpk, _ := pinblock.NewZPK(key, pinblock.ISO0)
+	return zpkHex, zpk
 }

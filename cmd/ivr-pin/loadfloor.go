@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/ivr-pin/ivr-pin/pinsvc/cardhost"
-	"github.com/ivr-pin/ivr-pin/pinsvc/pinblock"
 	"github.com/ivr-pin/ivr-pin/pinsvc/secret"
 	"github.com/ivr-pin/ivr-pin/pinsvc/sim/simrun"
 )
@@ -19,13 +18,7 @@ import (
 // simulator's receiving each (as the transports' "last key -> host request"
 // is timed to the same event).
 func loadFloor(n int) ([]time.Duration, error) {
-	raw := make([]byte, 16)
-	for i := range raw {
-		raw[i] = byte(i*29 + 7)
-	}
-	secret.SetOddParity(raw)
-	key, _ := secret.NewKey(secret.TDES, raw)
-	zpk, _ := pinblock.NewZPK(key, pinblock.ISO0)
+	_, zpk := loadZPK()
 	sims, err := simrun.Start(simrun.Options{BankID: "LOAD", ZPK: zpk})
 	if err != nil {
 		return nil, err

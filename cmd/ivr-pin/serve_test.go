@@ -44,14 +44,7 @@ func get(t *testing.T, url string) (int, string) {
 // ARI test server and the host simulators, as a deployment runs it.
 func TestServeAsAProcess(t *testing.T) {
 	bin := binary(t)
-	raw := make([]byte, 16)
-	for i := range raw {
-		raw[i] = byte(i*37 + 11)
-	}
-	secret.SetOddParity(raw)
-	zpkHex := strings.ToUpper(hex.EncodeToString(raw))
-	key, _ := secret.ParseHexKey(secret.TDES, zpkHex)
-	zpk, _ := pinblock.NewZPK(key, pinblock.ISO0)
+	zpkHex, zpk := testZPK(37, 11)
 	const apiSecret = "0123456789abcdef0123456789abcdef"
 	sims, err := simrun.Start(simrun.Options{BankID: "TB01", APIKey: "test-api-key", ZPK: zpk, APISecret: apiSecret})
 	if err != nil {
@@ -324,4 +317,19 @@ func TestServeWaitsForAsterisk(t *testing.T) {
 	if err := <-exited; err != nil {
 		t.Fatalf("serve: %v\n%s", err, logs.String())
 	}
+}
+
+// testZPK is a test zone PIN key (TDES, odd parity) whose byte i is
+// i*mul+add: its hex for serve's environment and its ISO 0 key for the
+// simulated card host.
+func testZPK(mul, add int) (string, *pinblock.ZPK) {
+	raw := make([]byte, 16)
+	for i := range raw {
+		raw[i] = byte(i*mul + add)
+	}
+	secret.SetOddParity(raw)
+	zpkHex := strings.ToUpper(hex.EncodeToString(raw))
+	key, _ := secret.ParseHexKey(secret.TDES, zpkHex)
+	zpk, _ := pinblock.NewZPK(key, pinblock.ISO0)
+	return zpkHex, zpk
 }
