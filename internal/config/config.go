@@ -278,7 +278,7 @@ func problem(v, reason string) error { return &Problem{Var: v, Reason: reason} }
 // named checks of checks, in order, stopping at the first problem.
 func (c *Config) Validate() error {
 	for _, check := range c.checks() {
-		if err := check.run(); err != nil {
+		if err := check(); err != nil {
 			return err
 		}
 	}
@@ -290,27 +290,19 @@ func (c *Config) Validate() error {
 func (c *Config) Problems() []error {
 	var out []error
 	for _, check := range c.checks() {
-		if err := check.run(); err != nil {
+		if err := check(); err != nil {
 			out = append(out, err)
 		}
 	}
 	return out
 }
 
-// namedCheck is one kind of setting checked together.
-type namedCheck struct {
-	name string
-	run  func() error
-}
-
-// checks are Validate's checks, each of one kind of setting, reporting the
-// first problem of its kind.
-func (c *Config) checks() []namedCheck {
-	return []namedCheck{
-		{"ARI", c.checkARI}, {"ARI links", c.validateARILinks}, {"ARI listener", c.checkListener},
-		{"call flow", c.checkCallFlow}, {"call flow targets", c.checkTargets}, {"durations", c.checkDurations},
-		{"card host", c.checkCardHost}, {"KeySecure", c.checkKeySecure}, {"zone PIN key", c.validateKeyCustody},
-		{"hosts", c.checkHosts}, {"limits", c.checkLimits}, {"logging", c.checkLogging},
+// checks are Validate's checks, each of one kind of setting (its name
+// says which), reporting the first problem of its kind.
+func (c *Config) checks() []func() error {
+	return []func() error{
+		c.checkARI, c.validateARILinks, c.checkListener, c.checkCallFlow, c.checkTargets, c.checkDurations,
+		c.checkCardHost, c.checkKeySecure, c.validateKeyCustody, c.checkHosts, c.checkLimits, c.checkLogging,
 	}
 }
 
