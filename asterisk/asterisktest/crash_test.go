@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -94,12 +93,7 @@ func TestRealAsteriskKilledWhileTheHostHoldsAChange(t *testing.T) {
 // dead instance, once the host timeout plus the call timeout has passed.
 func TestRealAsteriskFleetSurvivorClosesAKilledInstancesChange(t *testing.T) {
 	t.Parallel()
-	if _, err := exec.LookPath("haproxy"); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("haproxy is not installed (.ci/run installs it)")
-		}
-		t.Skip("haproxy is not installed")
-	}
+	needHAProxy(t)
 	redisURL, _ := redistest.Start(t)
 	front, stats := freeAddr(t), freeAddr(t)
 	listens, metrics := []string{freeAddr(t), freeAddr(t)}, []string{freeAddr(t), freeAddr(t)}
@@ -107,39 +101,16 @@ func TestRealAsteriskFleetSurvivorClosesAKilledInstancesChange(t *testing.T) {
 		// A short window, so the survivor closes within the test.
 		"IVRPIN_NI_TIMEOUT=5s", "IVRPIN_CALL_TIMEOUT=40s"}})
 	d := l.ast.NewDriver(t)
-	serves := []*proc{}
-	for i := range listens {
-		e := append([]string{}, l.env...)
-		for j, v := range e {
-			if strings.HasPrefix(v, "IVRPIN_ARI_LISTEN=") {
-				e[j] = "IVRPIN_ARI_LISTEN=" + listens[i]
-			}
-			if strings.HasPrefix(v, "IVRPIN_METRICS_ADDR=") {
-				e[j] = "IVRPIN_METRICS_ADDR=" + metrics[i]
-			}
-		}
-		p := startProc(t, append(e, fmt.Sprintf("IVRPIN_INSTANCE_ID=fleet-%d", i+1)), bin, "serve").scannedBy(l)
-		p.waitFor(t, "listening for Asterisk's outbound ARI websockets")
-		serves = append(serves, p)
-	}
-	cfgPath := filepath.Join(t.TempDir(), "haproxy.cfg")
-	if err := os.WriteFile(cfgPath, []byte(haproxyConfig(t, front, stats, listens, metrics)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	hap := startProc(t, nil, "haproxy", "-db", "-f", cfgPath).scannedBy(l)
-	deadline := time.Now().Add(20 * time.Second)
-	for serversUp(stats) != 2 {
-		if time.Now().After(deadline) {
-			t.Fatalf("HAProxy never saw both instances up:\n%s", hap.out.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	serves := startInstances(t, l, listens, metrics, func(i int) []string {
+		return []string{fmt.Sprintf("IVRPIN_INSTANCE_ID=fleet-%d", i+1)}
+	})
+	startHAProxy(t, l, haproxyConfig(t, front, stats, listens, metrics), stats, 2)
 	pan, exp := l.changeCard("7392")
 	l.typed("", "4829")
 	l.sims.CardHost.SlowCard(pan, 60*time.Second)
 	c := d.Call(t, asterisktest.CallOptions{CallerID: "15559990001"})
 	run(t, c, changeSteps(pan, exp, "7392", "4829")...)
-	deadline = time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(20 * time.Second)
 	for !l.sims.CardHost.PINIs(pan, "4829") {
 		if time.Now().After(deadline) {
 			t.Fatal("the host never applied the change")

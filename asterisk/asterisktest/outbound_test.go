@@ -235,12 +235,7 @@ func serversUp(stats string) int {
 // and the card limit counts attempts made on both instances.
 func TestRealAsteriskOutboundThroughHAProxy(t *testing.T) {
 	t.Parallel()
-	if _, err := exec.LookPath("haproxy"); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("haproxy is not installed (.ci/run installs it)")
-		}
-		t.Skip("haproxy is not installed")
-	}
+	needHAProxy(t)
 	redisURL, _ := redistest.Start(t)
 	front, stats := freeAddr(t), freeAddr(t)
 	listens, metrics := []string{freeAddr(t), freeAddr(t)}, []string{freeAddr(t), freeAddr(t)}
@@ -249,37 +244,9 @@ func TestRealAsteriskOutboundThroughHAProxy(t *testing.T) {
 	}})
 	d := l.ast.NewDriver(t)
 
-	env := func(i int) []string {
-		e := append([]string{}, l.env...)
-		for j, v := range e {
-			if strings.HasPrefix(v, "IVRPIN_ARI_LISTEN=") {
-				e[j] = "IVRPIN_ARI_LISTEN=" + listens[i]
-			}
-			if strings.HasPrefix(v, "IVRPIN_METRICS_ADDR=") {
-				e[j] = "IVRPIN_METRICS_ADDR=" + metrics[i]
-			}
-		}
-		// The card limit: 2 attempts per card, across instances.
-		return append(e, "IVRPIN_LIMIT_CARD_MAX=2")
-	}
-	serves := []*proc{}
-	for i := range listens {
-		p := startProc(t, env(i), bin, "serve").scannedBy(l)
-		p.waitFor(t, "listening for Asterisk's outbound ARI websockets")
-		serves = append(serves, p)
-	}
-	cfgPath := filepath.Join(t.TempDir(), "haproxy.cfg")
-	if err := os.WriteFile(cfgPath, []byte(haproxyConfig(t, front, stats, listens, metrics)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	hap := startProc(t, nil, "haproxy", "-db", "-f", cfgPath).scannedBy(l)
-	deadline := time.Now().Add(20 * time.Second)
-	for serversUp(stats) != 2 {
-		if time.Now().After(deadline) {
-			t.Fatalf("HAProxy never saw both instances up:\n%s", hap.out.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	// The card limit: 2 attempts per card, across instances.
+	serves := startInstances(t, l, listens, metrics, func(int) []string { return []string{"IVRPIN_LIMIT_CARD_MAX=2"} })
+	startHAProxy(t, l, haproxyConfig(t, front, stats, listens, metrics), stats, 2)
 	on := func(id string) int {
 		for i, p := range serves {
 			if _, ok := auditRecords(p.out.String())[id]; ok {
@@ -465,4 +432,60 @@ func TestRealAsteriskOutboundThroughHAProxy(t *testing.T) {
 	}
 	nwg.Wait()
 	t.Logf("calls per instance before the kill: %v", perInstance)
+}
+
+// needHAProxy skips without Debian's HAProxy, and fails in CI.
+func needHAProxy(t *testing.T) {
+	t.Helper()
+	if _, err := exec.LookPath("haproxy"); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("haproxy is not installed (.ci/run installs it)")
+		}
+		t.Skip("haproxy is not installed")
+	}
+}
+
+// startInstances starts one serve per listen address, each with l's
+// settings, its own listener and metrics addresses, and extra(i) on top;
+// it returns once each listens. Everything they write is in l's leak scan.
+func startInstances(t *testing.T, l *line, listens, metrics []string, extra func(i int) []string) []*proc {
+	t.Helper()
+	var serves []*proc
+	for i := range listens {
+		e := append([]string{}, l.env...)
+		for j, v := range e {
+			if strings.HasPrefix(v, "IVRPIN_ARI_LISTEN=") {
+				e[j] = "IVRPIN_ARI_LISTEN=" + listens[i]
+			}
+			if strings.HasPrefix(v, "IVRPIN_METRICS_ADDR=") {
+				e[j] = "IVRPIN_METRICS_ADDR=" + metrics[i]
+			}
+		}
+		if extra != nil {
+			e = append(e, extra(i)...)
+		}
+		p := startProc(t, e, bin, "serve").scannedBy(l)
+		p.waitFor(t, "listening for Asterisk's outbound ARI websockets")
+		serves = append(serves, p)
+	}
+	return serves
+}
+
+// startHAProxy runs HAProxy on cfg and waits until its stats page shows
+// every instance up.
+func startHAProxy(t *testing.T, l *line, cfg, stats string, instances int) *proc {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "haproxy.cfg")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	hap := startProc(t, nil, "haproxy", "-db", "-f", path).scannedBy(l)
+	deadline := time.Now().Add(20 * time.Second)
+	for serversUp(stats) != instances {
+		if time.Now().After(deadline) {
+			t.Fatalf("HAProxy never saw the %d instances up:\n%s", instances, hap.out.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return hap
 }

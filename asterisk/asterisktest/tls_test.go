@@ -3,7 +3,6 @@ package asterisktest_test
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -59,37 +58,17 @@ func TestRealAsteriskARIOverTLS(t *testing.T) {
 // serve instances, and changes pass on both.
 func TestRealAsteriskOutboundThroughHAProxyOverTLS(t *testing.T) {
 	t.Parallel()
-	if _, err := exec.LookPath("haproxy"); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("haproxy is not installed (.ci/run installs it)")
-		}
-		t.Skip("haproxy is not installed")
-	}
+	needHAProxy(t)
 	pki := testpki.New(t)
 	redisURL, _ := redistest.Start(t) // the instances share their limits
 	front, stats := freeAddr(t), freeAddr(t)
 	listens, metrics := []string{freeAddr(t), freeAddr(t)}, []string{freeAddr(t), freeAddr(t)}
 	l := startLineWith(t, lineOptions{outbound: true, front: front, pki: pki, env: []string{"IVRPIN_REDIS_URL=" + redisURL}})
 	d := l.ast.NewDriver(t)
-	env := func(i int) []string {
-		e := append([]string{}, l.env...)
-		for j, v := range e {
-			if strings.HasPrefix(v, "IVRPIN_ARI_LISTEN=") {
-				e[j] = "IVRPIN_ARI_LISTEN=" + listens[i]
-			}
-			if strings.HasPrefix(v, "IVRPIN_METRICS_ADDR=") {
-				e[j] = "IVRPIN_METRICS_ADDR=" + metrics[i]
-			}
-		}
-		return append(e, "IVRPIN_ARI_LISTEN_TLS_CERT="+pki.ServerCert, "IVRPIN_ARI_LISTEN_TLS_KEY="+pki.ServerKey,
-			"IVRPIN_ARI_LISTEN_TRUSTED_PROXIES=127.0.0.1")
-	}
-	serves := []*proc{}
-	for i := range listens {
-		p := startProc(t, env(i), bin, "serve").scannedBy(l)
-		p.waitFor(t, "listening for Asterisk's outbound ARI websockets")
-		serves = append(serves, p)
-	}
+	serves := startInstances(t, l, listens, metrics, func(int) []string {
+		return []string{"IVRPIN_ARI_LISTEN_TLS_CERT=" + pki.ServerCert, "IVRPIN_ARI_LISTEN_TLS_KEY=" + pki.ServerKey,
+			"IVRPIN_ARI_LISTEN_TRUSTED_PROXIES=127.0.0.1"}
+	})
 	// HAProxy's certificate and key in one file, as its crt wants.
 	pem := filepath.Join(t.TempDir(), "front.pem")
 	cert, _ := os.ReadFile(pki.ServerCert)
@@ -97,18 +76,7 @@ func TestRealAsteriskOutboundThroughHAProxyOverTLS(t *testing.T) {
 	if err := os.WriteFile(pem, append(cert, key...), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfgPath := filepath.Join(t.TempDir(), "haproxy.cfg")
-	if err := os.WriteFile(cfgPath, []byte(haproxyTLSConfig(t, front, stats, pem, pki.CAFile, listens, metrics)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	hap := startProc(t, nil, "haproxy", "-db", "-f", cfgPath).scannedBy(l)
-	deadline := time.Now().Add(20 * time.Second)
-	for serversUp(stats) != 2 {
-		if time.Now().After(deadline) {
-			t.Fatalf("HAProxy never saw both instances up:\n%s", hap.out.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	startHAProxy(t, l, haproxyTLSConfig(t, front, stats, pem, pki.CAFile, listens, metrics), stats, 2)
 	served := map[int]bool{}
 	for i := 0; i < 4; i++ {
 		pan, exp := l.changeCard("7392")
