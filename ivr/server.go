@@ -149,6 +149,12 @@ func (s *Server) Serve(ctx context.Context, h Handler) error {
 	s.handler, s.life = h, life
 	s.mu.Unlock()
 	if err := s.cfg.Transport.start(ctx, s); err != nil {
+		if ctx.Err() != nil {
+			// Stopped while still connecting (serve waiting for an
+			// Asterisk, SIGTERM landing mid-dial): no call was taken, so
+			// this is a clean stop, not a transport failure.
+			return nil
+		}
 		return err
 	}
 	runDone := make(chan struct{})

@@ -380,6 +380,62 @@ func TestInboundFailsFast(t *testing.T) {
 
 // A hung Asterisk (accepts REST, never answers) must not hang a call: every
 // request has a deadline.
+// A stop that lands while serve still waits for Asterisk, or in the middle
+// of its websocket dial, is a clean stop: no call was taken, so Serve
+// returns nil and serve exits 0 (a CI run once saw exit 1 when SIGTERM
+// came between the upgrade and the dial's return).
+func TestAStopWhileConnectingIsClean(t *testing.T) {
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	down := ln.Addr().String()
+	ln.Close()
+	// hangs holds the events websocket's upgrade until the test ends, so
+	// the stop lands mid-dial.
+	release := make(chan struct{})
+	defer close(release)
+	hangs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/events") {
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+			return
+		}
+		_, _ = io.WriteString(w, `{}`)
+	}))
+	defer hangs.Close()
+	for _, c := range []struct {
+		name string
+		cfg  ivr.InboundConfig
+	}{
+		{"waiting", ivr.InboundConfig{URL: "http://" + down + "/ari", WSURL: "ws://" + down + "/ari/events"}},
+		{"mid-dial", ivr.InboundConfig{URL: hangs.URL + "/ari", WSURL: "ws" + strings.TrimPrefix(hangs.URL, "http") + "/ari/events"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			c.cfg.Application, c.cfg.Username, c.cfg.Password = "ivr-pin", "ivr-pin", "aritest-password-0001"
+			c.cfg.Timeout, c.cfg.Log, c.cfg.WaitForAsterisk = 30*time.Second, quietLog(), true
+			tr := ivr.Inbound(c.cfg)
+			s, err := ivr.New(ivr.Config{Transport: tr, Log: quietLog()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- s.Serve(ctx, echo) }()
+			for i := 0; c.name == "waiting" && s.Waiting() == ""; i++ {
+				if i > 400 {
+					t.Fatal("never said it waits")
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			time.Sleep(50 * time.Millisecond)
+			cancel()
+			if err := <-done; err != nil {
+				t.Fatalf("Serve after a stop while connecting = %v, want nil", err)
+			}
+		})
+	}
+}
+
 func TestHungAsteriskDoesNotHangACall(t *testing.T) {
 	ari, err := aritest.Start(aritest.Options{})
 	if err != nil {
