@@ -4,9 +4,13 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -170,5 +174,98 @@ func TestOpenAttemptsReadsTheFileOnly(t *testing.T) {
 	_ = f.Close()
 	if a, err := OpenAttempts(p); err != nil || len(a) != 1 || a[0].MsgID != "x1" {
 		t.Fatal(a, err)
+	}
+}
+
+// syncCounter is a writer whose sync is slow and counted, so concurrent
+// records must share syncs; it fails every write after failAfter syncs.
+type syncCounter struct {
+	mu        sync.Mutex
+	buf       bytes.Buffer
+	syncs     int
+	failAfter int
+}
+
+func (s *syncCounter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.failAfter > 0 && s.syncs >= s.failAfter {
+		return 0, errors.New("disk full")
+	}
+	return s.buf.Write(p)
+}
+
+func (s *syncCounter) sync() error {
+	time.Sleep(2 * time.Millisecond)
+	s.mu.Lock()
+	s.syncs++
+	s.mu.Unlock()
+	return nil
+}
+
+// Records that arrive during a sync share the next one (group commit): a
+// burst of attempts is a few syncs, every line whole and every Write
+// returning only after its own line was synced.
+func TestConcurrentRecordsShareSyncs(t *testing.T) {
+	w := &syncCounter{}
+	s := newStream(w, w.sync)
+	const n = 400
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.WriteAttempt(Attempt{MsgID: fmt.Sprintf("m-%04d", i), Host: "card_host"}); err != nil {
+				t.Error(err)
+				return
+			}
+			// Returned: the line is in a batch that was synced.
+			w.mu.Lock()
+			in := strings.Contains(w.buf.String(), fmt.Sprintf(`"m-%04d"`, i))
+			w.mu.Unlock()
+			if !in {
+				t.Errorf("record %d returned before it was written", i)
+			}
+		}()
+	}
+	wg.Wait()
+	lines := strings.Split(strings.TrimSuffix(w.buf.String(), "\n"), "\n")
+	if len(lines) != n {
+		t.Fatalf("%d lines, want %d", len(lines), n)
+	}
+	for _, l := range lines {
+		var a Attempt
+		if err := json.Unmarshal([]byte(l), &a); err != nil || a.Kind != KindAttempt {
+			t.Fatalf("line %q: %v", l, err)
+		}
+	}
+	if w.syncs >= n/4 {
+		t.Fatalf("%d syncs for %d concurrent records: they were not grouped", w.syncs, n)
+	}
+	t.Logf("%d records, %d syncs", n, w.syncs)
+}
+
+// A write that fails fails every record of its batch, and the stream goes
+// on with the next batch.
+func TestAFailedBatchFailsEachOfItsRecords(t *testing.T) {
+	w := &syncCounter{failAfter: 1}
+	s := newStream(w, w.sync)
+	if err := s.Write(Record{ChannelID: "1.1"}); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var failed atomic.Int32
+	for i := 0; i < 50; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if s.Write(Record{ChannelID: "1.2"}) != nil {
+				failed.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if failed.Load() != 50 {
+		t.Fatalf("%d of 50 writes to a full disk failed", failed.Load())
 	}
 }
