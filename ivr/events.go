@@ -189,13 +189,17 @@ func decodeOrCount(data []byte, skipped *atomic.Int64, log *logrus.Entry) ari.Ev
 }
 
 // decode wraps ari.DecodeEvent, which returns nil (not an error) for event
-// types it does not know and can panic on odd payloads.
+// types it does not know and can panic on odd payloads. The events every
+// call sends many of (keys, playbacks, hang-ups) take decodeHot's one pass.
 func decode(data []byte) (ev ari.Event, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			ev, err = nil, errors.New("event decoder panicked")
 		}
 	}()
+	if ev := decodeHot(data); ev != nil {
+		return ev, nil
+	}
 	return ari.DecodeEvent(data)
 }
 
