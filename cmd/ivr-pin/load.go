@@ -43,6 +43,7 @@ func load(args []string, out, stderr io.Writer) int {
 	fs.IntVar(&o.ramp, "ramp", 200, "calls placed per batch while ramping up")
 	fs.Float64Var(&o.speed, "speed", 0.01, "prompt playing speed (1 = real time)")
 	fs.Float64Var(&o.rate, "rate", 0, "callers finishing per second after all are held (0: all at once, the worst case)")
+	fs.StringVar(&o.profile, "profile", "", "write CPU, mutex and block profiles of the burst to this directory (serve's too when built with -tags pprof)")
 	transport := fs.String("transport", "inbound", "ARI transport: inbound, outbound (one websocket per call) or both (one after the other, side by side)")
 	if code, done := parseFlags(fs, args, "Runs serve as a child process under many concurrent calls and reports heap per call and\nlatencies (docs/performance.md).", out, stderr); done {
 		return code
@@ -94,6 +95,10 @@ func load(args []string, out, stderr io.Writer) int {
 			pct(r.toHost, 50), p99[r.transport], len(r.toHost), ratio(p99[r.transport], floor99), pct(r.toOutcome, 50), pct(r.toOutcome, 99), len(r.toOutcome))
 		ok = ok && r.changed == o.calls
 	}
+	fmt.Fprintf(out, "\n| transport | driver's own wait to write the last key p50 / p99 | CPU from the last keys to the last call's end |\n|---|---|---|\n")
+	for _, r := range results {
+		fmt.Fprintf(out, "| %s | %s / %s | %s |\n", r.transport, pct(r.keyWrite, 50), pct(r.keyWrite, 99), r.cpu)
+	}
 	if in, okIn := p99["inbound"]; okIn {
 		if outb, okOut := p99["outbound"]; okOut {
 			fmt.Fprintf(out, "\noutbound p99 / inbound p99: %s (goal: both within 3x the floor, outbound within 1.5x inbound)\n", ratio(outb, in))
@@ -110,6 +115,7 @@ type loadOptions struct {
 	calls, ramp int
 	speed, rate float64
 	transport   string
+	profile     string // directory for the burst's profiles ("": none)
 }
 
 type loadResult struct {
@@ -118,6 +124,8 @@ type loadResult struct {
 	idleHeap, heldHeap float64
 	changed            int
 	toHost, toOutcome  []time.Duration
+	keyWrite           []time.Duration // the driver's own wait to write the last key
+	cpu                cpuShare
 }
 
 // loadOnce runs one serve child on one transport, with simulators and
@@ -174,7 +182,7 @@ func loadOnce(o loadOptions, stderr io.Writer) (loadResult, error) {
 		"IVRPIN_LIMIT_KEY=6c6f61642d746573742d6c696d69742d6b6579",
 		"IVRPIN_LIMIT_CARD_MAX=0", "IVRPIN_LIMIT_CALLER_MAX=0", "IVRPIN_LOG_LEVEL=warn",
 		"IVRPIN_AUDIT_FILE="+filepath.Join(dir, "audit.jsonl"),
-		"IVRPIN_FIRST_DIGIT_TIMEOUT=5m", "IVRPIN_INTER_DIGIT_TIMEOUT=1m", "IVRPIN_ARI_TIMEOUT=30s")
+		"IVRPIN_FIRST_DIGIT_TIMEOUT=5m", "IVRPIN_INTER_DIGIT_TIMEOUT=5m", "IVRPIN_ARI_TIMEOUT=30s")
 	var listen string
 	if o.transport == "outbound" {
 		if listen, err = loopbackAddr(); err != nil {
@@ -182,6 +190,15 @@ func loadOnce(o loadOptions, stderr io.Writer) (loadResult, error) {
 		}
 		child.Env = append(child.Env, "IVRPIN_ARI_LISTEN="+listen, "IVRPIN_ARI_LISTEN_PASSWORD=load-outbound-password-0001",
 			fmt.Sprintf("IVRPIN_ARI_LISTEN_MAX_CONNECTIONS=%d", o.calls+100))
+	}
+	var prof *burstProfiler
+	if o.profile != "" {
+		pprofAddr, err := loopbackAddr()
+		if err != nil {
+			return res, err
+		}
+		child.Env = append(child.Env, "IVR_PIN_PPROF_ADDR="+pprofAddr)
+		prof = newBurstProfiler(o.profile, o.transport, pprofAddr)
 	}
 	child.Stderr = stderr
 	if err := child.Start(); err != nil {
@@ -222,27 +239,75 @@ func loadOnce(o loadOptions, stderr io.Writer) (loadResult, error) {
 	res.heldHeap = heapOf(metricsAddr)
 	res.active = metricOf(metricsAddr, "ivrpin_active_calls")
 
-	// Every caller completes a change; the last key's time is noted.
-	lastKey := make([]time.Time, o.calls)
+	// Every caller types a PIN change up to its last key, as a caller does:
+	// each entry after its prompt has started and the line has gone quiet
+	// (no typing ahead of a prompt serve has not started yet, which would
+	// measure prompt interruptions, not the burst). Then, all at the
+	// menu's far end, every caller presses the last # in the same instant
+	// (or, with --rate, at a steady rate). The clock starts at the caller's
+	// decision to press, before any lock or write of this driver; the
+	// driver's own wait to get the key written is reported beside it.
+	steps := []struct{ prompt, keys string }{
+		{"", "1"}, {"/enter-card", ""}, {"/enter-expiry", "1228"}, {"/enter-current-pin", "7392#"},
+		{"/enter-new-pin", "4829#"}, {"/confirm-new-pin", "4829"},
+	}
+	ready := make([]bool, o.calls)
 	var wg sync.WaitGroup
 	for i := range chans {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			if o.rate > 0 {
-				time.Sleep(time.Duration(float64(i) / o.rate * float64(time.Second)))
-			}
 			ch := chans[i]
-			for _, g := range []string{"1", pans[i] + "#", "1228", "7392#", "4829#", "4829#"} {
-				if ch.WaitQuiet(20*time.Millisecond, 5*time.Minute) != nil || ch.Press(g, time.Millisecond) != nil {
+			for _, st := range steps {
+				keys := st.keys
+				if st.prompt == "/enter-card" {
+					keys = pans[i] + "#"
+				}
+				if st.prompt != "" && ch.WaitPlayed(5*time.Minute, st.prompt, 1) != nil {
+					return
+				}
+				if ch.WaitQuiet(20*time.Millisecond, 5*time.Minute) != nil || ch.Press(keys, time.Millisecond) != nil {
 					return
 				}
 			}
-			lastKey[i] = time.Now()
-			_, _ = ch.WaitEnded(5 * time.Minute)
+			ready[i] = true
 		}(i)
 	}
 	wg.Wait()
+	lastKey := make([]time.Time, o.calls)
+	keyWritten := make([]time.Duration, o.calls)
+	release := make(chan struct{})
+	cpu0 := cpuSeconds(os.Getpid(), child.Process.Pid)
+	burstStart := time.Now()
+	prof.start(10 * time.Second)
+	for i := range chans {
+		if !ready[i] {
+			continue
+		}
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			<-release
+			if o.rate > 0 {
+				time.Sleep(time.Duration(float64(i) / o.rate * float64(time.Second)))
+			}
+			decided := time.Now()
+			if chans[i].Press("#", 0) != nil {
+				return
+			}
+			lastKey[i], keyWritten[i] = decided, time.Since(decided)
+			_, _ = chans[i].WaitEnded(5 * time.Minute)
+		}(i)
+	}
+	close(release)
+	wg.Wait()
+	res.cpu = cpuSeconds(os.Getpid(), child.Process.Pid).since(cpu0, time.Since(burstStart))
+	prof.stop()
+	for i := range lastKey {
+		if !lastKey[i].IsZero() {
+			res.keyWrite = append(res.keyWrite, keyWritten[i])
+		}
+	}
 
 	mu.Lock()
 	for i, ch := range chans {
