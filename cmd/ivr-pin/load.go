@@ -33,9 +33,11 @@ import (
 //	ivr-pin load --calls 2000 --rate 50  # 50 callers finish a second, the rest stay held
 //
 // It holds every call at the main menu and reads the child's heap (heap per
-// active call), then has every caller complete a PIN change and reports the
-// p50/p99 latency from the caller's last key to the card host receiving the
-// request, and to the outcome prompt starting.
+// active call), then has every caller type a PIN change up to its last key,
+// and all press it in the same instant (or, with --rate, at that rate). It
+// reports the p50/p99 latency from the caller's decision to press the last
+// key to the card host receiving the request, and to the outcome prompt
+// starting, against a floor measured in the same run (loadFloor).
 func load(args []string, out, stderr io.Writer) int {
 	fs := flag.NewFlagSet("load", flag.ContinueOnError)
 	o := loadOptions{}
