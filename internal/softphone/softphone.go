@@ -28,6 +28,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/emiago/diago"
@@ -138,6 +139,15 @@ func Dial(ctx context.Context, o Options) (Result, error) {
 		return res, fmt.Errorf("SIP transport: %w", err)
 	}
 	d, med, err := dg.Invite(ctx, target, diago.InviteOptions{Username: o.From, Password: o.Password})
+	// sipgo v1.7.3 reports the listener ready before it is in its
+	// connection pool: an INVITE sent in that window binds the same port
+	// again and fails with EADDRINUSE before anything is sent (seen with
+	// six calls dialled at once on a busy machine). Nothing reached the far
+	// end, so trying again is safe; a few tries, 50 ms apart.
+	for try := 0; try < 5 && errors.Is(err, syscall.EADDRINUSE) && ctx.Err() == nil; try++ {
+		time.Sleep(50 * time.Millisecond)
+		d, med, err = dg.Invite(ctx, target, diago.InviteOptions{Username: o.From, Password: o.Password})
+	}
 	if err != nil {
 		return res, fmt.Errorf("call not answered: %w", err)
 	}
