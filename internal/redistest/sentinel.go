@@ -103,6 +103,26 @@ func (s *Sentinel) Kill(name string) {
 	}
 }
 
+// WaitPromoted waits (bounded) until Sentinel names a master other than the
+// one started, and returns when it saw that.
+func (s *Sentinel) WaitPromoted(t testing.TB, timeout time.Duration) time.Time {
+	t.Helper()
+	sc := redis.NewSentinelClient(&redis.Options{Addr: s.Addr})
+	defer sc.Close()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		addr, err := sc.GetMasterAddrByName(ctx, s.Master).Result()
+		cancel()
+		if err == nil && len(addr) == 2 && net.JoinHostPort(addr[0], addr[1]) != s.MasterAddr {
+			return time.Now()
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("Sentinel promoted no replica within %s", timeout)
+	return time.Time{}
+}
+
 // RestartOldMaster starts the killed master again on its address: Sentinel
 // turns it into a replica of the promoted one.
 func (s *Sentinel) RestartOldMaster() {
