@@ -304,13 +304,15 @@ func TestRealAsteriskKamailioInFrontOfTwoAsterisks(t *testing.T) {
 	// 3. Asterisk 2 killed mid-call: its callers are lost, no PIN is half
 	// changed, and every call placed from that instant on reaches
 	// Asterisk 1 and changes. How long Kamailio still chose the dead
-	// server: the time of its last fail-over from it (Kamailio's lines
-	// carry no time: watched here).
+	// server: the last of its "call ... to Asterisk" lines naming it after
+	// the kill, and the last fail-over from it (2 s later: the INVITE
+	// timer). Kamailio's lines carry no time: watched here.
+	chose := func() int { return strings.Count(kam.out.String(), "to Asterisk sip:"+ast2.SIPAddr) }
 	failovers := func() int {
 		return strings.Count(kam.out.String(), "Asterisk sip:"+ast2.SIPAddr+" failed")
 	}
 	var mu sync.Mutex
-	var lastFailover time.Duration
+	var lastChosen, lastFailover time.Duration
 	stopWatch := make(chan struct{})
 	midCall := started(4, changeCall)
 	for deadline := time.Now().Add(20 * time.Second); activeCalls(t, ast2) < 1 && time.Now().Before(deadline); {
@@ -319,19 +321,21 @@ func TestRealAsteriskKamailioInFrontOfTwoAsterisks(t *testing.T) {
 	time.Sleep(15 * time.Second) // the callers are typing
 	astKilled := time.Now()
 	go func() {
-		seen := failovers()
+		seenChose, seenFailed := chose(), failovers()
 		for {
 			select {
 			case <-stopWatch:
 				return
 			case <-time.After(20 * time.Millisecond):
 			}
-			if n := failovers(); n > seen {
-				seen = n
-				mu.Lock()
-				lastFailover = time.Since(astKilled)
-				mu.Unlock()
+			mu.Lock()
+			if n := chose(); n > seenChose {
+				seenChose, lastChosen = n, time.Since(astKilled)
 			}
+			if n := failovers(); n > seenFailed {
+				seenFailed, lastFailover = n, time.Since(astKilled)
+			}
+			mu.Unlock()
 		}
 	}()
 	_ = syscall.Kill(ast2.PID(), syscall.SIGKILL)
@@ -350,8 +354,11 @@ func TestRealAsteriskKamailioInFrontOfTwoAsterisks(t *testing.T) {
 	}
 	changed, lost := whole(t, midCall())
 	mu.Lock()
-	t.Logf("Asterisk 2 killed mid-call: of 4 calls under way %d changed and %d were lost (their PINs unchanged); 6 new calls placed from the kill on all changed through Asterisk 1; Kamailio's last fail-over from the dead one came %s after the kill (0s: it never chose it)",
-		changed, lost, lastFailover.Round(10*time.Millisecond))
+	t.Logf("Asterisk 2 killed mid-call: of 4 calls under way %d changed and %d were lost (their PINs unchanged); 6 new calls placed from the kill on all changed through Asterisk 1; Kamailio chose the dead server for the last time %s after the kill, and failed that call over to Asterisk 1 at %s (0s: never)",
+		changed, lost, lastChosen.Round(10*time.Millisecond), lastFailover.Round(10*time.Millisecond))
+	if lastChosen > 6*time.Second {
+		t.Errorf("Kamailio still chose the dead Asterisk %s after the kill: three probe intervals", lastChosen)
+	}
 	mu.Unlock()
 
 	// 4. Asterisk 2 back: probing returns it to the set.
