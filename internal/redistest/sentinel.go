@@ -46,10 +46,10 @@ func StartSentinel(t testing.TB, down time.Duration) *Sentinel {
 	}
 	s := &Sentinel{Master: "ivrpin-test", procs: map[string]*exec.Cmd{}, t: t}
 	s.MasterAddr, s.ReplicaAddr, s.Replica2Addr = freeAddr(t), freeAddr(t), freeAddr(t)
-	s.start("master", server, serverArgs(s.MasterAddr)...)
+	s.start("master", server, s.serverArgs(s.MasterAddr)...)
 	_, mport, _ := net.SplitHostPort(s.MasterAddr)
-	s.start("replica", server, append(serverArgs(s.ReplicaAddr), "--replicaof", "127.0.0.1", mport)...)
-	s.start("replica2", server, append(serverArgs(s.Replica2Addr), "--replicaof", "127.0.0.1", mport)...)
+	s.start("replica", server, append(s.serverArgs(s.ReplicaAddr), "--replicaof", "127.0.0.1", mport)...)
+	s.start("replica2", server, append(s.serverArgs(s.Replica2Addr), "--replicaof", "127.0.0.1", mport)...)
 	s.Addr = freeAddr(t)
 	_, sport, _ := net.SplitHostPort(s.Addr)
 	conf := filepath.Join(t.TempDir(), "sentinel.conf")
@@ -80,9 +80,13 @@ func StartSentinel(t testing.TB, down time.Duration) *Sentinel {
 	return s
 }
 
-func serverArgs(addr string) []string {
+// serverArgs starts a server on addr with its files in a directory of the
+// test's own: a master syncing a replica writes dump.rdb even with --save ""
+// (once into the package's source directory, from the process's working
+// directory).
+func (s *Sentinel) serverArgs(addr string) []string {
 	host, port, _ := net.SplitHostPort(addr)
-	return []string{"--port", port, "--bind", host, "--save", "", "--appendonly", "no"}
+	return []string{"--port", port, "--bind", host, "--save", "", "--appendonly", "no", "--dir", s.t.TempDir()}
 }
 
 func (s *Sentinel) start(name, bin string, args ...string) {
@@ -127,7 +131,7 @@ func (s *Sentinel) WaitPromoted(t testing.TB, timeout time.Duration) time.Time {
 // turns it into a replica of the promoted one.
 func (s *Sentinel) RestartOldMaster() {
 	bin, _ := exec.LookPath("redis-server")
-	s.start("master", bin, serverArgs(s.MasterAddr)...)
+	s.start("master", bin, s.serverArgs(s.MasterAddr)...)
 	waitPort(s.t, s.MasterAddr)
 }
 
