@@ -206,7 +206,7 @@ func loadOnce(o loadOptions, stderr io.Writer) (loadResult, error) {
 			return res, err
 		}
 		child.Env = append(child.Env, "IVR_PIN_PPROF_ADDR="+pprofAddr)
-		prof = newBurstProfiler(o.profile, o.transport, pprofAddr)
+		prof = newBurstProfiler(o.profile, o.transport, pprofAddr, stderr)
 	}
 	child.Stderr = stderr
 	if err := child.Start(); err != nil {

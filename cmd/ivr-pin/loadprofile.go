@@ -19,15 +19,19 @@ type burstProfiler struct {
 	dir, transport, childAddr string
 	cpu                       *os.File
 	childCPU                  chan error
+	stderr                    io.Writer
 }
 
-func newBurstProfiler(dir, transport, childAddr string) *burstProfiler {
+func newBurstProfiler(dir, transport, childAddr string, stderr io.Writer) *burstProfiler {
 	if dir == "" {
 		return nil
 	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		fmt.Fprintf(stderr, "ivr-pin load: --profile: %v\n", err)
+	}
 	runtime.SetMutexProfileFraction(20)
-	runtime.SetBlockProfileRate(10_000)
-	return &burstProfiler{dir: dir, transport: transport, childAddr: childAddr}
+	runtime.SetBlockProfileRate(10_000) // one sample per 10 µs blocked
+	return &burstProfiler{dir: dir, transport: transport, childAddr: childAddr, stderr: stderr}
 }
 
 func (p *burstProfiler) path(who, what string) string {
@@ -59,7 +63,9 @@ func (p *burstProfiler) stop() {
 		p.cpu.Close()
 	}
 	p.snapshot("after")
-	<-p.childCPU
+	if err := <-p.childCPU; err != nil {
+		fmt.Fprintf(p.stderr, "ivr-pin load: no profiles of serve (%v): build it with -tags pprof for them; this process's are in %s\n", err, p.dir)
+	}
 }
 
 func (p *burstProfiler) snapshot(when string) {

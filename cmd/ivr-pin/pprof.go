@@ -27,7 +27,7 @@ func init() {
 		return
 	}
 	runtime.SetMutexProfileFraction(20)
-	runtime.SetBlockProfileRate(int(10_000)) // one sample per 10 µs blocked
+	runtime.SetBlockProfileRate(10_000) // one sample per 10 µs blocked
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
