@@ -31,18 +31,7 @@ func TestRealAsteriskKilledWhileTheHostHoldsAChange(t *testing.T) {
 		l.mu.Unlock()
 	})
 	d := l.ast.NewDriver(t)
-	pan, exp := l.changeCard("7392")
-	l.typed("", "4829")
-	l.sims.CardHost.SlowCard(pan, 30*time.Second)
-	c := d.Call(t, asterisktest.CallOptions{})
-	run(t, c, changeSteps(pan, exp, "7392", "4829")...)
-	deadline := time.Now().Add(20 * time.Second)
-	for !l.sims.CardHost.PINIs(pan, "4829") {
-		if time.Now().After(deadline) {
-			t.Fatal("the host never applied the change")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	c := l.changeHeldByTheHost(t, d, asterisktest.CallOptions{}, 30*time.Second)
 	records := func() []map[string]any {
 		b, _ := os.ReadFile(auditPath)
 		var out []map[string]any
@@ -105,18 +94,7 @@ func TestRealAsteriskFleetSurvivorClosesAKilledInstancesChange(t *testing.T) {
 		return []string{fmt.Sprintf("IVRPIN_INSTANCE_ID=fleet-%d", i+1)}
 	})
 	startHAProxy(t, l, haproxyConfig(t, front, stats, listens, metrics), stats, 2)
-	pan, exp := l.changeCard("7392")
-	l.typed("", "4829")
-	l.sims.CardHost.SlowCard(pan, 60*time.Second)
-	c := d.Call(t, asterisktest.CallOptions{CallerID: "15559990001"})
-	run(t, c, changeSteps(pan, exp, "7392", "4829")...)
-	deadline := time.Now().Add(20 * time.Second)
-	for !l.sims.CardHost.PINIs(pan, "4829") {
-		if time.Now().After(deadline) {
-			t.Fatal("the host never applied the change")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	l.changeHeldByTheHost(t, d, asterisktest.CallOptions{CallerID: "15559990001"}, 60*time.Second)
 	// The instance holding the change is the one with its attempt.
 	dead, msgID := -1, ""
 	for i, p := range serves {
@@ -133,7 +111,7 @@ func TestRealAsteriskFleetSurvivorClosesAKilledInstancesChange(t *testing.T) {
 	_ = serves[dead].cmd.Process.Signal(syscall.SIGKILL)
 	<-serves[dead].exited
 	survivor := serves[1-dead]
-	deadline = time.Now().Add(90 * time.Second)
+	deadline := time.Now().Add(90 * time.Second)
 	for {
 		var closes []map[string]any
 		for _, ln := range strings.Split(survivor.out.String(), "\n") {
@@ -153,4 +131,24 @@ func TestRealAsteriskFleetSurvivorClosesAKilledInstancesChange(t *testing.T) {
 	if n := len(l.sims.CardHost.Received()); n != 1 {
 		t.Fatalf("%d requests reached the host", n)
 	}
+}
+
+// changeHeldByTheHost places a PIN change (7392 to 4829) whose request the
+// card host applies and then holds its answer to for hold, and returns once
+// the host holds the new PIN: the window a kill drill aims at.
+func (l *line) changeHeldByTheHost(t *testing.T, d *asterisktest.Driver, opts asterisktest.CallOptions, hold time.Duration) *asterisktest.LocalCall {
+	t.Helper()
+	pan, exp := l.changeCard("7392")
+	l.typed("", "4829")
+	l.sims.CardHost.SlowCard(pan, hold)
+	c := d.Call(t, opts)
+	run(t, c, changeSteps(pan, exp, "7392", "4829")...)
+	deadline := time.Now().Add(20 * time.Second)
+	for !l.sims.CardHost.PINIs(pan, "4829") {
+		if time.Now().After(deadline) {
+			t.Fatal("the host never applied the change")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return c
 }

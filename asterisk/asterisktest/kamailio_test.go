@@ -108,17 +108,7 @@ func TestRealAsteriskKamailioInFrontOfTwoAsterisks(t *testing.T) {
 	ast2 := asterisktest.Start(t, asterisktest.Options{OutboundURI: "wss://" + front + "/ari", OutboundCA: pki.CAFile,
 		OutboundPassword: pw, SystemName: "pin-ast2"})
 	asts := []*asterisktest.Asterisk{l.ast, ast2}
-	serves := startInstances(t, l, listens, metrics, func(int) []string {
-		return []string{"IVRPIN_ARI_LISTEN_TLS_CERT=" + pki.ServerCert, "IVRPIN_ARI_LISTEN_TLS_KEY=" + pki.ServerKey,
-			"IVRPIN_ARI_LISTEN_TRUSTED_PROXIES=127.0.0.1"}
-	})
-	pem := filepath.Join(t.TempDir(), "front.pem")
-	cert, _ := os.ReadFile(pki.ServerCert)
-	key, _ := os.ReadFile(pki.ServerKey)
-	if err := os.WriteFile(pem, append(cert, key...), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	startHAProxy(t, l, haproxyTLSConfig(t, front, stats, pem, pki.CAFile, listens, metrics), stats, 2)
+	serves := startTLSFleet(t, l, pki, front, stats, listens, metrics)
 
 	kdir := t.TempDir()
 	list := filepath.Join(kdir, "dispatcher.list")

@@ -65,18 +65,7 @@ func TestRealAsteriskOutboundThroughHAProxyOverTLS(t *testing.T) {
 	listens, metrics := []string{freeAddr(t), freeAddr(t)}, []string{freeAddr(t), freeAddr(t)}
 	l := startLineWith(t, lineOptions{outbound: true, front: front, pki: pki, env: []string{"IVRPIN_REDIS_URL=" + redisURL}})
 	d := l.ast.NewDriver(t)
-	serves := startInstances(t, l, listens, metrics, func(int) []string {
-		return []string{"IVRPIN_ARI_LISTEN_TLS_CERT=" + pki.ServerCert, "IVRPIN_ARI_LISTEN_TLS_KEY=" + pki.ServerKey,
-			"IVRPIN_ARI_LISTEN_TRUSTED_PROXIES=127.0.0.1"}
-	})
-	// HAProxy's certificate and key in one file, as its crt wants.
-	pem := filepath.Join(t.TempDir(), "front.pem")
-	cert, _ := os.ReadFile(pki.ServerCert)
-	key, _ := os.ReadFile(pki.ServerKey)
-	if err := os.WriteFile(pem, append(cert, key...), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	startHAProxy(t, l, haproxyTLSConfig(t, front, stats, pem, pki.CAFile, listens, metrics), stats, 2)
+	serves := startTLSFleet(t, l, pki, front, stats, listens, metrics)
 	served := map[int]bool{}
 	for i := 0; i < 4; i++ {
 		pan, exp := l.changeCard("7392")
@@ -98,6 +87,26 @@ func TestRealAsteriskOutboundThroughHAProxyOverTLS(t *testing.T) {
 	if len(served) != 2 {
 		t.Fatalf("calls reached instances %v; leastconn should use both", served)
 	}
+}
+
+// startTLSFleet starts serve instances on listens with TLS listeners that
+// trust HAProxy's PROXY header, and HAProxy on front with the shipped TLS
+// configuration: both legs encrypted, the backends verified.
+func startTLSFleet(t *testing.T, l *line, pki *testpki.PKI, front, stats string, listens, metrics []string) []*proc {
+	t.Helper()
+	serves := startInstances(t, l, listens, metrics, func(int) []string {
+		return []string{"IVRPIN_ARI_LISTEN_TLS_CERT=" + pki.ServerCert, "IVRPIN_ARI_LISTEN_TLS_KEY=" + pki.ServerKey,
+			"IVRPIN_ARI_LISTEN_TRUSTED_PROXIES=127.0.0.1"}
+	})
+	// HAProxy's certificate and key in one file, as its crt wants.
+	pem := filepath.Join(t.TempDir(), "front.pem")
+	cert, _ := os.ReadFile(pki.ServerCert)
+	key, _ := os.ReadFile(pki.ServerKey)
+	if err := os.WriteFile(pem, append(cert, key...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	startHAProxy(t, l, haproxyTLSConfig(t, front, stats, pem, pki.CAFile, listens, metrics), stats, len(listens))
+	return serves
 }
 
 // haproxyTLSConfig is deploy/haproxy.cfg with this test's addresses and
