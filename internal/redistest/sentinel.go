@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -50,6 +51,25 @@ func StartSentinel(t testing.TB, down time.Duration) *Sentinel {
 	_, mport, _ := net.SplitHostPort(s.MasterAddr)
 	s.start("replica", server, append(s.serverArgs(s.ReplicaAddr), "--replicaof", "127.0.0.1", mport)...)
 	s.start("replica2", server, append(s.serverArgs(s.Replica2Addr), "--replicaof", "127.0.0.1", mport)...)
+	for _, a := range []string{s.MasterAddr, s.ReplicaAddr, s.Replica2Addr} {
+		waitPort(t, a)
+	}
+	// Sentinel learns of replicas from the master's INFO, which it reads
+	// again only every 10 s: started before both replicas are attached, it
+	// may not know the second for that long (a busy machine once took more
+	// than the 15 s the wait below allows). So both are attached first.
+	mc := redis.NewClient(&redis.Options{Addr: s.MasterAddr})
+	defer mc.Close()
+	for i := 0; ; i++ {
+		info, err := mc.Info(context.Background(), "replication").Result()
+		if err == nil && strings.Contains(info, "connected_slaves:2") {
+			break
+		}
+		if i > 600 {
+			t.Fatalf("the replicas never attached to the master: %v\n%s", err, info)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	s.Addr = freeAddr(t)
 	_, sport, _ := net.SplitHostPort(s.Addr)
 	conf := filepath.Join(t.TempDir(), "sentinel.conf")
@@ -60,9 +80,7 @@ func StartSentinel(t testing.TB, down time.Duration) *Sentinel {
 		t.Fatal(err)
 	}
 	s.start("sentinel", sentinel, conf)
-	for _, a := range []string{s.MasterAddr, s.ReplicaAddr, s.Replica2Addr, s.Addr} {
-		waitPort(t, a)
-	}
+	waitPort(t, s.Addr)
 	// Sentinel learns of the replica from the master's INFO: only then can
 	// it fail over to it.
 	sc := redis.NewSentinelClient(&redis.Options{Addr: s.Addr})
