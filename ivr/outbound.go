@@ -386,7 +386,7 @@ func (l *wsLink) receive(data []byte, skipped *atomic.Int64, log *logrus.Entry) 
 // reconcileIfIdle reconciles once the grace has passed if no StasisStart
 // came on this websocket.
 func (l *wsLink) reconcileIfIdle() {
-	t := time.NewTimer(reconcileGrace)
+	t := time.NewTimer(perCallStartGrace)
 	defer t.Stop()
 	select {
 	case <-t.C:

@@ -402,6 +402,15 @@ func (l *link) lost() {
 // (re)connection arrive before a channel is judged unknown.
 const reconcileGrace = time.Second
 
+// perCallStartGrace is how long a per-call websocket that registered its
+// application may wait for its StasisStart before its channel is taken for
+// a call re-dialled after its first instance died (which brings none).
+// Asterisk sends a fresh call's StasisStart right after registering, but a
+// busy Asterisk or instance can take over a second: a fresh call mistaken
+// for a re-dialled one would be told "not available" and hung up. The
+// price is that a re-dialled caller hears this long a silence first.
+const perCallStartGrace = 3 * time.Second
+
 // reconcileLater checks the link's calls against Asterisk once the grace has
 // passed, in the background (bounded by the server's life).
 func (l *link) reconcileLater() {
