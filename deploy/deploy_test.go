@@ -9,14 +9,14 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/ivr-pin/ivr-pin/internal/testkit"
 )
 
 // The unit is hardened until systemd's own rating is below 4 ("OK").
 func TestUnitIsHardened(t *testing.T) {
-	if _, err := exec.LookPath("systemd-analyze"); err != nil {
-		t.Skip("systemd-analyze not installed")
-	}
-	out, err := exec.Command("systemd-analyze", "security", "--offline=true", "--no-pager", "ivr-pin.service").CombinedOutput()
+	analyze := testkit.Program(t, "systemd-analyze", "systemd")
+	out, err := exec.Command(analyze, "security", "--offline=true", "--no-pager", "ivr-pin.service").CombinedOutput()
 	if err != nil {
 		t.Fatalf("systemd-analyze: %v\n%s", err, out)
 	}
@@ -98,9 +98,10 @@ func TestLogrotateSample(t *testing.T) {
 	if strings.Contains(lr, "copytruncate") {
 		t.Error("copytruncate can lose records written between the copy and the truncate")
 	}
-	if _, err := exec.LookPath("logrotate"); err == nil {
-		if out, err := exec.Command("logrotate", "--debug", "logrotate/ivr-pin").CombinedOutput(); err != nil {
+	t.Run("logrotate reads it", func(t *testing.T) {
+		logrotate := testkit.Program(t, "logrotate", "logrotate")
+		if out, err := exec.Command(logrotate, "--debug", "logrotate/ivr-pin").CombinedOutput(); err != nil {
 			t.Errorf("logrotate --debug: %v\n%s", err, out)
 		}
-	}
+	})
 }

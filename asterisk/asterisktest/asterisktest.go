@@ -36,6 +36,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ivr-pin/ivr-pin/internal/testkit"
 )
 
 // EnvVar names the Asterisk to run.
@@ -414,10 +416,8 @@ func (a *Asterisk) start() error {
 	cmd.Env = append(os.Environ(), "LD_LIBRARY_PATH="+a.install.lib)
 	cmd.Dir = a.Root
 	cmd.Stdout, cmd.Stderr = console, console
-	// Its own process group: a test that dies does not leave it behind
-	// attached to the terminal's signals.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	// It dies with the test binary, even one that panics on its -timeout.
+	if err := testkit.Start(a.t, cmd); err != nil {
 		console.Close()
 		return err
 	}

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/ivr-pin/ivr-pin/asterisk/asterisktest"
 	"github.com/ivr-pin/ivr-pin/internal/redistest"
+	"github.com/ivr-pin/ivr-pin/internal/testkit"
 	"github.com/ivr-pin/ivr-pin/internal/testpki"
 )
 
@@ -81,12 +81,7 @@ func callsProcessed(t *testing.T, a *asterisktest.Asterisk) int {
 func TestRealAsteriskKamailioInFrontOfTwoAsterisks(t *testing.T) {
 	t.Parallel()
 	needHAProxy(t)
-	if _, err := exec.LookPath("kamailio"); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("kamailio is not installed (.ci/run installs it)")
-		}
-		t.Skip("kamailio is not installed")
-	}
+	testkit.Program(t, "kamailio", "kamailio")
 	// Sentinel declares the master down after 3 s: long enough that calls
 	// placed at the kill meet the gap.
 	sen := redistest.StartSentinel(t, 3*time.Second)

@@ -21,6 +21,7 @@ import (
 	"github.com/ivr-pin/ivr-pin/asterisk/asterisktest"
 	"github.com/ivr-pin/ivr-pin/internal/leakcheck"
 	"github.com/ivr-pin/ivr-pin/internal/syncbuf"
+	"github.com/ivr-pin/ivr-pin/internal/testkit"
 	"github.com/ivr-pin/ivr-pin/internal/testpki"
 	"github.com/ivr-pin/ivr-pin/pinsvc/pinblock"
 	"github.com/ivr-pin/ivr-pin/pinsvc/policy"
@@ -197,8 +198,7 @@ func (l *line) startServe(t testing.TB) {
 	l.out, l.errs = out, errs
 	l.mu.Unlock()
 	cmd.Stdout, cmd.Stderr = out, errs
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	if err := testkit.Start(t, cmd); err != nil {
 		t.Fatal(err)
 	}
 	exited := make(chan error, 1)

@@ -18,6 +18,7 @@ import (
 	"github.com/ivr-pin/ivr-pin/asterisk/asterisktest"
 	"github.com/ivr-pin/ivr-pin/internal/redistest"
 	"github.com/ivr-pin/ivr-pin/internal/syncbuf"
+	"github.com/ivr-pin/ivr-pin/internal/testkit"
 )
 
 // changeSteps are a whole PIN change from the main menu.
@@ -135,8 +136,7 @@ func startProc(t *testing.T, env []string, name string, args ...string) *proc {
 	p := &proc{cmd: exec.Command(name, args...), out: &syncbuf.Buffer{}, exited: make(chan error, 1)}
 	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := p.cmd.Start(); err != nil {
+	if err := testkit.Start(t, p.cmd); err != nil {
 		t.Fatal(err)
 	}
 	go func() { p.exited <- p.cmd.Wait() }()
@@ -437,12 +437,7 @@ func TestRealAsteriskOutboundThroughHAProxy(t *testing.T) {
 // needHAProxy skips without Debian's HAProxy, and fails in CI.
 func needHAProxy(t *testing.T) {
 	t.Helper()
-	if _, err := exec.LookPath("haproxy"); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("haproxy is not installed (.ci/run installs it)")
-		}
-		t.Skip("haproxy is not installed")
-	}
+	testkit.Program(t, "haproxy", "haproxy")
 }
 
 // startInstances starts one serve per listen address, each with l's

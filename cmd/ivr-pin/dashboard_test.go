@@ -15,6 +15,7 @@ import (
 
 	"github.com/ivr-pin/ivr-pin/asterisk/aritest"
 	"github.com/ivr-pin/ivr-pin/internal/syncbuf"
+	"github.com/ivr-pin/ivr-pin/internal/testkit"
 )
 
 // Every series the shipped dashboard and alert rules name is one serve
@@ -40,7 +41,7 @@ func TestDashboardAndAlertsNameOnlyExportedSeries(t *testing.T) {
 			"IVRPIN_METRICS_ADDR="+metricsAddr, "IVRPIN_AUDIT_FILE="+filepath.Join(dir, "audit.jsonl")), mode...)
 		logs := &syncbuf.Buffer{}
 		cmd.Stdout, cmd.Stderr = logs, logs
-		if err := cmd.Start(); err != nil {
+		if err := testkit.Start(t, cmd); err != nil {
 			t.Fatal(err)
 		}
 		var body string

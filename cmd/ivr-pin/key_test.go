@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/ivr-pin/ivr-pin/internal/softhsmtest"
+	"github.com/ivr-pin/ivr-pin/internal/testkit"
 	"github.com/ivr-pin/ivr-pin/pinsvc/pinblock"
 	"github.com/ivr-pin/ivr-pin/pinsvc/secret"
 	"github.com/ivr-pin/ivr-pin/pinsvc/sim/simrun"
@@ -62,7 +63,8 @@ func TestKeyCeremonyAndAConsoleCallOnTheToken(t *testing.T) {
 	}
 	// OpenSC's pkcs11-tool, an independent client, sees the key as
 	// sensitive and offers it for encryption only.
-	if tool, err := exec.LookPath("pkcs11-tool"); err == nil {
+	t.Run("pkcs11-tool sees it", func(t *testing.T) {
+		tool := testkit.Program(t, "pkcs11-tool", "opensc")
 		cmd := exec.Command(tool, "--module", st.Module, "--token-label", st.Label, "--login", "--pin", st.PIN, "--list-objects", "--type", "secrkey")
 		cmd.Env = append(cmd.Environ(), st.Env...)
 		list, err := cmd.CombinedOutput()
@@ -70,7 +72,7 @@ func TestKeyCeremonyAndAConsoleCallOnTheToken(t *testing.T) {
 			!strings.Contains(string(list), "Access:     sensitive") || strings.Contains(string(list), "extractable") {
 			t.Errorf("pkcs11-tool --list-objects: %v\n%s", err, list)
 		}
-	}
+	})
 
 	// check prints the same; a second import under the label is refused.
 	if code, out, errs := runKey(t, "", "check", "--label", "zpk"); code != 0 || !strings.Contains(out, "KCV 08D7B4") {

@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/ivr-pin/ivr-pin/asterisk/aritest"
@@ -182,6 +183,8 @@ func loadOnce(o loadOptions, stderr io.Writer) (loadResult, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	child := exec.CommandContext(ctx, o.self, "serve")
+	// The measured serve dies with this process, even one killed.
+	child.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	child.Env = append(os.Environ(),
 		"IVRPIN_ARI_URL="+ari.URL, "IVRPIN_ARI_PASSWORD=aritest-password-0001",
 		"IVRPIN_NI_URL="+sims.CardHostURL, "IVRPIN_NI_BANK_ID=LOAD", "IVRPIN_NI_ZPK="+zpkHex, "IVRPIN_NI_TIMEOUT=30s",

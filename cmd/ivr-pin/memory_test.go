@@ -16,6 +16,7 @@ import (
 
 	"github.com/ivr-pin/ivr-pin/asterisk/aritest"
 	"github.com/ivr-pin/ivr-pin/internal/syncbuf"
+	"github.com/ivr-pin/ivr-pin/internal/testkit"
 	"github.com/ivr-pin/ivr-pin/pinsvc/pinblock"
 	"github.com/ivr-pin/ivr-pin/pinsvc/secret"
 	"github.com/ivr-pin/ivr-pin/pinsvc/sim/simrun"
@@ -116,7 +117,7 @@ func TestServeMemoryHoldsNoKey(t *testing.T) {
 		"IVRPIN_LIMIT_KEY=6d656d6f72792d746573742d6c696d69742d6b6579", "IVRPIN_FIRST_DIGIT_TIMEOUT=3s")
 	logs := &syncbuf.Buffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
+	if err := testkit.Start(t, cmd); err != nil {
 		t.Fatal(err)
 	}
 	defer func() {

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ivr-pin/ivr-pin/internal/testkit"
 )
 
 // `ivr-pin prompts check` passes on the shipped sounds and fails, naming
@@ -20,9 +22,7 @@ func TestPromptsCheck(t *testing.T) {
 	if !strings.Contains(out.String(), "en, ar, zh") {
 		t.Fatalf("not every language checked: %s", out.String())
 	}
-	if _, err := exec.LookPath("sox"); err != nil {
-		t.Skip("no sox to make broken prompts")
-	}
+	testkit.Program(t, "sox", "sox")
 	dir := t.TempDir()
 	ship := filepath.Join("..", "..", "prompts", "sounds", "en", "ivr-pin")
 	en := filepath.Join(dir, "en", "ivr-pin")

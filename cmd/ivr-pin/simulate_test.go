@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ivr-pin/ivr-pin/internal/syncbuf"
+	"github.com/ivr-pin/ivr-pin/internal/testkit"
 )
 
 // simulate prints settings serve accepts as they stand (its secrets in 0600
@@ -20,7 +21,7 @@ func TestSimulatePrintsSettingsServeAccepts(t *testing.T) {
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
 	out := &syncbuf.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
+	if err := testkit.Start(t, cmd); err != nil {
 		t.Fatal(err)
 	}
 	defer func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() }()

@@ -21,16 +21,18 @@ var rule = Rule{Max: 3, Window: time.Hour, Lockout: 2 * time.Hour}
 
 func startRedis(t *testing.T) (string, func()) { return redistest.Start(t) }
 
-func stores(t *testing.T) map[string]func() Store {
-	return map[string]func() Store{
-		"bolt": func() Store {
+// stores opens each kind of store for a subtest: the subtest's own t, so a
+// missing redis-server skips that subtest alone.
+func stores() map[string]func(t *testing.T) Store {
+	return map[string]func(t *testing.T) Store{
+		"bolt": func(t *testing.T) Store {
 			s, err := OpenBolt(filepath.Join(t.TempDir(), "attempts.db"))
 			if err != nil {
 				t.Fatal(err)
 			}
 			return s
 		},
-		"redis": func() Store {
+		"redis": func(t *testing.T) Store {
 			url, _ := startRedis(t)
 			s, err := OpenRedis(context.Background(), url, "")
 			if err != nil {
@@ -42,9 +44,9 @@ func stores(t *testing.T) map[string]func() Store {
 }
 
 func TestSlidingWindowAndLockout(t *testing.T) {
-	for name, open := range stores(t) {
+	for name, open := range stores() {
 		t.Run(name, func(t *testing.T) {
-			s := open()
+			s := open(t)
 			defer s.Close()
 			ctx := context.Background()
 			t0 := time.Now()
@@ -203,9 +205,9 @@ func TestRedisDownFailsClosed(t *testing.T) {
 }
 
 func TestFirstSetupMarks(t *testing.T) {
-	for name, open := range stores(t) {
+	for name, open := range stores() {
 		t.Run(name, func(t *testing.T) {
-			s := open()
+			s := open(t)
 			defer s.Close()
 			l := New(s, []byte("0123456789abcdef"), rule, rule)
 			ctx := context.Background()

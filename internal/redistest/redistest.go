@@ -1,28 +1,25 @@
 // Package redistest starts a real redis-server on a free loopback port for
-// a test. CI installs redis-server (.ci/run); elsewhere a missing binary
-// skips the test.
+// a test (and a master, two replicas and a Sentinel for a failover drill).
+// CI installs redis-server and redis-sentinel (.ci/run); elsewhere a
+// missing binary skips the test, naming it. The servers die with the test
+// binary however it ends (testkit.Start).
 package redistest
 
 import (
 	"fmt"
 	"net"
-	"os"
 	"os/exec"
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/ivr-pin/ivr-pin/internal/testkit"
 )
 
 // Start runs redis-server until the test ends; stop ends it early (a drill).
 func Start(t testing.TB) (url string, stop func()) {
 	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("redis-server is not installed: .ci/run installs it")
-		}
-		t.Skip("redis-server not installed (apt-get install -y redis-server)")
-	}
+	bin := testkit.Program(t, "redis-server", "redis-server")
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -30,7 +27,7 @@ func Start(t testing.TB) (url string, stop func()) {
 	port := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
 	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", t.TempDir())
-	if err := cmd.Start(); err != nil {
+	if err := testkit.Start(t, cmd); err != nil {
 		t.Fatal(err)
 	}
 	stopped := false

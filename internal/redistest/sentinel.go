@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/ivr-pin/ivr-pin/internal/testkit"
 )
 
 // Sentinel is a master, two replicas and one Sentinel (quorum 1) on
@@ -31,20 +33,8 @@ type Sentinel struct {
 // a master down after down (Sentinel's down-after-milliseconds).
 func StartSentinel(t testing.TB, down time.Duration) *Sentinel {
 	t.Helper()
-	server, err := exec.LookPath("redis-server")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("redis-server is not installed: .ci/run installs it")
-		}
-		t.Skip("redis-server not installed")
-	}
-	sentinel, err := exec.LookPath("redis-sentinel")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("redis-sentinel is not installed: .ci/run installs it")
-		}
-		t.Skip("redis-sentinel not installed (apt-get install -y redis-sentinel)")
-	}
+	server := testkit.Program(t, "redis-server", "redis-server")
+	sentinel := testkit.Program(t, "redis-sentinel", "redis-sentinel")
 	s := &Sentinel{Master: "ivrpin-test", procs: map[string]*exec.Cmd{}, t: t}
 	s.MasterAddr, s.ReplicaAddr, s.Replica2Addr = freeAddr(t), freeAddr(t), freeAddr(t)
 	s.start("master", server, s.serverArgs(s.MasterAddr)...)
@@ -109,7 +99,7 @@ func (s *Sentinel) serverArgs(addr string) []string {
 
 func (s *Sentinel) start(name, bin string, args ...string) {
 	cmd := exec.Command(bin, args...)
-	if err := cmd.Start(); err != nil {
+	if err := testkit.Start(s.t, cmd); err != nil {
 		s.t.Fatal(err)
 	}
 	s.procs[name] = cmd

@@ -9,6 +9,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/ivr-pin/ivr-pin/internal/testkit"
 )
 
 // Modules are where Debian and other distributions put SoftHSM2's module.
@@ -41,16 +43,8 @@ func Module(t testing.TB) string {
 			return m
 		}
 	}
-	missing(t, "SoftHSM2's PKCS#11 module (apt-get install softhsm2)")
+	testkit.Missing(t, "SoftHSM2's PKCS#11 module", "softhsm2")
 	return ""
-}
-
-func missing(t testing.TB, what string) {
-	t.Helper()
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s is missing, and CI=true: .ci/run installs it", what)
-	}
-	t.Skipf("%s is not installed", what)
 }
 
 // New initialises a token labelled label in a directory of the test's own
@@ -59,10 +53,7 @@ func missing(t testing.TB, what string) {
 func New(t testing.TB, label string) *Token {
 	t.Helper()
 	mod := Module(t)
-	util, err := exec.LookPath("softhsm2-util")
-	if err != nil {
-		missing(t, "softhsm2-util")
-	}
+	util := testkit.Program(t, "softhsm2-util", "softhsm2")
 	root := t.TempDir()
 	tok := &Token{Module: mod, Label: label, PIN: "ivr-pin-user-pin-1", SOPIN: "ivr-pin-so-pin-1",
 		Dir: filepath.Join(root, "tokens"), ConfPath: filepath.Join(root, "softhsm2.conf")}

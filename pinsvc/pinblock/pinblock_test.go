@@ -14,6 +14,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ivr-pin/ivr-pin/internal/testkit"
 	"github.com/ivr-pin/ivr-pin/pinsvc/secret"
 )
 
@@ -215,10 +216,8 @@ func TestRSAEncrypterEveryPaddingAndEncoding(t *testing.T) {
 // makes it from a key generated for this run (no key is kept in the
 // repository), decrypts only with the MGF1 hash set.
 func TestOAEPWithMGF1SHA1KnownAnswer(t *testing.T) {
-	openssl, err := exec.LookPath("openssl")
-	if err != nil {
-		t.Skip("openssl not installed: no independent OAEP implementation to check against")
-	}
+	// openssl is the independent OAEP implementation checked against.
+	openssl := testkit.Program(t, "openssl", "openssl")
 	priv, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/ivr-pin/ivr-pin/internal/g711"
+	"github.com/ivr-pin/ivr-pin/internal/testkit"
 	"github.com/ivr-pin/ivr-pin/prompts"
 )
 
@@ -120,9 +121,7 @@ func TestABrokenPromptIsNamed(t *testing.T) {
 
 // The G.711 decoders agree with sox's.
 func TestG711DecodingAgreesWithSox(t *testing.T) {
-	if _, err := exec.LookPath("sox"); err != nil {
-		t.Skip("no sox")
-	}
+	testkit.Program(t, "sox", "sox")
 	dir := t.TempDir()
 	all := make([]byte, 256)
 	for i := range all {
