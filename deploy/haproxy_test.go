@@ -19,10 +19,12 @@ import (
 
 	"github.com/ivr-pin/ivr-pin/asterisk/aritest"
 	"github.com/ivr-pin/ivr-pin/internal/syncbuf"
+	"github.com/ivr-pin/ivr-pin/internal/testkit"
 	"github.com/ivr-pin/ivr-pin/internal/testpki"
 	"github.com/ivr-pin/ivr-pin/pinsvc/pinblock"
 	"github.com/ivr-pin/ivr-pin/pinsvc/secret"
 	"github.com/ivr-pin/ivr-pin/pinsvc/sim/simrun"
+	"github.com/ivr-pin/ivr-pin/prompts"
 )
 
 func freeAddr(t *testing.T) string {
@@ -45,8 +47,7 @@ func start(t *testing.T, env []string, name string, args ...string) *proc {
 	p := &proc{cmd: exec.Command(name, args...), out: &syncbuf.Buffer{}}
 	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := p.cmd.Start(); err != nil {
+	if err := testkit.Start(t, p.cmd); err != nil {
 		t.Fatal(err)
 	}
 	exited := make(chan struct{})
@@ -113,12 +114,7 @@ func TestHAProxyConfiguration(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary and runs HAProxy")
 	}
-	if _, err := exec.LookPath("haproxy"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("haproxy is not installed (.ci/run installs it)")
-		}
-		t.Skip("haproxy is not installed")
-	}
+	testkit.Program(t, "haproxy", "haproxy")
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "ivr-pin")
 	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/ivr-pin").CombinedOutput(); err != nil {
@@ -227,10 +223,8 @@ func TestHAProxyConfiguration(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, g := range []string{"1", pan + "#", "1228", "7392#", "4829#", "4829#"} {
-			if ch.WaitQuiet(30*time.Millisecond, 10*time.Second) != nil || ch.Press(g, time.Millisecond) != nil {
-				break
-			}
+		if err := ch.PressEachWhenAsked(prompts.AsksMedia, 20*time.Second, "1", pan+"#", "1228", "7392#", "4829#", "4829#"); err != nil {
+			t.Logf("call %d: the caller stopped typing: %v", i, err)
 		}
 		if _, err := ch.WaitEnded(20 * time.Second); err != nil {
 			t.Fatal(err)

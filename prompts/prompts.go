@@ -163,6 +163,28 @@ func Continues(prev, next ID) bool {
 
 func isNumber(id ID) bool { return strings.HasPrefix(string(id), "number-") }
 
+// asks are the prompts that put a question to the caller: after each the
+// line collects keys (the new PIN's rules follow its question in the same
+// breath, and the language choice ends with its number).
+var asks = map[ID]bool{
+	LanguageChoice: true, MenuRepeat: true, AgentOffer: true, NoPINYetOffer: true,
+	EnterCard: true, EnterExpiry: true, EnterExpiryYYMM: true, EnterCurrentPIN: true,
+	EnterSecurityCode: true, EnterNewPIN: true, ConfirmNewPIN: true,
+}
+
+// Asks reports whether the prompt puts a question to the caller, who
+// answers with keys. A scripted caller (the console, the load driver,
+// tests) types only once a question has been put: keys typed while the
+// line is between questions (waiting for a host, saying a refusal) may be
+// dropped, as the line drops keys before it says why it asks again.
+func Asks(id ID) bool { return asks[id] }
+
+// AsksMedia is Asks for the media URI a prompt is played as.
+func AsksMedia(uri string) bool {
+	it, ok := FromMediaURI(uri)
+	return ok && Asks(it.Prompt)
+}
+
 // FromMediaURI finds the item a media URI plays (the console uses it to show
 // what Asterisk was asked to play).
 func FromMediaURI(uri string) (Item, bool) {

@@ -56,8 +56,11 @@ type Channel struct {
 	ending     bool // end is under way (two ends can race: a hang-up and a lost websocket)
 	continued  *Target
 	subscribed bool
-	changed    chan struct{}
-	done       chan struct{}
+	// answered is how many playbacks had started when PressWhenAsked last
+	// typed: the next answer waits for a question after them.
+	answered int
+	changed  chan struct{}
+	done     chan struct{}
 }
 
 // Snapshot is a channel's state at one moment.
@@ -190,13 +193,21 @@ func (ch *Channel) WaitUntil(timeout time.Duration, cond func(Snapshot) bool) (S
 // WaitPlayed waits until a playback of a media URI containing media has
 // started at least n times.
 func (ch *Channel) WaitPlayed(timeout time.Duration, media string, n int) error {
-	_, err := ch.WaitUntil(timeout, func(s Snapshot) bool { return Count(s.Played, media) >= n })
-	return err
+	snap, err := ch.WaitUntil(timeout, func(s Snapshot) bool { return Count(s.Played, media) >= n })
+	if err != nil {
+		return fmt.Errorf("waiting %s for %s to start (%d times): %w (it started %d times; ended %v; played %v)",
+			timeout, media, n, err, Count(snap.Played, media), snap.Ended, snap.Played)
+	}
+	return nil
 }
 
 // WaitEnded waits until the channel left Stasis.
 func (ch *Channel) WaitEnded(timeout time.Duration) (Snapshot, error) {
-	return ch.WaitUntil(timeout, func(s Snapshot) bool { return s.Ended })
+	snap, err := ch.WaitUntil(timeout, func(s Snapshot) bool { return s.Ended })
+	if err != nil {
+		return snap, fmt.Errorf("waiting %s for the call to end: %w (played %v)", timeout, err, snap.Played)
+	}
+	return snap, nil
 }
 
 // Done is closed when the channel leaves Stasis.
@@ -462,6 +473,71 @@ func (ch *Channel) runPlaybacks() {
 		ch.notify()
 		ch.mu.Unlock()
 	}
+}
+
+// PressWhenAsked is a caller who listens before typing: it waits until
+// the line puts a question (a playback for which asks is true starts) after
+// the keys this method last typed, then, when quiet is positive, until the
+// line is quiet for quiet (the rest of the question played), then types
+// keys gap apart. Keys
+// typed while the line is between questions (waiting for a host, saying
+// why it asks again) can be dropped by the line; keys typed once it has
+// asked never are. The error says what was awaited when the call ended or
+// timeout passed.
+func (ch *Channel) PressWhenAsked(keys string, asks func(media string) bool, quiet, gap, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	ch.mu.Lock()
+	from := ch.answered
+	ch.mu.Unlock()
+	snap, err := ch.WaitUntil(timeout, func(s Snapshot) bool {
+		if s.Ended {
+			return true
+		}
+		for _, m := range s.Played[min(from, len(s.Played)):] {
+			if asks(m) {
+				return true
+			}
+		}
+		return false
+	})
+	if err != nil || snap.Ended {
+		return fmt.Errorf("waiting for a question before typing %d keys: %s (played %v)", len(keys), endOrTimeout(snap, err), snap.Played[min(from, len(snap.Played)):])
+	}
+	if quiet <= 0 {
+		// Typed as the question starts: it stops the question and answers it.
+	} else if err := ch.WaitQuiet(quiet, time.Until(deadline)); err != nil {
+		snap := ch.Snapshot()
+		return fmt.Errorf("waiting for the question to end before typing %d keys: %s (played %v)", len(keys), endOrTimeout(snap, err), snap.Played[min(from, len(snap.Played)):])
+	}
+	ch.mu.Lock()
+	ch.answered = len(ch.played)
+	ch.mu.Unlock()
+	return ch.Press(keys, gap)
+}
+
+// PressEachWhenAsked types each group of keys as soon as the line asks
+// for it (PressWhenAsked with no quiet and no gap: the keys stop the
+// question and answer it, before any first-digit timeout can start), as a
+// caller who knows the way does. It stops at the first group the line did
+// not ask for within timeout, saying so.
+func (ch *Channel) PressEachWhenAsked(asks func(media string) bool, timeout time.Duration, groups ...string) error {
+	for _, g := range groups {
+		if err := ch.PressWhenAsked(g, asks, 0, 0, timeout); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// endOrTimeout says why a wait ended without its condition.
+func endOrTimeout(s Snapshot, err error) string {
+	if s.Ended {
+		return "the call ended (" + s.EndReason + ")"
+	}
+	if err != nil {
+		return err.Error()
+	}
+	return "timed out"
 }
 
 // WaitQuiet waits until no prompt is playing and none has started for d:

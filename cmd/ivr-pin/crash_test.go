@@ -14,7 +14,9 @@ import (
 	"github.com/ivr-pin/ivr-pin/asterisk/aritest"
 	"github.com/ivr-pin/ivr-pin/internal/redistest"
 	"github.com/ivr-pin/ivr-pin/internal/syncbuf"
+	"github.com/ivr-pin/ivr-pin/internal/testkit"
 	"github.com/ivr-pin/ivr-pin/pinsvc/sim/simrun"
+	"github.com/ivr-pin/ivr-pin/prompts"
 )
 
 // auditLines reads the audit file's records.
@@ -99,7 +101,7 @@ func TestAKilledServeLeavesNoChangeUnrecorded(t *testing.T) {
 					cmd.Env = append(append([]string{}, env...), "IVRPIN_INSTANCE_ID="+instance)
 					logs := &syncbuf.Buffer{}
 					cmd.Stdout, cmd.Stderr = logs, logs
-					if err := cmd.Start(); err != nil {
+					if err := testkit.Start(t, cmd); err != nil {
 						t.Fatal(err)
 					}
 					t.Cleanup(func() {
@@ -125,10 +127,8 @@ func TestAKilledServeLeavesNoChangeUnrecorded(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				for _, g := range []string{"1", "4111111111111111#", "1228", "7392#", "4829#", "4829#"} {
-					if ch.WaitQuiet(30*time.Millisecond, 10*time.Second) != nil || ch.Press(g, time.Millisecond) != nil {
-						break
-					}
+				if err := ch.PressEachWhenAsked(prompts.AsksMedia, 20*time.Second, "1", "4111111111111111#", "1228", "7392#", "4829#", "4829#"); err != nil {
+					t.Logf("the caller stopped typing: %v", err)
 				}
 				// The attempt is on disk before the request is sent.
 				var msgID string
@@ -230,7 +230,7 @@ func TestASurvivorClosesTheAttemptsOfAKilledInstance(t *testing.T) {
 			"IVRPIN_REDIS_URL="+redisURL, "IVRPIN_LIMIT_KEY=00112233445566778899aabbccddeeff",
 			"IVRPIN_AUDIT_FILE="+in.audit, "IVRPIN_METRICS_ADDR=", "IVRPIN_INSTANCE_ID="+name)
 		in.cmd.Stdout, in.cmd.Stderr = in.logs, in.logs
-		if err := in.cmd.Start(); err != nil {
+		if err := testkit.Start(t, in.cmd); err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() {
@@ -249,10 +249,8 @@ func TestASurvivorClosesTheAttemptsOfAKilledInstance(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, g := range []string{"1", "4111111111111111#", "1228", "7392#", "4829#", "4829#"} {
-		if ch.WaitQuiet(30*time.Millisecond, 10*time.Second) != nil || ch.Press(g, time.Millisecond) != nil {
-			break
-		}
+	if err := ch.PressEachWhenAsked(prompts.AsksMedia, 20*time.Second, "1", "4111111111111111#", "1228", "7392#", "4829#", "4829#"); err != nil {
+		t.Logf("the caller stopped typing: %v", err)
 	}
 	for i := 0; !sims.CardHost.PINIs("4111111111111111", "4829"); i++ {
 		if i > 400 {

@@ -16,9 +16,11 @@ import (
 	"github.com/ivr-pin/ivr-pin/asterisk/aritest"
 	"github.com/ivr-pin/ivr-pin/internal/leakcheck"
 	"github.com/ivr-pin/ivr-pin/internal/syncbuf"
+	"github.com/ivr-pin/ivr-pin/internal/testkit"
 	"github.com/ivr-pin/ivr-pin/pinsvc/pinblock"
 	"github.com/ivr-pin/ivr-pin/pinsvc/secret"
 	"github.com/ivr-pin/ivr-pin/pinsvc/sim/simrun"
+	"github.com/ivr-pin/ivr-pin/prompts"
 )
 
 func freeAddr(t *testing.T) string {
@@ -70,7 +72,7 @@ func TestServeAsAProcess(t *testing.T) {
 	)
 	logs := &syncbuf.Buffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
+	if err := testkit.Start(t, cmd); err != nil {
 		t.Fatal(err)
 	}
 	exited := make(chan error, 1)
@@ -144,10 +146,8 @@ func TestServeAsAProcess(t *testing.T) {
 	if err := late.WaitPlayed(5*time.Second, "service-closing", 1); err != nil {
 		t.Fatalf("a call during the drain did not hear the closing message: %v", err)
 	}
-	for _, g := range []string{"2", "4012888888881881#", "0130", "731", "482915#", "482915#"} {
-		if active.WaitQuiet(30*time.Millisecond, 10*time.Second) != nil || active.Press(g, time.Millisecond) != nil {
-			break
-		}
+	if err := active.PressEachWhenAsked(prompts.AsksMedia, 20*time.Second, "2", "4012888888881881#", "0130", "731", "482915#", "482915#"); err != nil {
+		t.Logf("the caller stopped typing: %v", err)
 	}
 	select {
 	case err := <-exited:
@@ -245,10 +245,8 @@ func typeChange(t *testing.T, ari *aritest.Server, logs *syncbuf.Buffer) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, g := range []string{"1", "4111111111111111#", "1228", "7392#", "4829#", "4829#"} {
-		if ch.WaitQuiet(30*time.Millisecond, 10*time.Second) != nil || ch.Press(g, time.Millisecond) != nil {
-			break
-		}
+	if err := ch.PressEachWhenAsked(prompts.AsksMedia, 20*time.Second, "1", "4111111111111111#", "1228", "7392#", "4829#", "4829#"); err != nil {
+		t.Logf("the caller stopped typing: %v", err)
 	}
 	if _, err := ch.WaitEnded(20 * time.Second); err != nil {
 		t.Fatalf("%v\n%s", err, logs.String())
@@ -269,7 +267,7 @@ func TestServeWaitsForAsterisk(t *testing.T) {
 		"IVRPIN_METRICS_ADDR="+metricsAddr, "IVRPIN_AUDIT_FILE="+filepath.Join(dir, "audit.jsonl"))
 	logs := &syncbuf.Buffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
+	if err := testkit.Start(t, cmd); err != nil {
 		t.Fatal(err)
 	}
 	exited := make(chan error, 1)

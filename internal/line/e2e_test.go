@@ -17,6 +17,7 @@ import (
 	"github.com/ivr-pin/ivr-pin/internal/demo"
 	"github.com/ivr-pin/ivr-pin/internal/syncbuf"
 	"github.com/ivr-pin/ivr-pin/pinsvc/sim/faults"
+	"github.com/ivr-pin/ivr-pin/prompts"
 )
 
 // Every test here ends with no goroutine of the app, the test server or the
@@ -51,6 +52,9 @@ func startLine(t *testing.T, mutate func(*config.Config), opts demo.Options) *te
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Short, so that a call whose script has ended times out soon. A
+	// scripted caller types as soon as the question starts (call), so a
+	// busy machine does not let these run out before the keys arrive.
 	cfg.FirstDigitTimeout = 300 * time.Millisecond
 	cfg.InterDigitTimeout = 300 * time.Millisecond
 	cfg.HostWaitAnnounce = 150 * time.Millisecond
@@ -77,8 +81,12 @@ func startLine(t *testing.T, mutate func(*config.Config), opts demo.Options) *te
 	return &testLine{Demo: d, logs: logs}
 }
 
-// call places a call, types each group once the line waits for input, and
-// returns the ended channel and its audit record.
+// call places a call, types each group as soon as the line asks for it
+// (its question starts: the keys stop the question and answer it, as a
+// caller who knows the way does), and returns the ended channel and its
+// audit record. Keys arrive before the first-digit timeout can start, and
+// together, however busy the machine. "wait:<prompt>" first waits for that
+// prompt, for a test that must hear what follows a question.
 func (l *testLine) call(t *testing.T, opts aritest.CallOptions, groups ...string) (*aritest.Channel, audit.Record) {
 	t.Helper()
 	ch, err := l.ARI.PlaceCall(opts)
@@ -88,9 +96,7 @@ func (l *testLine) call(t *testing.T, opts aritest.CallOptions, groups ...string
 	waits := map[string]int{}
 	for _, g := range groups {
 		// "wait:<prompt>" waits until the line has started that prompt
-		// once more: keys typed while it waits for a host are flushed
-		// before it says why it asks again, so a scripted caller must not
-		// type into that gap.
+		// once more.
 		if media, ok := strings.CutPrefix(g, "wait:"); ok {
 			waits[media]++
 			if err := ch.WaitPlayed(10*time.Second, media, waits[media]); err != nil {
@@ -98,10 +104,8 @@ func (l *testLine) call(t *testing.T, opts aritest.CallOptions, groups ...string
 			}
 			continue
 		}
-		if err := ch.WaitQuiet(15*time.Millisecond, 10*time.Second); err != nil {
-			break
-		}
-		if err := ch.Press(g, time.Millisecond); err != nil {
+		if err := ch.PressEachWhenAsked(prompts.AsksMedia, 20*time.Second, g); err != nil {
+			t.Logf("the caller stopped typing: %v", err)
 			break
 		}
 	}
@@ -170,7 +174,7 @@ func TestEndToEndScenarios(t *testing.T) {
 			mustPlay []string
 		}{
 			{"change succeeds", []string{change, card, exp, oldPIN, newPIN, newPIN}, "changed", "outcome", []string{"result-changed", "goodbye"}},
-			{"first setup through KeySecure", []string{"2", setupCard, "0130", "731", "482915#", "482915#"}, "changed", "outcome", []string{"enter-security-code", "pin-rule-from", "number-6", "pin-rule-digits", "result-set"}},
+			{"first setup through KeySecure", []string{"2", setupCard, "0130", "731", "wait:pin-rule-digits", "482915#", "482915#"}, "changed", "outcome", []string{"enter-security-code", "pin-rule-from", "number-6", "pin-rule-digits", "result-set"}},
 			{"first setup with a wrong security code", []string{"2", setupCard, "0130", "137", setupCard, "0130", "138", setupCard, "0130", "139"}, "details_mismatch", "too_many_tries", []string{"reason-details-mismatch", "too-many-tries"}},
 			{"luhn failure then success", []string{change, "4111111111111112#", card, exp, oldPIN, newPIN, newPIN}, "changed", "outcome", []string{"reason-not-valid"}},
 			{"incomplete card number", []string{change, "411111#", card, exp, oldPIN, newPIN, newPIN}, "changed", "outcome", []string{"reason-incomplete"}},
@@ -320,8 +324,10 @@ func TestTransferInWithAKnownCardAndBack(t *testing.T) {
 
 func TestHostTimeoutIsSpokenHonestly(t *testing.T) {
 	bothTransports(t, func(t *testing.T, tr string) {
-		l := startLine(t, nil, demo.Options{Transport: tr, HostTimeout: 300 * time.Millisecond})
-		l.Sims.CardHost.Faults.Set(faults.Fault{Kind: faults.Delay, Delay: time.Second, Count: 1})
+		// The host answers well after the timeout, which is long enough
+		// for "please wait" and "still working" on a busy machine.
+		l := startLine(t, nil, demo.Options{Transport: tr, HostTimeout: 1500 * time.Millisecond})
+		l.Sims.CardHost.Faults.Set(faults.Fault{Kind: faults.Delay, Delay: 3 * time.Second, Count: 1})
 		ch, rec := l.call(t, aritest.CallOptions{}, change, card, exp, oldPIN, newPIN, newPIN)
 		if rec.Outcome != "ambiguous" || !played(ch, "result-ambiguous") || !played(ch, "still-working") {
 			t.Fatalf("%+v played %v", rec, ch.Snapshot().Played)
@@ -415,9 +421,13 @@ func TestOutboundWebsocketDroppedMidCall(t *testing.T) {
 func TestConcurrentCalls(t *testing.T) {
 	bothTransports(t, func(t *testing.T, tr string) {
 		const calls = 200
+		// What is tested is that every call gets through, not how fast:
+		// on a busy machine 200 calls at once may take seconds for an
+		// ARI answer or a host's, so no production timeout ends them.
 		l := startLine(t, func(c *config.Config) {
 			c.FirstDigitTimeout, c.InterDigitTimeout = 8*time.Second, 5*time.Second
-		}, demo.Options{Transport: tr})
+			c.ARITimeout = time.Minute
+		}, demo.Options{Transport: tr, HostTimeout: time.Minute})
 		pans := make([]string, calls)
 		for i := range pans {
 			pans[i] = luhnPAN(fmt.Sprintf("400000%09d", i))
@@ -503,7 +513,7 @@ func TestAnUnknownLanguageIsRecorded(t *testing.T) {
 func TestLanguageMenuOverARI(t *testing.T) {
 	bothTransports(t, func(t *testing.T, tr string) {
 		l := startLine(t, func(c *config.Config) { c.Languages = []string{"en", "ar", "zh"} }, demo.Options{Transport: tr})
-		ch, rec := l.call(t, aritest.CallOptions{}, "3", change, card, exp, oldPIN, newPIN, newPIN)
+		ch, rec := l.call(t, aritest.CallOptions{}, "wait:zh/ivr-pin/number-3", "3", change, card, exp, oldPIN, newPIN, newPIN)
 		snap := ch.Snapshot()
 		if rec.Language != "zh" || snap.Language != "zh" || rec.Outcome != "changed" {
 			t.Fatalf("%+v language %s", rec, snap.Language)
@@ -553,12 +563,13 @@ func changeAtOnce(t *testing.T, l *testLine, pans []string) {
 			}
 			for _, g := range []string{change, pan + "#", exp, oldPIN, newPIN, newPIN} {
 				if err := ch.Press(g, time.Millisecond); err != nil {
-					errs <- err
+					snap := ch.Snapshot()
+					errs <- fmt.Errorf("pressing %d keys: %w (ended %s, played %v)", len(g), err, snap.EndReason, snap.Played)
 					return
 				}
 			}
 			if _, err := ch.WaitEnded(60 * time.Second); err != nil {
-				errs <- fmt.Errorf("call did not end: %w", err)
+				errs <- fmt.Errorf("call did not end: %w (played %v)", err, ch.Snapshot().Played)
 			}
 		}(pan)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/ivr-pin/ivr-pin/internal/demo"
 	"github.com/ivr-pin/ivr-pin/internal/leakcheck"
 	"github.com/ivr-pin/ivr-pin/pinsvc/sim/faults"
+	"github.com/ivr-pin/ivr-pin/prompts"
 )
 
 // The PINs, security codes and PANs the scenarios type. None is the last
@@ -72,7 +73,8 @@ func TestNothingWrittenHoldsAPINOrAFullPAN(t *testing.T) {
 				if s.hang != "" && aritest.Count(ch.Snapshot().Played, s.hang) > 0 {
 					break
 				}
-				if ch.WaitQuiet(15*time.Millisecond, 10*time.Second) != nil || ch.Press(g, time.Millisecond) != nil {
+				if err := ch.PressEachWhenAsked(prompts.AsksMedia, 20*time.Second, g); err != nil {
+					t.Logf("scenario %d: the caller stopped typing: %v", i, err)
 					break
 				}
 			}
