@@ -19,7 +19,7 @@ import (
 	"golang.org/x/net/websocket"
 
 	"github.com/ivr-pin/ivr-pin/asterisk/aritest"
-	"github.com/ivr-pin/ivr-pin/internal/testpki"
+	"github.com/ivr-pin/ivr-pin/internal/testkit/testpki"
 	"github.com/ivr-pin/ivr-pin/ivr"
 	"github.com/ivr-pin/ivr-pin/ivr/keypad"
 )

@@ -11,6 +11,7 @@ package pinsvc
 
 import (
 	"context"
+
 	"github.com/ivr-pin/ivr-pin/pinsvc/contract"
 
 	"github.com/ivr-pin/ivr-pin/pinsvc/cardhost"

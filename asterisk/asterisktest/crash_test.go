@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/ivr-pin/ivr-pin/asterisk/asterisktest"
-	"github.com/ivr-pin/ivr-pin/internal/redistest"
+	"github.com/ivr-pin/ivr-pin/internal/testkit/redistest"
 )
 
 // TestRealAsteriskKilledWhileTheHostHoldsAChange: a caller completes a

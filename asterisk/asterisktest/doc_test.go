@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/ivr-pin/ivr-pin/asterisk/asterisktest"
-	"github.com/ivr-pin/ivr-pin/internal/syncbuf"
+	"github.com/ivr-pin/ivr-pin/internal/testkit/syncbuf"
 )
 
 // docCommands reads docs/asterisk.md's commands: each ```sh block after a
@@ -134,7 +134,10 @@ func TestRealAsteriskFollowsTheSetUpDoc(t *testing.T) {
 	// The call, as the page places it.
 	dial := argv(cmds["dial"])
 	dial[len(dial)-1] = strings.Replace(dial[len(dial)-1], "127.0.0.1:5060", a.SIPAddr, 1)
-	dcmd := exec.Command(bin, dial[1:]...)
+	if dial[0] != "ivr-pin-lab" {
+		t.Fatalf("the page's call is not made with ivr-pin-lab dial: %q", cmds["dial"])
+	}
+	dcmd := exec.Command(labBin, dial[1:]...)
 	var dout syncbuf.Buffer
 	dcmd.Stdout, dcmd.Stderr = &dout, &dout
 	if err := dcmd.Run(); err != nil {

@@ -14,9 +14,9 @@ import (
 	"time"
 
 	"github.com/ivr-pin/ivr-pin/asterisk/asterisktest"
-	"github.com/ivr-pin/ivr-pin/internal/redistest"
 	"github.com/ivr-pin/ivr-pin/internal/testkit"
-	"github.com/ivr-pin/ivr-pin/internal/testpki"
+	"github.com/ivr-pin/ivr-pin/internal/testkit/redistest"
+	"github.com/ivr-pin/ivr-pin/internal/testkit/testpki"
 )
 
 // kamailioConfig is deploy/kamailio/kamailio.cfg with this test's address

@@ -19,10 +19,10 @@ import (
 	"time"
 
 	"github.com/ivr-pin/ivr-pin/asterisk/asterisktest"
-	"github.com/ivr-pin/ivr-pin/internal/leakcheck"
-	"github.com/ivr-pin/ivr-pin/internal/syncbuf"
 	"github.com/ivr-pin/ivr-pin/internal/testkit"
-	"github.com/ivr-pin/ivr-pin/internal/testpki"
+	"github.com/ivr-pin/ivr-pin/internal/testkit/leakcheck"
+	"github.com/ivr-pin/ivr-pin/internal/testkit/syncbuf"
+	"github.com/ivr-pin/ivr-pin/internal/testkit/testpki"
 	"github.com/ivr-pin/ivr-pin/pinsvc/pinblock"
 	"github.com/ivr-pin/ivr-pin/pinsvc/policy"
 	"github.com/ivr-pin/ivr-pin/pinsvc/secret"
@@ -30,9 +30,9 @@ import (
 	"github.com/ivr-pin/ivr-pin/pinsvc/sim/simrun"
 )
 
-// bin is the ivr-pin binary the tests run, built once by TestMain when a
-// real Asterisk is configured.
-var bin string
+// bin is the ivr-pin binary the tests run, and labBin ivr-pin-lab (the SIP
+// phone), both built once by TestMain when a real Asterisk is configured.
+var bin, labBin string
 
 func TestMain(m *testing.M) {
 	code := func() int {
@@ -43,9 +43,9 @@ func TestMain(m *testing.M) {
 				return 1
 			}
 			defer os.RemoveAll(dir)
-			bin = filepath.Join(dir, "ivr-pin")
-			if out, err := exec.Command("go", "build", "-o", bin, "github.com/ivr-pin/ivr-pin/cmd/ivr-pin").CombinedOutput(); err != nil {
-				fmt.Fprintf(os.Stderr, "build ivr-pin: %v\n%s", err, out)
+			bin, labBin = filepath.Join(dir, "ivr-pin"), filepath.Join(dir, "ivr-pin-lab")
+			if out, err := exec.Command("go", "build", "-o", dir+"/", "github.com/ivr-pin/ivr-pin/cmd/ivr-pin", "github.com/ivr-pin/ivr-pin/cmd/ivr-pin-lab").CombinedOutput(); err != nil {
+				fmt.Fprintf(os.Stderr, "build ivr-pin and ivr-pin-lab: %v\n%s", err, out)
 				return 1
 			}
 		}

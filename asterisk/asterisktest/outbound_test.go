@@ -16,9 +16,9 @@ import (
 	"time"
 
 	"github.com/ivr-pin/ivr-pin/asterisk/asterisktest"
-	"github.com/ivr-pin/ivr-pin/internal/redistest"
-	"github.com/ivr-pin/ivr-pin/internal/syncbuf"
 	"github.com/ivr-pin/ivr-pin/internal/testkit"
+	"github.com/ivr-pin/ivr-pin/internal/testkit/redistest"
+	"github.com/ivr-pin/ivr-pin/internal/testkit/syncbuf"
 )
 
 // changeSteps are a whole PIN change from the main menu.

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/ivr-pin/ivr-pin/asterisk/asterisktest"
-	"github.com/ivr-pin/ivr-pin/internal/syncbuf"
+	"github.com/ivr-pin/ivr-pin/internal/testkit/syncbuf"
 )
 
 // TestRealAsteriskStartsFromTheProjectsConfiguration: the shipped
@@ -140,10 +140,10 @@ func TestRealAsteriskLocalChannels(t *testing.T) {
 	})
 }
 
-// dialer runs `ivr-pin dial` as a tester would.
+// dial runs `ivr-pin-lab dial` as a tester would.
 func (l *line) dial(t *testing.T, target string, args ...string) (int, string) {
 	t.Helper()
-	cmd := exec.Command(bin, append(append([]string{"dial"}, args...), target)...)
+	cmd := exec.Command(labBin, append(append([]string{"dial"}, args...), target)...)
 	var out syncbuf.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err := cmd.Run()
@@ -154,7 +154,7 @@ func (l *line) dial(t *testing.T, target string, args ...string) (int, string) {
 		t.Fatal(err)
 	}
 	l.mu.Lock()
-	l.errs.Write([]byte("\n==> ivr-pin dial <==\n" + out.String()))
+	l.errs.Write([]byte("\n==> ivr-pin-lab dial <==\n" + out.String()))
 	l.mu.Unlock()
 	return code, out.String()
 }
@@ -216,9 +216,9 @@ func TestDialUsage(t *testing.T) {
 		t.Skip("no binary: " + asterisktest.EnvVar + " unset")
 	}
 	for _, args := range [][]string{{"dial"}, {"dial", "1000@127.0.0.1"}, {"dial", "--bogus", "sip:1000@127.0.0.1"}, {"dial", "--keys", "12a", "sip:1000@127.0.0.1"}} {
-		cmd := exec.Command(bin, args...)
+		cmd := exec.Command(labBin, args...)
 		out, _ := cmd.CombinedOutput()
-		if cmd.ProcessState.ExitCode() != 2 || !strings.Contains(string(out), "ivr-pin dial") {
+		if cmd.ProcessState.ExitCode() != 2 || !strings.Contains(string(out), "ivr-pin-lab dial") {
 			t.Errorf("%v: exit %d\n%s", args, cmd.ProcessState.ExitCode(), out)
 		}
 	}

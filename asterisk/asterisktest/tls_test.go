@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/ivr-pin/ivr-pin/asterisk/asterisktest"
-	"github.com/ivr-pin/ivr-pin/internal/redistest"
-	"github.com/ivr-pin/ivr-pin/internal/testpki"
+	"github.com/ivr-pin/ivr-pin/internal/testkit/redistest"
+	"github.com/ivr-pin/ivr-pin/internal/testkit/testpki"
 )
 
 // TestRealAsteriskARIOverTLS: the ARI link encrypted with certificates of

@@ -7,46 +7,37 @@ import (
 	"os"
 
 	"github.com/ivr-pin/ivr-pin/internal/audit"
+	"github.com/ivr-pin/ivr-pin/internal/cli"
 )
 
-const auditUsage = `usage: ivr-pin audit check FILE...
-
-  check  reads audit files (the current one and its rotated ones, in any order) and lists
-         every attempt with no call record (a change that may have reached the host while
-         no record of its answer was written) and every call record naming a msg_id with
-         no attempt before it; exits 1 if there are any. docs/operations.md says how to
-         reconcile them with the host by msg_id.
-`
+// auditProgram is `ivr-pin audit`'s verbs.
+func auditProgram() cli.Program {
+	return cli.Program{Name: "ivr-pin audit", Verbs: []cli.Verb{
+		{Name: "check", Synopsis: "FILE...", Summary: `reads audit files (the current one and its rotated ones, in any order) and lists
+every attempt with no call record (a change that may have reached the host while
+no record of its answer was written) and every call record naming a msg_id with
+no attempt before it; exits 1 if there are any. docs/operations.md says how to
+reconcile them with the host by msg_id.`, Run: func(a []string, s cli.IO) int { return auditCheck(a, s.Stdout, s.Stderr) }},
+	}}
+}
 
 func auditCmd(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, auditUsage)
-		return 2
-	}
-	switch args[0] {
-	case "-h", "--help", "-help", "help":
-		fmt.Fprint(stdout, auditUsage)
-		return 0
-	case "check":
-		return auditCheck(args[1:], stdout, stderr)
-	}
-	fmt.Fprintf(stderr, "ivr-pin audit: unknown command %q\n\n%s", args[0], auditUsage)
-	return 2
+	return auditProgram().Run(args, cli.IO{Stdout: stdout, Stderr: stderr})
 }
 
 func auditCheck(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("audit check", flag.ContinueOnError)
+	fs := flag.NewFlagSet("ivr-pin audit check", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
-			fmt.Fprint(stdout, auditUsage)
+			fmt.Fprint(stdout, auditProgram().Usage())
 			return 0
 		}
-		fmt.Fprintf(stderr, "ivr-pin audit check: %v\n\n%s", err, auditUsage)
+		fmt.Fprintf(stderr, "ivr-pin audit check: %v\n\n%s", err, auditProgram().Usage())
 		return 2
 	}
 	if fs.NArg() == 0 {
-		fmt.Fprintf(stderr, "ivr-pin audit check: missing FILE\n\n%s", auditUsage)
+		fmt.Fprintf(stderr, "ivr-pin audit check: missing FILE\n\n%s", auditProgram().Usage())
 		return 2
 	}
 	var t audit.Trail

@@ -28,7 +28,7 @@ Prints each problem naming its variable; exits 0 only when serve would start.`
 
 // checkCmd runs `ivr-pin check`.
 func checkCmd(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("check", flag.ContinueOnError)
+	fs := flag.NewFlagSet("ivr-pin check", flag.ContinueOnError)
 	timeout := fs.Duration("timeout", 5*time.Second, "bound on each network check")
 	if code, done := parseFlags(fs, args, checkSummary, stdout, stderr); done {
 		return code

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+
+	"github.com/ivr-pin/ivr-pin/internal/cli/clitest"
 )
 
 // The command line behaves as Go tools do: help on every verb exits 0 and
@@ -37,7 +39,6 @@ func TestCommandLine(t *testing.T) {
 		{args: []string{"console", "--help"}, code: 0, stdout: "-keys"},
 		{args: []string{"console", "--speed", "fast"}, code: 2, stderr: "invalid value", emptyOut: true},
 		{args: []string{"simulate", "-h"}, code: 0, stdout: "-cardhost"},
-		{args: []string{"load", "--help"}, code: 0, stdout: "-calls"},
 		{args: []string{"check", "--help"}, code: 0, stdout: "usage: ivr-pin check"},
 		{args: []string{"ready", "-h"}, code: 0, stdout: "usage: ivr-pin ready"},
 		{args: []string{"audit"}, code: 2, stderr: "usage: ivr-pin audit check", emptyOut: true},
@@ -52,7 +53,6 @@ func TestCommandLine(t *testing.T) {
 		{args: []string{"prompts", "check", "-h"}, code: 0, stdout: "usage: ivr-pin prompts check"},
 		{args: []string{"prompts", "list", "--lang", "en"}, code: 0, stdout: "enter-expiry\tPlease enter the card's expiry date, the month and year"},
 		{args: []string{"prompts", "list", "--lang", "fr"}, code: 1, stderr: `no words for language "fr"`, emptyOut: true},
-		{args: []string{"load", "--calls"}, code: 2, stderr: "flag needs an argument", emptyOut: true},
 	}
 	for _, c := range cases {
 		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
@@ -71,5 +71,25 @@ func TestCommandLine(t *testing.T) {
 				t.Fatalf("bad usage wrote to stdout: %s", out.String())
 			}
 		})
+	}
+}
+
+// The package doc lists the verb table's verbs, in its order.
+func TestPackageDocListsTheVerbs(t *testing.T) { clitest.DocListsVerbs(t, "main.go", program()) }
+
+// The binary that holds the bank's keys links no SIP, RTP, SRTP, DTLS or
+// ICE stack: a bank's dependency review (PCI DSS 6.3.2) covers every package
+// it links, and the bench and the phone that need those are ivr-pin-lab's.
+func TestProductionBinaryLinksNoSIPOrRTP(t *testing.T) {
+	deps := clitest.Deps(t, "github.com/ivr-pin/ivr-pin/cmd/ivr-pin")
+	for _, d := range deps {
+		for _, banned := range []string{"github.com/emiago/", "github.com/pion/", "github.com/ivr-pin/ivr-pin/cmd/ivr-pin-lab"} {
+			if strings.HasPrefix(d, banned) {
+				t.Errorf("ivr-pin links %s", d)
+			}
+		}
+	}
+	if len(deps) < 50 {
+		t.Fatalf("go list -deps found only %d packages: %v", len(deps), deps)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/ivr-pin/ivr-pin/asterisk/aritest"
+	"github.com/ivr-pin/ivr-pin/internal/cli"
 	"github.com/ivr-pin/ivr-pin/internal/demo"
 	"github.com/ivr-pin/ivr-pin/pinsvc/policy"
 	"github.com/ivr-pin/ivr-pin/pinsvc/sim"
@@ -29,7 +30,7 @@ import (
 // input, spaces separate answers: each group is typed once the line is
 // waiting for input, as a person listening to the prompts would.
 func console(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("console", flag.ContinueOnError)
+	fs := flag.NewFlagSet("ivr-pin console", flag.ContinueOnError)
 	keys := fs.String("keys", "", `scripted caller, e.g. "1 4111111111111111# 1228 7392# 4829# 4829#"`)
 	lang := fs.String("lang", "", "language passed in as an agent transfer would (skips the language menu)")
 	speed := fs.Float64("speed", 0.05, "prompt playing speed: 1 is real time")
@@ -58,7 +59,7 @@ func console(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	switch {
 	case *keys != "":
 		script = strings.Fields(*keys)
-	case isTerminal(stdin):
+	case cli.IsTerminal(stdin):
 		interactive = true
 	default:
 		data, err := io.ReadAll(io.LimitReader(stdin, 4096))
@@ -172,11 +173,6 @@ func (l *lineWriter) write(s string) {
 		s = strings.ReplaceAll(s, "\n", "\r\n")
 	}
 	_, _ = io.WriteString(l.w, s)
-}
-
-func isTerminal(r io.Reader) bool {
-	f, ok := r.(*os.File)
-	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 // typeScript presses each group of keys once the line has gone quiet (no

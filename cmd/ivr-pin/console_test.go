@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ivr-pin/ivr-pin/internal/leakcheck"
+	"github.com/ivr-pin/ivr-pin/internal/testkit/leakcheck"
 )
 
 func runConsole(t *testing.T, stdin string, args ...string) (int, string, string) {

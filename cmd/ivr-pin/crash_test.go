@@ -12,9 +12,9 @@ import (
 	"time"
 
 	"github.com/ivr-pin/ivr-pin/asterisk/aritest"
-	"github.com/ivr-pin/ivr-pin/internal/redistest"
-	"github.com/ivr-pin/ivr-pin/internal/syncbuf"
 	"github.com/ivr-pin/ivr-pin/internal/testkit"
+	"github.com/ivr-pin/ivr-pin/internal/testkit/redistest"
+	"github.com/ivr-pin/ivr-pin/internal/testkit/syncbuf"
 	"github.com/ivr-pin/ivr-pin/pinsvc/sim/simrun"
 	"github.com/ivr-pin/ivr-pin/prompts"
 )

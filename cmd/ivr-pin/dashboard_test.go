@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/ivr-pin/ivr-pin/asterisk/aritest"
-	"github.com/ivr-pin/ivr-pin/internal/syncbuf"
 	"github.com/ivr-pin/ivr-pin/internal/testkit"
+	"github.com/ivr-pin/ivr-pin/internal/testkit/syncbuf"
 )
 
 // Every series the shipped dashboard and alert rules name is one serve

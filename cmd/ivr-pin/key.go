@@ -13,49 +13,36 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/ivr-pin/ivr-pin/internal/cli"
 	"github.com/ivr-pin/ivr-pin/internal/harden"
 	"github.com/ivr-pin/ivr-pin/pinsvc/hsm"
 	"github.com/ivr-pin/ivr-pin/pinsvc/secret"
 )
 
-const keyUsage = `usage: ivr-pin key import --label L --type tdes2|tdes3|aes128|aes192|aes256 --components 2|3 [--kcv K1,K2[,K3]] [--replace]
-       ivr-pin key check --label L
-       ivr-pin key generate --type T --out FILE
-
-The zone PIN key's ceremony, on the PKCS#11 token named by IVRPIN_PKCS11_MODULE,
-IVRPIN_PKCS11_TOKEN_LABEL and IVRPIN_PKCS11_PIN (or IVRPIN_PKCS11_PIN_FILE).
-
-  import   reads each key custodian's component (hex; not echoed on a terminal,
-           one line each from a pipe), prints each component's KCV to compare with
-           the custodian's form, combines them by XOR (odd parity for DES), refuses a
-           weak key, and creates it in the token: private, sensitive, never
-           extractable, encrypt only, neither modifiable nor copyable.
-  check    prints a key's type, attributes and KCV (computed by the token).
-  generate writes a fresh random software key (hex, odd parity for DES) to a new
-           0600 file, for a lab's IVRPIN_NI_ZPK_FILE and its simulator; prints its KCV.
-
-docs/operations.md describes the ceremony.
-`
+// keyProgram is `ivr-pin key`'s verbs.
+func keyProgram() cli.Program {
+	return cli.Program{Name: "ivr-pin key", Intro: `The zone PIN key's ceremony, on the PKCS#11 token named by IVRPIN_PKCS11_MODULE,
+IVRPIN_PKCS11_TOKEN_LABEL and IVRPIN_PKCS11_PIN (or IVRPIN_PKCS11_PIN_FILE).`,
+		Verbs: []cli.Verb{
+			{Name: "import", Synopsis: "--label L --type tdes2|tdes3|aes128|aes192|aes256 --components 2|3 [--kcv K1,K2[,K3]] [--replace]",
+				Summary: `reads each key custodian's component (hex; not echoed on a terminal,
+one line each from a pipe), prints each component's KCV to compare with
+the custodian's form, combines them by XOR (odd parity for DES), refuses a
+weak key, and creates it in the token: private, sensitive, never
+extractable, encrypt only, neither modifiable nor copyable.`,
+				Run: func(a []string, s cli.IO) int { return keyImport(a, s.Stdin, s.Stdout, s.Stderr) }},
+			{Name: "check", Synopsis: "--label L", Summary: "prints a key's type, attributes and KCV (computed by the token).",
+				Run: func(a []string, s cli.IO) int { return keyCheck(a, s.Stdout, s.Stderr) }},
+			{Name: "generate", Synopsis: "--type T --out FILE", Summary: `writes a fresh random software key (hex, odd parity for DES) to a new
+0600 file, for a lab's IVRPIN_NI_ZPK_FILE and its simulator; prints its KCV.`,
+				Run: func(a []string, s cli.IO) int { return keyGenerate(a, s.Stdout, s.Stderr) }},
+		},
+		Outro: "docs/operations.md describes the ceremony."}
+}
 
 // key runs the key ceremony verbs.
 func key(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, keyUsage)
-		return 2
-	}
-	switch args[0] {
-	case "-h", "--help", "-help", "help":
-		fmt.Fprint(stdout, keyUsage)
-		return 0
-	case "import":
-		return keyImport(args[1:], stdin, stdout, stderr)
-	case "check":
-		return keyCheck(args[1:], stdout, stderr)
-	case "generate":
-		return keyGenerate(args[1:], stdout, stderr)
-	}
-	fmt.Fprintf(stderr, "ivr-pin key: unknown command %q\n\n%s", args[0], keyUsage)
-	return 2
+	return keyProgram().Run(args, cli.IO{Stdin: stdin, Stdout: stdout, Stderr: stderr})
 }
 
 // openKeyToken opens the token the environment names, naming each missing
@@ -85,7 +72,7 @@ func openKeyToken(stderr io.Writer) (*hsm.Token, bool) {
 }
 
 func keyImport(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("key import", flag.ContinueOnError)
+	fs := flag.NewFlagSet("ivr-pin key import", flag.ContinueOnError)
 	label := fs.String("label", "", "CKA_LABEL of the new key (serve's IVRPIN_NI_ZPK_LABEL)")
 	typName := fs.String("type", "", "tdes2, tdes3, aes128, aes192 or aes256")
 	n := fs.Int("components", 2, "how many custodians' components make the key: 2 or 3")
@@ -240,7 +227,7 @@ func componentReader(stdin io.Reader, stderr io.Writer) func(prompt string) ([]b
 }
 
 func keyCheck(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("key check", flag.ContinueOnError)
+	fs := flag.NewFlagSet("ivr-pin key check", flag.ContinueOnError)
 	label := fs.String("label", "", "CKA_LABEL of the key")
 	if code, done := parseFlags(fs, args, "Prints a key's type, attributes and KCV; exits 1 if serve would refuse it.", stdout, stderr); done {
 		return code
@@ -284,7 +271,7 @@ func printAttributes(w io.Writer, info hsm.Info) {
 // keyGenerate writes a random lab key to a new file only its owner can read.
 // The key is never printed: the file is the only copy.
 func keyGenerate(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("key generate", flag.ContinueOnError)
+	fs := flag.NewFlagSet("ivr-pin key generate", flag.ContinueOnError)
 	typName := fs.String("type", "tdes2", "tdes2, tdes3, aes128, aes192 or aes256")
 	out := fs.String("out", "", "the file to create (0600; an existing file is not overwritten)")
 	if code, done := parseFlags(fs, args, "Writes a fresh random software zone PIN key for a lab (IVRPIN_NI_ZPK_FILE) to a new 0600 file.\nProduction keys are made in the HSM, or imported into it with `ivr-pin key import`.", stdout, stderr); done {

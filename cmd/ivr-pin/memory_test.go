@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/ivr-pin/ivr-pin/asterisk/aritest"
-	"github.com/ivr-pin/ivr-pin/internal/syncbuf"
 	"github.com/ivr-pin/ivr-pin/internal/testkit"
+	"github.com/ivr-pin/ivr-pin/internal/testkit/syncbuf"
 	"github.com/ivr-pin/ivr-pin/pinsvc/pinblock"
 	"github.com/ivr-pin/ivr-pin/pinsvc/secret"
 	"github.com/ivr-pin/ivr-pin/pinsvc/sim/simrun"

@@ -5,7 +5,7 @@ package main
 // Built only with -tags pprof (docs/performance.md): the production binary
 // has no profiling endpoint at all. With that tag, IVR_PIN_PPROF_ADDR (a
 // loopback address; deliberately outside the IVRPIN_ settings) serves
-// net/http/pprof, with mutex and block profiling on, for `ivr-pin load
+// net/http/pprof, with mutex and block profiling on, for `ivr-pin-lab load
 // --profile`.
 
 import (

@@ -7,45 +7,31 @@ import (
 	"os"
 	"strings"
 
+	"github.com/ivr-pin/ivr-pin/internal/cli"
 	"github.com/ivr-pin/ivr-pin/prompts"
 	"github.com/ivr-pin/ivr-pin/prompts/soundcheck"
 )
 
-const promptsUsage = `usage: ivr-pin prompts list [--lang L]
-       ivr-pin prompts check [--lang L1,L2] DIR
-
-The prompt catalogue: the shipped words (prompts/words/<lang>.toml), with the
-files of IVRPIN_PROMPT_WORDS laid over them when it is set.
-
-  list   prints each prompt's name and words, one a line, in language L (every
-         language when not given).
-  check  checks an Asterisk sounds directory (DIR/<lang>/ivr-pin/<prompt>.<ext>)
-         against the catalogue: every prompt present for each language (--lang,
-         else IVRPIN_LANGUAGES when set, else every language of the catalogue),
-         in a format Asterisk plays (.wav PCM mono 16-bit 8 kHz, .ulaw, .alaw,
-         .sln16, .g722), not silent, not clipped, and about as long as its
-         words. Exits 1 naming each problem.
-
-docs/prompts.md says how to record, convert and install a bank's own prompts.
-`
+// promptsProgram is `ivr-pin prompts`'s verbs.
+func promptsProgram() cli.Program {
+	return cli.Program{Name: "ivr-pin prompts", Intro: `The prompt catalogue: the shipped words (prompts/words/<lang>.toml), with the
+files of IVRPIN_PROMPT_WORDS laid over them when it is set.`,
+		Verbs: []cli.Verb{
+			{Name: "list", Synopsis: "[--lang L]", Summary: `prints each prompt's name and words, one a line, in language L (every
+language when not given).`, Run: func(a []string, s cli.IO) int { return promptsList(a, s.Stdout, s.Stderr) }},
+			{Name: "check", Synopsis: "[--lang L1,L2] DIR", Summary: `checks an Asterisk sounds directory (DIR/<lang>/ivr-pin/<prompt>.<ext>)
+against the catalogue: every prompt present for each language (--lang,
+else IVRPIN_LANGUAGES when set, else every language of the catalogue),
+in a format Asterisk plays (.wav PCM mono 16-bit 8 kHz, .ulaw, .alaw,
+.sln16, .g722), not silent, not clipped, and about as long as its
+words. Exits 1 naming each problem.`, Run: func(a []string, s cli.IO) int { return promptsCheck(a, s.Stdout, s.Stderr) }},
+		},
+		Outro: "docs/prompts.md says how to record, convert and install a bank's own prompts."}
+}
 
 // promptsCmd runs the prompt catalogue's verbs.
 func promptsCmd(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, promptsUsage)
-		return 2
-	}
-	switch args[0] {
-	case "-h", "--help", "-help", "help":
-		fmt.Fprint(stdout, promptsUsage)
-		return 0
-	case "list":
-		return promptsList(args[1:], stdout, stderr)
-	case "check":
-		return promptsCheck(args[1:], stdout, stderr)
-	}
-	fmt.Fprintf(stderr, "ivr-pin prompts: unknown command %q\n\n%s", args[0], promptsUsage)
-	return 2
+	return promptsProgram().Run(args, cli.IO{Stdout: stdout, Stderr: stderr})
 }
 
 // catalogue is the shipped words with IVRPIN_PROMPT_WORDS laid over them.
@@ -59,7 +45,7 @@ func catalogue(stderr io.Writer) (*prompts.Catalogue, bool) {
 }
 
 func promptsList(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("prompts list", flag.ContinueOnError)
+	fs := flag.NewFlagSet("ivr-pin prompts list", flag.ContinueOnError)
 	lang := fs.String("lang", "", "one language (default: every language)")
 	if code, done := parseFlags(fs, args, "Prints each prompt's name and words.", stdout, stderr); done {
 		return code
@@ -88,7 +74,7 @@ func promptsList(args []string, stdout, stderr io.Writer) int {
 }
 
 func promptsCheck(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("prompts check", flag.ContinueOnError)
+	fs := flag.NewFlagSet("ivr-pin prompts check", flag.ContinueOnError)
 	lang := fs.String("lang", "", "languages to check, comma separated (default: IVRPIN_LANGUAGES when set, else every language)")
 	if code, done := parseFlagsAndArgs(fs, args, " DIR", 1, "Checks an Asterisk sounds directory against the prompt catalogue.", stdout, stderr); done {
 		return code

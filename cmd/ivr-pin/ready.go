@@ -14,7 +14,7 @@ import (
 // it is ready: a health check for images without a shell or curl
 // (distroless), as the Dockerfile's HEALTHCHECK and compose use it.
 func ready(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("ready", flag.ContinueOnError)
+	fs := flag.NewFlagSet("ivr-pin ready", flag.ContinueOnError)
 	addr := fs.String("addr", "", "serve's metrics address (default: IVRPIN_METRICS_ADDR, else 127.0.0.1:9464)")
 	timeout := fs.Duration("timeout", 3*time.Second, "how long to wait for the answer")
 	if code, done := parseFlags(fs, args, "Asks a running serve's /readyz; exits 0 when it is ready, 1 when not (printing why).", stdout, stderr); done {

@@ -21,7 +21,7 @@ import (
 // serve connects to Asterisk and takes calls until SIGTERM or SIGINT, then
 // drains and exits 0.
 func serve(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs := flag.NewFlagSet("ivr-pin serve", flag.ContinueOnError)
 	if code, done := parseFlags(fs, args, "Connects to Asterisk ARI and takes calls until SIGTERM or SIGINT, then drains and exits 0.\nLogs go to stderr, audit records to stdout (or IVRPIN_AUDIT_FILE).", stdout, stderr); done {
 		return code
 	}

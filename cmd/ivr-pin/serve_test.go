@@ -14,9 +14,9 @@ import (
 	"time"
 
 	"github.com/ivr-pin/ivr-pin/asterisk/aritest"
-	"github.com/ivr-pin/ivr-pin/internal/leakcheck"
-	"github.com/ivr-pin/ivr-pin/internal/syncbuf"
 	"github.com/ivr-pin/ivr-pin/internal/testkit"
+	"github.com/ivr-pin/ivr-pin/internal/testkit/leakcheck"
+	"github.com/ivr-pin/ivr-pin/internal/testkit/syncbuf"
 	"github.com/ivr-pin/ivr-pin/pinsvc/pinblock"
 	"github.com/ivr-pin/ivr-pin/pinsvc/secret"
 	"github.com/ivr-pin/ivr-pin/pinsvc/sim/simrun"

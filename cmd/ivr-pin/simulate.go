@@ -26,7 +26,7 @@ import (
 // unset, fresh keys are made and written to 0600 files whose paths the
 // printed settings name.
 func simulate(args []string, out, stderr io.Writer) int {
-	fs := flag.NewFlagSet("simulate", flag.ContinueOnError)
+	fs := flag.NewFlagSet("ivr-pin simulate", flag.ContinueOnError)
 	chAddr := fs.String("cardhost", "127.0.0.1:8091", "card host simulator address (loopback)")
 	ksAddr := fs.String("keysecure", "127.0.0.1:8092", "KeySecure simulator address (loopback)")
 	secretsDir := fs.String("secrets", "", "directory for the secrets made for this run, 0600 files (default: a new directory under $TMPDIR)")

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ivr-pin/ivr-pin/internal/syncbuf"
 	"github.com/ivr-pin/ivr-pin/internal/testkit"
+	"github.com/ivr-pin/ivr-pin/internal/testkit/syncbuf"
 )
 
 // simulate prints settings serve accepts as they stand (its secrets in 0600

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/ivr-pin/ivr-pin/flows"
-	"github.com/ivr-pin/ivr-pin/internal/syncbuf"
+	"github.com/ivr-pin/ivr-pin/internal/testkit/syncbuf"
 )
 
 func TestFileAppendsOneJSONLinePerCall(t *testing.T) {

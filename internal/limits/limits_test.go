@@ -13,7 +13,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/ivr-pin/ivr-pin/internal/redistest"
+	"github.com/ivr-pin/ivr-pin/internal/testkit/redistest"
 	"github.com/ivr-pin/ivr-pin/pinsvc/secret"
 )
 

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ivr-pin/ivr-pin/internal/redistest"
+	"github.com/ivr-pin/ivr-pin/internal/testkit/redistest"
 )
 
 // A count written before the master dies still counts after Sentinel

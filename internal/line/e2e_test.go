@@ -15,7 +15,7 @@ import (
 	"github.com/ivr-pin/ivr-pin/internal/audit"
 	"github.com/ivr-pin/ivr-pin/internal/config"
 	"github.com/ivr-pin/ivr-pin/internal/demo"
-	"github.com/ivr-pin/ivr-pin/internal/syncbuf"
+	"github.com/ivr-pin/ivr-pin/internal/testkit/syncbuf"
 	"github.com/ivr-pin/ivr-pin/pinsvc/sim/faults"
 	"github.com/ivr-pin/ivr-pin/prompts"
 )

@@ -9,7 +9,7 @@ import (
 	"github.com/ivr-pin/ivr-pin/asterisk/aritest"
 	"github.com/ivr-pin/ivr-pin/internal/config"
 	"github.com/ivr-pin/ivr-pin/internal/demo"
-	"github.com/ivr-pin/ivr-pin/internal/leakcheck"
+	"github.com/ivr-pin/ivr-pin/internal/testkit/leakcheck"
 	"github.com/ivr-pin/ivr-pin/pinsvc/sim/faults"
 	"github.com/ivr-pin/ivr-pin/prompts"
 )

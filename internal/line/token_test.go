@@ -16,7 +16,7 @@ import (
 	"github.com/ivr-pin/ivr-pin/internal/config"
 	"github.com/ivr-pin/ivr-pin/internal/demo"
 	"github.com/ivr-pin/ivr-pin/internal/line"
-	"github.com/ivr-pin/ivr-pin/internal/softhsmtest"
+	"github.com/ivr-pin/ivr-pin/internal/testkit/softhsmtest"
 	"github.com/ivr-pin/ivr-pin/pinsvc/hsm"
 	"github.com/ivr-pin/ivr-pin/pinsvc/pinblock"
 	"github.com/ivr-pin/ivr-pin/pinsvc/secret"

@@ -18,12 +18,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/ivr-pin/ivr-pin/pinsvc/contract"
 	"net/http"
 	"os"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/ivr-pin/ivr-pin/pinsvc/contract"
 
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ivr-pin/ivr-pin/internal/testpki"
+	"github.com/ivr-pin/ivr-pin/internal/testkit/testpki"
 	"github.com/ivr-pin/ivr-pin/pinsvc/cardhost"
 	"github.com/ivr-pin/ivr-pin/pinsvc/outcome"
 	"github.com/ivr-pin/ivr-pin/pinsvc/pinblock"

@@ -16,7 +16,7 @@ import (
 
 	"github.com/miekg/pkcs11"
 
-	"github.com/ivr-pin/ivr-pin/internal/softhsmtest"
+	"github.com/ivr-pin/ivr-pin/internal/testkit/softhsmtest"
 	"github.com/ivr-pin/ivr-pin/pinsvc/pinblock"
 	"github.com/ivr-pin/ivr-pin/pinsvc/secret"
 )

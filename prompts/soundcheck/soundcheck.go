@@ -18,7 +18,8 @@ import (
 	"time"
 	"unicode"
 
-	"github.com/ivr-pin/ivr-pin/internal/g711"
+	"github.com/zaf/g711"
+
 	"github.com/ivr-pin/ivr-pin/prompts"
 )
 
@@ -110,9 +111,9 @@ func checkFile(path string, f Format, words string, id prompts.ID) []string {
 			return []string{err.Error()}
 		}
 	case "ulaw":
-		samples = decode(b, g711.ULaw)
+		samples = decode(b, g711.DecodeUlawFrame)
 	case "alaw":
-		samples = decode(b, g711.ALaw)
+		samples = decode(b, g711.DecodeAlawFrame)
 	case "sln16":
 		if len(b)%2 != 0 {
 			return []string{"an odd number of bytes: not 16-bit samples"}

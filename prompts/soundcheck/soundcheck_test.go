@@ -9,7 +9,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ivr-pin/ivr-pin/internal/g711"
+	"github.com/zaf/g711"
+
 	"github.com/ivr-pin/ivr-pin/internal/testkit"
 	"github.com/ivr-pin/ivr-pin/prompts"
 )
@@ -130,7 +131,7 @@ func TestG711DecodingAgreesWithSox(t *testing.T) {
 	for _, c := range []struct {
 		ext, soxType string
 		dec          func(byte) int16
-	}{{"ulaw", "ul", g711.ULaw}, {"alaw", "al", g711.ALaw}} {
+	}{{"ulaw", "ul", g711.DecodeUlawFrame}, {"alaw", "al", g711.DecodeAlawFrame}} {
 		in := filepath.Join(dir, "in."+c.ext)
 		out := filepath.Join(dir, c.ext+".raw")
 		if err := os.WriteFile(in, all, 0o644); err != nil {

@@ -1,7 +1,7 @@
 package softphone
 
 import (
-	"github.com/ivr-pin/ivr-pin/internal/g711"
+	"github.com/zaf/g711"
 
 	"bytes"
 	"testing"
@@ -33,7 +33,7 @@ func TestG711Decoding(t *testing.T) {
 		code byte
 		want int16
 	}{{0xFF, 0}, {0x7F, 0}, {0x00, -32124}, {0x80, 32124}, {0xEF, 132}} {
-		if got := g711.ULaw(c.code); got != c.want {
+		if got := g711.DecodeUlawFrame(c.code); got != c.want {
 			t.Errorf("ulaw(%#x) = %d, want %d", c.code, got, c.want)
 		}
 	}
@@ -41,7 +41,7 @@ func TestG711Decoding(t *testing.T) {
 		code byte
 		want int16
 	}{{0xD5, 8}, {0x55, -8}, {0xAA, 32256}, {0x2A, -32256}} {
-		if got := g711.ALaw(c.code); got != c.want {
+		if got := g711.DecodeAlawFrame(c.code); got != c.want {
 			t.Errorf("alaw(%#x) = %d, want %d", c.code, got, c.want)
 		}
 	}

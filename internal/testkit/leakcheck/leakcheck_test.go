@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ivr-pin/ivr-pin/internal/leakcheck"
+	"github.com/ivr-pin/ivr-pin/internal/testkit/leakcheck"
 )
 
 func TestFind(t *testing.T) {

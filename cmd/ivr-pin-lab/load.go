@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/hex"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -21,6 +22,7 @@ import (
 	"time"
 
 	"github.com/ivr-pin/ivr-pin/asterisk/aritest"
+	"github.com/ivr-pin/ivr-pin/internal/cli"
 	"github.com/ivr-pin/ivr-pin/pinsvc/pinblock"
 	"github.com/ivr-pin/ivr-pin/pinsvc/policy"
 	"github.com/ivr-pin/ivr-pin/pinsvc/secret"
@@ -29,10 +31,11 @@ import (
 
 // load measures one `ivr-pin serve` process under many concurrent calls. The
 // ARI test server, the simulated callers and the host simulators run in this
-// process; the app under test runs as a child process, as in production.
+// process; the app under test, the ivr-pin binary beside this one (or
+// --serve), runs as a child process, as in production.
 //
-//	ivr-pin load --calls 2000            # every caller finishes at once
-//	ivr-pin load --calls 2000 --rate 50  # 50 callers finish a second, the rest stay held
+//	ivr-pin-lab load --calls 2000            # every caller finishes at once
+//	ivr-pin-lab load --calls 2000 --rate 50  # 50 callers finish a second, the rest stay held
 //
 // It holds every call at the main menu and reads the child's heap (heap per
 // active call), then has every caller type a PIN change up to its last key,
@@ -41,15 +44,16 @@ import (
 // key to the card host receiving the request, and to the outcome prompt
 // starting, against a floor measured in the same run (loadFloor).
 func load(args []string, out, stderr io.Writer) int {
-	fs := flag.NewFlagSet("load", flag.ContinueOnError)
+	fs := flag.NewFlagSet("ivr-pin-lab load", flag.ContinueOnError)
 	o := loadOptions{}
 	fs.IntVar(&o.calls, "calls", 1000, "concurrent calls")
 	fs.IntVar(&o.ramp, "ramp", 200, "calls placed per batch while ramping up")
 	fs.Float64Var(&o.speed, "speed", 0.01, "prompt playing speed (1 = real time)")
 	fs.Float64Var(&o.rate, "rate", 0, "callers finishing per second after all are held (0: all at once, the worst case)")
 	fs.StringVar(&o.profile, "profile", "", "write CPU, mutex and block profiles of the burst to this directory (serve's too when built with -tags pprof)")
+	servePath := fs.String("serve", "", "the ivr-pin binary whose serve is measured (default: ivr-pin beside this binary, else on PATH); built with -tags pprof, its profiles are written too")
 	transport := fs.String("transport", "inbound", "ARI transport: inbound, outbound (one websocket per call) or both (one after the other, side by side)")
-	if code, done := parseFlags(fs, args, "Runs serve as a child process under many concurrent calls and reports heap per call and\nlatencies (docs/performance.md).", out, stderr); done {
+	if code, done := cli.ParseFlags(fs, args, "Runs serve as a child process under many concurrent calls and reports heap per call and\nlatencies (docs/performance.md).", cli.IO{Stdout: out, Stderr: stderr}); done {
 		return code
 	}
 	var transports []string
@@ -59,15 +63,15 @@ func load(args []string, out, stderr io.Writer) int {
 	case "both":
 		transports = []string{"inbound", "outbound"}
 	default:
-		fmt.Fprintf(stderr, "ivr-pin load: --transport must be inbound, outbound or both\n")
+		fmt.Fprintf(stderr, "ivr-pin-lab load: --transport must be inbound, outbound or both\n")
 		return 2
 	}
-	self, err := os.Executable()
+	serveBin, err := findServe(*servePath)
 	if err != nil {
-		fmt.Fprintln(stderr, err)
+		fmt.Fprintf(stderr, "ivr-pin-lab load: %v\n", err)
 		return 1
 	}
-	o.self = self
+	o.serve = serveBin
 	// This process stands in for Asterisk and the bank, which run on
 	// machines of their own: it trades memory for the CPU its collector
 	// would take from serve (a quarter of its CPU in a 5,000-call burst at
@@ -76,7 +80,7 @@ func load(args []string, out, stderr io.Writer) int {
 	// The floor first, in this run, on this machine.
 	floor, err := loadFloor(o.calls)
 	if err != nil {
-		fmt.Fprintf(stderr, "ivr-pin load (floor): %v\n", err)
+		fmt.Fprintf(stderr, "ivr-pin-lab load (floor): %v\n", err)
 		return 1
 	}
 	var results []loadResult
@@ -84,7 +88,7 @@ func load(args []string, out, stderr io.Writer) int {
 		o.transport = tr
 		r, err := loadOnce(o, stderr)
 		if err != nil {
-			fmt.Fprintf(stderr, "ivr-pin load (%s): %v\n", tr, err)
+			fmt.Fprintf(stderr, "ivr-pin-lab load (%s): %v\n", tr, err)
 			return 1
 		}
 		results = append(results, r)
@@ -120,11 +124,30 @@ func load(args []string, out, stderr io.Writer) int {
 }
 
 type loadOptions struct {
-	self        string
+	serve       string // the ivr-pin binary
 	calls, ramp int
 	speed, rate float64
 	transport   string
 	profile     string // directory for the burst's profiles ("": none)
+}
+
+// findServe is the ivr-pin binary to measure: given, else the one beside
+// this binary (go build puts both in one directory), else on PATH.
+func findServe(given string) (string, error) {
+	if given != "" {
+		return given, nil
+	}
+	if self, err := os.Executable(); err == nil {
+		beside := filepath.Join(filepath.Dir(self), "ivr-pin")
+		if st, err := os.Stat(beside); err == nil && st.Mode().IsRegular() {
+			return beside, nil
+		}
+	}
+	p, err := exec.LookPath("ivr-pin")
+	if err != nil {
+		return "", errors.New("no ivr-pin beside this binary or on PATH to measure: build it (go build -o DIR/ ./cmd/...) or give --serve")
+	}
+	return p, nil
 }
 
 type loadResult struct {
@@ -182,7 +205,7 @@ func loadOnce(o loadOptions, stderr io.Writer) (loadResult, error) {
 	defer os.RemoveAll(dir)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	child := exec.CommandContext(ctx, o.self, "serve")
+	child := exec.CommandContext(ctx, o.serve, "serve")
 	// The measured serve dies with this process, even one killed.
 	child.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	child.Env = append(os.Environ(),

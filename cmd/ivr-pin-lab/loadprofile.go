@@ -27,7 +27,7 @@ func newBurstProfiler(dir, transport, childAddr string, stderr io.Writer) *burst
 		return nil
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		fmt.Fprintf(stderr, "ivr-pin load: --profile: %v\n", err)
+		fmt.Fprintf(stderr, "ivr-pin-lab load: --profile: %v\n", err)
 	}
 	runtime.SetMutexProfileFraction(20)
 	runtime.SetBlockProfileRate(10_000) // one sample per 10 µs blocked
@@ -64,7 +64,7 @@ func (p *burstProfiler) stop() {
 	}
 	p.snapshot("after")
 	if err := <-p.childCPU; err != nil {
-		fmt.Fprintf(p.stderr, "ivr-pin load: no profiles of serve (%v): build it with -tags pprof for them; this process's are in %s\n", err, p.dir)
+		fmt.Fprintf(p.stderr, "ivr-pin-lab load: no profiles of serve (%v): build it with -tags pprof for them; this process's are in %s\n", err, p.dir)
 	}
 }
 

@@ -13,15 +13,16 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/ivr-pin/ivr-pin/cmd/ivr-pin-lab/softphone"
+	"github.com/ivr-pin/ivr-pin/internal/cli"
 	"github.com/ivr-pin/ivr-pin/internal/config"
-	"github.com/ivr-pin/ivr-pin/internal/softphone"
 )
 
-// dial is `ivr-pin dial [flags] sip:EXT@HOST[:PORT]`: a SIP softphone for
+// dial is `ivr-pin-lab dial [flags] sip:EXT@HOST[:PORT]`: a SIP softphone for
 // testing a line. It exits 0 when the far end hung up after every group of
 // keys was sent, 1 otherwise, 2 on bad usage.
 func dial(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("dial", flag.ContinueOnError)
+	fs := flag.NewFlagSet("ivr-pin-lab dial", flag.ContinueOnError)
 	keys := fs.String("keys", "", `groups of keys separated by spaces, each pressed once the line is quiet after a prompt, e.g. "1 4111111111111111# 1228 7392# 4829# 4829#"`)
 	from := fs.String("from", "", "caller user name (default ivr-pin-dial)")
 	password := fs.String("password", "", "password for a digest challenge (visible to other users in the process list: prefer --password-file or IVRPIN_DIAL_PASSWORD)")
@@ -29,18 +30,18 @@ func dial(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	timeout := fs.Duration("timeout", 3*time.Minute, "longest the call may last")
 	record := fs.String("record", "", "write what was heard to this WAV file (8 kHz mono 16-bit)")
 	quiet := fs.Duration("quiet", 900*time.Millisecond, "silence after a prompt before a group is pressed")
-	if code, done := parseFlagsAndArgs(fs, args, " sip:EXTENSION@HOST[:PORT]", 1, "Calls a line over SIP (UDP) and presses keys as RFC 4733 telephone events. Without --keys,\nkeys typed on a terminal are sent as typed, or groups are read from piped standard input.\nPrints one line per group sent (never the keys) and how the call ended.", stdout, stderr); done {
+	if code, done := cli.ParseFlagsAndArgs(fs, args, " sip:EXTENSION@HOST[:PORT]", 1, "Calls a line over SIP (UDP) and presses keys as RFC 4733 telephone events. Without --keys,\nkeys typed on a terminal are sent as typed, or groups are read from piped standard input.\nPrints one line per group sent (never the keys) and how the call ended.", cli.IO{Stdout: stdout, Stderr: stderr}); done {
 		return code
 	}
 	pw := *password
 	switch {
 	case *passwordFile != "" && pw != "":
-		fmt.Fprintln(stderr, "ivr-pin dial: --password and --password-file: give one")
+		fmt.Fprintln(stderr, "ivr-pin-lab dial: --password and --password-file: give one")
 		return 2
 	case *passwordFile != "":
 		b, err := config.ReadSecretFile(*passwordFile)
 		if err != nil {
-			fmt.Fprintf(stderr, "ivr-pin dial: --password-file: %v\n", err)
+			fmt.Fprintf(stderr, "ivr-pin-lab dial: --password-file: %v\n", err)
 			return 1
 		}
 		pw = string(b)
@@ -49,17 +50,17 @@ func dial(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	o := softphone.Options{Target: fs.Arg(0), From: *from, Password: pw, Timeout: *timeout, Quiet: *quiet, Progress: stdout}
 	if _, err := softphone.ParseTarget(o.Target); err != nil {
-		fmt.Fprintf(stderr, "ivr-pin dial: %v\n", err)
+		fmt.Fprintf(stderr, "ivr-pin-lab dial: %v\n", err)
 		return 2
 	}
 	switch {
 	case *keys != "":
 		o.Keys = strings.Fields(*keys)
-	case isTerminal(stdin):
+	case cli.IsTerminal(stdin):
 		f := stdin.(*os.File)
 		state, err := term.MakeRaw(int(f.Fd()))
 		if err != nil {
-			fmt.Fprintf(stderr, "ivr-pin dial: %v\n", err)
+			fmt.Fprintf(stderr, "ivr-pin-lab dial: %v\n", err)
 			return 1
 		}
 		defer term.Restore(int(f.Fd()), state)
@@ -70,19 +71,19 @@ func dial(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	default:
 		data, err := io.ReadAll(io.LimitReader(stdin, 4096))
 		if err != nil {
-			fmt.Fprintf(stderr, "ivr-pin dial: reading keys: %v\n", err)
+			fmt.Fprintf(stderr, "ivr-pin-lab dial: reading keys: %v\n", err)
 			return 2
 		}
 		o.Keys = strings.Fields(string(data))
 	}
 	if err := softphone.CheckKeys(o.Keys); err != nil {
-		fmt.Fprintf(stderr, "ivr-pin dial: %v\n", err)
+		fmt.Fprintf(stderr, "ivr-pin-lab dial: %v\n", err)
 		return 2
 	}
 	if *record != "" {
 		f, err := os.Create(*record)
 		if err != nil {
-			fmt.Fprintf(stderr, "ivr-pin dial: %v\n", err)
+			fmt.Fprintf(stderr, "ivr-pin-lab dial: %v\n", err)
 			return 1
 		}
 		defer f.Close()
@@ -92,7 +93,7 @@ func dial(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	defer stop()
 	res, err := softphone.Dial(ctx, o)
 	if err != nil {
-		fmt.Fprintf(stderr, "ivr-pin dial: %v\n", err)
+		fmt.Fprintf(stderr, "ivr-pin-lab dial: %v\n", err)
 		return 1
 	}
 	if o.Live != nil {

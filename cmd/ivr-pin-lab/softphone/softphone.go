@@ -1,7 +1,7 @@
 // Package softphone places one SIP call and presses keys on it, as a person
 // at a desk phone would: it waits for a prompt to play and the line to go
 // quiet, then sends a group of keys as RFC 4733 telephone events. It is
-// `ivr-pin dial`, the tool a tester uses on a real Asterisk, and what the
+// `ivr-pin-lab dial`, the tool a tester uses on a real Asterisk, and what the
 // real-Asterisk tests call.
 //
 // The call (INVITE, digest authentication, SDP, ACK, BYE) is diago's. The
@@ -14,7 +14,7 @@
 package softphone
 
 import (
-	"github.com/ivr-pin/ivr-pin/internal/g711"
+	"github.com/zaf/g711"
 
 	"context"
 	"crypto/rand"
@@ -72,7 +72,7 @@ type Result struct {
 	Duration     time.Duration // from answer to the end
 }
 
-// OK is the exit condition of `ivr-pin dial`: every group was sent and
+// OK is the exit condition of `ivr-pin-lab dial`: every group was sent and
 // then the far end hung up.
 func (r Result) OK() bool { return r.FarEndHungUp && r.Sent == r.Groups }
 
@@ -264,11 +264,11 @@ func newStream(ms *media.MediaSession, o Options) (*stream, error) {
 		switch strings.ToLower(c.Name) {
 		case "pcmu":
 			if !haveAudio {
-				s.audioPT, s.silence, s.decode, haveAudio = c.PayloadType, 0xFF, g711.ULaw, true
+				s.audioPT, s.silence, s.decode, haveAudio = c.PayloadType, 0xFF, g711.DecodeUlawFrame, true
 			}
 		case "pcma":
 			if !haveAudio {
-				s.audioPT, s.silence, s.decode, haveAudio = c.PayloadType, 0xD5, g711.ALaw, true
+				s.audioPT, s.silence, s.decode, haveAudio = c.PayloadType, 0xD5, g711.DecodeAlawFrame, true
 			}
 		case "telephone-event":
 			s.dtmfPT, haveDTMF = c.PayloadType, true
