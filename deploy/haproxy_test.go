@@ -27,16 +27,6 @@ import (
 	"github.com/ivr-pin/ivr-pin/prompts"
 )
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 type proc struct {
 	cmd *exec.Cmd
 	out *syncbuf.Buffer
@@ -144,8 +134,8 @@ func TestHAProxyConfiguration(t *testing.T) {
 		t.Fatal(err)
 	}
 	const password = "haproxy-test-listen-password"
-	front, stats := freeAddr(t), freeAddr(t)
-	listens, metrics := []string{freeAddr(t), freeAddr(t)}, []string{freeAddr(t), freeAddr(t)}
+	front, stats := testkit.FreeAddr(t), testkit.FreeAddr(t)
+	listens, metrics := []string{testkit.FreeAddr(t), testkit.FreeAddr(t)}, []string{testkit.FreeAddr(t), testkit.FreeAddr(t)}
 	var serves []*proc
 	for i := range listens {
 		sub := filepath.Join(dir, fmt.Sprint(i))

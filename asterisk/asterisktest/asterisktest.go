@@ -23,7 +23,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -280,11 +279,11 @@ func (a *Asterisk) configure(opts Options) error {
 	pw := make([]byte, 12)
 	_, _ = rand.Read(pw)
 	a.ARIPassword = hex.EncodeToString(pw)
-	httpPort, err := freePort("tcp")
+	httpPort, err := testkit.FreePort()
 	if err != nil {
 		return err
 	}
-	sipPort, err := freePort("udp")
+	sipPort, err := testkit.FreePort()
 	if err != nil {
 		return err
 	}
@@ -337,7 +336,7 @@ func (a *Asterisk) configure(opts Options) error {
 			fmt.Sprintf("entityid = 02:fc:00:00:%02x:%02x\nsystemname = %s", sum[0], sum[1], opts.SystemName)})
 	}
 	if opts.HTTPSCert != "" {
-		tlsPort, err := freePort("tcp")
+		tlsPort, err := testkit.FreePort()
 		if err != nil {
 			return err
 		}
@@ -387,24 +386,6 @@ func (a *Asterisk) directories() string {
 		"astlogdir => " + a.path("log"),
 		"astsbindir => " + filepath.Dir(a.install.bin),
 	}, "\n")
-}
-
-// freePort picks a free loopback port.
-func freePort(network string) (int, error) {
-	if network == "udp" {
-		c, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			return 0, err
-		}
-		defer c.Close()
-		return c.LocalAddr().(*net.UDPAddr).Port, nil
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 func (a *Asterisk) start() error {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ivr-pin/ivr-pin/asterisk/asterisktest"
+	"github.com/ivr-pin/ivr-pin/internal/testkit"
 	"github.com/ivr-pin/ivr-pin/internal/testkit/redistest"
 )
 
@@ -84,8 +85,8 @@ func TestRealAsteriskFleetSurvivorClosesAKilledInstancesChange(t *testing.T) {
 	t.Parallel()
 	needHAProxy(t)
 	redisURL, _ := redistest.Start(t)
-	front, stats := freeAddr(t), freeAddr(t)
-	listens, metrics := []string{freeAddr(t), freeAddr(t)}, []string{freeAddr(t), freeAddr(t)}
+	front, stats := testkit.FreeAddr(t), testkit.FreeAddr(t)
+	listens, metrics := []string{testkit.FreeAddr(t), testkit.FreeAddr(t)}, []string{testkit.FreeAddr(t), testkit.FreeAddr(t)}
 	l := startLineWith(t, lineOptions{outbound: true, front: front, env: []string{"IVRPIN_REDIS_URL=" + redisURL,
 		// A short window, so the survivor closes within the test.
 		"IVRPIN_NI_TIMEOUT=5s", "IVRPIN_CALL_TIMEOUT=40s"}})

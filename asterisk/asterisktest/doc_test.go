@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ivr-pin/ivr-pin/asterisk/asterisktest"
+	"github.com/ivr-pin/ivr-pin/internal/testkit"
 	"github.com/ivr-pin/ivr-pin/internal/testkit/syncbuf"
 )
 
@@ -101,7 +102,7 @@ func TestRealAsteriskFollowsTheSetUpDoc(t *testing.T) {
 
 	// Step 7: the simulated bank, its printed settings, check, serve.
 	sim := argv(cmds["simulate"])
-	sim = append(sim[1:], "--cardhost", freeAddr(t), "--keysecure", freeAddr(t))
+	sim = append(sim[1:], "--cardhost", testkit.FreeAddr(t), "--keysecure", testkit.FreeAddr(t))
 	for i, w := range sim {
 		if w == "/tmp/ivr-pin-sim" {
 			sim[i] = filepath.Join(dir, "sim")
@@ -118,7 +119,7 @@ func TestRealAsteriskFollowsTheSetUpDoc(t *testing.T) {
 	env = append(env, "IVRPIN_ARI_URL="+a.ARIURL, "IVRPIN_ARI_PASSWORD_FILE="+pwFile,
 		// Where this test may write (the defaults are /var/lib/ivr-pin).
 		"IVRPIN_LIMIT_STORE="+filepath.Join(dir, "attempts.db"), "IVRPIN_AUDIT_FILE="+filepath.Join(dir, "audit.jsonl"),
-		"IVRPIN_METRICS_ADDR="+freeAddr(t))
+		"IVRPIN_METRICS_ADDR="+testkit.FreeAddr(t))
 	sv := strings.Split(cmds["serve"], "&&")
 	if len(sv) != 2 || strings.TrimSpace(sv[0]) != "ivr-pin check" || strings.TrimSpace(sv[1]) != "ivr-pin serve" {
 		t.Fatalf("step 7 no longer checks then serves: %q", cmds["serve"])

@@ -86,8 +86,8 @@ func TestRealAsteriskKamailioInFrontOfTwoAsterisks(t *testing.T) {
 	// placed at the kill meet the gap.
 	sen := redistest.StartSentinel(t, 3*time.Second)
 	pki := testpki.New(t)
-	front, stats := freeAddr(t), freeAddr(t)
-	listens, metrics := []string{freeAddr(t), freeAddr(t)}, []string{freeAddr(t), freeAddr(t)}
+	front, stats := testkit.FreeAddr(t), testkit.FreeAddr(t)
+	listens, metrics := []string{testkit.FreeAddr(t), testkit.FreeAddr(t)}, []string{testkit.FreeAddr(t), testkit.FreeAddr(t)}
 	l := startLineWith(t, lineOptions{outbound: true, front: front, pki: pki, env: []string{
 		"IVRPIN_REDIS_SENTINELS=" + sen.Addr, "IVRPIN_REDIS_MASTER=" + sen.Master, "IVRPIN_REDIS_WAIT_TIMEOUT=1s",
 		"IVRPIN_LIMIT_KEY=" + randomHex(16), "IVRPIN_LIMIT_CARD_MAX=2",

@@ -4,7 +4,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -112,7 +111,7 @@ func startLineWith(t testing.TB, o lineOptions) *line {
 	var env []string
 	var astOpts asterisktest.Options
 	if o.outbound {
-		listen, pw := freeAddr(t), randomHex(12)
+		listen, pw := testkit.FreeAddr(t), randomHex(12)
 		if o.front != "" {
 			listen = o.front
 		}
@@ -147,7 +146,7 @@ func startLineWith(t testing.TB, o lineOptions) *line {
 		"IVRPIN_ARI_URL=" + ast.ARIURL, "IVRPIN_ARI_USERNAME=" + asterisktest.ARIUser, "IVRPIN_ARI_PASSWORD=" + ast.ARIPassword,
 		"IVRPIN_NI_URL=" + sims.CardHostURL, "IVRPIN_NI_BANK_ID=TB01", "IVRPIN_NI_ZPK=" + zpkHex,
 		"IVRPIN_KEYSECURE_URL=" + sims.KeySecureURL, "IVRPIN_KEYSECURE_API_KEY=test-api-key", "IVRPIN_KEYSECURE_API_SECRET=" + apiSecret,
-		"IVRPIN_LIMIT_STORE=" + filepath.Join(dir, "attempts.db"), "IVRPIN_METRICS_ADDR=" + freeAddr(t), "IVRPIN_LIMIT_KEY=" + limitKey,
+		"IVRPIN_LIMIT_STORE=" + filepath.Join(dir, "attempts.db"), "IVRPIN_METRICS_ADDR=" + testkit.FreeAddr(t), "IVRPIN_LIMIT_KEY=" + limitKey,
 		"IVRPIN_LOG_LEVEL=debug", "IVRPIN_LOG_FORMAT=json", "IVRPIN_AGENT_TRANSFER=agents,queue,1",
 		"IVRPIN_FIRST_DIGIT_TIMEOUT=6s", "IVRPIN_INTER_DIGIT_TIMEOUT=4s", "IVRPIN_DRAIN_TIMEOUT=30s",
 		// Many scenarios share the test caller ids: the limits are tested elsewhere.
@@ -284,15 +283,6 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
-}
-
-func freeAddr(t testing.TB) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // cards makes test cards of the scenarios' own, so scenarios run in

@@ -237,8 +237,8 @@ func TestRealAsteriskOutboundThroughHAProxy(t *testing.T) {
 	t.Parallel()
 	needHAProxy(t)
 	redisURL, _ := redistest.Start(t)
-	front, stats := freeAddr(t), freeAddr(t)
-	listens, metrics := []string{freeAddr(t), freeAddr(t)}, []string{freeAddr(t), freeAddr(t)}
+	front, stats := testkit.FreeAddr(t), testkit.FreeAddr(t)
+	listens, metrics := []string{testkit.FreeAddr(t), testkit.FreeAddr(t)}, []string{testkit.FreeAddr(t), testkit.FreeAddr(t)}
 	l := startLineWith(t, lineOptions{outbound: true, front: front, env: []string{
 		"IVRPIN_REDIS_URL=" + redisURL, "IVRPIN_LIMIT_KEY=" + randomHex(16),
 	}})

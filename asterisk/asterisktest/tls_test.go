@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ivr-pin/ivr-pin/asterisk/asterisktest"
+	"github.com/ivr-pin/ivr-pin/internal/testkit"
 	"github.com/ivr-pin/ivr-pin/internal/testkit/redistest"
 	"github.com/ivr-pin/ivr-pin/internal/testkit/testpki"
 )
@@ -61,8 +62,8 @@ func TestRealAsteriskOutboundThroughHAProxyOverTLS(t *testing.T) {
 	needHAProxy(t)
 	pki := testpki.New(t)
 	redisURL, _ := redistest.Start(t) // the instances share their limits
-	front, stats := freeAddr(t), freeAddr(t)
-	listens, metrics := []string{freeAddr(t), freeAddr(t)}, []string{freeAddr(t), freeAddr(t)}
+	front, stats := testkit.FreeAddr(t), testkit.FreeAddr(t)
+	listens, metrics := []string{testkit.FreeAddr(t), testkit.FreeAddr(t)}, []string{testkit.FreeAddr(t), testkit.FreeAddr(t)}
 	l := startLineWith(t, lineOptions{outbound: true, front: front, pki: pki, env: []string{"IVRPIN_REDIS_URL=" + redisURL}})
 	d := l.ast.NewDriver(t)
 	serves := startTLSFleet(t, l, pki, front, stats, listens, metrics)

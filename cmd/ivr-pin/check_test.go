@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/ivr-pin/ivr-pin/asterisk/aritest"
+	"github.com/ivr-pin/ivr-pin/internal/testkit"
 	"github.com/ivr-pin/ivr-pin/pinsvc/sim/simrun"
 )
 
@@ -29,7 +30,7 @@ func runCheck(t *testing.T, env ...string) (int, string) {
 // On a fresh machine check lists every problem at once, each naming its
 // variable, never a value.
 func TestCheckListsEveryProblemAtOnce(t *testing.T) {
-	taken := freeAddr(t)
+	taken := testkit.FreeAddr(t)
 	code, out := runCheck(t, "IVRPIN_LANGAUGES=en,ar", "IVRPIN_CALL_TIMEOUT=soon-SECRET", "IVRPIN_MAX_TRIES=three",
 		"IVRPIN_LIMIT_STORE=/nonexistent/ivr-pin/attempts.db", "IVRPIN_ARI_URL=http://"+taken+"/ari",
 		"IVRPIN_EXPIRY_ORDER=DDMM")
@@ -75,7 +76,7 @@ func TestCheckPassesAGoodConfiguration(t *testing.T) {
 		"IVRPIN_NI_URL=" + sims.CardHostURL, "IVRPIN_NI_BANK_ID=TB01", "IVRPIN_NI_ZPK=0123456789ABCDEFFEDCBA9876543210",
 		"IVRPIN_KEYSECURE_URL=" + sims.KeySecureURL, "IVRPIN_KEYSECURE_API_KEY=test-api-key", "IVRPIN_KEYSECURE_API_SECRET=0123456789abcdef0123456789abcdef",
 		"IVRPIN_LIMIT_KEY=00112233445566778899aabbccddeeff", "IVRPIN_LIMIT_STORE=" + filepath.Join(dir, "a.db"),
-		"IVRPIN_AUDIT_FILE=" + filepath.Join(dir, "audit.jsonl"), "IVRPIN_METRICS_ADDR=" + freeAddr(t)}
+		"IVRPIN_AUDIT_FILE=" + filepath.Join(dir, "audit.jsonl"), "IVRPIN_METRICS_ADDR=" + testkit.FreeAddr(t)}
 	if code, out := runCheck(t, env...); code != 0 || !strings.Contains(out, "serve would start") {
 		t.Fatalf("exit %d:\n%s", code, out)
 	}

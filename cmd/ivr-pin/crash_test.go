@@ -87,7 +87,7 @@ func TestAKilledServeLeavesNoChangeUnrecorded(t *testing.T) {
 				defer ari.Close()
 				dir := t.TempDir()
 				auditPath := filepath.Join(dir, "audit.jsonl")
-				listen := freeAddr(t)
+				listen := testkit.FreeAddr(t)
 				env := append(os.Environ(), "IVRPIN_ARI_URL="+ari.URL, "IVRPIN_ARI_PASSWORD=aritest-password-0001",
 					"IVRPIN_NI_URL="+hostURL, "IVRPIN_NI_BANK_ID=TB01", "IVRPIN_NI_ZPK="+zpkHex, "IVRPIN_NI_TIMEOUT=30s",
 					"IVRPIN_LIMIT_KEY=00112233445566778899aabbccddeeff", "IVRPIN_LIMIT_STORE="+filepath.Join(dir, "a.db"),

@@ -31,9 +31,9 @@ func TestDashboardAndAlertsNameOnlyExportedSeries(t *testing.T) {
 	exported := map[string]bool{}
 	for _, mode := range [][]string{
 		{"IVRPIN_ARI_URL=" + ari.URL},
-		{"IVRPIN_ARI_LISTEN=" + freeAddr(t), "IVRPIN_ARI_LISTEN_PASSWORD=listener-password-0001"},
+		{"IVRPIN_ARI_LISTEN=" + testkit.FreeAddr(t), "IVRPIN_ARI_LISTEN_PASSWORD=listener-password-0001"},
 	} {
-		metricsAddr, dir := freeAddr(t), t.TempDir()
+		metricsAddr, dir := testkit.FreeAddr(t), t.TempDir()
 		cmd := exec.Command(bin, "serve")
 		cmd.Env = append(append(os.Environ(), "IVRPIN_ARI_PASSWORD=aritest-password-0001",
 			"IVRPIN_NI_URL=http://127.0.0.1:1/pin", "IVRPIN_NI_BANK_ID=TB01", "IVRPIN_NI_ZPK=0123456789ABCDEFFEDCBA9876543210",

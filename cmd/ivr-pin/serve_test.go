@@ -23,15 +23,6 @@ import (
 	"github.com/ivr-pin/ivr-pin/prompts"
 )
 
-func freeAddr(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 func get(t *testing.T, url string) (int, string) {
 	resp, err := http.Get(url)
 	if err != nil {
@@ -60,7 +51,7 @@ func TestServeAsAProcess(t *testing.T) {
 	defer ari.Close()
 
 	dir := t.TempDir()
-	metricsAddr := freeAddr(t)
+	metricsAddr := testkit.FreeAddr(t)
 	auditPath := filepath.Join(dir, "audit.jsonl")
 	cmd := exec.Command(bin, "serve")
 	cmd.Env = append(os.Environ(),
@@ -259,7 +250,7 @@ func typeChange(t *testing.T, ari *aritest.Server, logs *syncbuf.Buffer) {
 // ivr: TestInboundFailsFast).
 func TestServeWaitsForAsterisk(t *testing.T) {
 	bin := binary(t)
-	ariAddr, metricsAddr, dir := freeAddr(t), freeAddr(t), t.TempDir()
+	ariAddr, metricsAddr, dir := testkit.FreeAddr(t), testkit.FreeAddr(t), t.TempDir()
 	cmd := exec.Command(bin, "serve")
 	cmd.Env = append(os.Environ(), "IVRPIN_ARI_URL=http://"+ariAddr+"/ari", "IVRPIN_ARI_PASSWORD=aritest-password-0001",
 		"IVRPIN_NI_URL=http://127.0.0.1:1/pin", "IVRPIN_NI_BANK_ID=TB01", "IVRPIN_NI_ZPK=0123456789ABCDEFFEDCBA9876543210",

@@ -17,7 +17,7 @@ import (
 func TestSimulatePrintsSettingsServeAccepts(t *testing.T) {
 	bin := binary(t)
 	dir := t.TempDir()
-	cmd := exec.Command(bin, "simulate", "--cardhost", freeAddr(t), "--keysecure", freeAddr(t), "--secrets", dir)
+	cmd := exec.Command(bin, "simulate", "--cardhost", testkit.FreeAddr(t), "--keysecure", testkit.FreeAddr(t), "--secrets", dir)
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
 	out := &syncbuf.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out

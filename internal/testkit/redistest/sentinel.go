@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -36,7 +35,7 @@ func StartSentinel(t testing.TB, down time.Duration) *Sentinel {
 	server := testkit.Program(t, "redis-server", "redis-server")
 	sentinel := testkit.Program(t, "redis-sentinel", "redis-sentinel")
 	s := &Sentinel{Master: "ivrpin-test", procs: map[string]*exec.Cmd{}, t: t}
-	s.MasterAddr, s.ReplicaAddr, s.Replica2Addr = freeAddr(t), freeAddr(t), freeAddr(t)
+	s.MasterAddr, s.ReplicaAddr, s.Replica2Addr = testkit.FreeAddr(t), testkit.FreeAddr(t), testkit.FreeAddr(t)
 	s.start("master", server, s.serverArgs(s.MasterAddr)...)
 	_, mport, _ := net.SplitHostPort(s.MasterAddr)
 	s.start("replica", server, append(s.serverArgs(s.ReplicaAddr), "--replicaof", "127.0.0.1", mport)...)
@@ -60,7 +59,7 @@ func StartSentinel(t testing.TB, down time.Duration) *Sentinel {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	s.Addr = freeAddr(t)
+	s.Addr = testkit.FreeAddr(t)
 	_, sport, _ := net.SplitHostPort(s.Addr)
 	conf := filepath.Join(t.TempDir(), "sentinel.conf")
 	body := fmt.Sprintf("port %s\nbind 127.0.0.1\ndir %s\nsentinel monitor %s 127.0.0.1 %s 1\n"+
@@ -141,15 +140,6 @@ func (s *Sentinel) RestartOldMaster() {
 	bin, _ := exec.LookPath("redis-server")
 	s.start("master", bin, s.serverArgs(s.MasterAddr)...)
 	waitPort(s.t, s.MasterAddr)
-}
-
-func freeAddr(t testing.TB) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return "127.0.0.1:" + strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
 }
 
 func waitPort(t testing.TB, addr string) {
