@@ -95,7 +95,7 @@ func (t *inbound) connect(ctx context.Context) (*websocket.Conn, error) {
 		maxB = 10 * time.Second
 	}
 	for attempt := 1; ; attempt++ {
-		err := preflight(ctx, t.cfg)
+		err := Probe(ctx, t.cfg)
 		if err == nil {
 			dialCtx, cancel := context.WithTimeout(ctx, t.cfg.Timeout)
 			var ws *websocket.Conn
@@ -150,10 +150,14 @@ func (t *inbound) draining()         {}
 func (t *inbound) ready() bool       { return t.stream.Connected() }
 func (t *inbound) reconnects() int64 { return t.stream.Reconnects() }
 
-// preflight asks Asterisk for its info with a deadline, so a wrong password
-// or an unreachable Asterisk is reported at once and by name (ari/v5's
-// Connect would retry for ever and log nothing).
-func preflight(ctx context.Context, cfg InboundConfig) error {
+// Probe asks Asterisk for its info with a deadline, as the inbound
+// transport does before it dials the events websocket, so a wrong password
+// (ErrUnauthorized) or an unreachable Asterisk is reported at once and by
+// name (ari/v5's Connect would retry for ever and log nothing).
+func Probe(ctx context.Context, cfg InboundConfig) error {
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 5 * time.Second
+	}
 	r := newHTTPREST(cfg.URL, cfg.Username, cfg.Password, cfg.Timeout, cfg.TLS)
 	defer r.close()
 	err := r.do(ctx, "GET", "asterisk/info", nil, nil)

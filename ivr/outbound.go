@@ -149,13 +149,11 @@ func (t *outbound) start(_ context.Context, s *Server) error {
 		}}
 	}
 	ln = &boundedListener{Listener: ln, g: t.guard}
-	if t.cfg.TLSCert != "" || t.cfg.TLSKey != "" {
-		cert, err := tls.LoadX509KeyPair(t.cfg.TLSCert, t.cfg.TLSKey)
-		if err != nil {
-			ln.Close()
-			return fmt.Errorf("TLS certificate and key: %w", err)
-		}
-		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+	if tc, err := listenerTLS(t.cfg); err != nil {
+		ln.Close()
+		return err
+	} else if tc != nil {
+		ln = tls.NewListener(ln, tc)
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/ari", t.upgrade)
@@ -169,6 +167,35 @@ func (t *outbound) start(_ context.Context, s *Server) error {
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context { return context.WithValue(ctx, connKey{}, c) }}
 	t.listening.Store(true)
 	return nil
+}
+
+// ErrTLSPair is a listener certificate and key that do not load.
+var ErrTLSPair = errors.New("TLS certificate and key")
+
+// listenerTLS is the listener's TLS configuration (nil without TLS).
+func listenerTLS(cfg OutboundConfig) (*tls.Config, error) {
+	if cfg.TLSCert == "" && cfg.TLSKey == "" {
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrTLSPair, err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+}
+
+// ProbeListen checks that the outbound transport could start as cfg says:
+// its TLS pair loads (ErrTLSPair) and its address can be listened on. It
+// keeps nothing open.
+func ProbeListen(cfg OutboundConfig) error {
+	if _, err := listenerTLS(cfg); err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("cannot listen on %s: %w", cfg.Listen, err)
+	}
+	return ln.Close()
 }
 
 func (t *outbound) run(ctx context.Context) {

@@ -15,7 +15,7 @@ import (
 
 	"github.com/ivr-pin/ivr-pin/cmd/ivr-pin-lab/softphone"
 	"github.com/ivr-pin/ivr-pin/internal/cli"
-	"github.com/ivr-pin/ivr-pin/internal/config"
+	"github.com/ivr-pin/ivr-pin/internal/secretfile"
 )
 
 // dial is `ivr-pin-lab dial [flags] sip:EXT@HOST[:PORT]`: a SIP softphone for
@@ -39,7 +39,7 @@ func dial(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "ivr-pin-lab dial: --password and --password-file: give one")
 		return 2
 	case *passwordFile != "":
-		b, err := config.ReadSecretFile(*passwordFile)
+		b, err := secretfile.Read(*passwordFile)
 		if err != nil {
 			fmt.Fprintf(stderr, "ivr-pin-lab dial: --password-file: %v\n", err)
 			return 1

@@ -1,12 +1,16 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"io"
+	"os"
+
+	"github.com/sirupsen/logrus"
 
 	"github.com/ivr-pin/ivr-pin/internal/config"
-	"github.com/ivr-pin/ivr-pin/pinsvc/hsm"
+	"github.com/ivr-pin/ivr-pin/internal/line"
 )
 
 func printConfig(args []string, stdout, stderr io.Writer) int {
@@ -19,25 +23,29 @@ func printConfig(args []string, stdout, stderr io.Writer) int {
 		config.Describe(stdout)
 		return 0
 	}
-	cfg, ok := loadConfig(stderr)
-	if !ok {
+	// Problems and unknown variables as check reports them.
+	cfg, problems := config.LoadAll()
+	for _, p := range problems {
+		fmt.Fprintf(stderr, "ivr-pin config: %v\n", p)
+	}
+	if len(problems) > 0 {
 		return 1
+	}
+	for _, w := range config.Unknown(os.Environ()) {
+		fmt.Fprintf(stderr, "ivr-pin config: warning: %v\n", w)
 	}
 	cfg.Print(stdout)
 	if cfg.TokenKey() {
-		// The key's KCV comes from the token itself.
-		tok, err := hsm.Open(cfg.PKCS11())
+		// The key's KCV comes from the token itself, opened as serve does.
+		quiet := logrus.New()
+		quiet.SetOutput(io.Discard)
+		p, err := line.Provision(context.Background(), cfg, line.KeyStep, logrus.NewEntry(quiet))
 		if err != nil {
-			fmt.Fprintf(stderr, "ivr-pin config: IVRPIN_PKCS11_TOKEN_LABEL: %v\n", err)
+			fmt.Fprintf(stderr, "ivr-pin config: %v\n", err)
 			return 1
 		}
-		defer tok.Close()
-		k, err := tok.Key(cfg.NIZPKLabel, cfg.ZPKAlgorithm(), cfg.NIZPKKCV)
-		if err != nil {
-			fmt.Fprintf(stderr, "ivr-pin config: IVRPIN_NI_ZPK_LABEL: %v\n", err)
-			return 1
-		}
-		fmt.Fprintf(stdout, "# zone PIN key: %s\n", k.Describe())
+		defer p.Close()
+		fmt.Fprintf(stdout, "# zone PIN key: %s\n", p.ZPK.(interface{ Describe() string }).Describe())
 	}
 	return 0
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/ivr-pin/ivr-pin/internal/cli"
 	"github.com/ivr-pin/ivr-pin/internal/harden"
+	"github.com/ivr-pin/ivr-pin/internal/line"
 	"github.com/ivr-pin/ivr-pin/pinsvc/hsm"
 	"github.com/ivr-pin/ivr-pin/pinsvc/secret"
 )
@@ -63,7 +64,7 @@ func openKeyToken(stderr io.Writer) (*hsm.Token, bool) {
 		fmt.Fprintf(stderr, "ivr-pin key: set %s: the token that holds the key\n", strings.Join(missing, ", "))
 		return nil, false
 	}
-	tok, err := hsm.Open(cfg.PKCS11())
+	tok, err := line.OpenToken(cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "ivr-pin key: %v\n", err)
 		return nil, false

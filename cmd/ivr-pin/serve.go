@@ -32,6 +32,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	// problem at once, not one per restart.
 	unknown := config.Unknown(os.Environ())
 	cfg, problems := config.LoadAll()
+	problems = append(problems, cfg.ServeProblems()...)
 	if len(problems) > 0 {
 		for _, p := range problems {
 			fmt.Fprintf(stderr, "ivr-pin: configuration: %v\n", p)
@@ -44,20 +45,9 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	if hardenErr != nil {
 		log.WithError(hardenErr).Warn("process hardening incomplete: a crash may write memory (keys, PINs in flight) to a core file")
 	}
-	for _, u := range unknown {
-		log.Warn(u.Error())
-	}
-	if env := cfg.SecretsFromEnvironment(); len(env) > 0 {
-		log.WithField("variables", env).Warn("secrets given in the environment, which anything running as this user can read (/proc/PID/environ): give them as files (the _FILE variables: systemd LoadCredential=, Docker secrets)")
-	}
-	if cfg.HasSoftwareZPK() {
-		log.Warn("IVRPIN_NI_ZPK: the zone PIN key is in software, in this process's memory; a production line keeps it in an HSM (IVRPIN_NI_ZPK_LABEL with IVRPIN_PKCS11_*)")
-	}
-	if links := cfg.InsecureARILinks(); len(links) > 0 {
-		log.WithField("variables", links).Warn("IVRPIN_ALLOW_INSECURE_HOSTS=true lets the ARI link, which carries every digit a caller types and the ARI password, travel in clear beyond this machine; never in production")
-	}
-	if cfg.AllowInsecureHosts {
-		log.Warn("IVRPIN_ALLOW_INSECURE_HOSTS=true: PIN blocks, tokens and card details may travel in plain http to other machines; never in production")
+	// What serve runs with but warns of: `ivr-pin check` lists the same.
+	for _, w := range append(unknown, cfg.Warnings()...) {
+		log.Warn(w.Error())
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()

@@ -2,7 +2,6 @@ package config
 
 import (
 	"bytes"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -88,13 +87,6 @@ func TestPrintShowsSecretsOnlyAsSetOrKCV(t *testing.T) {
 	}
 }
 
-func TestISO4WithSymmetricIsRefused(t *testing.T) {
-	t.Setenv("IVRPIN_NI_PINBLOCK_FORMAT", "ISO4")
-	if _, err := Load(); err == nil || !strings.Contains(err.Error(), "IVRPIN_NI_PINBLOCK_FORMAT") {
-		t.Fatalf("%v", err)
-	}
-}
-
 func TestDescribeListsEverySetting(t *testing.T) {
 	var buf bytes.Buffer
 	Describe(&buf)
@@ -117,82 +109,6 @@ func TestRedisNeedsASharedLimitKey(t *testing.T) {
 	}
 }
 
-// Start-up refuses host settings that cannot work or would weaken the line,
-// naming the variable.
-func TestHostSettingsAreCheckedAtStartUp(t *testing.T) {
-	ni := map[string]string{"IVRPIN_NI_URL": "https://cards.bank.example/PCServices/CardPinChange", "IVRPIN_NI_BANK_ID": "TB01", "IVRPIN_NI_ZPK": zpkHex}
-	cases := []struct {
-		name    string
-		env     map[string]string
-		wantVar string // "" means accepted
-	}{
-		{"https card host", nil, ""},
-		{"plain http card host elsewhere", map[string]string{"IVRPIN_NI_URL": "http://cards.bank.example/x"}, "IVRPIN_NI_URL"},
-		{"plain http card host on loopback", map[string]string{"IVRPIN_NI_URL": "http://127.0.0.1:8081/x"}, ""},
-		{"plain http elsewhere, lab allowed", map[string]string{"IVRPIN_NI_URL": "http://cards.lab.example/x", "IVRPIN_ALLOW_INSECURE_HOSTS": "true"}, ""},
-		{"card host URL that does not parse", map[string]string{"IVRPIN_NI_URL": "https://%zz/x"}, "IVRPIN_NI_URL"},
-		{"relative card host URL", map[string]string{"IVRPIN_NI_URL": "cards.bank.example/x"}, "IVRPIN_NI_URL"},
-		{"plain http token URL", map[string]string{"IVRPIN_NI_TOKEN_URL": "http://idp.bank.example/token", "IVRPIN_NI_CLIENT_ID": "c", "IVRPIN_NI_CLIENT_SECRET": "s"}, "IVRPIN_NI_TOKEN_URL"},
-		{"plain http KeySecure", map[string]string{"IVRPIN_KEYSECURE_URL": "http://openplatform.keysecure.example", "IVRPIN_KEYSECURE_API_KEY": "k", "IVRPIN_KEYSECURE_API_SECRET": "0123456789abcdef"}, "IVRPIN_KEYSECURE_URL"},
-		{"ASYNC_ENC with ISO4", map[string]string{"IVRPIN_NI_ENCRYPTION_METHOD": "ASYNC_ENC", "IVRPIN_NI_PINBLOCK_FORMAT": "ISO4"}, "IVRPIN_NI_PINBLOCK_FORMAT"},
-		{"unknown MGF1 hash", map[string]string{"IVRPIN_NI_ENCRYPTION_METHOD": "ASYNC_ENC", "IVRPIN_NI_RSA_MGF1_HASH": "MD5"}, "IVRPIN_NI_RSA_MGF1_HASH"},
-		{"MGF1 hash with PKCS#1 v1.5", map[string]string{"IVRPIN_NI_ENCRYPTION_METHOD": "ASYNC_ENC", "IVRPIN_NI_RSA_PADDING": "PKCS1v15", "IVRPIN_NI_RSA_MGF1_HASH": "SHA1"}, "IVRPIN_NI_RSA_MGF1_HASH"},
-		{"src application too long", map[string]string{"IVRPIN_NI_SRC_APPLICATION": "INTERACTIVE"}, "IVRPIN_NI_SRC_APPLICATION"},
-		{"unknown timestamp format", map[string]string{"IVRPIN_NI_TIMESTAMP_FORMAT": "unix"}, "IVRPIN_NI_TIMESTAMP_FORMAT"},
-		{"legacy timestamp format", map[string]string{"IVRPIN_NI_TIMESTAMP_FORMAT": "legacy"}, ""},
-		{"sequence numbers by BIN", map[string]string{"IVRPIN_NI_SEQUENCE_BY_BIN": "411111:01,555555:00"}, ""},
-		{"bad sequence number", map[string]string{"IVRPIN_NI_SEQUENCE_BY_BIN": "411111:1"}, "IVRPIN_NI_SEQUENCE_BY_BIN"},
-		{"clock skew over 30 s", map[string]string{"IVRPIN_KEYSECURE_CLOCK_SKEW": "1m"}, "IVRPIN_KEYSECURE_CLOCK_SKEW"},
-		{"no card search", map[string]string{"IVRPIN_KEYSECURE_MAX_LIST_REQUESTS": "0"}, "IVRPIN_KEYSECURE_MAX_LIST_REQUESTS"},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			for k, v := range ni {
-				t.Setenv(k, v)
-			}
-			for k, v := range c.env {
-				t.Setenv(k, v)
-			}
-			cfg, err := Load()
-			switch {
-			case c.wantVar == "" && err != nil:
-				t.Fatalf("refused: %v", err)
-			case c.wantVar != "" && err == nil:
-				t.Fatal("accepted")
-			case c.wantVar != "" && !strings.HasPrefix(err.Error(), c.wantVar+":"):
-				t.Fatalf("error does not name %s: %v", c.wantVar, err)
-			}
-			if err == nil {
-				if _, err := cfg.CardHost(nil); err != nil {
-					t.Fatalf("card host client config: %v", err)
-				}
-			}
-		})
-	}
-}
-
-func TestSequenceNumbersReachTheClient(t *testing.T) {
-	t.Setenv("IVRPIN_NI_URL", "https://cards.bank.example/x")
-	t.Setenv("IVRPIN_NI_BANK_ID", "TB01")
-	t.Setenv("IVRPIN_NI_ZPK", zpkHex)
-	t.Setenv("IVRPIN_NI_SEQUENCE_BY_BIN", "411111:01,555555:00")
-	cfg, err := Load()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ch, err := cfg.CardHost(nil)
-	if err != nil || ch.SequenceByBIN["411111"] != "01" || ch.SequenceByBIN["555555"] != "00" || ch.SrcApplication != "IVR" || ch.TargetApplication != "PCMS" {
-		t.Fatalf("%+v %v", ch, err)
-	}
-	var out bytes.Buffer
-	cfg.Print(&out)
-	if !strings.Contains(out.String(), "IVRPIN_NI_SEQUENCE_BY_BIN=411111:01,555555:00\n") {
-		t.Fatalf("config print: %s", out.String())
-	}
-}
-
-// What cannot work, or would weaken the line, stops start-up naming the
-// variable (each of these was accepted before).
 func TestRefusesWhatCannotWork(t *testing.T) {
 	cases := []struct{ name, value string }{
 		{"IVRPIN_LANGUAGES", "en,fr"},
@@ -277,87 +193,5 @@ func TestSecretsInsideURLsArePrintedAsSet(t *testing.T) {
 	}
 	if got := RedactURL(cfg.ARIURL); strings.Contains(got, "s3cret") {
 		t.Fatalf("RedactURL: %s", got)
-	}
-}
-
-// Outbound ARI: a listener without a password, a malformed address, or a
-// certificate without its key is refused by name; the password never
-// prints.
-func TestOutboundListenSettings(t *testing.T) {
-	cases := []struct {
-		env  map[string]string
-		want string // the variable named; "" = accepted
-	}{
-		{map[string]string{"IVRPIN_ARI_LISTEN": "127.0.0.1:8090"}, "IVRPIN_ARI_LISTEN_PASSWORD"},
-		{map[string]string{"IVRPIN_ARI_LISTEN": "8090", "IVRPIN_ARI_LISTEN_PASSWORD": "pw-value-1-long-enough"}, "IVRPIN_ARI_LISTEN"},
-		{map[string]string{"IVRPIN_ARI_LISTEN": "127.0.0.1:8090", "IVRPIN_ARI_LISTEN_PASSWORD": "pw-value-1-long-enough", "IVRPIN_ARI_LISTEN_USERNAME": ""}, "IVRPIN_ARI_LISTEN_USERNAME"},
-		{map[string]string{"IVRPIN_ARI_LISTEN": ":8090", "IVRPIN_ARI_LISTEN_PASSWORD": "pw-value-1-long-enough", "IVRPIN_ARI_LISTEN_TLS_CERT": "/etc/c.pem"}, "IVRPIN_ARI_LISTEN_TLS_CERT"},
-		{map[string]string{"IVRPIN_ARI_LISTEN": "127.0.0.1:8090", "IVRPIN_ARI_LISTEN_PASSWORD": "pw-value-1-long-enough"}, ""},
-		{map[string]string{"IVRPIN_ARI_LISTEN_TLS_CERT": "/etc/c.pem"}, ""}, // ignored without a listener
-	}
-	for i, c := range cases {
-		t.Run(strconv.Itoa(i), func(t *testing.T) {
-			for k, v := range c.env {
-				t.Setenv(k, v)
-			}
-			cfg, err := Load()
-			switch {
-			case c.want == "" && err != nil:
-				t.Fatalf("refused: %v", err)
-			case c.want != "" && (err == nil || !strings.HasPrefix(err.Error(), c.want+":")):
-				t.Fatalf("error %v, want one naming %s", err, c.want)
-			case c.want != "" && strings.Contains(err.Error(), "pw-value-1-long-enough"):
-				t.Fatalf("the password is in the error: %v", err)
-			}
-			if cfg != nil {
-				var b strings.Builder
-				cfg.Print(&b)
-				if strings.Contains(b.String(), "pw-value-1-long-enough") {
-					t.Fatal("the listen password printed")
-				}
-			}
-		})
-	}
-}
-
-// An ARI link to or from another machine is encrypted or refused by name.
-func TestARILinksAreEncryptedBeyondLoopback(t *testing.T) {
-	cases := []struct {
-		env  map[string]string
-		want string // the variable named; "" = accepted
-	}{
-		{map[string]string{"IVRPIN_ARI_URL": "http://10.1.2.3:8088/ari"}, "IVRPIN_ARI_URL"},
-		{map[string]string{"IVRPIN_ARI_URL": "http://asterisk.bank.example:8088/ari"}, "IVRPIN_ARI_URL"},
-		{map[string]string{"IVRPIN_ARI_URL": "https://asterisk.bank.example:8089/ari", "IVRPIN_ARI_WS_URL": "ws://asterisk.bank.example:8088/ari/events"}, "IVRPIN_ARI_WS_URL"},
-		{map[string]string{"IVRPIN_ARI_URL": "https://asterisk.bank.example:8089/ari"}, ""},
-		{map[string]string{"IVRPIN_ARI_URL": "http://127.0.0.1:8088/ari"}, ""},
-		{map[string]string{"IVRPIN_ARI_URL": "http://[::1]:8088/ari"}, ""},
-		{map[string]string{"IVRPIN_ARI_URL": "http://10.1.2.3:8088/ari", "IVRPIN_ALLOW_INSECURE_HOSTS": "true"}, ""},
-		{map[string]string{"IVRPIN_ARI_LISTEN": "0.0.0.0:8090", "IVRPIN_ARI_LISTEN_PASSWORD": "pw-value-1-long-enough"}, "IVRPIN_ARI_LISTEN"},
-		{map[string]string{"IVRPIN_ARI_LISTEN": ":8090", "IVRPIN_ARI_LISTEN_PASSWORD": "pw-value-1-long-enough"}, "IVRPIN_ARI_LISTEN"},
-		{map[string]string{"IVRPIN_ARI_LISTEN": ":8090", "IVRPIN_ARI_LISTEN_PASSWORD": "pw-value-1-long-enough",
-			"IVRPIN_ARI_LISTEN_TLS_CERT": "/etc/c.pem", "IVRPIN_ARI_LISTEN_TLS_KEY": "/etc/k.pem"}, ""},
-		{map[string]string{"IVRPIN_ARI_LISTEN": ":8090", "IVRPIN_ARI_LISTEN_PASSWORD": "pw-value-1-long-enough", "IVRPIN_ALLOW_INSECURE_HOSTS": "true"}, ""},
-		{map[string]string{"IVRPIN_ARI_TLS_CA": "/nonexistent/ca.pem"}, "IVRPIN_ARI_TLS_CA"},
-		{map[string]string{"IVRPIN_ARI_LISTEN_TRUSTED_PROXIES": "10.0.0.0/8,not-an-address"}, "IVRPIN_ARI_LISTEN_TRUSTED_PROXIES"},
-		{map[string]string{"IVRPIN_ARI_LISTEN_TRUSTED_PROXIES": "10.0.0.0/8,127.0.0.1"}, ""},
-		{map[string]string{"IVRPIN_ARI_LISTEN_MAX_FAILURES": "0"}, "IVRPIN_ARI_LISTEN_MAX_FAILURES"},
-	}
-	for i, c := range cases {
-		t.Run(strconv.Itoa(i), func(t *testing.T) {
-			for k, v := range c.env {
-				t.Setenv(k, v)
-			}
-			cfg, err := Load()
-			switch {
-			case c.want == "" && err != nil:
-				t.Fatalf("refused: %v", err)
-			case c.want != "" && (err == nil || !strings.HasPrefix(err.Error(), c.want+":")):
-				t.Fatalf("error %v, want one naming %s", err, c.want)
-			}
-			if err == nil && c.env["IVRPIN_ALLOW_INSECURE_HOSTS"] == "true" && len(cfg.InsecureARILinks()) == 0 {
-				t.Fatal("an insecure link allowed in a lab is not reported for serve's warning")
-			}
-		})
 	}
 }

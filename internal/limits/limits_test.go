@@ -359,12 +359,12 @@ func TestStoredKeyIsForgotten(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Close()
-	if _, err := Open(context.Background(), Settings{StorePath: path, Card: rule, Caller: rule}); err == nil {
+	if _, err := Open(context.Background(), Config{StorePath: path, Card: rule, Caller: rule}); err == nil {
 		t.Fatal("a limiter without a key")
 	}
 	told := false
-	l, err := Open(context.Background(), Settings{StorePath: path, Card: rule, Caller: rule,
-		KeyHex: "00112233445566778899aabbccddeeff", OnStoredKey: func() { told = true }})
+	l, err := Open(context.Background(), Config{StorePath: path, Card: rule, Caller: rule,
+		Key: []byte{0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff}, OnStoredKey: func() { told = true }})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,20 +2,21 @@ package limits
 
 import (
 	"context"
-	"encoding/hex"
 	"errors"
 	"time"
 )
 
-// Settings are the limiter's configuration (internal/config fills them).
-type Settings struct {
+// Config is the limiter's configuration (internal/config fills it and has
+// checked it).
+type Config struct {
 	Card, Caller Rule
 	Withheld     Rule   // the shared bucket of calls without a caller id
 	StorePath    string // bbolt file, used when RedisURL is empty
 	RedisURL     string
-	KeyHex       string // HMAC key of card numbers and caller ids (required)
-	// RedisPassword, when set, replaces the password of RedisURL (it comes
-	// from a file: IVRPIN_REDIS_PASSWORD_FILE).
+	// Key is the HMAC key of card numbers and caller ids (at least 16
+	// bytes), the same on every instance sharing a store.
+	Key []byte
+	// RedisPassword, when set, replaces the password of RedisURL.
 	RedisPassword string
 	// RedisSentinels and RedisMaster reach Redis through Sentinel instead
 	// of RedisURL: the client follows a failover to the promoted replica.
@@ -33,12 +34,12 @@ type Settings struct {
 }
 
 // Open builds the limiter and its store.
-func Open(ctx context.Context, s Settings) (*Limiter, error) {
+func Open(ctx context.Context, s Config) (*Limiter, error) {
 	// The key is never kept beside the hashes it makes: a store file (or a
 	// Redis dump) alone must not let anyone test card numbers against it.
-	key, err := hex.DecodeString(s.KeyHex)
-	if err != nil || len(key) < 16 {
-		return nil, errors.New("the attempt limits need an HMAC key of at least 16 bytes (hex)")
+	key := s.Key
+	if len(key) < 16 {
+		return nil, errors.New("the attempt limits need an HMAC key of at least 16 bytes")
 	}
 	if s.RedisURL != "" || len(s.RedisSentinels) > 0 {
 		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)

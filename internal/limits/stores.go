@@ -7,12 +7,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 // ---- embedded store (bbolt) ----
@@ -33,7 +36,12 @@ type boltEntry struct {
 // OpenBolt opens (or creates) the file at path.
 func OpenBolt(path string) (*BoltStore, error) {
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
-	if err != nil {
+	switch {
+	case errors.Is(err, fs.ErrNotExist), errors.Is(err, fs.ErrPermission):
+		return nil, fmt.Errorf("cannot create a file in %s (create it, owned by the service's user): %v", filepath.Dir(path), errors.Unwrap(err))
+	case errors.Is(err, bolterrors.ErrTimeout):
+		return nil, fmt.Errorf("open attempt store %s: another process holds it (a serve already running?)", path)
+	case err != nil:
 		return nil, fmt.Errorf("open attempt store %s: %w", path, err)
 	}
 	if err := db.Update(func(tx *bolt.Tx) error {

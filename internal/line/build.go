@@ -2,8 +2,6 @@ package line
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"io"
 	"os"
@@ -24,7 +22,6 @@ import (
 	"github.com/ivr-pin/ivr-pin/pinsvc/hsm"
 	"github.com/ivr-pin/ivr-pin/pinsvc/keysecure"
 	"github.com/ivr-pin/ivr-pin/pinsvc/pinblock"
-	"github.com/ivr-pin/ivr-pin/pinsvc/policy"
 	"github.com/ivr-pin/ivr-pin/prompts"
 )
 
@@ -114,50 +111,32 @@ func Build(ctx context.Context, cfg *config.Config, opts Options) (*Line, error)
 	}()
 	l.metrics = metrics.New(nil)
 	l.Metrics = l.metrics
-	var tokenKey pinblock.Cipher
-	if cfg.TokenKey() && opts.CardHost == nil {
-		k, err := l.openToken()
-		if err != nil {
-			return nil, err
-		}
-		tokenKey = k
+	steps := ServeSteps
+	if opts.CardHost != nil {
+		// The demo's simulator brings its own key.
+		steps &^= KeyStep
 	}
-	router, err := l.router(opts, tokenKey)
+	p, err := Provision(ctx, cfg, steps, opts.Log)
+	if err != nil {
+		return nil, err
+	}
+	l.closers = append(l.closers, p.Close)
+	l.Token = p.Token
+	router, err := l.router(opts, p.ZPK)
 	if err != nil {
 		return nil, err
 	}
 	l.Router = router
-	ls := cfg.LimitSettings()
-	ls.OnStoredKey = func() {
-		opts.Log.Warn("the attempt store held an HMAC key of an earlier version beside its hashes; it is deleted and the store rewritten without it (counts made under it no longer match and expire with their windows)")
-	}
-	limiter, err := limits.Open(ctx, ls)
-	if err != nil {
-		// Name the setting to fix: the store file's or Redis's.
-		v := "LIMIT_STORE"
-		if cfg.RedisURL != "" {
-			v = "REDIS_URL"
-		} else if len(cfg.RedisSentinels) > 0 {
-			v = "REDIS_SENTINELS"
-		}
-		return nil, &config.Problem{Var: v, Reason: err.Error()}
-	}
-	l.Limiter = limiter
-	l.LineGuard = &limits.LineGuard{Store: limiter.Store, Max: cfg.LimitLineFailedMax, Window: cfg.LimitLineWindow}
-	l.closers = append(l.closers, func() { _ = limiter.Store.Close() })
+	l.Limiter = p.Limiter
+	l.LineGuard = &limits.LineGuard{Store: p.Limiter.Store, Max: cfg.LimitLineFailedMax, Window: cfg.LimitLineWindow}
 	host, _ := os.Hostname()
 	l.instance = instanceID(cfg.InstanceID, host, os.Getpid())
-	if rs, ok := limiter.Store.(*limits.RedisStore); ok {
+	if rs, ok := p.Limiter.Store.(*limits.RedisStore); ok {
 		window := max(cfg.NITimeout, cfg.KeySecureTimeout) + cfg.CallTimeout
 		l.registry = &registry{c: rs.Client(), instance: l.instance, window: window, ttl: max(24*time.Hour, 2*window)}
 	}
-	if cfg.AuditFile != "" {
-		f, err := audit.OpenFile(cfg.AuditFile)
-		if err != nil {
-			return nil, err
-		}
-		l.audit = f
-		l.closers = append(l.closers, func() { _ = f.Close() })
+	if p.AuditFile != nil {
+		l.audit = p.AuditFile
 		// Changes a dead process sent, before this one takes calls.
 		if err := l.closeOpenAttempts(ctx, cfg.AuditFile); err != nil {
 			return nil, &config.Problem{Var: "AUDIT_FILE", Reason: "closing the attempts an earlier process left open: " + err.Error()}
@@ -170,12 +149,9 @@ func Build(ctx context.Context, cfg *config.Config, opts Options) (*Line, error)
 	} else {
 		l.metrics.RegisterPINKey("software", func() error { return nil })
 	}
-	l.Flow = flows.New(flows.Config{
-		Languages: cfg.Languages, FirstDigitTimeout: cfg.FirstDigitTimeout, InterDigitTimeout: cfg.InterDigitTimeout,
-		MaxTries: cfg.MaxTries, Agent: flows.ParseTarget(cfg.AgentTransfer), HostWaitAnnounce: cfg.HostWaitAnnounce,
-		AgentOnFailure: flows.AgentOnFailure(cfg.AgentOnFailure), ExpiryOrder: policy.ExpiryOrder(cfg.ExpiryOrder),
-		Limiter: limiter, Marks: limiter, LineGuard: l.LineGuard,
-	}, journaled{Service: l.metrics.Instrument(router), l: l})
+	fc := cfg.FlowConfig()
+	fc.Limiter, fc.Marks, fc.LineGuard = p.Limiter, p.Limiter, l.LineGuard
+	l.Flow = flows.New(fc, journaled{Service: l.metrics.Instrument(router), l: l})
 	if l.transport, err = Transport(cfg, opts); err != nil {
 		return nil, err
 	}
@@ -194,57 +170,28 @@ func Build(ctx context.Context, cfg *config.Config, opts Options) (*Line, error)
 
 // Transport is the ARI transport the configuration names.
 func Transport(cfg *config.Config, opts Options) (ivr.Transport, error) {
-	if cfg.ARIListen != "" {
-		return ivr.Outbound(ivr.OutboundConfig{Listen: cfg.ARIListen, Username: cfg.ARIListenUsername,
-			Password: cfg.ARIListenPassword, TLSCert: cfg.ARIListenTLSCert, TLSKey: cfg.ARIListenTLSKey,
-			Application: cfg.ARIApplication, Timeout: cfg.ARITimeout, Log: opts.Log,
-			MaxConnections: cfg.ARIListenMaxConnections, MaxCallsPerSocket: cfg.ARIListenMaxCallsPerSocket,
-			MaxFailures: cfg.ARIListenMaxFailures, TrustedProxies: cfg.ARIListenTrustedProxies}), nil
+	if cfg.Outbound() {
+		oc := cfg.OutboundConfig()
+		oc.Log = opts.Log
+		return ivr.Outbound(oc), nil
 	}
-	var tlsCfg *tls.Config
-	if cfg.ARITLSCA != "" {
-		pem, err := os.ReadFile(cfg.ARITLSCA)
-		if err != nil {
-			return nil, &config.Problem{Var: "ARI_TLS_CA", Reason: "cannot read " + cfg.ARITLSCA}
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, &config.Problem{Var: "ARI_TLS_CA", Reason: cfg.ARITLSCA + " holds no PEM certificate"}
-		}
-		tlsCfg = &tls.Config{RootCAs: pool}
+	ic, err := cfg.InboundConfig()
+	if err != nil {
+		return nil, err
 	}
-	return ivr.Inbound(ivr.InboundConfig{URL: cfg.ARIURL, WSURL: cfg.WebsocketURL(), Username: cfg.ARIUsername,
-		Password: cfg.ARIPassword, Application: cfg.ARIApplication, Timeout: cfg.ARITimeout, TLS: tlsCfg,
-		MinBackoff: opts.MinBackoff, MaxBackoff: opts.MaxBackoff, WaitForAsterisk: opts.WaitForAsterisk, Log: opts.Log}), nil
+	ic.MinBackoff, ic.MaxBackoff, ic.WaitForAsterisk, ic.Log = opts.MinBackoff, opts.MaxBackoff, opts.WaitForAsterisk, opts.Log
+	return ivr.Inbound(ic), nil
 }
 
-// openToken opens the PKCS#11 token and finds the zone PIN key in it by
-// its label, refusing a key the token would hand out and one whose KCV is
-// not IVRPIN_NI_ZPK_KCV.
-func (l *Line) openToken() (*hsm.Key, error) {
-	tok, err := hsm.Open(l.cfg.PKCS11())
-	if err != nil {
-		return nil, &config.Problem{Var: "PKCS11_TOKEN_LABEL", Reason: err.Error()}
-	}
-	l.Token = tok
-	l.closers = append(l.closers, tok.Close)
-	k, err := tok.Key(l.cfg.NIZPKLabel, l.cfg.ZPKAlgorithm(), l.cfg.NIZPKKCV)
-	if err != nil {
-		return nil, &config.Problem{Var: "NI_ZPK_LABEL", Reason: err.Error()}
-	}
-	l.log.WithFields(logrus.Fields{"token": tok.Describe(), "key": k.Describe(), "kcv": k.KCV()}).Info("zone PIN key found in the PKCS#11 token")
-	return k, nil
-}
-
-// router makes the host clients. Without KeySecure, first setup is not
-// offered.
-func (l *Line) router(opts Options, tokenKey pinblock.Cipher) (*pinsvc.Router, error) {
+// router makes the host clients, the card host's PIN blocks made under zpk
+// (Provision's). Without KeySecure, first setup is not offered.
+func (l *Line) router(opts Options, zpk pinblock.Cipher) (*pinsvc.Router, error) {
 	var chCfg cardhost.Config
 	if opts.CardHost != nil {
 		chCfg = *opts.CardHost
 	} else {
 		var err error
-		if chCfg, err = l.cfg.CardHost(tokenKey); err != nil {
+		if chCfg, err = l.cfg.CardHostClient(zpk); err != nil {
 			return nil, err
 		}
 	}
@@ -256,12 +203,12 @@ func (l *Line) router(opts Options, tokenKey pinblock.Cipher) (*pinsvc.Router, e
 		return nil, err
 	}
 	l.closers = append(l.closers, ch.Close)
-	router := &pinsvc.Router{CardHost: ch, Policy: policy.PINPolicy{MinLength: l.cfg.PINMinLength, MaxLength: l.cfg.PINMaxLength}}
+	router := &pinsvc.Router{CardHost: ch, Policy: l.cfg.PINPolicy()}
 	var ksCfg *keysecure.Config
 	if opts.KeySecure != nil {
 		ksCfg = opts.KeySecure
 	} else if l.cfg.KeySecureURL != "" {
-		c, err := l.cfg.KeySecure()
+		c, err := l.cfg.KeySecure.ClientConfig(l.cfg.AllowInsecureHosts)
 		if err != nil {
 			return nil, err
 		}

@@ -96,6 +96,7 @@ type Config struct {
 type Client struct {
 	cfg  Config
 	http *http.Client
+	tr   *http.Transport
 	ids  *IDGenerator
 }
 
@@ -155,32 +156,60 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Codes.WrongPIN == nil && cfg.Codes.NotEligible == nil && cfg.Codes.NoPINYet == nil {
 		cfg.Codes = DefaultCodes()
 	}
-	hc, err := httpClient(cfg)
+	hc, tr, err := httpClient(cfg)
 	if err != nil {
 		return nil, err
 	}
-	return &Client{cfg: cfg, http: hc, ids: NewIDGenerator()}, nil
+	return &Client{cfg: cfg, http: hc, tr: tr, ids: NewIDGenerator()}, nil
 }
 
-func httpClient(cfg Config) (*http.Client, error) {
+// Reach checks that the card host, and its token URL when set, can be
+// reached with the client's own TLS settings; nothing is sent
+// (hostcall.Reach).
+func (c *Client) Reach(ctx context.Context) error { return reach(ctx, c.tr, c.cfg) }
+
+// Reach is Client.Reach for a configuration not (yet) made into a client:
+// only its URLs and TLS settings are used.
+func Reach(ctx context.Context, cfg Config) error {
+	_, tr, err := httpClient(cfg)
+	if err != nil {
+		return err
+	}
+	defer tr.CloseIdleConnections()
+	return reach(ctx, tr, cfg)
+}
+
+func reach(ctx context.Context, tr *http.Transport, cfg Config) error {
+	if err := hostcall.Reach(ctx, tr, cfg.URL); err != nil {
+		return err
+	}
+	if cfg.TokenURL != "" {
+		if err := hostcall.Reach(ctx, tr, cfg.TokenURL); err != nil {
+			return fmt.Errorf("token URL: %w", err)
+		}
+	}
+	return nil
+}
+
+func httpClient(cfg Config) (*http.Client, *http.Transport, error) {
 	tr := hostcall.NewTransport(cfg.Timeout)
 	if cfg.TLSCert != "" || cfg.TLSCA != "" {
 		tc := &tls.Config{MinVersion: tls.VersionTLS12}
 		if cfg.TLSCert != "" {
 			cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
 			if err != nil {
-				return nil, fmt.Errorf("card host TLS client certificate: %w", err)
+				return nil, nil, fmt.Errorf("card host TLS client certificate: %w", err)
 			}
 			tc.Certificates = []tls.Certificate{cert}
 		}
 		if cfg.TLSCA != "" {
 			pem, err := os.ReadFile(cfg.TLSCA)
 			if err != nil {
-				return nil, fmt.Errorf("card host CA bundle: %w", err)
+				return nil, nil, fmt.Errorf("card host CA bundle: %w", err)
 			}
 			pool := x509.NewCertPool()
 			if !pool.AppendCertsFromPEM(pem) {
-				return nil, errors.New("card host CA bundle holds no certificate")
+				return nil, nil, errors.New("card host CA bundle holds no certificate")
 			}
 			tc.RootCAs = pool
 		}
@@ -189,7 +218,7 @@ func httpClient(cfg Config) (*http.Client, error) {
 	hc := hostcall.NewClient(tr, cfg.Timeout)
 	if cfg.TokenURL != "" {
 		if cfg.ClientID == "" || cfg.ClientSecret == "" {
-			return nil, errors.New("OAuth2 needs the token URL, client id and client secret together")
+			return nil, nil, errors.New("OAuth2 needs the token URL, client id and client secret together")
 		}
 		cc := clientcredentials.Config{ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret, TokenURL: cfg.TokenURL}
 		// The token call rides the same TLS transport; ReuseTokenSource caches
@@ -199,7 +228,7 @@ func httpClient(cfg Config) (*http.Client, error) {
 		tokenCtx := context.WithValue(context.Background(), oauth2.HTTPClient, hostcall.NewClient(tr, cfg.Timeout))
 		hc = hostcall.NewClient(&oauth2.Transport{Source: oauth2.ReuseTokenSource(nil, cc.TokenSource(tokenCtx)), Base: tr}, cfg.Timeout)
 	}
-	return hc, nil
+	return hc, tr, nil
 }
 
 // ChangeRequest is one PIN change. Each PIN comes clear (Old, New: the

@@ -96,6 +96,7 @@ func requestKind(path string) string {
 type Client struct {
 	cfg  Config
 	http *http.Client
+	tr   *http.Transport
 
 	mu        sync.Mutex
 	token     string
@@ -142,8 +143,12 @@ func New(cfg Config) (*Client, error) {
 	}
 	cfg.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
 	tr := hostcall.NewTransport(cfg.Timeout)
-	return &Client{cfg: cfg, http: hostcall.NewClient(tr, cfg.Timeout)}, nil
+	return &Client{cfg: cfg, http: hostcall.NewClient(tr, cfg.Timeout), tr: tr}, nil
 }
+
+// Reach checks that KeySecure can be reached with the client's own TLS
+// settings; nothing is sent (hostcall.Reach).
+func (c *Client) Reach(ctx context.Context) error { return hostcall.Reach(ctx, c.tr, c.cfg.BaseURL) }
 
 // hostError is a KeySecure answer that was not code 0, or a transport
 // failure, carried as an outcome.

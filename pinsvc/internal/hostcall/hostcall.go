@@ -6,11 +6,14 @@ package hostcall
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"net/http/httptrace"
 	"sync/atomic"
 	"time"
@@ -46,6 +49,43 @@ func NewTransport(timeout time.Duration) *http.Transport {
 		ResponseHeaderTimeout: timeout,
 		ForceAttemptHTTP2:     true,
 	}
+}
+
+// Reach dials the host of rawURL as tr would, and for https completes a TLS
+// handshake with tr's TLS settings (its roots and client certificate), so a
+// host that is down, a certificate that does not verify, or a client
+// certificate it refuses is found before a caller's request meets it.
+// Nothing is sent over the connection.
+func Reach(ctx context.Context, tr *http.Transport, rawURL string) error {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.Host == "" {
+		return errors.New("not a URL with a host")
+	}
+	port := u.Port()
+	if port == "" {
+		port = map[string]string{"https": "443", "http": "80"}[u.Scheme]
+	}
+	addr := net.JoinHostPort(u.Hostname(), port)
+	conn, err := tr.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return fmt.Errorf("cannot reach %s: %w", addr, err)
+	}
+	defer conn.Close()
+	if u.Scheme != "https" {
+		return nil
+	}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if tr.TLSClientConfig != nil {
+		tc = tr.TLSClientConfig.Clone()
+	}
+	tc.ServerName = u.Hostname()
+	if d, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(d)
+	}
+	if err := tls.Client(conn, tc).HandshakeContext(ctx); err != nil {
+		return fmt.Errorf("TLS handshake with %s: %w", addr, err)
+	}
+	return nil
 }
 
 // MaxBody bounds what is read of an answer.

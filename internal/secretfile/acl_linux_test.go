@@ -1,11 +1,12 @@
 //go:build linux
 
-package config
+package secretfile
 
 import (
 	"encoding/binary"
 	"errors"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -45,17 +46,29 @@ func TestSecretFileACLs(t *testing.T) {
 	if st, _ := os.Stat(cred); st.Mode().Perm() != 0o440 {
 		t.Fatalf("mode with the ACL %04o, want 0440 (the mask in the group bits)", st.Mode().Perm())
 	}
-	if b, err := ReadSecretFile(cred); err != nil || string(b) != "credential-password-123" {
+	if b, err := Read(cred); err != nil || string(b) != "credential-password-123" {
 		t.Fatalf("a systemd-style credential: %v", err)
 	}
 	other := writeSecret(t, "credential-password-123", 0o400)
 	setACL(t, other, [3]uint32{aclUser, aclRead, me + 4242}, [3]uint32{aclGroupObj, 0, 0xFFFFFFFF})
-	if _, err := ReadSecretFile(other); err == nil || !strings.Contains(err.Error(), "mode 0440") {
+	if _, err := Read(other); err == nil || !strings.Contains(err.Error(), "mode 0440") {
 		t.Fatalf("another user in the ACL: %v", err)
 	}
 	group := writeSecret(t, "credential-password-123", 0o400)
 	setACL(t, group, [3]uint32{aclGroupObj, aclRead, 0xFFFFFFFF})
-	if _, err := ReadSecretFile(group); err == nil {
+	if _, err := Read(group); err == nil {
 		t.Fatal("a group in the ACL")
 	}
+}
+
+func writeSecret(t *testing.T, content string, mode os.FileMode) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(p, []byte(content), mode); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(p, mode); err != nil { // past the umask
+		t.Fatal(err)
+	}
+	return p
 }

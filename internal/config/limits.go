@@ -1,0 +1,144 @@
+package config
+
+import (
+	"encoding/hex"
+	"net"
+	"net/url"
+	"time"
+
+	"github.com/ivr-pin/ivr-pin/internal/limits"
+)
+
+// Limits bound attempts per card, per caller and across the line, in an
+// embedded store or in Redis shared by the fleet.
+type Limits struct {
+	LimitCardMax       int           `envconfig:"LIMIT_CARD_MAX" default:"5" desc:"PIN attempts (and refused expiry dates) per card in the card window; 0 turns the card limit off"`
+	LimitCardWindow    time.Duration `envconfig:"LIMIT_CARD_WINDOW" default:"24h" desc:"sliding window of the card limit"`
+	LimitCardLockout   time.Duration `envconfig:"LIMIT_CARD_LOCKOUT" default:"24h" desc:"how long a card is refused once past its limit"`
+	LimitCallerMax     int           `envconfig:"LIMIT_CALLER_MAX" default:"10" desc:"attempts (PIN submissions, refused card numbers) per caller id in the caller window; 0 turns it off"`
+	LimitCallerWindow  time.Duration `envconfig:"LIMIT_CALLER_WINDOW" default:"1h" desc:"sliding window of the caller limit"`
+	LimitCallerLockout time.Duration `envconfig:"LIMIT_CALLER_LOCKOUT" default:"1h" desc:"how long a caller id is refused once past its limit"`
+	LimitWithheldMax   int           `envconfig:"LIMIT_WITHHELD_MAX" default:"5" desc:"attempts in the caller window shared by all calls without a caller id (withheld, anonymous, empty); at most LIMIT_CALLER_MAX"`
+	LimitLineFailedMax int           `envconfig:"LIMIT_LINE_FAILED_MAX" default:"100" desc:"failed card-detail checks (unknown card, expiry or security code that do not match) across the whole line that turn the line guard on: new calls hear 'not available' until the window passes; size it well above the line's busiest window (docs/operations.md); 0 turns it off"`
+	LimitLineWindow    time.Duration `envconfig:"LIMIT_LINE_WINDOW" default:"10m" desc:"window of the line guard, and how long it stays on"`
+	LimitStore         string        `envconfig:"LIMIT_STORE" default:"/var/lib/ivr-pin/attempts.db" desc:"embedded attempt store file (used when REDIS_URL is unset); its directory must exist and be writable"`
+	LimitKey           string        `envconfig:"LIMIT_KEY" secret:"true" desc:"hex HMAC key (at least 16 bytes) that hashes card numbers and caller ids for the limits; serve requires it (the same on every instance), and it is never stored beside the hashes"`
+
+	RedisURL              string        `envconfig:"REDIS_URL" secret:"url" desc:"Redis for attempt limits shared by several instances"`
+	RedisPassword         string        `envconfig:"REDIS_PASSWORD" secret:"true" desc:"Redis password (AUTH), replacing any in REDIS_URL; give it as REDIS_PASSWORD_FILE"`
+	RedisSentinels        []string      `envconfig:"REDIS_SENTINELS" desc:"Redis Sentinel addresses (host:port, comma separated) instead of REDIS_URL: the client follows a failover to the promoted replica"`
+	RedisMaster           string        `envconfig:"REDIS_MASTER" desc:"the master's name in Sentinel (sentinel monitor NAME ...), with REDIS_SENTINELS"`
+	RedisSentinelPassword string        `envconfig:"REDIS_SENTINEL_PASSWORD" secret:"true" desc:"Sentinel's own password (requirepass of the sentinels), when set; give it as REDIS_SENTINEL_PASSWORD_FILE"`
+	RedisMinReplicas      int           `envconfig:"REDIS_MIN_REPLICAS" default:"-1" desc:"replicas that must hold each limit write (Redis WAIT) before the call goes on, else it fails closed; -1: 1 with REDIS_SENTINELS, 0 with REDIS_URL"`
+	RedisWaitTimeout      time.Duration `envconfig:"REDIS_WAIT_TIMEOUT" default:"200ms" desc:"how long a limit write waits for REDIS_MIN_REPLICAS"`
+}
+
+// problems checks the limits, their store and their key. given says
+// whether a secret setting was given (a refused file counts).
+func (l *Limits) problems(given func(name, value string) bool) []error {
+	var out []error
+	add := func(v, reason string) { out = append(out, problem(v, reason)) }
+	if l.LimitCardMax < 0 {
+		add("LIMIT_CARD_MAX", "cannot be negative")
+	}
+	if l.LimitLineFailedMax < 0 {
+		add("LIMIT_LINE_FAILED_MAX", "cannot be negative")
+	}
+	if l.LimitCallerMax < 0 {
+		add("LIMIT_CALLER_MAX", "cannot be negative")
+	}
+	if l.LimitWithheldMax < 1 || (l.LimitCallerMax > 0 && l.LimitWithheldMax > l.LimitCallerMax) {
+		add("LIMIT_WITHHELD_MAX", "must be 1 to LIMIT_CALLER_MAX: calls without a caller id share one bucket")
+	}
+	if l.RedisURL != "" {
+		if u, err := url.Parse(l.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
+			add("REDIS_URL", "must be a redis:// or rediss:// URL")
+		}
+		if !given("LIMIT_KEY", l.LimitKey) {
+			add("LIMIT_KEY", "required with REDIS_URL: every instance must hash cards the same way")
+		}
+	}
+	if len(l.RedisSentinels) > 0 {
+		switch {
+		case l.RedisURL != "":
+			add("REDIS_SENTINELS", "give REDIS_URL or REDIS_SENTINELS, not both")
+		case l.RedisMaster == "":
+			add("REDIS_MASTER", "required with REDIS_SENTINELS: the name the sentinels monitor")
+		case !given("LIMIT_KEY", l.LimitKey):
+			add("LIMIT_KEY", "required with REDIS_SENTINELS: every instance must hash cards the same way")
+		}
+		for _, a := range l.RedisSentinels {
+			if _, _, err := net.SplitHostPort(a); err != nil {
+				add("REDIS_SENTINELS", "must be host:port addresses, comma separated")
+				break
+			}
+		}
+	}
+	if l.RedisMinReplicas < -1 || l.RedisWaitTimeout <= 0 {
+		add("REDIS_MIN_REPLICAS", "must be -1 (automatic), 0 or more, with a positive REDIS_WAIT_TIMEOUT")
+	}
+	if l.LimitKey != "" {
+		if _, err := l.key(); err != nil {
+			out = append(out, err)
+		}
+	}
+	return append(out, positive([]namedDuration{
+		{"LIMIT_CARD_WINDOW", l.LimitCardWindow}, {"LIMIT_CARD_LOCKOUT", l.LimitCardLockout},
+		{"LIMIT_CALLER_WINDOW", l.LimitCallerWindow}, {"LIMIT_CALLER_LOCKOUT", l.LimitCallerLockout}, {"LIMIT_LINE_WINDOW", l.LimitLineWindow},
+	})...)
+}
+
+// key decodes LIMIT_KEY.
+func (l *Limits) key() ([]byte, error) {
+	k, err := hex.DecodeString(l.LimitKey)
+	if err != nil || len(k) < 16 {
+		return nil, problem("LIMIT_KEY", "must be at least 16 bytes of hex")
+	}
+	return k, nil
+}
+
+// StoreConfig is the attempt limiter's configuration, its key decoded
+// (the limiter trusts what this section checked).
+func (l *Limits) StoreConfig() (limits.Config, error) {
+	k, err := l.key()
+	if err != nil {
+		return limits.Config{}, err
+	}
+	return limits.Config{
+		Card:      limits.Rule{Max: l.LimitCardMax, Window: l.LimitCardWindow, Lockout: l.LimitCardLockout},
+		Caller:    limits.Rule{Max: l.LimitCallerMax, Window: l.LimitCallerWindow, Lockout: l.LimitCallerLockout},
+		Withheld:  limits.Rule{Max: l.LimitWithheldMax, Window: l.LimitCallerWindow, Lockout: l.LimitCallerLockout},
+		StorePath: l.LimitStore, RedisURL: l.RedisURL, Key: k, RedisPassword: l.RedisPassword,
+		RedisSentinels: l.RedisSentinels, RedisMaster: l.RedisMaster, RedisSentinelPassword: l.RedisSentinelPassword,
+		RedisMinReplicas: l.redisMinReplicas(), RedisWaitTimeout: l.RedisWaitTimeout,
+	}, nil
+}
+
+// StoreSetting is the setting to fix when the store cannot be opened: the
+// store file's, Redis's or Sentinel's.
+func (l *Limits) StoreSetting() string {
+	switch {
+	case l.RedisURL != "":
+		return "REDIS_URL"
+	case len(l.RedisSentinels) > 0:
+		return "REDIS_SENTINELS"
+	}
+	return "LIMIT_STORE"
+}
+
+// redisMinReplicas resolves REDIS_MIN_REPLICAS's automatic -1: a limit
+// write must be on one replica with Sentinel (so a failover keeps it), and
+// waits for none on a single Redis.
+func (l *Limits) redisMinReplicas() int {
+	if l.RedisMinReplicas >= 0 {
+		return l.RedisMinReplicas
+	}
+	if len(l.RedisSentinels) > 0 {
+		return 1
+	}
+	return 0
+}
+
+// SharedStore reports whether the attempt store is Redis (a URL or
+// Sentinel), shared by every instance.
+func (l *Limits) SharedStore() bool { return l.RedisURL != "" || len(l.RedisSentinels) > 0 }
