@@ -16,7 +16,7 @@ import (
 func TestTheCardsLastFourDigitsAreReadBackBeforeTheExpiry(t *testing.T) {
 	f, _ := newFlow(t, nil)
 	rec := &recording{scripted: newScripted("1" + "5555555555554444#" + "0629" + "2580#" + "4829#" + "4829#")}
-	res := f.Run(context.Background(), rec, flows.Call{})
+	res := f.Run(context.Background(), rec, flows.Incoming{})
 	if res.Outcome == nil || res.Outcome.Kind != outcome.Changed {
 		t.Fatalf("%+v (played %v)", res, rec.played)
 	}
@@ -29,7 +29,7 @@ func TestTheCardsLastFourDigitsAreReadBackBeforeTheExpiry(t *testing.T) {
 func TestTheExpiryInTheHostsOrder(t *testing.T) {
 	f, sims := newFlow(t, func(c *flows.Config) { c.ExpiryOrder = policy.YYMM })
 	rec := &recording{scripted: newScripted("1" + "4111111111111111#" + "2812" + "7392#" + "4829#" + "4829#")}
-	res := f.Run(context.Background(), rec, flows.Call{})
+	res := f.Run(context.Background(), rec, flows.Incoming{})
 	if res.Outcome == nil || res.Outcome.Kind != outcome.Changed || !rec.saw(prompts.EnterExpiryYYMM) || rec.saw(prompts.EnterExpiry) {
 		t.Fatalf("%+v (played %v)", res, rec.played)
 	}
@@ -48,18 +48,18 @@ func TestACallThatCannotFinishReachesAnAgent(t *testing.T) {
 		name     string
 		mode     flows.AgentOnFailure
 		keys     string
-		call     flows.Call
+		call     flows.Incoming
 		end, why string
 		offered  bool
 	}{
-		{"offered and taken", flows.AgentOffer, wrong + "0", flows.Call{}, "agent", "not_eligible", true},
-		{"offered, not taken", flows.AgentOffer, wrong, flows.Call{}, "outcome", "", true},
-		{"transferred at once", flows.AgentTransfer, wrong, flows.Call{}, "agent", "not_eligible", false},
-		{"never", flows.AgentNever, wrong, flows.Call{}, "outcome", "", false},
-		{"tries used up", flows.AgentTransfer, "1" + "1#" + "2#" + "3#", flows.Call{}, "agent", "too_many_tries", false},
+		{"offered and taken", flows.AgentOffer, wrong + "0", flows.Incoming{}, "agent", "not_eligible", true},
+		{"offered, not taken", flows.AgentOffer, wrong, flows.Incoming{}, "outcome", "", true},
+		{"transferred at once", flows.AgentTransfer, wrong, flows.Incoming{}, "agent", "not_eligible", false},
+		{"never", flows.AgentNever, wrong, flows.Incoming{}, "outcome", "", false},
+		{"tries used up", flows.AgentTransfer, "1" + "1#" + "2#" + "3#", flows.Incoming{}, "agent", "too_many_tries", false},
 		// A caller an agent sent in goes back to that agent instead.
 		{"transferred in: back to the agent", flows.AgentTransfer, "1357#" + "4829#" + "4829#" + "1358#" + "1359#",
-			flows.Call{Mode: flows.ModeChange, PAN: "4111111111111111", Expiry: "2812", Return: &flows.Target{Context: "desk", Extension: "7", Priority: 1}}, "outcome", "", false},
+			flows.Incoming{Mode: flows.ModeChange, PAN: "4111111111111111", Expiry: "2812", Return: &flows.Target{Context: "desk", Extension: "7", Priority: 1}}, "outcome", "", false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -85,11 +85,11 @@ func TestACallThatCannotFinishReachesAnAgent(t *testing.T) {
 func TestAnUnknownLanguageFallsBackVisibly(t *testing.T) {
 	f, _ := newFlow(t, func(c *flows.Config) { c.Languages = []string{"en", "ar"} })
 	s := newScripted("")
-	res := f.Run(context.Background(), s, flows.Call{Language: "fr"})
+	res := f.Run(context.Background(), s, flows.Incoming{Language: "fr"})
 	if res.Language != "en" || s.lang != "en" || res.LangFallback != "fr" || s.saw(prompts.LanguageChoice) {
 		t.Fatalf("%+v lang %s (played %v)", res, s.lang, s.played)
 	}
-	res = f.Run(context.Background(), newScripted(""), flows.Call{Language: "ar"})
+	res = f.Run(context.Background(), newScripted(""), flows.Incoming{Language: "ar"})
 	if res.LangFallback != "" || res.Language != "ar" {
 		t.Fatalf("%+v", res)
 	}

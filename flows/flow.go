@@ -1,7 +1,8 @@
 // Package flows is the PIN line's call flow: what to say, what to collect,
 // what to check, and what to do with the answer, written against the small
-// Caller interface so it never sees ARI. internal/line's caller implements it
-// over an *ivr.Call (Asterisk); tests implement it over a scripted keypad.
+// Channel interface so it never sees ARI. internal/line's channel implements
+// it over an *ivr.Call (Asterisk); tests implement it over a scripted
+// keypad.
 //
 // One call: language menu (when several languages are configured and none
 // was passed in), main menu (1 change, 2 first PIN of a new card, 0 agent,
@@ -34,8 +35,9 @@ type Target struct {
 	Priority           int
 }
 
-// Caller is what the flow needs from a telephone channel.
-type Caller interface {
+// Channel is what the flow needs from the telephone channel a call is on
+// (internal/line adapts an ivr.Call to it; tests script one).
+type Channel interface {
 	// Play plays items in order; a key press stops it (barge-in) and the key
 	// stays typed ahead for the next Collect.
 	Play(ctx context.Context, items ...prompts.Item) error
@@ -54,8 +56,9 @@ type Caller interface {
 	Hangup(ctx context.Context) error
 }
 
-// Call is what is known about a call when it arrives.
-type Call struct {
+// Incoming is what is known about a call as it comes in: its channel and
+// caller ids, and what a transfer passed.
+type Incoming struct {
 	ChannelID string
 	CallerID  string
 	Language  string // passed in by a transfer; "" means ask or use the default
@@ -154,10 +157,30 @@ const (
 // Steps are the steps whose refusals are counted (Retry.Step).
 var Steps = []string{"language", "menu", "card", "expiry", "current_pin", "security_code", "card_check", "new_pin", "confirm_pin", "host_answer"}
 
+// Reason is why an entry or a step was refused, as the caller hears it
+// (each has a prompt) and the audit records it: a policy.Reason, or one of
+// the flow's own below.
+type Reason string
+
+// The flow's own reasons.
+const (
+	ReasonNoInput         Reason = "no_input"
+	ReasonCleared         Reason = "cleared"
+	ReasonInvalidChoice   Reason = "invalid_choice"
+	ReasonDetailsMismatch Reason = "details_mismatch" // a card check failed: never which detail
+	// reasonRepeat and reasonNoAgent ask a menu again without counting a
+	// try.
+	reasonRepeat  Reason = "repeat"
+	reasonNoAgent Reason = "no_agent"
+)
+
+// reasonOf is the reason a policy error gives.
+func reasonOf(err error) Reason { return Reason(policy.ReasonOf(err)) }
+
 // Retry records one refused entry, for metrics and the audit record.
 type Retry struct {
 	Step   string `json:"step"`
-	Reason string `json:"reason"`
+	Reason Reason `json:"reason"`
 }
 
 // Result is what a call came to. It holds no PIN and only a masked PAN.
@@ -236,20 +259,20 @@ var (
 	errSeal = errors.New("PIN block not made")
 )
 
-// call is one run's state.
-type call struct {
+// session is one call's state as the flow runs it.
+type session struct {
 	f      *Flow
-	c      Caller
-	in     Call
+	c      Channel
+	in     Incoming
 	res    *Result
 	pan    secret.PAN
 	expiry policy.Expiry
 }
 
 // Run takes one call from arrival to hang-up or return to the dialplan.
-func (f *Flow) Run(ctx context.Context, c Caller, in Call) Result {
+func (f *Flow) Run(ctx context.Context, c Channel, in Incoming) Result {
 	res := Result{Language: in.Language}
-	k := &call{f: f, c: c, in: in, res: &res}
+	k := &session{f: f, c: c, in: in, res: &res}
 	err := k.run(ctx)
 	// failed is what could not be finished, when the call ends on a
 	// failure a person might still solve ("" on success or hang-up).
@@ -299,7 +322,7 @@ func (f *Flow) Run(ctx context.Context, c Caller, in Call) Result {
 // sends them at once, as AgentOnFailure says; true when the call went to
 // the agents. A caller an agent transferred in goes back to that agent
 // anyway (finish), and a call past its deadline is not held longer.
-func (k *call) toAgent(ctx context.Context, why string) bool {
+func (k *session) toAgent(ctx context.Context, why string) bool {
 	cfg := k.f.cfg
 	if cfg.Agent == nil || cfg.AgentOnFailure == AgentNever || k.in.Return != nil || ctx.Err() != nil {
 		return false
@@ -323,7 +346,7 @@ func (k *call) toAgent(ctx context.Context, why string) bool {
 }
 
 // finish says goodbye, or returns a transferred caller to the agent.
-func (k *call) finish(ctx context.Context) {
+func (k *session) finish(ctx context.Context) {
 	// Leave even when the call's deadline passed: a short grace context.
 	if ctx.Err() != nil {
 		var cancel context.CancelFunc
@@ -341,7 +364,7 @@ func (k *call) finish(ctx context.Context) {
 	_ = k.c.Hangup(ctx)
 }
 
-func (k *call) run(ctx context.Context) error {
+func (k *session) run(ctx context.Context) error {
 	if err := k.language(ctx); err != nil {
 		return err
 	}
@@ -381,7 +404,7 @@ func (k *call) run(ctx context.Context) error {
 	return k.change(ctx)
 }
 
-func (k *call) language(ctx context.Context) error {
+func (k *session) language(ctx context.Context) error {
 	langs := k.f.cfg.Languages
 	lang := k.in.Language
 	if lang != "" && !slices.Contains(langs, lang) {
@@ -398,20 +421,20 @@ func (k *call) language(ctx context.Context) error {
 			items = append(items, prompts.PIn(prompts.LanguageChoice, l))
 			items = append(items, prompts.Digits(strconv.Itoa(i+1), l)...)
 		}
-		err := k.tries(ctx, "language", func() (string, error) {
+		err := k.tries(ctx, "language", func() (Reason, error) {
 			if err := k.c.Play(ctx, items...); err != nil {
 				return "", err
 			}
 			e, err := k.c.Collect(ctx, k.menuSpec())
 			if err != nil || e.End == keypad.EndNoInput {
-				return "no_input", err
+				return ReasonNoInput, err
 			}
 			n := 0
 			if len(e.Digits) == 1 {
 				n = int(e.Digits[0] - '0')
 			}
 			if n < 1 || n > len(langs) {
-				return "invalid_choice", nil
+				return ReasonInvalidChoice, nil
 			}
 			lang = langs[n-1]
 			return "", nil
@@ -424,11 +447,11 @@ func (k *call) language(ctx context.Context) error {
 	return k.c.SetLanguage(ctx, lang)
 }
 
-func (k *call) menuSpec() keypad.Spec {
+func (k *session) menuSpec() keypad.Spec {
 	return keypad.Spec{Max: 1, FirstDigitTimeout: k.f.cfg.FirstDigitTimeout, InterDigitTimeout: k.f.cfg.InterDigitTimeout}
 }
 
-func (k *call) menu(ctx context.Context) (Mode, error) {
+func (k *session) menu(ctx context.Context) (Mode, error) {
 	var mode Mode
 	// The menu offers only what this line can do.
 	items := []prompts.Item{prompts.P(prompts.MenuChange)}
@@ -439,39 +462,39 @@ func (k *call) menu(ctx context.Context) (Mode, error) {
 		items = append(items, prompts.P(prompts.MenuAgent))
 	}
 	items = append(items, prompts.P(prompts.MenuRepeat))
-	err := k.tries(ctx, "menu", func() (string, error) {
+	err := k.tries(ctx, "menu", func() (Reason, error) {
 		if err := k.c.Play(ctx, items...); err != nil {
 			return "", err
 		}
 		e, err := k.c.Collect(ctx, k.menuSpec())
 		if err != nil || e.End == keypad.EndNoInput {
-			return "no_input", err
+			return ReasonNoInput, err
 		}
 		switch string(e.Digits) {
 		case "1":
 			mode = ModeChange
 		case "2":
 			if !k.f.service.FirstSetupAvailable() {
-				return "invalid_choice", nil
+				return ReasonInvalidChoice, nil
 			}
 			mode = ModeSetup
 		case "0":
 			if k.f.cfg.Agent == nil {
 				// Not a caller error: say so and offer the menu again, untried.
-				return "no_agent", nil
+				return reasonNoAgent, nil
 			}
 			mode = ModeAgent
 		case "9":
-			return "repeat", nil
+			return reasonRepeat, nil
 		default:
-			return "invalid_choice", nil
+			return ReasonInvalidChoice, nil
 		}
 		return "", nil
 	})
 	return mode, err
 }
 
-func (k *call) agent(ctx context.Context) error {
+func (k *session) agent(ctx context.Context) error {
 	if err := k.c.Say(ctx, prompts.P(prompts.TransferAgent)); err != nil {
 		return err
 	}
@@ -483,7 +506,7 @@ func (k *call) agent(ctx context.Context) error {
 
 // tries runs one step until it succeeds (reason ""), saying each refusal's
 // reason, at most MaxTries times. "repeat" and "no_agent" do not count.
-func (k *call) tries(ctx context.Context, step string, attempt func() (string, error)) error {
+func (k *session) tries(ctx context.Context, step string, attempt func() (Reason, error)) error {
 	for n := 0; n < k.f.cfg.MaxTries; {
 		reason, err := attempt()
 		if err != nil {
@@ -493,9 +516,9 @@ func (k *call) tries(ctx context.Context, step string, attempt func() (string, e
 			return nil
 		}
 		switch reason {
-		case "repeat":
+		case reasonRepeat:
 			continue
-		case "no_agent":
+		case reasonNoAgent:
 			if err := k.c.Say(ctx, prompts.P(prompts.NoAgent)); err != nil {
 				return err
 			}
@@ -515,7 +538,7 @@ func (k *call) tries(ctx context.Context, step string, attempt func() (string, e
 	return errTooManyTries
 }
 
-func reasonPrompt(reason string) prompts.ID {
+func reasonPrompt(reason Reason) prompts.ID {
 	if id, ok := reasonPrompts[reason]; ok {
 		return id
 	}
@@ -524,28 +547,28 @@ func reasonPrompt(reason string) prompts.ID {
 
 // reasonPrompts says each refusal's reason: every policy.Reason a step can
 // give (a test holds it to the policy's list) and the flow's own.
-var reasonPrompts = map[string]prompts.ID{
-	string(policy.ReasonIncomplete):      prompts.ReasonIncomplete,
-	string(policy.ReasonTooLong):         prompts.ReasonTooLong,
-	string(policy.ReasonNotValidCard):    prompts.ReasonNotValid,
-	string(policy.ReasonNotDigits):       prompts.ReasonNotValid,
-	string(policy.ReasonBadDate):         prompts.ReasonBadDate,
-	string(policy.ReasonExpired):         prompts.ReasonExpired,
-	string(policy.ReasonPINTooShort):     prompts.ReasonPINTooShort,
-	string(policy.ReasonPINTooLong):      prompts.ReasonPINTooLong,
-	string(policy.ReasonPINSameDigits):   prompts.ReasonPINSameDigits,
-	string(policy.ReasonPINSequence):     prompts.ReasonPINSequence,
-	string(policy.ReasonPINCommon):       prompts.ReasonPINCommon,
-	string(policy.ReasonPINCardDigits):   prompts.ReasonPINCardDigits,
-	string(policy.ReasonPINExpiryDigits): prompts.ReasonPINExpiry,
-	string(policy.ReasonPINRuns):         prompts.ReasonPINRuns,
-	string(policy.ReasonPINSameAsOld):    prompts.ReasonPINSame,
-	string(policy.ReasonPINMismatch):     prompts.ReasonPINMismatch,
-	string(policy.ReasonWrongPIN):        prompts.ReasonWrongPIN,
-	reasonDetailsMismatch:                prompts.ReasonDetailsMismatch,
-	"no_input":                           prompts.NoInput,
-	"cleared":                            prompts.EntryCleared,
-	"invalid_choice":                     prompts.InvalidChoice,
+var reasonPrompts = map[Reason]prompts.ID{
+	Reason(policy.ReasonIncomplete):      prompts.ReasonIncomplete,
+	Reason(policy.ReasonTooLong):         prompts.ReasonTooLong,
+	Reason(policy.ReasonNotValidCard):    prompts.ReasonNotValid,
+	Reason(policy.ReasonNotDigits):       prompts.ReasonNotValid,
+	Reason(policy.ReasonBadDate):         prompts.ReasonBadDate,
+	Reason(policy.ReasonExpired):         prompts.ReasonExpired,
+	Reason(policy.ReasonPINTooShort):     prompts.ReasonPINTooShort,
+	Reason(policy.ReasonPINTooLong):      prompts.ReasonPINTooLong,
+	Reason(policy.ReasonPINSameDigits):   prompts.ReasonPINSameDigits,
+	Reason(policy.ReasonPINSequence):     prompts.ReasonPINSequence,
+	Reason(policy.ReasonPINCommon):       prompts.ReasonPINCommon,
+	Reason(policy.ReasonPINCardDigits):   prompts.ReasonPINCardDigits,
+	Reason(policy.ReasonPINExpiryDigits): prompts.ReasonPINExpiry,
+	Reason(policy.ReasonPINRuns):         prompts.ReasonPINRuns,
+	Reason(policy.ReasonPINSameAsOld):    prompts.ReasonPINSame,
+	Reason(policy.ReasonPINMismatch):     prompts.ReasonPINMismatch,
+	Reason(policy.ReasonWrongPIN):        prompts.ReasonWrongPIN,
+	ReasonDetailsMismatch:                prompts.ReasonDetailsMismatch,
+	ReasonNoInput:                        prompts.NoInput,
+	ReasonCleared:                        prompts.EntryCleared,
+	ReasonInvalidChoice:                  prompts.InvalidChoice,
 }
 
 // ParseTarget reads "context,extension,priority" (IVRPIN_AGENT_TRANSFER);
@@ -564,7 +587,7 @@ func ParseTarget(s string) *Target {
 }
 
 // cardCheckFailed counts a failed card-detail check across the line.
-func (k *call) cardCheckFailed(ctx context.Context) error {
+func (k *session) cardCheckFailed(ctx context.Context) error {
 	if g := k.f.cfg.LineGuard; g != nil {
 		if err := g.Failed(ctx); err != nil {
 			return errLimitStore
@@ -575,7 +598,7 @@ func (k *call) cardCheckFailed(ctx context.Context) error {
 
 // limit checks (record false) or counts (record true) an attempt for the
 // caller and the card, when a limiter is configured.
-func (k *call) limit(ctx context.Context, record bool, pan secret.PAN) error {
+func (k *session) limit(ctx context.Context, record bool, pan secret.PAN) error {
 	l := k.f.cfg.Limiter
 	if l == nil {
 		return nil

@@ -135,7 +135,7 @@ func TestScenarios(t *testing.T) {
 	cases := []struct {
 		name     string
 		keys     string
-		call     flows.Call
+		call     flows.Incoming
 		end      string
 		kind     outcome.Kind // "" means nothing submitted
 		mustSay  []prompts.ID
@@ -223,13 +223,13 @@ func TestScenarios(t *testing.T) {
 		{name: "no agent configured", keys: "0" + "1" + "4111111111111111#" + "1228" + "7392#" + "4829#" + "4829#",
 			end: "outcome", kind: outcome.Changed, mustSay: []prompts.ID{prompts.NoAgent}},
 		{name: "transfer in with a known card and back", keys: "7392#" + "4829#" + "4829#",
-			call: flows.Call{Mode: flows.ModeChange, PAN: "4111111111111111", Expiry: "2812", Return: &flows.Target{Context: "agents", Extension: "return", Priority: 1}},
+			call: flows.Incoming{Mode: flows.ModeChange, PAN: "4111111111111111", Expiry: "2812", Return: &flows.Target{Context: "agents", Extension: "return", Priority: 1}},
 			end:  "outcome", kind: outcome.Changed, mustSay: []prompts.ID{prompts.ReturningToAgent}, newPIN: "4829"},
 		{name: "agent passes KeySecure card numbers", keys: "731" + "482915#" + "482915#",
-			call: flows.Call{Mode: flows.ModeSetup, CardNo: "C202605220001", CardholderNo: "U202605220001"},
+			call: flows.Incoming{Mode: flows.ModeSetup, CardNo: "C202605220001", CardholderNo: "U202605220001"},
 			end:  "outcome", kind: outcome.Changed, mustSay: []prompts.ID{prompts.EnterSecurityCode}, ksPINSet: true},
 		{name: "agent passes KeySecure card numbers, caller has not the card", keys: "137" + "138" + "139",
-			call: flows.Call{Mode: flows.ModeSetup, CardNo: "C202605220001", CardholderNo: "U202605220001"},
+			call: flows.Incoming{Mode: flows.ModeSetup, CardNo: "C202605220001", CardholderNo: "U202605220001"},
 			end:  "too_many_tries", kind: outcome.DetailsMismatch, retries: 3},
 	}
 	for _, c := range cases {
@@ -278,7 +278,7 @@ func TestAgentOption(t *testing.T) {
 	target := &flows.Target{Context: "agents", Extension: "queue", Priority: 1}
 	f, _ := newFlow(t, func(c *flows.Config) { c.Agent = target })
 	s := newScripted("0")
-	res := f.Run(context.Background(), s, flows.Call{})
+	res := f.Run(context.Background(), s, flows.Incoming{})
 	if res.End != "agent" || s.continued == nil || *s.continued != *target || s.hungUp {
 		t.Fatalf("%+v continued=%v", res, s.continued)
 	}
@@ -287,13 +287,13 @@ func TestAgentOption(t *testing.T) {
 func TestLanguageMenu(t *testing.T) {
 	f, _ := newFlow(t, func(c *flows.Config) { c.Languages = []string{"en", "ar", "zh"} })
 	s := newScripted("2" + "1" + "4111111111111111#" + "1228" + "7392#" + "4829#" + "4829#")
-	res := f.Run(context.Background(), s, flows.Call{})
+	res := f.Run(context.Background(), s, flows.Incoming{})
 	if s.lang != "ar" || res.Language != "ar" || res.Outcome == nil || res.Outcome.Kind != outcome.Changed {
 		t.Fatalf("lang %s res %+v", s.lang, res)
 	}
 	// A language passed in by a transfer skips the menu.
 	s2 := newScripted("1" + "4111111111111111#" + "1228" + "4829#" + "4830#" + "4830#")
-	f.Run(context.Background(), s2, flows.Call{Language: "zh"})
+	f.Run(context.Background(), s2, flows.Incoming{Language: "zh"})
 	if s2.lang != "zh" || s2.saw(prompts.LanguageChoice) {
 		t.Fatalf("language menu not skipped: %s %v", s2.lang, s2.played)
 	}
@@ -308,7 +308,7 @@ func TestHangUpBeforeSubmitSendsNothing(t *testing.T) {
 			s.kp.HangUp()
 		}
 	}
-	res := f.Run(context.Background(), s, flows.Call{})
+	res := f.Run(context.Background(), s, flows.Incoming{})
 	if res.End != "hangup" || res.Outcome != nil {
 		t.Fatalf("%+v", res)
 	}
@@ -324,7 +324,7 @@ func TestSlowHostKeepsTheCallerInformed(t *testing.T) {
 	f, sims := newFlow(t, func(c *flows.Config) { c.HostWaitAnnounce = 50 * time.Millisecond })
 	sims.CardHost.Faults.Set(faultDelay(300 * time.Millisecond))
 	s := newScripted("1" + "4111111111111111#" + "1228" + "7392#" + "4829#" + "4829#")
-	res := f.Run(context.Background(), s, flows.Call{})
+	res := f.Run(context.Background(), s, flows.Incoming{})
 	if !s.saw(prompts.StillWorking) || res.Outcome == nil || res.Outcome.Kind != outcome.Changed {
 		t.Fatalf("%+v %v", res, s.played)
 	}
@@ -350,16 +350,16 @@ func newMarkedFlow(t *testing.T) (*flows.Flow, *simrun.Running) {
 func TestFirstSetupHappensOncePerCard(t *testing.T) {
 	f, sims := newMarkedFlow(t)
 	first := newScripted("2" + "4012888888881881#" + "0130" + "731" + "482915#" + "482915#")
-	if res := f.Run(context.Background(), first, flows.Call{CallerID: "+15551230001"}); res.Outcome == nil || res.Outcome.Kind != outcome.Changed {
+	if res := f.Run(context.Background(), first, flows.Incoming{CallerID: "+15551230001"}); res.Outcome == nil || res.Outcome.Kind != outcome.Changed {
 		t.Fatalf("first setup: %+v", res)
 	}
 	// The same card again, by PAN or named by an agent: refused before any PIN is typed.
 	for name, in := range map[string]struct {
 		keys string
-		call flows.Call
+		call flows.Incoming
 	}{
-		"typed":    {"2" + "4012888888881881#" + "0130" + "731", flows.Call{CallerID: "+15551230002"}},
-		"by agent": {"731", flows.Call{Mode: flows.ModeSetup, CardNo: "C202605220001", CardholderNo: "U202605220001"}},
+		"typed":    {"2" + "4012888888881881#" + "0130" + "731", flows.Incoming{CallerID: "+15551230002"}},
+		"by agent": {"731", flows.Incoming{Mode: flows.ModeSetup, CardNo: "C202605220001", CardholderNo: "U202605220001"}},
 	} {
 		again := newScripted(in.keys)
 		res := f.Run(context.Background(), again, in.call)
@@ -381,7 +381,7 @@ func TestTwoCallsRacingForOneCardSetItOnce(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			s := newScripted("2" + "4012888888881881#" + "0130" + "731" + "48291" + string(rune('5'+i)) + "#" + "48291" + string(rune('5'+i)) + "#")
-			results[i] = f.Run(context.Background(), s, flows.Call{CallerID: "+1555123000" + string(rune('1'+i))})
+			results[i] = f.Run(context.Background(), s, flows.Incoming{CallerID: "+1555123000" + string(rune('1'+i))})
 		}()
 	}
 	wg.Wait()
@@ -403,11 +403,11 @@ func TestAFailedSetReleasesTheMark(t *testing.T) {
 	f, sims := newMarkedFlow(t)
 	sims.KeySecure.Faults.Set(faults.Fault{Kind: faults.Status, Status: 503, Count: 1, Path: keysecuresim.RouteSetPIN})
 	s := newScripted("2" + "4012888888881881#" + "0130" + "731" + "482915#" + "482915#")
-	if res := f.Run(context.Background(), s, flows.Call{}); res.Outcome == nil || res.Outcome.Kind != outcome.Unavailable {
+	if res := f.Run(context.Background(), s, flows.Incoming{}); res.Outcome == nil || res.Outcome.Kind != outcome.Unavailable {
 		t.Fatalf("%+v", res)
 	}
 	s2 := newScripted("2" + "4012888888881881#" + "0130" + "731" + "482915#" + "482915#")
-	if res := f.Run(context.Background(), s2, flows.Call{}); res.Outcome == nil || res.Outcome.Kind != outcome.Changed {
+	if res := f.Run(context.Background(), s2, flows.Incoming{}); res.Outcome == nil || res.Outcome.Kind != outcome.Changed {
 		t.Fatalf("after a set that certainly failed: %+v", res)
 	}
 }
@@ -416,11 +416,11 @@ func TestAnAmbiguousSetKeepsTheMark(t *testing.T) {
 	f, sims := newMarkedFlow(t)
 	sims.KeySecure.Faults.Set(faults.Fault{Kind: faults.Reset, Count: 1, Path: keysecuresim.RouteSetPIN})
 	s := newScripted("2" + "4012888888881881#" + "0130" + "731" + "482915#" + "482915#")
-	if res := f.Run(context.Background(), s, flows.Call{}); res.Outcome == nil || res.Outcome.Kind != outcome.Ambiguous {
+	if res := f.Run(context.Background(), s, flows.Incoming{}); res.Outcome == nil || res.Outcome.Kind != outcome.Ambiguous {
 		t.Fatalf("%+v", res)
 	}
 	s2 := newScripted("2" + "4012888888881881#" + "0130" + "731")
-	if res := f.Run(context.Background(), s2, flows.Call{}); res.Outcome == nil || res.Outcome.Kind != outcome.AlreadySet {
+	if res := f.Run(context.Background(), s2, flows.Incoming{}); res.Outcome == nil || res.Outcome.Kind != outcome.AlreadySet {
 		t.Fatalf("after an ambiguous set: %+v", res)
 	}
 }
@@ -432,7 +432,7 @@ func TestWithoutPCIDisplayFirstSetupIsRefused(t *testing.T) {
 		"no PIN yet": "1" + "4012888888881881#" + "0130" + "1357#" + "4829#" + "4829#" + "1" + "731",
 	} {
 		s := newScripted(keys)
-		res := f.Run(context.Background(), s, flows.Call{})
+		res := f.Run(context.Background(), s, flows.Incoming{})
 		if res.Outcome == nil || res.Outcome.Kind != outcome.CannotVerify || !s.saw(prompts.ReasonDetailsMismatch) || s.sawAfter(prompts.EnterSecurityCode, prompts.EnterNewPIN) {
 			t.Fatalf("%s: %+v (played %v)", name, res, s.played)
 		}
@@ -461,7 +461,7 @@ func TestHangUpDuringTheCardCheckStopsIt(t *testing.T) {
 			}()
 		}
 	}
-	res := f.Run(ctx, s, flows.Call{})
+	res := f.Run(ctx, s, flows.Incoming{})
 	if res.End != "hangup" || sims.KeySecure.PINSets() != 0 {
 		t.Fatalf("%+v", res)
 	}
@@ -475,7 +475,7 @@ func TestHangUpDuringTheCardCheckStopsIt(t *testing.T) {
 func TestSpokenRulesFollowTheConfiguration(t *testing.T) {
 	f, _ := newFlow(t, nil)
 	rec := &recording{scripted: newScripted("1" + "4111111111111111#" + "1228" + "7392#" + "4829#" + "4829#")}
-	f.Run(context.Background(), rec, flows.Call{})
+	f.Run(context.Background(), rec, flows.Incoming{})
 	if !rec.sawSequence(prompts.PINRuleFrom, prompts.Number(4), prompts.PINRuleTo, prompts.Number(6), prompts.PINRuleDigits, prompts.PINRuleEasy) ||
 		rec.saw(prompts.PINRuleRuns) {
 		t.Fatalf("default rule: %v", rec.items)
@@ -488,7 +488,7 @@ func TestSpokenRulesFollowTheConfiguration(t *testing.T) {
 		func(c *flows.Config) { c.Agent = &flows.Target{Context: "agents", Extension: "queue", Priority: 1} },
 		func(r *pinsvc.Router) { r.Policy = policy.PINPolicy{MinLength: 5, MaxLength: 5} })
 	rec2 := &recording{scripted: newScripted("1" + "4111111111111111#" + "1228" + "7392#" + "48291#" + "48291#")}
-	if res := f2.Run(context.Background(), rec2, flows.Call{}); res.Outcome == nil || res.Outcome.Kind != outcome.Changed {
+	if res := f2.Run(context.Background(), rec2, flows.Incoming{}); res.Outcome == nil || res.Outcome.Kind != outcome.Changed {
 		t.Fatalf("%+v", res)
 	}
 	if !rec2.sawSequence(prompts.PINRuleFrom, prompts.Number(5), prompts.PINRuleDigits) || rec2.saw(prompts.PINRuleTo) {
@@ -499,7 +499,7 @@ func TestSpokenRulesFollowTheConfiguration(t *testing.T) {
 	}
 	// First setup follows KeySecure's rule: exactly six.
 	rec3 := &recording{scripted: newScripted("2" + "4012888888881881#" + "0130" + "731" + "482915#" + "482915#")}
-	f.Run(context.Background(), rec3, flows.Call{})
+	f.Run(context.Background(), rec3, flows.Incoming{})
 	if !rec3.sawSequence(prompts.PINRuleFrom, prompts.Number(6), prompts.PINRuleDigits, prompts.PINRuleEasy, prompts.PINRuleRuns) {
 		t.Fatalf("first setup rule: %v", rec3.items)
 	}
@@ -508,7 +508,7 @@ func TestSpokenRulesFollowTheConfiguration(t *testing.T) {
 func TestTheLanguageMenuSaysEachNumberInItsLanguage(t *testing.T) {
 	f, _ := newFlow(t, func(c *flows.Config) { c.Languages = []string{"en", "ar", "zh"} })
 	rec := &recording{scripted: newScripted("3")}
-	f.Run(context.Background(), rec, flows.Call{})
+	f.Run(context.Background(), rec, flows.Incoming{})
 	want := []prompts.Item{prompts.PIn(prompts.LanguageChoice, "en"), prompts.N(1, "en"), prompts.PIn(prompts.LanguageChoice, "ar"),
 		prompts.N(2, "ar"), prompts.PIn(prompts.LanguageChoice, "zh"), prompts.N(3, "zh")}
 	if len(rec.items) < len(want) {

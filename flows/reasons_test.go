@@ -17,7 +17,7 @@ func TestEveryPolicyReasonIsSaid(t *testing.T) {
 	}
 	said := map[prompts.ID]policy.Reason{}
 	for _, r := range reasons {
-		id := reasonPrompt(string(r))
+		id := reasonPrompt(Reason(r))
 		if id == prompts.InvalidChoice || prompts.Embedded().Words("en", id) == "" {
 			t.Errorf("%s is said as %q", r, id)
 		}

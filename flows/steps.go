@@ -18,7 +18,7 @@ import (
 // the entry's length varies: it ends on '#' (or a pause), and more than max
 // digits refuse it whole with that reason, never cut to max (the rest would
 // answer the next question).
-func (k *call) entry(ctx context.Context, prompt []prompts.Item, max int, tooLong policy.Reason) (keypad.Entry, string, error) {
+func (k *session) entry(ctx context.Context, prompt []prompts.Item, max int, tooLong policy.Reason) (keypad.Entry, Reason, error) {
 	spec := keypad.Spec{Max: max, Terminator: true, Overflow: tooLong != "", FirstDigitTimeout: k.f.cfg.FirstDigitTimeout, InterDigitTimeout: k.f.cfg.InterDigitTimeout}
 	for {
 		if err := k.c.Play(ctx, prompt...); err != nil {
@@ -35,20 +35,20 @@ func (k *call) entry(ctx context.Context, prompt []prompts.Item, max int, tooLon
 			}
 			continue
 		case keypad.EndNoInput:
-			return e, "no_input", nil
+			return e, ReasonNoInput, nil
 		case keypad.EndTooLong:
-			return e, string(tooLong), nil
+			return e, Reason(tooLong), nil
 		}
 		return e, "", nil
 	}
 }
 
 // card collects and checks the card number, unless a transfer passed it.
-func (k *call) card(ctx context.Context) error {
+func (k *session) card(ctx context.Context) error {
 	if k.in.PAN != "" && policy.CheckPAN(k.in.PAN.Digits()) == nil {
 		k.pan = k.in.PAN
 	} else {
-		err := k.tries(ctx, "card", func() (string, error) {
+		err := k.tries(ctx, "card", func() (Reason, error) {
 			e, reason, err := k.entry(ctx, []prompts.Item{prompts.P(prompts.EnterCard)}, policy.MaxPANLength, policy.ReasonTooLong)
 			if err != nil || reason != "" {
 				return reason, err
@@ -61,7 +61,7 @@ func (k *call) card(ctx context.Context) error {
 				if lerr := k.limit(ctx, true, ""); lerr != nil {
 					return "", lerr
 				}
-				return string(policy.ReasonOf(err)), nil
+				return reasonOf(err), nil
 			}
 			k.pan = secret.PAN(pan)
 			return "", nil
@@ -78,7 +78,7 @@ func (k *call) card(ctx context.Context) error {
 // as printed, MMYY, by default), unless a transfer passed a valid one (in
 // the host's YYMM). The question starts with the card's last four digits,
 // so a mistyped card number is heard before any PIN is typed.
-func (k *call) expiryStep(ctx context.Context) error {
+func (k *session) expiryStep(ctx context.Context) error {
 	if k.in.Expiry != "" {
 		if e, err := policy.ParseExpiry(k.in.Expiry, k.f.cfg.Now()); err == nil {
 			k.expiry = e
@@ -94,7 +94,7 @@ func (k *call) expiryStep(ctx context.Context) error {
 	} else {
 		ask = append(ask, prompts.P(prompts.EnterExpiry))
 	}
-	return k.tries(ctx, "expiry", func() (string, error) {
+	return k.tries(ctx, "expiry", func() (Reason, error) {
 		e, reason, err := k.entry(ctx, ask, 4, "")
 		if err != nil || reason != "" {
 			return reason, err
@@ -105,7 +105,7 @@ func (k *call) expiryStep(ctx context.Context) error {
 			if lerr := k.limit(ctx, true, k.pan); lerr != nil {
 				return "", lerr
 			}
-			return string(policy.ReasonOf(err)), nil
+			return reasonOf(err), nil
 		}
 		k.expiry = exp
 		return "", nil
@@ -114,10 +114,10 @@ func (k *call) expiryStep(ctx context.Context) error {
 
 // currentPIN collects the current PIN (checked only for length here; the
 // host knows whether it is right).
-func (k *call) currentPIN(ctx context.Context) (*secret.PIN, error) {
+func (k *session) currentPIN(ctx context.Context) (*secret.PIN, error) {
 	var pin *secret.PIN
 	entryPolicy := policy.PINPolicy{MinLength: 4, MaxLength: 12}
-	err := k.tries(ctx, "current_pin", func() (string, error) {
+	err := k.tries(ctx, "current_pin", func() (Reason, error) {
 		e, reason, err := k.entry(ctx, []prompts.Item{prompts.P(prompts.EnterCurrentPIN)}, entryPolicy.MaxLength, policy.ReasonPINTooLong)
 		if err != nil || reason != "" {
 			return reason, err
@@ -125,7 +125,7 @@ func (k *call) currentPIN(ctx context.Context) (*secret.PIN, error) {
 		p := secret.NewPIN(e.Digits)
 		if err := entryPolicy.CheckEntry(p); err != nil {
 			p.Wipe()
-			return string(policy.ReasonOf(err)), nil
+			return reasonOf(err), nil
 		}
 		pin = p
 		return "", nil
@@ -156,13 +156,13 @@ var guidancePrompt = map[policy.Guidance]prompts.ID{
 
 // newPIN collects the new PIN twice under pol. A mismatch starts again from
 // the first entry and counts as a try of the confirmation step.
-func (k *call) newPIN(ctx context.Context, pol policy.PINPolicy, old *secret.PIN) (*secret.PIN, error) {
+func (k *session) newPIN(ctx context.Context, pol policy.PINPolicy, old *secret.PIN) (*secret.PIN, error) {
 	rule := pinRule(pol)
 	facts := policy.PINFacts{PAN: k.pan, Expiry: k.expiry, Current: old}
 	var result *secret.PIN
-	err := k.tries(ctx, "confirm_pin", func() (string, error) {
+	err := k.tries(ctx, "confirm_pin", func() (Reason, error) {
 		var first *secret.PIN
-		err := k.tries(ctx, "new_pin", func() (string, error) {
+		err := k.tries(ctx, "new_pin", func() (Reason, error) {
 			e, reason, err := k.entry(ctx, append([]prompts.Item{prompts.P(prompts.EnterNewPIN)}, rule...), pol.MaxLength, policy.ReasonPINTooLong)
 			if err != nil || reason != "" {
 				return reason, err
@@ -170,7 +170,7 @@ func (k *call) newPIN(ctx context.Context, pol policy.PINPolicy, old *secret.PIN
 			p := secret.NewPIN(e.Digits)
 			if err := pol.CheckNew(p, facts); err != nil {
 				p.Wipe()
-				return string(policy.ReasonOf(err)), nil
+				return reasonOf(err), nil
 			}
 			first = p
 			return "", nil
@@ -187,7 +187,7 @@ func (k *call) newPIN(ctx context.Context, pol policy.PINPolicy, old *secret.PIN
 		defer second.Wipe()
 		if err := policy.CheckConfirm(first, second); err != nil {
 			first.Wipe()
-			return string(policy.ReasonPINMismatch), nil
+			return Reason(policy.ReasonPINMismatch), nil
 		}
 		result = first
 		return "", nil
@@ -195,40 +195,21 @@ func (k *call) newPIN(ctx context.Context, pol policy.PINPolicy, old *secret.PIN
 	return result, err
 }
 
-func (k *call) change(ctx context.Context) error {
-	if err := k.card(ctx); err != nil {
+// change runs a PIN change: the card and its expiry, both PINs sealed,
+// then the request, sent again after a refusal the caller can mend (a
+// wrong current PIN, card details that do not match): within MaxTries,
+// each sending counted against the limits.
+func (k *session) change(ctx context.Context) error {
+	if err := k.cardAndExpiry(ctx); err != nil {
 		return err
 	}
-	if err := k.expiryStep(ctx); err != nil {
-		return err
-	}
-	old, err := k.currentPIN(ctx)
+	pins, err := k.sealedPINs(ctx)
 	if err != nil {
 		return err
 	}
-	defer old.Wipe()
-	newPIN, err := k.newPIN(ctx, k.f.service.ChangePolicy(), old)
-	if err != nil {
-		return err
-	}
-	// Both PINs become PIN blocks now and their digits are wiped: a retry
-	// below sends the sealed blocks again, never kept digits.
-	oldSealed, err := k.f.service.SealPIN(k.pan, old)
-	if err != nil {
-		newPIN.Wipe()
-		return fmt.Errorf("%w: %v", errSeal, err)
-	}
-	newSealed, err := k.f.service.SealPIN(k.pan, newPIN)
-	if err != nil {
-		return fmt.Errorf("%w: %v", errSeal, err)
-	}
-	// A refusal the caller can mend (a wrong current PIN, a mistyped
-	// expiry) is said, the one entry is asked again, and the change is
-	// sent again: within MaxTries, and each sending counts against the
-	// limits.
 	var res outcome.Result
 	var mend func() error
-	err = k.tries(ctx, "host_answer", func() (string, error) {
+	err = k.tries(ctx, "host_answer", func() (Reason, error) {
 		if mend != nil {
 			if err := mend(); err != nil {
 				return "", err
@@ -238,63 +219,23 @@ func (k *call) change(ctx context.Context) error {
 		var err error
 		res, err = k.submit(ctx, func(ctx context.Context) outcome.Result {
 			return k.f.service.ChangePIN(ctx, contract.Change{PAN: k.pan, Expiry: k.expiry, SequenceNumber: k.in.SequenceNumber,
-				OldSealed: &oldSealed, NewSealed: &newSealed, TrackingID: trackingID(k.in.ChannelID), Origin: k.origin()})
+				OldSealed: &pins.current, NewSealed: &pins.next, TrackingID: trackingID(k.in.ChannelID), Origin: k.origin()})
 		})
 		if err != nil {
 			return "", err
 		}
 		switch res.Kind {
 		case outcome.WrongPIN:
-			mend = func() error {
-				again, err := k.currentPIN(ctx)
-				if err != nil {
-					return err
-				}
-				if oldSealed, err = k.f.service.SealPIN(k.pan, again); err != nil {
-					return fmt.Errorf("%w: %v", errSeal, err)
-				}
-				return nil
-			}
-			return string(policy.ReasonWrongPIN), nil
+			mend = func() error { return k.currentPINAgain(ctx, &pins) }
+			return Reason(policy.ReasonWrongPIN), nil
 		case outcome.ExpiryMismatch, outcome.UnknownCard:
 			// One answer for both: which detail is wrong is not said, so
-			// nobody learns that a card number exists. The caller types
-			// the card and its expiry again; a different card number
-			// needs its PINs again (a PIN block is bound to its PAN).
+			// nobody learns that a card number exists.
 			if err := k.cardCheckFailed(ctx); err != nil {
 				return "", err
 			}
-			mend = func() error {
-				before := k.pan
-				k.in.PAN, k.in.Expiry = "", ""
-				if err := k.card(ctx); err != nil {
-					return err
-				}
-				if err := k.expiryStep(ctx); err != nil {
-					return err
-				}
-				if k.pan == before {
-					return nil
-				}
-				again, err := k.currentPIN(ctx)
-				if err != nil {
-					return err
-				}
-				defer again.Wipe()
-				fresh, err := k.newPIN(ctx, k.f.service.ChangePolicy(), again)
-				if err != nil {
-					return err
-				}
-				if oldSealed, err = k.f.service.SealPIN(k.pan, again); err != nil {
-					fresh.Wipe()
-					return fmt.Errorf("%w: %v", errSeal, err)
-				}
-				if newSealed, err = k.f.service.SealPIN(k.pan, fresh); err != nil {
-					return fmt.Errorf("%w: %v", errSeal, err)
-				}
-				return nil
-			}
-			return reasonDetailsMismatch, nil
+			mend = func() error { return k.cardAgain(ctx, &pins) }
+			return ReasonDetailsMismatch, nil
 		}
 		return "", nil
 	})
@@ -307,9 +248,88 @@ func (k *call) change(ctx context.Context) error {
 	return k.speak(ctx, res, prompts.ResultChanged)
 }
 
+// cardAndExpiry collects the card number and its expiry (each skipped when
+// a transfer passed it).
+func (k *session) cardAndExpiry(ctx context.Context) error {
+	if err := k.card(ctx); err != nil {
+		return err
+	}
+	return k.expiryStep(ctx)
+}
+
+// sealedPINs is a change's two PINs, each sealed into its PIN block for
+// the card: a retry sends the blocks again, never kept digits.
+type sealedPINs struct{ current, next contract.SealedPIN }
+
+// sealedPINs collects the current PIN and the new PIN twice, and seals
+// both; their digits are wiped.
+func (k *session) sealedPINs(ctx context.Context) (sealedPINs, error) {
+	current, err := k.currentPIN(ctx)
+	if err != nil {
+		return sealedPINs{}, err
+	}
+	defer current.Wipe()
+	next, err := k.newPIN(ctx, k.f.service.ChangePolicy(), current)
+	if err != nil {
+		return sealedPINs{}, err
+	}
+	defer next.Wipe()
+	var pins sealedPINs
+	if pins.current, err = k.seal(current); err != nil {
+		return sealedPINs{}, err
+	}
+	if pins.next, err = k.seal(next); err != nil {
+		return sealedPINs{}, err
+	}
+	return pins, nil
+}
+
+// currentPINAgain asks for the current PIN once more after the host
+// refused it, and seals it in place of the old block.
+func (k *session) currentPINAgain(ctx context.Context, pins *sealedPINs) error {
+	again, err := k.currentPIN(ctx)
+	if err != nil {
+		return err
+	}
+	defer again.Wipe()
+	pins.current, err = k.seal(again)
+	return err
+}
+
+// cardAgain asks for the card and its expiry once more after the host
+// refused them; a different card number needs its PINs again (a PIN block
+// is bound to its PAN).
+func (k *session) cardAgain(ctx context.Context, pins *sealedPINs) error {
+	before := k.pan
+	k.in.PAN, k.in.Expiry = "", ""
+	if err := k.cardAndExpiry(ctx); err != nil {
+		return err
+	}
+	if k.pan == before {
+		return nil
+	}
+	fresh, err := k.sealedPINs(ctx)
+	if err != nil {
+		return err
+	}
+	*pins = fresh
+	return nil
+}
+
+// seal makes pin into the card host's PIN block for the call's card and
+// wipes it; a block that cannot be made (the zone PIN key's token failed)
+// ends the call with nothing sent.
+func (k *session) seal(pin *secret.PIN) (contract.SealedPIN, error) {
+	sealed, err := k.f.service.SealPIN(k.pan, pin)
+	if err != nil {
+		return contract.SealedPIN{}, fmt.Errorf("%w: %w", errSeal, err)
+	}
+	return sealed, nil
+}
+
 // offerSetup follows a card host answer of "no PIN yet". The card number and
 // expiry are known; the security code still proves the card is in hand.
-func (k *call) offerSetup(ctx context.Context) error {
+func (k *session) offerSetup(ctx context.Context) error {
 	if err := k.c.Play(ctx, prompts.P(prompts.NoPINYetOffer)); err != nil {
 		return err
 	}
@@ -324,18 +344,15 @@ func (k *call) offerSetup(ctx context.Context) error {
 	return k.firstSetup(ctx, false)
 }
 
-func (k *call) setup(ctx context.Context) error {
+func (k *session) setup(ctx context.Context) error {
 	return k.firstSetup(ctx, k.in.CardNo == "")
 }
-
-// reasonDetailsMismatch is a refused card check: never which detail.
-const reasonDetailsMismatch = "details_mismatch"
 
 // firstSetup proves the caller holds the card, then sets its first PIN
 // once. askCard collects the card number and expiry (again on each retry);
 // otherwise they are known (a change answered "no PIN yet") or an agent
 // named the card.
-func (k *call) firstSetup(ctx context.Context, askCard bool) error {
+func (k *session) firstSetup(ctx context.Context, askCard bool) error {
 	card, final, err := k.verifyCard(ctx, askCard)
 	if err != nil {
 		return err
@@ -348,10 +365,10 @@ func (k *call) firstSetup(ctx context.Context, askCard bool) error {
 
 // verifyCard runs the card check with bounded retries. A refusal other than
 // a mismatch ends the step with that outcome (final).
-func (k *call) verifyCard(ctx context.Context, askCard bool) (contract.VerifiedCard, *outcome.Result, error) {
+func (k *session) verifyCard(ctx context.Context, askCard bool) (contract.VerifiedCard, *outcome.Result, error) {
 	var card contract.VerifiedCard
 	var final *outcome.Result
-	err := k.tries(ctx, "card_check", func() (string, error) {
+	err := k.tries(ctx, "card_check", func() (Reason, error) {
 		if askCard {
 			k.pan, k.expiry = "", policy.Expiry{}
 			if err := k.card(ctx); err != nil {
@@ -397,7 +414,7 @@ func (k *call) verifyCard(ctx context.Context, askCard bool) (contract.VerifiedC
 			if err := k.cardCheckFailed(ctx); err != nil {
 				return "", err
 			}
-			return reasonDetailsMismatch, nil
+			return ReasonDetailsMismatch, nil
 		}
 		final = &res
 		k.res.Outcome = final
@@ -408,9 +425,9 @@ func (k *call) verifyCard(ctx context.Context, askCard bool) (contract.VerifiedC
 
 // securityCode collects the 3 digits from the back of the card. The entry
 // ends on its length (a '#' after it is dropped, as after the expiry).
-func (k *call) securityCode(ctx context.Context) (*secret.PIN, error) {
-	var code *secret.PIN
-	err := k.tries(ctx, "security_code", func() (string, error) {
+func (k *session) securityCode(ctx context.Context) (*secret.SecurityCode, error) {
+	var code *secret.SecurityCode
+	err := k.tries(ctx, "security_code", func() (Reason, error) {
 		e, reason, err := k.entry(ctx, []prompts.Item{prompts.P(prompts.EnterSecurityCode)}, SecurityCodeLength, "")
 		if err != nil || reason != "" {
 			secret.Zero(e.Digits)
@@ -418,9 +435,9 @@ func (k *call) securityCode(ctx context.Context) (*secret.PIN, error) {
 		}
 		if len(e.Digits) != SecurityCodeLength {
 			secret.Zero(e.Digits)
-			return string(policy.ReasonIncomplete), nil
+			return Reason(policy.ReasonIncomplete), nil
 		}
-		code = secret.NewPIN(e.Digits)
+		code = secret.NewSecurityCode(e.Digits)
 		return "", nil
 	})
 	return code, err
@@ -432,7 +449,7 @@ const SecurityCodeLength = 3
 // setupPIN sets the first PIN of a verified card, once: the card is
 // checked against the marks before the caller types a PIN, and claimed
 // atomically just before the set is sent, so two calls cannot both set it.
-func (k *call) setupPIN(ctx context.Context, card contract.VerifiedCard) error {
+func (k *session) setupPIN(ctx context.Context, card contract.VerifiedCard) error {
 	marks := k.f.cfg.Marks
 	alreadySet := func() error {
 		res := outcome.Result{Kind: outcome.AlreadySet, Host: outcome.KeySecure, Description: "first PIN already set through the line"}
@@ -484,7 +501,7 @@ func (k *call) setupPIN(ctx context.Context, card contract.VerifiedCard) error {
 // submit counts the attempt, then sends the host call on a context detached
 // from the caller's hang-up: once sent, a PIN change is seen through so the
 // outcome (and the audit record) is true.
-func (k *call) submit(ctx context.Context, do func(context.Context) outcome.Result) (outcome.Result, error) {
+func (k *session) submit(ctx context.Context, do func(context.Context) outcome.Result) (outcome.Result, error) {
 	if ctx.Err() != nil {
 		return outcome.Result{}, ctx.Err()
 	}
@@ -501,7 +518,7 @@ func (k *call) submit(ctx context.Context, do func(context.Context) outcome.Resu
 }
 
 // origin says which call a request comes from, for the audit.
-func (k *call) origin() contract.Origin {
+func (k *session) origin() contract.Origin {
 	o := contract.Origin{ChannelID: k.in.ChannelID, CallerID: k.in.CallerID}
 	if k.pan != "" {
 		o.MaskedPAN = k.pan.Masked()
@@ -512,7 +529,7 @@ func (k *call) origin() contract.Origin {
 // await runs do on hostCtx while the caller hears "please wait" and, while
 // the host takes longer than HostWaitAnnounce, that the line is alive. The
 // request goes out first; the prompt plays while it is in flight.
-func (k *call) await(ctx, hostCtx context.Context, do func(context.Context) outcome.Result) outcome.Result {
+func (k *session) await(ctx, hostCtx context.Context, do func(context.Context) outcome.Result) outcome.Result {
 	done := make(chan outcome.Result, 1)
 	go func() { done <- do(hostCtx) }()
 	_ = k.c.Say(ctx, prompts.P(prompts.PleaseWait))
@@ -530,7 +547,7 @@ func (k *call) await(ctx, hostCtx context.Context, do func(context.Context) outc
 }
 
 // speak says the outcome.
-func (k *call) speak(ctx context.Context, res outcome.Result, success prompts.ID) error {
+func (k *session) speak(ctx context.Context, res outcome.Result, success prompts.ID) error {
 	id := map[outcome.Kind]prompts.ID{
 		outcome.Changed:         success,
 		outcome.WrongPIN:        prompts.ResultWrongPIN,

@@ -179,7 +179,7 @@ func listenerTLS(cfg OutboundConfig) (*tls.Config, error) {
 	}
 	cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrTLSPair, err)
+		return nil, fmt.Errorf("%w: %w", ErrTLSPair, err)
 	}
 	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
 }

@@ -24,7 +24,7 @@ import (
 // CardHost is the part of *cardhost.Client the router uses.
 type CardHost interface {
 	ChangePIN(ctx context.Context, req cardhost.ChangeRequest) (outcome.Result, error)
-	Seal(pan secret.PAN, pin *secret.PIN) (cardhost.Sealed, error)
+	Seal(pan secret.PAN, pin *secret.PIN) (contract.SealedPIN, error)
 }
 
 // KeySecure is the part of *keysecure.Client the router uses.

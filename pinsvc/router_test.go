@@ -62,7 +62,7 @@ func TestCardWithoutPINIsOfferedFirstSetup(t *testing.T) {
 	if res.Kind != outcome.NoPINYet {
 		t.Fatalf("%v", res)
 	}
-	code := secret.PINFromString("731")
+	code := secret.NewSecurityCode([]byte("731"))
 	card, res := r.VerifyCard(context.Background(), contract.CardCheck{PAN: "4012888888881881", Expiry: expiry(t, "3001"), Code: code})
 	if res.Kind != outcome.Verified || card.ID != "C202605220001" || card.CardholderNo != "U202605220001" {
 		t.Fatalf("card check: %v %+v", res, card)
@@ -83,7 +83,7 @@ func TestCardWithoutPINIsOfferedFirstSetup(t *testing.T) {
 func TestFirstSetupWithCardPassedByAnAgent(t *testing.T) {
 	r, sims := newRouter(t, true)
 	card, res := r.VerifyCard(context.Background(), contract.CardCheck{CardNo: "C202605220001", CardholderNo: "U202605220001",
-		Code: secret.PINFromString("731")})
+		Code: secret.NewSecurityCode([]byte("731"))})
 	if res.Kind != outcome.Verified {
 		t.Fatalf("%v", res)
 	}
@@ -107,7 +107,7 @@ func TestCardCheckRefusals(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			r, sims := newRouter(t, true)
-			card, res := r.VerifyCard(context.Background(), contract.CardCheck{PAN: secret.PAN(c.pan), Expiry: expiry(t, c.exp), Code: secret.PINFromString(c.code)})
+			card, res := r.VerifyCard(context.Background(), contract.CardCheck{PAN: secret.PAN(c.pan), Expiry: expiry(t, c.exp), Code: secret.NewSecurityCode([]byte(c.code))})
 			if res.Kind != c.want || card.ID != "" || sims.KeySecure.PINSets() != 0 {
 				t.Fatalf("%v %+v", res, card)
 			}
@@ -129,7 +129,7 @@ func TestFirstSetupWithoutKeySecure(t *testing.T) {
 	if r.FirstSetupAvailable() {
 		t.Fatal("first setup offered without KeySecure")
 	}
-	code := secret.PINFromString("731")
+	code := secret.NewSecurityCode([]byte("731"))
 	if _, res := r.VerifyCard(context.Background(), contract.CardCheck{PAN: "4012888888881881", Code: code}); res.Kind != outcome.NotEligible || !code.Wiped() {
 		t.Fatalf("%v", res)
 	}

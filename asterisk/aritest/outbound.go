@@ -63,7 +63,7 @@ func (s *Server) dialOutbound(o *Outbound) (*wsConn, error) {
 	cfg.Header.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(o.Username+":"+o.Password)))
 	ws, err := websocket.DialConfig(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrStasisFailed, err)
+		return nil, fmt.Errorf("%w: %w", ErrStasisFailed, err)
 	}
 	return &wsConn{ws: ws, done: make(chan struct{}), outbound: true}, nil
 }

@@ -58,7 +58,7 @@ func (l *Line) handle(c *ivr.Call) {
 	})
 	call.ChannelID, call.CallerID = c.ID, c.CallerID
 	rec.Transferred = call.Return != nil || call.Mode != ""
-	res := l.Flow.Run(ctx, caller{c}, call)
+	res := l.Flow.Run(ctx, channel{c}, call)
 	rec.Language, rec.Path, rec.MaskedPAN, rec.End = res.Language, string(res.Path), res.MaskedPAN, res.End
 	if c.Forced() {
 		// Ended by the drain deadline, not by the caller.
@@ -84,7 +84,7 @@ func (l *Line) turnAway(ctx context.Context, c *ivr.Call) {
 		return
 	}
 	if t := l.closing; t != nil {
-		_ = caller{c}.Continue(ctx, *t)
+		_ = channel{c}.Continue(ctx, *t)
 		return
 	}
 	_ = c.Say(ctx, prompts.P(prompts.ServiceClosing).MediaURI())

@@ -23,8 +23,8 @@ var transferNames = []string{"mode", "lang", "pan", "expiry", "seq", "card_no", 
 //
 // Pass a PAN by channel variable set over AMI/ARI by the agent desktop, not
 // in the dialplan, where Asterisk's verbose log would show it.
-func ParseTransfer(args []string, variable func(name string) string) flows.Call {
-	var call flows.Call
+func ParseTransfer(args []string, variable func(name string) string) flows.Incoming {
+	var call flows.Incoming
 	kv := map[string]string{}
 	transfer := false
 	for _, arg := range args {

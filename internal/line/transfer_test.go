@@ -41,19 +41,19 @@ func TestParseTransfer(t *testing.T) {
 	cases := []struct {
 		name string
 		args []string
-		want flows.Call
+		want flows.Incoming
 	}{
-		{"nothing", nil, flows.Call{}},
+		{"nothing", nil, flows.Incoming{}},
 		{"arguments", []string{"mode=change", "lang=ar", "return=agents/agent7/1", "seq=02"},
-			flows.Call{Mode: flows.ModeChange, Language: "ar", SequenceNumber: "02", Return: &flows.Target{Context: "agents", Extension: "agent7", Priority: 1}}},
-		{"variables only with transfer", []string{"mode=change"}, flows.Call{Mode: flows.ModeChange}},
+			flows.Incoming{Mode: flows.ModeChange, Language: "ar", SequenceNumber: "02", Return: &flows.Target{Context: "agents", Extension: "agent7", Priority: 1}}},
+		{"variables only with transfer", []string{"mode=change"}, flows.Incoming{Mode: flows.ModeChange}},
 		{"transfer reads variables; arguments win", []string{"transfer", "mode=change"},
-			flows.Call{Mode: flows.ModeChange, PAN: "4111111111111111", Expiry: "2812", SequenceNumber: "01"}},
-		{"unknown mode asks the menu", []string{"mode=agent"}, flows.Call{}},
-		{"return without a priority", []string{"return=agents/agent7"}, flows.Call{}},
-		{"return with priority 0", []string{"return=agents/agent7/0"}, flows.Call{}},
-		{"return with an empty context", []string{"return=/agent7/1"}, flows.Call{}},
-		{"three-digit sequence number", []string{"seq=001"}, flows.Call{}},
+			flows.Incoming{Mode: flows.ModeChange, PAN: "4111111111111111", Expiry: "2812", SequenceNumber: "01"}},
+		{"unknown mode asks the menu", []string{"mode=agent"}, flows.Incoming{}},
+		{"return without a priority", []string{"return=agents/agent7"}, flows.Incoming{}},
+		{"return with priority 0", []string{"return=agents/agent7/0"}, flows.Incoming{}},
+		{"return with an empty context", []string{"return=/agent7/1"}, flows.Incoming{}},
+		{"three-digit sequence number", []string{"seq=001"}, flows.Incoming{}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -164,7 +164,7 @@ func (m *Metrics) ObserveCall(r audit.Record) {
 	}
 	m.calls.WithLabelValues(path, r.Outcome, r.End).Inc()
 	for _, rt := range r.Retries {
-		m.retries.WithLabelValues(rt.Step, rt.Reason).Inc()
+		m.retries.WithLabelValues(rt.Step, string(rt.Reason)).Inc()
 	}
 	if r.LangFallback != "" {
 		m.langFalls.Inc()

@@ -231,33 +231,26 @@ func httpClient(cfg Config) (*http.Client, *http.Transport, error) {
 	return hc, tr, nil
 }
 
-// ChangeRequest is one PIN change. Each PIN comes clear (Old, New: the
-// client wipes them as soon as the PIN blocks are built, whatever happens
-// next) or already sealed (OldSealed, NewSealed, from Seal): a caller who
-// retries the current PIN sends the new PIN's sealed block again rather
-// than keeping its digits.
+// ChangeRequest is one PIN change, both PINs already sealed (Seal): a
+// caller who retries the current PIN sends the new PIN's sealed block again
+// rather than keeping its digits.
 type ChangeRequest struct {
 	PAN                  secret.PAN
 	Expiry               string // YYMM
 	SequenceNumber       string // "01".."99" where the card needs one
-	Old, New             *secret.PIN
-	OldSealed, NewSealed *Sealed
+	OldSealed, NewSealed *contract.SealedPIN
 	TrackingID           string // optional, at most 15 characters; defaults to the msg_id
 	// BeforeSend, when set, is called with the msg_id once the request is
 	// built and before it is sent; an error leaves it unsent (Unavailable).
 	BeforeSend func(msgID string) error
 }
 
-// Sealed is a PIN already encrypted into the card host's PIN block for one
-// card (the flow's contract type; it formats as <sealed>).
-type Sealed = contract.SealedPIN
-
 // Seal encrypts pin into its PIN block for pan and wipes pin.
-func (c *Client) Seal(pan secret.PAN, pin *secret.PIN) (Sealed, error) {
+func (c *Client) Seal(pan secret.PAN, pin *secret.PIN) (contract.SealedPIN, error) {
 	defer pin.Wipe()
 	b, err := c.cfg.Encrypter.Encrypt(pin.Bytes(), pan.Digits())
 	if err != nil {
-		return Sealed{}, fmt.Errorf("%w: PIN block: %v", ErrLocal, err)
+		return contract.SealedPIN{}, fmt.Errorf("%w: PIN block: %w", ErrLocal, err)
 	}
 	return contract.Seal(b, pan), nil
 }
@@ -273,8 +266,6 @@ func (c *Client) ChangePIN(ctx context.Context, req ChangeRequest) (outcome.Resu
 	msgID := c.ids.Next()
 	res := outcome.Result{Host: outcome.CardHost, MsgID: msgID, Kind: outcome.Unavailable}
 	body, err := c.build(msgID, req)
-	req.Old.Wipe()
-	req.New.Wipe()
 	if err != nil {
 		return res, err
 	}
@@ -289,13 +280,13 @@ func (c *Client) ChangePIN(ctx context.Context, req ChangeRequest) (outcome.Resu
 
 func (c *Client) build(msgID string, req ChangeRequest) ([]byte, error) {
 	pan := req.PAN.Digits()
-	oldBlock, err := c.block(req.PAN, req.Old, req.OldSealed)
+	oldBlock, err := c.block(req.PAN, req.OldSealed)
 	if err != nil {
-		return nil, fmt.Errorf("%w: current PIN block: %v", ErrLocal, err)
+		return nil, fmt.Errorf("%w: current PIN block: %w", ErrLocal, err)
 	}
-	newBlock, err := c.block(req.PAN, req.New, req.NewSealed)
+	newBlock, err := c.block(req.PAN, req.NewSealed)
 	if err != nil {
-		return nil, fmt.Errorf("%w: new PIN block: %v", ErrLocal, err)
+		return nil, fmt.Errorf("%w: new PIN block: %w", ErrLocal, err)
 	}
 	tracking := req.TrackingID
 	if tracking == "" {
@@ -328,22 +319,19 @@ func (c *Client) build(msgID string, req ChangeRequest) ([]byte, error) {
 		},
 	}}}
 	if err := r.NISrvRequest.RequestCardPINChange.Validate(); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrLocal, err)
+		return nil, fmt.Errorf("%w: %w", ErrLocal, err)
 	}
 	return json.Marshal(r)
 }
 
-// block is the PIN block of a clear or a sealed PIN. A sealed block made for
-// another card is refused: formats 0, 3 and 4 bind the block to the PAN.
-func (c *Client) block(pan secret.PAN, clear *secret.PIN, sealed *Sealed) (string, error) {
-	if sealed != nil {
-		b, ok := sealed.BlockFor(pan)
-		if !ok {
-			return "", errors.New("sealed for another card")
-		}
-		return b, nil
+// block is a sealed PIN's block. One sealed for another card is refused:
+// formats 0, 3 and 4 bind the block to the PAN.
+func (c *Client) block(pan secret.PAN, sealed *contract.SealedPIN) (string, error) {
+	b, ok := sealed.BlockFor(pan)
+	if !ok {
+		return "", errors.New("not sealed for this card")
 	}
-	return c.cfg.Encrypter.Encrypt(clear.Bytes(), pan.Digits())
+	return b, nil
 }
 
 // sequenceFor is the configured sequence number of the longest BIN prefix

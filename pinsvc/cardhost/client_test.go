@@ -16,6 +16,7 @@ import (
 
 	"github.com/ivr-pin/ivr-pin/internal/testkit/testpki"
 	"github.com/ivr-pin/ivr-pin/pinsvc/cardhost"
+	"github.com/ivr-pin/ivr-pin/pinsvc/contract"
 	"github.com/ivr-pin/ivr-pin/pinsvc/outcome"
 	"github.com/ivr-pin/ivr-pin/pinsvc/pinblock"
 	"github.com/ivr-pin/ivr-pin/pinsvc/secret"
@@ -68,10 +69,21 @@ func newHarness(t *testing.T, mutate func(*cardhost.Config)) *harness {
 	return &harness{sim: sim, srv: srv, client: c}
 }
 
+// sealed is pin sealed by c for cardPAN (Seal wipes pin).
+func sealed(t *testing.T, c *cardhost.Client, cardPAN string, pin *secret.PIN) *contract.SealedPIN {
+	t.Helper()
+	s, err := c.Seal(secret.PAN(cardPAN), pin)
+	if err != nil {
+		t.Fatalf("Seal: %v", err)
+	}
+	return &s
+}
+
 func change(t *testing.T, c *cardhost.Client, cardPAN, exp, old, new string) outcome.Result {
 	t.Helper()
 	res, err := c.ChangePIN(context.Background(), cardhost.ChangeRequest{
-		PAN: secret.PAN(cardPAN), Expiry: exp, Old: secret.PINFromString(old), New: secret.PINFromString(new),
+		PAN: secret.PAN(cardPAN), Expiry: exp,
+		OldSealed: sealed(t, c, cardPAN, secret.PINFromString(old)), NewSealed: sealed(t, c, cardPAN, secret.PINFromString(new)),
 	})
 	if err != nil {
 		t.Fatalf("ChangePIN: %v", err)
@@ -114,7 +126,8 @@ func TestChangeWipesBothPINs(t *testing.T) {
 	h := newHarness(t, nil)
 	oldBuf, newBuf := []byte(oldPIN), []byte("4829")
 	_, err := h.client.ChangePIN(context.Background(), cardhost.ChangeRequest{
-		PAN: pan, Expiry: expiry, Old: secret.NewPIN(oldBuf), New: secret.NewPIN(newBuf),
+		PAN: pan, Expiry: expiry,
+		OldSealed: sealed(t, h.client, string(pan), secret.NewPIN(oldBuf)), NewSealed: sealed(t, h.client, string(pan), secret.NewPIN(newBuf)),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -323,7 +336,8 @@ func TestNewRefusesBadConfig(t *testing.T) {
 func TestLocalErrorsSendNothing(t *testing.T) {
 	h := newHarness(t, nil)
 	_, err := h.client.ChangePIN(context.Background(), cardhost.ChangeRequest{
-		PAN: pan, Expiry: expiry, SequenceNumber: "001", Old: secret.PINFromString(oldPIN), New: secret.PINFromString("4829"),
+		PAN: pan, Expiry: expiry, SequenceNumber: "001",
+		OldSealed: sealed(t, h.client, string(pan), secret.PINFromString(oldPIN)), NewSealed: sealed(t, h.client, string(pan), secret.PINFromString("4829")),
 	})
 	if !errors.Is(err, cardhost.ErrLocal) {
 		t.Fatalf("three-digit sequence number: %v", err)
@@ -436,7 +450,7 @@ func TestSequenceNumberIsSentWhenKnown(t *testing.T) {
 	})
 	send := func(seq string) {
 		_, err := h.client.ChangePIN(context.Background(), cardhost.ChangeRequest{PAN: pan, Expiry: expiry, SequenceNumber: seq,
-			Old: secret.PINFromString("1357"), New: secret.PINFromString("4829")})
+			OldSealed: sealed(t, h.client, string(pan), secret.PINFromString("1357")), NewSealed: sealed(t, h.client, string(pan), secret.PINFromString("4829"))})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -550,7 +564,7 @@ func TestSealedPINsAreSentAgainWithoutTheirDigits(t *testing.T) {
 	}
 	// A block sealed for one card cannot go out for another.
 	_, err = h.client.ChangePIN(context.Background(), cardhost.ChangeRequest{PAN: "5555555555554444", Expiry: "2906",
-		Old: secret.PINFromString("2580"), NewSealed: &sealedNew})
+		OldSealed: sealed(t, h.client, "5555555555554444", secret.PINFromString("2580")), NewSealed: &sealedNew})
 	if !errors.Is(err, cardhost.ErrLocal) {
 		t.Fatalf("sealed for another card: %v", err)
 	}

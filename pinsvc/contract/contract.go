@@ -90,7 +90,7 @@ type CardCheck struct {
 	PAN                  secret.PAN
 	Expiry               policy.Expiry
 	CardNo, CardholderNo string
-	Code                 *secret.PIN
+	Code                 *secret.SecurityCode
 }
 
 // VerifiedCard is a card whose holder proved they hold it. ID is the

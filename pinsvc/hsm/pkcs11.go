@@ -153,7 +153,7 @@ func (t *Token) Ready() error {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	if t.broken != nil {
-		return fmt.Errorf("%w: %v", ErrNotReady, t.broken)
+		return fmt.Errorf("%w: %w", ErrNotReady, t.broken)
 	}
 	return nil
 }
@@ -166,7 +166,7 @@ func (t *Token) Key(label string, alg secret.Algorithm, wantKCV string) (*Key, e
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.broken != nil {
-		return nil, fmt.Errorf("%w: %v", ErrNotReady, t.broken)
+		return nil, fmt.Errorf("%w: %w", ErrNotReady, t.broken)
 	}
 	k := &Key{tok: t, label: label, alg: alg}
 	info, err := t.find(k)
@@ -374,7 +374,7 @@ func (k *Key) EncryptBlock(dst, src []byte) error {
 	if t.broken != nil {
 		err := t.broken
 		t.mu.RUnlock()
-		return fmt.Errorf("%w: %v", ErrNotReady, err)
+		return fmt.Errorf("%w: %w", ErrNotReady, err)
 	}
 	pool := t.pool
 	var s pkcs11.SessionHandle
@@ -396,7 +396,7 @@ func (k *Key) EncryptBlock(dst, src []byte) error {
 	t.mu.RUnlock()
 	if err != nil {
 		t.fail(err)
-		return fmt.Errorf("%w: %v", ErrNotReady, err)
+		return fmt.Errorf("%w: %w", ErrNotReady, err)
 	}
 	copy(dst, out)
 	secret.Zero(out)
@@ -497,7 +497,7 @@ func (t *Token) Inspect(label string) (Info, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.broken != nil {
-		return Info{}, fmt.Errorf("%w: %v", ErrNotReady, t.broken)
+		return Info{}, fmt.Errorf("%w: %w", ErrNotReady, t.broken)
 	}
 	h, err := t.findOne(t.login, label)
 	if err != nil {
@@ -518,7 +518,7 @@ func (t *Token) Import(label string, typ KeyType, raw []byte, replace bool) (Inf
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.broken != nil {
-		return Info{}, fmt.Errorf("%w: %v", ErrNotReady, t.broken)
+		return Info{}, fmt.Errorf("%w: %w", ErrNotReady, t.broken)
 	}
 	old, err := t.findAll(t.login, label)
 	if err != nil {

@@ -347,7 +347,7 @@ type CardCheck struct {
 	PAN                  secret.PAN
 	Expiry               policy.Expiry // zero when not typed
 	CardNo, CardholderNo string
-	Code                 *secret.PIN // the 3 digits on the back (CVV2/CVC2)
+	Code                 *secret.SecurityCode // the 3 digits on the back (CVV2/CVC2)
 }
 
 // VerifyCard proves the caller holds the card before any PIN is sent: the

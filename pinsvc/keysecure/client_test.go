@@ -304,7 +304,7 @@ func check(pan, yymm, code string) keysecure.CardCheck {
 	if err != nil {
 		panic(err)
 	}
-	return keysecure.CardCheck{PAN: secret.PAN(pan), Expiry: exp, Code: secret.PINFromString(code)}
+	return keysecure.CardCheck{PAN: secret.PAN(pan), Expiry: exp, Code: secret.NewSecurityCode([]byte(code))}
 }
 
 func kindOf(err error) outcome.Kind {
@@ -353,12 +353,12 @@ func TestVerifyCardFromTypedPAN(t *testing.T) {
 
 func TestVerifyCardNamedByAnAgentChecksTheCode(t *testing.T) {
 	h := newHarness(t, nil, nil)
-	ok := keysecure.CardCheck{CardNo: physical, Code: secret.PINFromString("731")}
+	ok := keysecure.CardCheck{CardNo: physical, Code: secret.NewSecurityCode([]byte("731"))}
 	ref, err := h.client.VerifyCard(context.Background(), ok)
 	if err != nil || ref.CardholderNo != holder {
 		t.Fatalf("%+v %v", ref, err)
 	}
-	bad := keysecure.CardCheck{CardNo: physical, CardholderNo: holder, Code: secret.PINFromString("137")}
+	bad := keysecure.CardCheck{CardNo: physical, CardholderNo: holder, Code: secret.NewSecurityCode([]byte("137"))}
 	if _, err := h.client.VerifyCard(context.Background(), bad); kindOf(err) != outcome.DetailsMismatch {
 		t.Fatalf("wrong code: %v", err)
 	}

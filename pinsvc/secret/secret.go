@@ -1,5 +1,5 @@
-// Package secret holds the three kinds of sensitive value a PIN call touches:
-// a card number (PAN), a PIN, and a key. Each type redacts itself under every
+// Package secret holds the kinds of sensitive value a PIN call touches: a
+// card number (PAN), a PIN, a card's security code, and a key. Each type redacts itself under every
 // fmt verb, under %#v, and in JSON, so a stray log call cannot leak it.
 // Reaching the clear value takes an explicitly named method (Digits, Bytes),
 // which makes every such use easy to find in review.
@@ -68,69 +68,111 @@ func stars(n int) string {
 	return string(b)
 }
 
-// PIN holds clear PIN digits in a byte slice that the holder owns and wipes.
-// The zero value is an empty PIN. A PIN must not be copied by value after
-// use: pass *PIN.
-type PIN struct {
+// digits are clear digits in a byte slice that the holder owns and wipes,
+// masked under every fmt verb and in JSON: what a PIN and a security code
+// share.
+type digits struct {
 	b []byte
 }
 
-// NewPIN takes ownership of digits (no copy): the caller must not keep
-// another reference, so Wipe really clears the only copy.
-func NewPIN(digits []byte) *PIN { return &PIN{b: digits} }
-
-// PINFromString copies s into a new PIN. Strings cannot be wiped, so this is
-// for tests and simulators only; call paths use NewPIN on collected bytes.
-func PINFromString(s string) *PIN { return &PIN{b: []byte(s)} }
-
-// Bytes returns the clear digits. The slice aliases the PIN's storage and is
+// Bytes returns the clear digits. The slice aliases the storage and is
 // zeroed by Wipe. Never log it.
-func (p *PIN) Bytes() []byte {
-	if p == nil {
+func (d *digits) Bytes() []byte {
+	if d == nil {
 		return nil
 	}
-	return p.b
+	return d.b
 }
 
 // Len is the number of digits held.
-func (p *PIN) Len() int {
-	if p == nil {
+func (d *digits) Len() int {
+	if d == nil {
 		return 0
 	}
-	return len(p.b)
+	return len(d.b)
 }
+
+// Wipe zeroes the digits and empties the holder. Safe on nil and
+// repeatable.
+func (d *digits) Wipe() {
+	if d == nil {
+		return
+	}
+	Zero(d.b)
+	d.b = nil
+}
+
+// Wiped reports whether no digits are held any more.
+func (d *digits) Wiped() bool { return d == nil || d.b == nil }
+
+// PIN holds clear PIN digits in a byte slice that the holder owns and wipes.
+// The zero value is an empty PIN. A PIN must not be copied by value after
+// use: pass *PIN.
+type PIN struct{ digits }
+
+// NewPIN takes ownership of digits (no copy): the caller must not keep
+// another reference, so Wipe really clears the only copy.
+func NewPIN(b []byte) *PIN { return &PIN{digits{b: b}} }
+
+// PINFromString copies s into a new PIN. Strings cannot be wiped, so this is
+// for tests and simulators only; call paths use NewPIN on collected bytes.
+func PINFromString(s string) *PIN { return &PIN{digits{b: []byte(s)}} }
 
 // Equal compares two PINs in constant time.
 func (p *PIN) Equal(o *PIN) bool {
 	return subtle.ConstantTimeCompare(p.Bytes(), o.Bytes()) == 1
 }
 
-// Wipe zeroes the digits and empties the PIN. Safe on nil and repeatable.
-func (p *PIN) Wipe() {
+// Bytes, Len, Wipe and Wiped are digits', on a nil *PIN too.
+func (p *PIN) Bytes() []byte { return p.held().Bytes() }
+func (p *PIN) Len() int      { return p.held().Len() }
+func (p *PIN) Wipe()         { p.held().Wipe() }
+func (p *PIN) Wiped() bool   { return p.held().Wiped() }
+
+func (p *PIN) held() *digits {
 	if p == nil {
-		return
+		return nil
 	}
-	Zero(p.b)
-	p.b = nil
+	return &p.digits
 }
 
-// Wiped reports whether the PIN no longer holds digits.
-func (p *PIN) Wiped() bool { return p == nil || p.b == nil }
-
-// String implements fmt.Stringer with the mask.
-func (p *PIN) String() string { return Masked }
-
-// GoString implements fmt.GoStringer with the mask.
-func (p *PIN) GoString() string { return "secret.PIN(" + Masked + ")" }
-
-// Format makes every verb print the mask.
+// The PIN prints as the mask under every verb, %#v, JSON and text, nil
+// or not.
+func (p *PIN) String() string                { return Masked }
+func (p *PIN) GoString() string              { return "secret.PIN(" + Masked + ")" }
 func (p *PIN) Format(f fmt.State, verb rune) { formatMasked(f, verb, Masked) }
+func (p *PIN) MarshalJSON() ([]byte, error)  { return json.Marshal(Masked) }
+func (p *PIN) MarshalText() ([]byte, error)  { return []byte(Masked), nil }
 
-// MarshalJSON writes the mask.
-func (p *PIN) MarshalJSON() ([]byte, error) { return json.Marshal(Masked) }
+// SecurityCode is the three digits from the back of a card (CVV2, CVC2),
+// which prove the caller holds it. It is held, masked and wiped as a PIN
+// is, but is a type of its own so that it can never be sent where a PIN
+// goes, nor a PIN compared where a code is.
+type SecurityCode struct{ digits }
 
-// MarshalText writes the mask.
-func (p *PIN) MarshalText() ([]byte, error) { return []byte(Masked), nil }
+// NewSecurityCode takes ownership of b (no copy), as NewPIN does.
+func NewSecurityCode(b []byte) *SecurityCode { return &SecurityCode{digits{b: b}} }
+
+// Bytes, Len, Wipe and Wiped are digits', on a nil *SecurityCode too.
+func (c *SecurityCode) Bytes() []byte { return c.held().Bytes() }
+func (c *SecurityCode) Len() int      { return c.held().Len() }
+func (c *SecurityCode) Wipe()         { c.held().Wipe() }
+func (c *SecurityCode) Wiped() bool   { return c.held().Wiped() }
+
+func (c *SecurityCode) held() *digits {
+	if c == nil {
+		return nil
+	}
+	return &c.digits
+}
+
+// The code prints as the mask under every verb, %#v, JSON and text, nil
+// or not.
+func (c *SecurityCode) String() string                { return Masked }
+func (c *SecurityCode) GoString() string              { return "secret.SecurityCode(" + Masked + ")" }
+func (c *SecurityCode) Format(f fmt.State, verb rune) { formatMasked(f, verb, Masked) }
+func (c *SecurityCode) MarshalJSON() ([]byte, error)  { return json.Marshal(Masked) }
+func (c *SecurityCode) MarshalText() ([]byte, error)  { return []byte(Masked), nil }
 
 // Zero overwrites b with zeros. It is a plain loop: the Go compiler does not
 // elide stores to a slice that escapes, which these always do.

@@ -114,3 +114,25 @@ func TestParseHexKeyErrorsNeverEchoInput(t *testing.T) {
 		t.Fatal("20-byte AES key accepted")
 	}
 }
+
+// A security code is masked and wiped as a PIN is, nil or not.
+func TestSecurityCodeIsMaskedAndWiped(t *testing.T) {
+	buf := []byte("731")
+	c := NewSecurityCode(buf)
+	wrapped := struct{ C *SecurityCode }{c}
+	js, _ := json.Marshal(wrapped)
+	var none *SecurityCode
+	for _, out := range []string{
+		fmt.Sprintf("%v %s %q %x %d %+v %#v", c, c, c, c, c, wrapped, wrapped),
+		string(js), fmt.Sprint(c), fmt.Sprintf("%v %#v", none, none),
+	} {
+		if strings.Contains(out, "731") || strings.Contains(out, "373331") {
+			t.Fatalf("security code leaked: %s", out)
+		}
+	}
+	c.Wipe()
+	if !c.Wiped() || c.Len() != 0 || buf[0] != 0 || buf[2] != 0 {
+		t.Fatal("security code not wiped")
+	}
+	none.Wipe()
+}
