@@ -14,6 +14,7 @@
 package flows
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"slices"
@@ -232,12 +233,8 @@ func New(cfg Config, svc contract.Service) *Flow {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	if cfg.AgentOnFailure == "" {
-		cfg.AgentOnFailure = AgentOffer
-	}
-	if cfg.ExpiryOrder == "" {
-		cfg.ExpiryOrder = policy.MMYY
-	}
+	cfg.AgentOnFailure = cmp.Or(cfg.AgentOnFailure, AgentOffer)
+	cfg.ExpiryOrder = cmp.Or(cfg.ExpiryOrder, policy.MMYY)
 	return &Flow{cfg: cfg, service: svc}
 }
 
@@ -269,6 +266,21 @@ type session struct {
 	expiry policy.Expiry
 }
 
+// unfinished are the ends of a call that could not finish for a reason a
+// person might still solve (an agent may be offered): the audit's end, and
+// what the caller hears.
+var unfinished = []struct {
+	err error
+	end string
+	say prompts.ID
+}{
+	{errTooManyTries, "too_many_tries", prompts.TooManyTries},
+	{errLimited, "limited", prompts.LimitReached},
+	{errLimitStore, "limit_store_unavailable", prompts.ResultUnavailable},
+	{errLineGuard, "line_guard", prompts.ResultUnavailable},
+	{errSeal, "pin_key_unavailable", prompts.ResultUnavailable},
+}
+
 // Run takes one call from arrival to hang-up or return to the dialplan.
 func (f *Flow) Run(ctx context.Context, c Channel, in Incoming) Result {
 	res := Result{Language: in.Language}
@@ -279,9 +291,7 @@ func (f *Flow) Run(ctx context.Context, c Channel, in Incoming) Result {
 	failed := ""
 	switch {
 	case err == nil:
-		if res.End == "" {
-			res.End = "outcome"
-		}
+		res.End = cmp.Or(res.End, "outcome")
 		if res.Outcome != nil && res.Outcome.Kind != outcome.Changed {
 			failed = string(res.Outcome.Kind)
 		}
@@ -290,26 +300,18 @@ func (f *Flow) Run(ctx context.Context, c Channel, in Incoming) Result {
 		return res
 	case errors.Is(err, context.DeadlineExceeded):
 		res.End = "timeout"
-	case errors.Is(err, errTooManyTries):
-		res.End, failed = "too_many_tries", "too_many_tries"
-		_ = c.Say(ctx, prompts.P(prompts.TooManyTries))
 	case errors.Is(err, errAgent):
 		res.End = "agent"
 		return res
-	case errors.Is(err, errLimited):
-		res.End, failed = "limited", "limited"
-		_ = c.Say(ctx, prompts.P(prompts.LimitReached))
-	case errors.Is(err, errLimitStore):
-		res.End, failed = "limit_store_unavailable", "limit_store_unavailable"
-		_ = c.Say(ctx, prompts.P(prompts.ResultUnavailable))
-	case errors.Is(err, errLineGuard):
-		res.End, failed = "line_guard", "line_guard"
-		_ = c.Say(ctx, prompts.P(prompts.ResultUnavailable))
-	case errors.Is(err, errSeal):
-		res.End, failed = "pin_key_unavailable", "pin_key_unavailable"
-		_ = c.Say(ctx, prompts.P(prompts.ResultUnavailable))
 	default:
 		res.End = "error"
+		for _, e := range unfinished {
+			if errors.Is(err, e.err) {
+				res.End, failed = e.end, e.end
+				_ = c.Say(ctx, prompts.P(e.say))
+				break
+			}
+		}
 	}
 	if failed != "" && k.toAgent(ctx, failed) {
 		return res
@@ -421,23 +423,16 @@ func (k *session) language(ctx context.Context) error {
 			items = append(items, prompts.PIn(prompts.LanguageChoice, l))
 			items = append(items, prompts.Digits(strconv.Itoa(i+1), l)...)
 		}
-		err := k.tries(ctx, "language", func() (Reason, error) {
-			if err := k.c.Play(ctx, items...); err != nil {
-				return "", err
-			}
-			e, err := k.c.Collect(ctx, k.menuSpec())
-			if err != nil || e.End == keypad.EndNoInput {
-				return ReasonNoInput, err
-			}
+		err := k.choose(ctx, "language", items, func(key string) Reason {
 			n := 0
-			if len(e.Digits) == 1 {
-				n = int(e.Digits[0] - '0')
+			if len(key) == 1 {
+				n = int(key[0] - '0')
 			}
 			if n < 1 || n > len(langs) {
-				return ReasonInvalidChoice, nil
+				return ReasonInvalidChoice
 			}
 			lang = langs[n-1]
-			return "", nil
+			return ""
 		})
 		if err != nil {
 			return err
@@ -445,6 +440,21 @@ func (k *session) language(ctx context.Context) error {
 	}
 	k.res.Language = lang
 	return k.c.SetLanguage(ctx, lang)
+}
+
+// choose plays a menu's items and takes one key, which pick answers: ""
+// when it is a choice, else why not (bounded tries, as any step).
+func (k *session) choose(ctx context.Context, step string, items []prompts.Item, pick func(key string) Reason) error {
+	return k.tries(ctx, step, func() (Reason, error) {
+		if err := k.c.Play(ctx, items...); err != nil {
+			return "", err
+		}
+		e, err := k.c.Collect(ctx, k.menuSpec())
+		if err != nil || e.End == keypad.EndNoInput {
+			return ReasonNoInput, err
+		}
+		return pick(string(e.Digits)), nil
+	})
 }
 
 func (k *session) menuSpec() keypad.Spec {
@@ -462,34 +472,27 @@ func (k *session) menu(ctx context.Context) (Mode, error) {
 		items = append(items, prompts.P(prompts.MenuAgent))
 	}
 	items = append(items, prompts.P(prompts.MenuRepeat))
-	err := k.tries(ctx, "menu", func() (Reason, error) {
-		if err := k.c.Play(ctx, items...); err != nil {
-			return "", err
-		}
-		e, err := k.c.Collect(ctx, k.menuSpec())
-		if err != nil || e.End == keypad.EndNoInput {
-			return ReasonNoInput, err
-		}
-		switch string(e.Digits) {
+	err := k.choose(ctx, "menu", items, func(key string) Reason {
+		switch key {
 		case "1":
 			mode = ModeChange
 		case "2":
 			if !k.f.service.FirstSetupAvailable() {
-				return ReasonInvalidChoice, nil
+				return ReasonInvalidChoice
 			}
 			mode = ModeSetup
 		case "0":
 			if k.f.cfg.Agent == nil {
 				// Not a caller error: say so and offer the menu again, untried.
-				return reasonNoAgent, nil
+				return reasonNoAgent
 			}
 			mode = ModeAgent
 		case "9":
-			return reasonRepeat, nil
+			return reasonRepeat
 		default:
-			return ReasonInvalidChoice, nil
+			return ReasonInvalidChoice
 		}
-		return "", nil
+		return ""
 	})
 	return mode, err
 }

@@ -10,7 +10,7 @@ import (
 // events a call sends many of. Decoding into it is one pass that skips the
 // rest; ari.DecodeEvent decodes each event twice (once for its type, once
 // whole) and the channel a third time (ChannelData's own UnmarshalJSON,
-// with its variables and creation time). In `ivr-pin load`'s CPU profile
+// with its variables and creation time). In `ivr-pin-lab load`'s CPU profile
 // of a burst that was the largest single cost of serve (30-47%).
 type hotEvent struct {
 	Type        string `json:"type"`

@@ -1,6 +1,7 @@
 package aritest
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"strings"
@@ -76,24 +77,12 @@ type Snapshot struct {
 
 // PlaceCall puts a new call into Stasis for opts.App and sends StasisStart.
 func (s *Server) PlaceCall(opts CallOptions) (*Channel, error) {
-	if opts.App == "" {
-		opts.App = "ivr-pin"
-	}
-	if opts.CallerNumber == "" {
-		opts.CallerNumber = "15551230001"
-	}
-	if opts.CallerName == "" {
-		opts.CallerName = "Test Caller"
-	}
-	if opts.Context == "" {
-		opts.Context = "ivr-inbound"
-	}
-	if opts.Exten == "" {
-		opts.Exten = "s"
-	}
-	if opts.Language == "" {
-		opts.Language = "en"
-	}
+	opts.App = cmp.Or(opts.App, "ivr-pin")
+	opts.CallerNumber = cmp.Or(opts.CallerNumber, "15551230001")
+	opts.CallerName = cmp.Or(opts.CallerName, "Test Caller")
+	opts.Context = cmp.Or(opts.Context, "ivr-inbound")
+	opts.Exten = cmp.Or(opts.Exten, "s")
+	opts.Language = cmp.Or(opts.Language, "en")
 	if opts.Args == nil {
 		opts.Args = []string{}
 	}

@@ -12,6 +12,7 @@
 package aritest
 
 import (
+	"cmp"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
@@ -96,15 +97,9 @@ var ErrNoApp = errors.New("stasis application is not connected")
 
 // Start listens and serves.
 func Start(opts Options) (*Server, error) {
-	if opts.Username == "" {
-		opts.Username = "ivr-pin"
-	}
-	if opts.Password == "" {
-		opts.Password = "aritest-password-0001"
-	}
-	if opts.Addr == "" {
-		opts.Addr = "127.0.0.1:0"
-	}
+	opts.Username = cmp.Or(opts.Username, "ivr-pin")
+	opts.Password = cmp.Or(opts.Password, "aritest-password-0001")
+	opts.Addr = cmp.Or(opts.Addr, "127.0.0.1:0")
 	if opts.PlaybackScale <= 0 {
 		opts.PlaybackScale = 1
 	}
@@ -114,9 +109,7 @@ func Start(opts Options) (*Server, error) {
 	if opts.SoundExists == nil {
 		opts.SoundExists = func(string) bool { return true }
 	}
-	if opts.EntityID == "" {
-		opts.EntityID = "02:fc:00:00:00:01"
-	}
+	opts.EntityID = cmp.Or(opts.EntityID, "02:fc:00:00:00:01")
 	host, _, err := net.SplitHostPort(opts.Addr)
 	if err != nil {
 		return nil, err
@@ -537,9 +530,7 @@ func (s *Server) channelRoute(w http.ResponseWriter, r *http.Request, p []string
 			message(w, 500, "Failed to queue media for playback")
 			return
 		}
-		if id == "" {
-			id = fmt.Sprintf("%x-%x", time.Now().UnixNano(), s.seq.Add(1))
-		}
+		id = cmp.Or(id, fmt.Sprintf("%x-%x", time.Now().UnixNano(), s.seq.Add(1)))
 		pb := ch.queuePlayback(id, media, q.Get("lang"))
 		writeJSON(w, 201, pb.json("queued"))
 	case op == "continue" && r.Method == http.MethodPost:

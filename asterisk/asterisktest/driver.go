@@ -1,6 +1,7 @@
 package asterisktest
 
 import (
+	"cmp"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
@@ -159,9 +160,7 @@ func (d *Driver) Call(t testing.TB, opts CallOptions) *LocalCall {
 	if opts.Context == "" {
 		opts.Context, opts.Exten = "from-tester", "1000"
 	}
-	if opts.CallerID == "" {
-		opts.CallerID = "15551230001"
-	}
+	opts.CallerID = cmp.Or(opts.CallerID, "15551230001")
 	id := make([]byte, 6)
 	_, _ = rand.Read(id)
 	c := &LocalCall{d: d, Caller: "caller-" + hex.EncodeToString(id), ID: "line-" + hex.EncodeToString(id), changed: make(chan struct{})}

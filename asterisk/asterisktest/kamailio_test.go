@@ -68,7 +68,7 @@ func callsProcessed(t *testing.T, a *asterisktest.Asterisk) int {
 // calls over two Asterisk servers, both of which dial the same two ivr-pin
 // instances over wss through HAProxy (deploy/haproxy.cfg: TLS on both legs),
 // the instances sharing their limits in Redis behind Sentinel. The drills:
-//  1. calls from `ivr-pin dial` spread over both Asterisks and change;
+//  1. calls from `ivr-pin-lab dial` spread over both Asterisks and change;
 //  2. the Redis master is killed mid-call: calls whose limit write falls in
 //     the gap fail closed (nothing reaches the card host), later ones
 //     change, and a card's wrong-PIN count from before the failover still

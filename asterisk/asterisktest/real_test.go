@@ -159,7 +159,7 @@ func (l *line) dial(t *testing.T, target string, args ...string) (int, string) {
 	return code, out.String()
 }
 
-// TestRealAsteriskSIP calls the line over SIP with `ivr-pin dial`, through
+// TestRealAsteriskSIP calls the line over SIP with `ivr-pin-lab dial`, through
 // the shipped pjsip.conf and extensions.conf: RTP audio, RFC 4733 keys.
 func TestRealAsteriskSIP(t *testing.T) {
 	t.Parallel()

@@ -21,7 +21,8 @@ import (
 // dial is `ivr-pin-lab dial [flags] sip:EXT@HOST[:PORT]`: a SIP softphone for
 // testing a line. It exits 0 when the far end hung up after every group of
 // keys was sent, 1 otherwise, 2 on bad usage.
-func dial(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+func dial(args []string, std cli.IO) int {
+	stdin, stdout, stderr := std.Stdin, std.Stdout, std.Stderr
 	fs := flag.NewFlagSet("ivr-pin-lab dial", flag.ContinueOnError)
 	keys := fs.String("keys", "", `groups of keys separated by spaces, each pressed once the line is quiet after a prompt, e.g. "1 4111111111111111# 1228 7392# 4829# 4829#"`)
 	from := fs.String("from", "", "caller user name (default ivr-pin-dial)")
@@ -30,7 +31,7 @@ func dial(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	timeout := fs.Duration("timeout", 3*time.Minute, "longest the call may last")
 	record := fs.String("record", "", "write what was heard to this WAV file (8 kHz mono 16-bit)")
 	quiet := fs.Duration("quiet", 900*time.Millisecond, "silence after a prompt before a group is pressed")
-	if code, done := cli.ParseFlagsAndArgs(fs, args, " sip:EXTENSION@HOST[:PORT]", 1, "Calls a line over SIP (UDP) and presses keys as RFC 4733 telephone events. Without --keys,\nkeys typed on a terminal are sent as typed, or groups are read from piped standard input.\nPrints one line per group sent (never the keys) and how the call ended.", cli.IO{Stdout: stdout, Stderr: stderr}); done {
+	if code, done := cli.ParseFlagsAndArgs(fs, args, " sip:EXTENSION@HOST[:PORT]", 1, "Calls a line over SIP (UDP) and presses keys as RFC 4733 telephone events. Without --keys,\nkeys typed on a terminal are sent as typed, or groups are read from piped standard input.\nPrints one line per group sent (never the keys) and how the call ended.", std); done {
 		return code
 	}
 	pw := *password

@@ -43,7 +43,8 @@ import (
 // reports the p50/p99 latency from the caller's decision to press the last
 // key to the card host receiving the request, and to the outcome prompt
 // starting, against a floor measured in the same run (loadFloor).
-func load(args []string, out, stderr io.Writer) int {
+func load(args []string, std cli.IO) int {
+	out, stderr := std.Stdout, std.Stderr
 	fs := flag.NewFlagSet("ivr-pin-lab load", flag.ContinueOnError)
 	o := loadOptions{}
 	fs.IntVar(&o.calls, "calls", 1000, "concurrent calls")
@@ -53,7 +54,7 @@ func load(args []string, out, stderr io.Writer) int {
 	fs.StringVar(&o.profile, "profile", "", "write CPU, mutex and block profiles of the burst to this directory (serve's too when built with -tags pprof)")
 	servePath := fs.String("serve", "", "the ivr-pin binary whose serve is measured (default: ivr-pin beside this binary, else on PATH); built with -tags pprof, its profiles are written too")
 	transport := fs.String("transport", "inbound", "ARI transport: inbound, outbound (one websocket per call) or both (one after the other, side by side)")
-	if code, done := cli.ParseFlags(fs, args, "Runs serve as a child process under many concurrent calls and reports heap per call and\nlatencies (docs/performance.md).", cli.IO{Stdout: out, Stderr: stderr}); done {
+	if code, done := cli.ParseFlags(fs, args, "Runs serve as a child process under many concurrent calls and reports heap per call and\nlatencies (docs/performance.md).", std); done {
 		return code
 	}
 	var transports []string

@@ -20,10 +20,8 @@ import (
 // verbs is the command line: usage, -h and the package doc come from it.
 func verbs() []cli.Verb {
 	return []cli.Verb{
-		{Name: "load", Summary: "measure one ivr-pin serve under many concurrent calls (docs/performance.md)",
-			Run: func(a []string, s cli.IO) int { return load(a, s.Stdout, s.Stderr) }},
-		{Name: "dial", Summary: "call a line over SIP and press keys (a tester's softphone)",
-			Run: func(a []string, s cli.IO) int { return dial(a, s.Stdin, s.Stdout, s.Stderr) }},
+		{Name: "load", Summary: "measure one ivr-pin serve under many concurrent calls (docs/performance.md)", Run: load},
+		{Name: "dial", Summary: "call a line over SIP and press keys (a tester's softphone)", Run: dial},
 	}
 }
 

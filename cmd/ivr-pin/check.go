@@ -14,6 +14,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/ivr-pin/ivr-pin/internal/cli"
 	"github.com/ivr-pin/ivr-pin/internal/config"
 	"github.com/ivr-pin/ivr-pin/internal/line"
 	"github.com/ivr-pin/ivr-pin/pinsvc/cardhost"
@@ -31,7 +32,8 @@ start.`
 
 // checkCmd runs `ivr-pin check`: serve's provisioning (line.Provision),
 // opened and closed, and what serve meets around it.
-func checkCmd(args []string, stdout, stderr io.Writer) int {
+func checkCmd(args []string, std cli.IO) int {
+	stdout, stderr := std.Stdout, std.Stderr
 	fs := flag.NewFlagSet("ivr-pin check", flag.ContinueOnError)
 	timeout := fs.Duration("timeout", 5*time.Second, "bound on each network check")
 	if code, done := parseFlags(fs, args, checkSummary, stdout, stderr); done {

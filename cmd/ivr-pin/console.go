@@ -29,7 +29,8 @@ import (
 // the keyboard (raw mode: nothing typed is echoed). In --keys and piped
 // input, spaces separate answers: each group is typed once the line is
 // waiting for input, as a person listening to the prompts would.
-func console(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+func console(args []string, std cli.IO) int {
+	stdin, stdout, stderr := std.Stdin, std.Stdout, std.Stderr
 	fs := flag.NewFlagSet("ivr-pin console", flag.ContinueOnError)
 	keys := fs.String("keys", "", `scripted caller, e.g. "1 4111111111111111# 1228 7392# 4829# 4829#"`)
 	lang := fs.String("lang", "", "language passed in as an agent transfer would (skips the language menu)")

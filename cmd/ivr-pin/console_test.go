@@ -7,13 +7,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ivr-pin/ivr-pin/internal/cli"
 	"github.com/ivr-pin/ivr-pin/internal/testkit/leakcheck"
 )
 
 func runConsole(t *testing.T, stdin string, args ...string) (int, string, string) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	code := console(args, strings.NewReader(stdin), &out, &errb)
+	code := console(args, cli.IO{Stdin: strings.NewReader(stdin), Stdout: &out, Stderr: &errb})
 	return code, out.String(), errb.String()
 }
 
@@ -109,7 +110,7 @@ func TestConfigRefusesBadValueByName(t *testing.T) {
 // The README's configuration table is `ivr-pin config --table`, kept equal.
 func TestREADMEDocumentsEverySetting(t *testing.T) {
 	var table bytes.Buffer
-	if code := printConfig([]string{"--table"}, &table, io.Discard); code != 0 {
+	if code := printConfig([]string{"--table"}, cli.IO{Stdout: &table, Stderr: io.Discard}); code != 0 {
 		t.Fatal(code)
 	}
 	readme, err := os.ReadFile("../../README.md")

@@ -42,9 +42,7 @@ extractable, encrypt only, neither modifiable nor copyable.`,
 }
 
 // key runs the key ceremony verbs.
-func key(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	return keyProgram().Run(args, cli.IO{Stdin: stdin, Stdout: stdout, Stderr: stderr})
-}
+func key(args []string, std cli.IO) int { return keyProgram().Run(args, std) }
 
 // openKeyToken opens the token the environment names, naming each missing
 // setting.

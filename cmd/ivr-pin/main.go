@@ -36,24 +36,15 @@ import (
 // verbs is the command line: usage, -h and the package doc come from it.
 func verbs() []cli.Verb {
 	return []cli.Verb{
-		{Name: "serve", Summary: "connect to Asterisk ARI and take calls",
-			Run: func(a []string, s cli.IO) int { return serve(a, s.Stdout, s.Stderr) }},
-		{Name: "check", Summary: "every start-up check of serve, and what it needs around it, all at once; exits 0\nonly when serve would start",
-			Run: func(a []string, s cli.IO) int { return checkCmd(a, s.Stdout, s.Stderr) }},
-		{Name: "config", Summary: "print the effective configuration, secrets shown only as set/unset or key check value",
-			Run: func(a []string, s cli.IO) int { return printConfig(a, s.Stdout, s.Stderr) }},
-		{Name: "ready", Summary: "ask a running serve's /readyz: exit 0 when ready (a container's health check)",
-			Run: func(a []string, s cli.IO) int { return ready(a, s.Stdout, s.Stderr) }},
-		{Name: "key", Summary: "the zone PIN key's ceremony: import from custodians' components into the\nPKCS#11 token, or check a key there",
-			Run: func(a []string, s cli.IO) int { return key(a, s.Stdin, s.Stdout, s.Stderr) }},
-		{Name: "audit", Summary: "check audit files: every attempt closed by its call record",
-			Run: func(a []string, s cli.IO) int { return auditCmd(a, s.Stdout, s.Stderr) }},
-		{Name: "prompts", Summary: "list the prompts' words, or check a sounds directory (a bank's recordings)",
-			Run: func(a []string, s cli.IO) int { return promptsCmd(a, s.Stdout, s.Stderr) }},
-		{Name: "console", Summary: "a complete call with the terminal as the phone (no Asterisk, no bank host needed)",
-			Run: func(a []string, s cli.IO) int { return console(a, s.Stdin, s.Stdout, s.Stderr) }},
-		{Name: "simulate", Summary: "run the card-host and KeySecure simulators on loopback and print their test cards",
-			Run: func(a []string, s cli.IO) int { return simulate(a, s.Stdout, s.Stderr) }},
+		{Name: "serve", Summary: "connect to Asterisk ARI and take calls", Run: serve},
+		{Name: "check", Summary: "what serve would do with this configuration: every problem that stops it and every\nwarning it runs with, all at once; exits 0 exactly when serve would start", Run: checkCmd},
+		{Name: "config", Summary: "print the effective configuration, secrets shown only as set/unset or key check value", Run: printConfig},
+		{Name: "ready", Summary: "ask a running serve's /readyz: exit 0 when ready (a container's health check)", Run: ready},
+		{Name: "key", Summary: "the zone PIN key's ceremony: import from custodians' components into the\nPKCS#11 token, or check a key there", Run: key},
+		{Name: "audit", Summary: "check audit files: every attempt closed by its call record", Run: auditCmd},
+		{Name: "prompts", Summary: "list the prompts' words, or check a sounds directory (a bank's recordings)", Run: promptsCmd},
+		{Name: "console", Summary: "a complete call with the terminal as the phone (no Asterisk, no bank host needed)", Run: console},
+		{Name: "simulate", Summary: "run the card-host and KeySecure simulators on loopback and print their test cards", Run: simulate},
 	}
 }
 

@@ -30,9 +30,7 @@ words. Exits 1 naming each problem.`, Run: func(a []string, s cli.IO) int { retu
 }
 
 // promptsCmd runs the prompt catalogue's verbs.
-func promptsCmd(args []string, stdout, stderr io.Writer) int {
-	return promptsProgram().Run(args, cli.IO{Stdout: stdout, Stderr: stderr})
-}
+func promptsCmd(args []string, std cli.IO) int { return promptsProgram().Run(args, std) }
 
 // catalogue is the shipped words with IVRPIN_PROMPT_WORDS laid over them.
 func catalogue(stderr io.Writer) (*prompts.Catalogue, bool) {

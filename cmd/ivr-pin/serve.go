@@ -4,7 +4,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/signal"
@@ -13,6 +12,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/ivr-pin/ivr-pin/internal/buildinfo"
+	"github.com/ivr-pin/ivr-pin/internal/cli"
 	"github.com/ivr-pin/ivr-pin/internal/config"
 	"github.com/ivr-pin/ivr-pin/internal/harden"
 	"github.com/ivr-pin/ivr-pin/internal/line"
@@ -20,7 +20,8 @@ import (
 
 // serve connects to Asterisk and takes calls until SIGTERM or SIGINT, then
 // drains and exits 0.
-func serve(args []string, stdout, stderr io.Writer) int {
+func serve(args []string, std cli.IO) int {
+	stdout, stderr := std.Stdout, std.Stderr
 	fs := flag.NewFlagSet("ivr-pin serve", flag.ContinueOnError)
 	if code, done := parseFlags(fs, args, "Connects to Asterisk ARI and takes calls until SIGTERM or SIGINT, then drains and exits 0.\nLogs go to stderr, audit records to stdout (or IVRPIN_AUDIT_FILE).", stdout, stderr); done {
 		return code

@@ -6,13 +6,13 @@ import (
 	"encoding/hex"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"strings"
 	"syscall"
 
+	"github.com/ivr-pin/ivr-pin/internal/cli"
 	"github.com/ivr-pin/ivr-pin/internal/config"
 	"github.com/ivr-pin/ivr-pin/pinsvc/pinblock"
 	"github.com/ivr-pin/ivr-pin/pinsvc/secret"
@@ -25,7 +25,8 @@ import (
 // IVRPIN_KEYSECURE_API_SECRET(_FILE)), so one environment serves both sides;
 // unset, fresh keys are made and written to 0600 files whose paths the
 // printed settings name.
-func simulate(args []string, out, stderr io.Writer) int {
+func simulate(args []string, std cli.IO) int {
+	out, stderr := std.Stdout, std.Stderr
 	fs := flag.NewFlagSet("ivr-pin simulate", flag.ContinueOnError)
 	chAddr := fs.String("cardhost", "127.0.0.1:8091", "card host simulator address (loopback)")
 	ksAddr := fs.String("keysecure", "127.0.0.1:8092", "KeySecure simulator address (loopback)")

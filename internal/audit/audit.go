@@ -113,7 +113,7 @@ type Writer interface {
 // once costs a few syncs, not one per record each waiting for all before it.
 // With one sync per record under one lock, 2,000 callers pressing their
 // last key at once queued behind each other's fsync (the line's largest
-// wait in `ivr-pin load`'s mutex profile).
+// wait in `ivr-pin-lab load`'s mutex profile).
 type Stream struct {
 	mu   sync.Mutex
 	w    io.Writer

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"strconv"
 	"time"
 
@@ -74,8 +75,8 @@ func (h *CardHost) problems(allowInsecure bool) []error {
 		if u.value == "" {
 			continue
 		}
-		if err := hosturl.Check(u.value, allowInsecure); err != nil {
-			add(u.name, err.Error())
+		if err := hostURLProblem(u.name, u.value, allowInsecure); err != nil {
+			out = append(out, err)
 		}
 	}
 	switch h.NIRSAMGF1Hash {
@@ -219,6 +220,19 @@ func (h *CardHost) timestampLayout() (string, error) {
 		return cardhost.LegacyTimestampLayout, nil
 	}
 	return "", problem("NI_TIMESTAMP_FORMAT", "must be iso8601 or legacy")
+}
+
+// hostURLProblem is a host URL's problem (hosturl's rule), naming how a
+// lab allows plain http.
+func hostURLProblem(v, raw string, allowInsecure bool) error {
+	err := hosturl.Check(raw, allowInsecure)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, hosturl.ErrPlainHTTP):
+		return problem(v, err.Error()+" (a lab may set IVRPIN_ALLOW_INSECURE_HOSTS=true)")
+	}
+	return problem(v, err.Error())
 }
 
 func allDigits(s string) bool {

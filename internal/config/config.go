@@ -107,12 +107,7 @@ func problem(v, reason string) error { return &Problem{Var: v, Reason: reason} }
 
 // Validate checks each value that can be checked without the network,
 // returning the first problem.
-func (c *Config) Validate() error {
-	if p := c.Problems(); len(p) > 0 {
-		return p[0]
-	}
-	return nil
-}
+func (c *Config) Validate() error { return first(c.Problems()) }
 
 // Problems are every section's problems, in the sections' order.
 func (c *Config) Problems() []error {
@@ -147,9 +142,12 @@ func (c *Config) hostProblems() []error {
 // ValidateServe checks what serve needs beyond Validate: the card host, and
 // the HMAC key of the attempt limits, which is never kept beside the hashes
 // it makes (the console and tests make a fresh one per run).
-func (c *Config) ValidateServe() error {
-	if p := c.ServeProblems(); len(p) > 0 {
-		return p[0]
+func (c *Config) ValidateServe() error { return first(c.ServeProblems()) }
+
+// first is the first of problems, or nil.
+func first(problems []error) error {
+	if len(problems) > 0 {
+		return problems[0]
 	}
 	return nil
 }

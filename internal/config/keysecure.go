@@ -3,7 +3,6 @@ package config
 import (
 	"time"
 
-	"github.com/ivr-pin/ivr-pin/pinsvc/hosturl"
 	"github.com/ivr-pin/ivr-pin/pinsvc/keysecure"
 )
 
@@ -27,8 +26,8 @@ func (k *KeySecure) problems(allowInsecure bool) []error {
 	var out []error
 	add := func(v, reason string) { out = append(out, problem(v, reason)) }
 	if k.KeySecureURL != "" {
-		if err := hosturl.Check(k.KeySecureURL, allowInsecure); err != nil {
-			add("KEYSECURE_URL", err.Error())
+		if err := hostURLProblem("KEYSECURE_URL", k.KeySecureURL, allowInsecure); err != nil {
+			out = append(out, err)
 		}
 		if k.KeySecureAPIKey == "" {
 			add("KEYSECURE_API_KEY", "required when KEYSECURE_URL is set")

@@ -40,10 +40,7 @@ func SecretVariables() []string {
 // readSecrets fills each secret given as a file and refuses a secret given
 // both ways, stopping at the first problem.
 func (c *Config) readSecrets(lookup func(string) (string, bool)) error {
-	if p := c.readAllSecrets(lookup); len(p) > 0 {
-		return p[0]
-	}
-	return nil
+	return first(c.readAllSecrets(lookup))
 }
 
 // readAllSecrets fills each secret given as a file, records which came

@@ -34,7 +34,7 @@ func stores() map[string]func(t *testing.T) Store {
 		},
 		"redis": func(t *testing.T) Store {
 			url, _ := startRedis(t)
-			s, err := OpenRedis(context.Background(), url, "")
+			s, err := OpenRedis(context.Background(), RedisOptions{URL: url})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -107,12 +107,12 @@ func TestBoltCountersSurviveARestart(t *testing.T) {
 // together, however the attempts interleave.
 func TestRedisIsAtomicAcrossInstances(t *testing.T) {
 	url, _ := startRedis(t)
-	a, err := OpenRedis(context.Background(), url, "")
+	a, err := OpenRedis(context.Background(), RedisOptions{URL: url})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	b, _ := OpenRedis(context.Background(), url, "")
+	b, _ := OpenRedis(context.Background(), RedisOptions{URL: url})
 	defer b.Close()
 	r := Rule{Max: 5, Window: time.Hour, Lockout: time.Hour}
 	var allowed atomic.Int32
@@ -188,7 +188,7 @@ func TestLimiterCardAndCaller(t *testing.T) {
 
 func TestRedisDownFailsClosed(t *testing.T) {
 	url, stop := startRedis(t)
-	s, err := OpenRedis(context.Background(), url, "")
+	s, err := OpenRedis(context.Background(), RedisOptions{URL: url})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -44,7 +44,7 @@ func Open(ctx context.Context, s Config) (*Limiter, error) {
 	if s.RedisURL != "" || len(s.RedisSentinels) > 0 {
 		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
-		store, err := OpenRedisWith(ctx, RedisOptions{URL: s.RedisURL, Password: s.RedisPassword, Sentinels: s.RedisSentinels,
+		store, err := OpenRedis(ctx, RedisOptions{URL: s.RedisURL, Password: s.RedisPassword, Sentinels: s.RedisSentinels,
 			Master: s.RedisMaster, SentinelPassword: s.RedisSentinelPassword, MinReplicas: s.RedisMinReplicas, WaitTimeout: s.RedisWaitTimeout})
 		if err != nil {
 			return nil, err

@@ -14,7 +14,7 @@ import (
 func TestACountSurvivesARedisFailover(t *testing.T) {
 	sen := redistest.StartSentinel(t, time.Second)
 	ctx := context.Background()
-	store, err := OpenRedisWith(ctx, RedisOptions{Sentinels: []string{sen.Addr}, Master: sen.Master, MinReplicas: 1, WaitTimeout: time.Second})
+	store, err := OpenRedis(ctx, RedisOptions{Sentinels: []string{sen.Addr}, Master: sen.Master, MinReplicas: 1, WaitTimeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

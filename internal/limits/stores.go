@@ -222,16 +222,10 @@ type RedisOptions struct {
 
 // ErrNotReplicated is a limit write that fewer replicas than required
 // acknowledged in time: it might not survive a failover, so it fails.
-var ErrNotReplicated = errors.New("the limit write did not reach enough Redis replicas in time (IVRPIN_REDIS_MIN_REPLICAS)")
+var ErrNotReplicated = errors.New("the limit write did not reach enough Redis replicas in time")
 
-// OpenRedis connects to a redis:// URL and checks it answers.
-// A password, when set, replaces the URL's.
-func OpenRedis(ctx context.Context, url, password string) (*RedisStore, error) {
-	return OpenRedisWith(ctx, RedisOptions{URL: url, Password: password})
-}
-
-// OpenRedisWith connects as o says and checks Redis answers.
-func OpenRedisWith(ctx context.Context, o RedisOptions) (*RedisStore, error) {
+// OpenRedis connects as o says and checks Redis answers.
+func OpenRedis(ctx context.Context, o RedisOptions) (*RedisStore, error) {
 	// Failures come back as errors and fail the line closed; the library's
 	// own stderr logger would only repeat them unstructured.
 	redis.SetLogger(quiet{})
@@ -245,7 +239,7 @@ func OpenRedisWith(ctx context.Context, o RedisOptions) (*RedisStore, error) {
 	} else {
 		opt, err := redis.ParseURL(o.URL)
 		if err != nil {
-			return nil, errors.New("IVRPIN_REDIS_URL is not a redis:// URL")
+			return nil, errors.New("not a redis:// or rediss:// URL")
 		}
 		if o.Password != "" {
 			opt.Password = o.Password

@@ -12,6 +12,7 @@ package cardhost
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -113,18 +114,12 @@ func New(cfg Config) (*Client, error) {
 			return nil, errors.New("card host token URL " + err.Error())
 		}
 	}
-	if cfg.SrcApplication == "" {
-		cfg.SrcApplication = SrcApplicationIVR
-	}
-	if cfg.TargetApplication == "" {
-		cfg.TargetApplication = TargetApplicationPCM
-	}
+	cfg.SrcApplication = cmp.Or(cfg.SrcApplication, SrcApplicationIVR)
+	cfg.TargetApplication = cmp.Or(cfg.TargetApplication, TargetApplicationPCM)
 	if len(cfg.SrcApplication) > MaxApplication || len(cfg.TargetApplication) > MaxApplication {
 		return nil, fmt.Errorf("src and target application are at most %d characters", MaxApplication)
 	}
-	if cfg.TimestampLayout == "" {
-		cfg.TimestampLayout = TimestampLayout
-	}
+	cfg.TimestampLayout = cmp.Or(cfg.TimestampLayout, TimestampLayout)
 	if _, err := ParseTimestamp(time.Now().Format(cfg.TimestampLayout)); err != nil {
 		return nil, errors.New("timestamp layout gives neither documented form")
 	}
@@ -289,13 +284,9 @@ func (c *Client) build(msgID string, req ChangeRequest) ([]byte, error) {
 		return nil, fmt.Errorf("%w: new PIN block: %w", ErrLocal, err)
 	}
 	tracking := req.TrackingID
-	if tracking == "" {
-		tracking = msgID
-	}
+	tracking = cmp.Or(tracking, msgID)
 	seq := req.SequenceNumber
-	if seq == "" {
-		seq = c.sequenceFor(pan)
-	}
+	seq = cmp.Or(seq, c.sequenceFor(pan))
 	r := Request{NISrvRequest: RequestEnvelope{RequestCardPINChange: &PINChangeRequest{
 		Header: Header{
 			MsgID:             msgID,
@@ -435,19 +426,17 @@ func (c *Client) classifyNI(msgID string, data []byte) (res outcome.Result, ok b
 }
 
 func (c *Client) kindFor(code string) outcome.Kind {
-	switch {
-	case slices.Contains(c.cfg.Codes.WrongPIN, code):
-		return outcome.WrongPIN
-	case slices.Contains(c.cfg.Codes.NoPINYet, code):
-		return outcome.NoPINYet
-	case slices.Contains(c.cfg.Codes.ExpiryMismatch, code):
-		return outcome.ExpiryMismatch
-	case slices.Contains(c.cfg.Codes.UnknownCard, code):
-		return outcome.UnknownCard
-	case slices.Contains(c.cfg.Codes.NotEligible, code):
-		return outcome.NotEligible
-	case slices.Contains(c.cfg.Codes.WeakPIN, code):
-		return outcome.WeakPIN
+	for _, m := range []struct {
+		codes []string
+		kind  outcome.Kind
+	}{
+		{c.cfg.Codes.WrongPIN, outcome.WrongPIN}, {c.cfg.Codes.NoPINYet, outcome.NoPINYet},
+		{c.cfg.Codes.ExpiryMismatch, outcome.ExpiryMismatch}, {c.cfg.Codes.UnknownCard, outcome.UnknownCard},
+		{c.cfg.Codes.NotEligible, outcome.NotEligible}, {c.cfg.Codes.WeakPIN, outcome.WeakPIN},
+	} {
+		if slices.Contains(m.codes, code) {
+			return m.kind
+		}
 	}
 	return outcome.Rejected
 }

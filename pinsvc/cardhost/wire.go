@@ -99,8 +99,7 @@ const (
 	MethodSymmetric      = "SYMMETRIC_ENC"
 	MethodAsymmetric     = "ASYNC_ENC"
 	StatusSuccess        = "S"
-	StatusFailure        = "F"
-	CodeSuccess          = "000"
+	StatusFailure        = "F" // its error_code says why (000 with S)
 )
 
 // Field limits from the seed's tables.

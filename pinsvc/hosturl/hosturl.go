@@ -11,6 +11,10 @@ import (
 	"net/url"
 )
 
+// ErrPlainHTTP is a plain http URL to another machine, which a lab may
+// allow explicitly (the caller names how).
+var ErrPlainHTTP = errors.New("is plain http to a host that is not loopback; use https")
+
 // Check returns why raw may not be used, or nil. The error never repeats
 // the URL: it could carry credentials.
 func Check(raw string, allowInsecure bool) error {
@@ -25,7 +29,7 @@ func Check(raw string, allowInsecure bool) error {
 		if allowInsecure || IsLoopback(u.Hostname()) {
 			return nil
 		}
-		return errors.New("is plain http to a host that is not loopback; use https (a lab may set IVRPIN_ALLOW_INSECURE_HOSTS=true)")
+		return ErrPlainHTTP
 	}
 	return fmt.Errorf("has scheme %q; want https", u.Scheme)
 }

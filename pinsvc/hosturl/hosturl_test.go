@@ -53,5 +53,5 @@ func ExampleCheck() {
 	// Output:
 	// <nil>
 	// <nil>
-	// is plain http to a host that is not loopback; use https (a lab may set IVRPIN_ALLOW_INSECURE_HOSTS=true)
+	// is plain http to a host that is not loopback; use https
 }

@@ -29,37 +29,29 @@ const (
 	MaxPageSize     = 100
 )
 
-// Documented codes.
+// The documented codes the client acts on. The others of the documented
+// table fall to Rejected: 1002 Api-Key missing, 1003 IP not allowed, 1005
+// timestamp out of range, 1008 Api-Key unknown, 1009 too frequent, 1010
+// Api-Key disabled, 1011 Api-Key expired, 1021 merchant unknown, 1022
+// merchant status, 2001-2007 cardholder errors.
 const (
-	CodeOK              = 0
-	CodeSystem          = 1001
-	CodeAPIKeyMissing   = 1002
-	CodeIPNotAllowed    = 1003
-	CodeInvalidParam    = 1004
-	CodeTimestamp       = 1005
-	CodeTokenMissing    = 1006
-	CodeTokenInvalid    = 1007
-	CodeAPIKeyUnknown   = 1008
-	CodeTooFrequent     = 1009
-	CodeAPIKeyDisabled  = 1010
-	CodeAPIKeyExpired   = 1011
-	CodePCINotEnabled   = 1013
-	CodeMerchantUnknown = 1021
-	CodeMerchantStatus  = 1022
-	CodeCardholder      = 2001 // 2001-2007: cardholder errors
-	CodeNotActivated    = 4005
-	CodeWeakPIN         = 4016
-	CodeNotPhysical     = 4017
+	CodeOK            = 0
+	CodeSystem        = 1001
+	CodeInvalidParam  = 1004
+	CodeTokenMissing  = 1006
+	CodeTokenInvalid  = 1007
+	CodePCINotEnabled = 1013
+	CodeNotActivated  = 4005
+	CodeWeakPIN       = 4016
+	CodeNotPhysical   = 4017
 )
 
-// Card types and statuses.
+// Card types and statuses: the client sets PINs on physical cards that
+// are Activated only (the others: Virtual; ToActivate, Frozen, Delete).
 const (
-	TypePhysical     = "Physical"
-	TypeVirtual      = "Virtual"
-	StatusActivated  = "Activated"
-	StatusToActivate = "ToActivate"
-	StatusFrozen     = "Frozen"
-	StatusDelete     = "Delete"
+	TypePhysical    = "Physical"
+	TypeVirtual     = "Virtual"
+	StatusActivated = "Activated"
 )
 
 // The types below are the client's reading of the platform's answers:

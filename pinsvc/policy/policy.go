@@ -37,7 +37,6 @@ const (
 	ReasonPINExpiryDigits Reason = "pin_expiry_digits" // holds the card's expiry
 	ReasonPINRuns         Reason = "pin_runs"          // three same or consecutive digits in a row
 	ReasonPINMismatch     Reason = "pin_mismatch"      // the two new PINs differ
-	ReasonNotEligible     Reason = "not_eligible"      // the card cannot take this change
 	ReasonWrongPIN        Reason = "wrong_current"     // the host refused the current PIN
 )
 

@@ -18,6 +18,7 @@
 package cardhostsim
 
 import (
+	"cmp"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/rsa"
@@ -127,12 +128,8 @@ func New(cfg Config) *Server {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	if cfg.SrcApplication == "" {
-		cfg.SrcApplication = "IVR"
-	}
-	if cfg.TargetApplication == "" {
-		cfg.TargetApplication = "PCMS"
-	}
+	cfg.SrcApplication = cmp.Or(cfg.SrcApplication, "IVR")
+	cfg.TargetApplication = cmp.Or(cfg.TargetApplication, "PCMS")
 	s := &Server{cfg: cfg, cards: map[string]*Card{}, seen: map[string]bool{}, tokens: map[string]time.Time{}}
 	s.vault = sim.NewVault()
 	s.mux = http.NewServeMux()
@@ -305,15 +302,10 @@ func (s *Server) pinChange(w http.ResponseWriter, r *http.Request) {
 	}
 
 	hdr := in.Header
-	switch f.Kind {
-	case faults.Reset:
-		faults.ResetConnection(w)
+	if faults.AnswerBroken(w, f, faults.MalformedBody) {
 		return
-	case faults.Malformed:
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = io.WriteString(w, faults.MalformedBody)
-		return
-	case faults.WrongMsgID:
+	}
+	if f.Kind == faults.WrongMsgID {
 		hdr.MsgID = "X" + hdr.MsgID[1:]
 	}
 	now := s.cfg.Now().Format(responseTimeLayout)

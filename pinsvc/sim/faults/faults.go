@@ -6,6 +6,7 @@ package faults
 
 import (
 	"encoding/json"
+	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -123,6 +124,22 @@ func ResetConnection(w http.ResponseWriter) {
 		_ = tc.SetLinger(0)
 	}
 	_ = conn.Close()
+}
+
+// AnswerBroken answers as f says when f breaks the answer itself: a reset
+// connection (Reset), or JSON cut off mid-object (Malformed, with body);
+// it reports whether it answered.
+func AnswerBroken(w http.ResponseWriter, f Fault, body string) bool {
+	switch f.Kind {
+	case Reset:
+		ResetConnection(w)
+		return true
+	case Malformed:
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, body)
+		return true
+	}
+	return false
 }
 
 // WriteStatus answers with an HTTP error status and a short plain body.

@@ -216,13 +216,7 @@ func (s *Server) guard(route string, needToken bool, h func(http.ResponseWriter,
 		if code == codeOK {
 			code, msg, data = h(w, r, body)
 		}
-		switch f.Kind {
-		case faults.Reset:
-			faults.ResetConnection(w)
-			return
-		case faults.Malformed:
-			w.Header().Set("Content-Type", "application/json")
-			_, _ = io.WriteString(w, `{"code":0,"msg":"Succ`)
+		if faults.AnswerBroken(w, f, `{"code":0,"msg":"Succ`) {
 			return
 		}
 		answer(w, code, msg, data)

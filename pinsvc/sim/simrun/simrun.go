@@ -5,6 +5,7 @@
 package simrun
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -56,18 +57,10 @@ type Running struct {
 
 // Start listens and serves both simulators until Close.
 func Start(opts Options) (*Running, error) {
-	if opts.CardHostAddr == "" {
-		opts.CardHostAddr = "127.0.0.1:0"
-	}
-	if opts.KeySecureAddr == "" {
-		opts.KeySecureAddr = "127.0.0.1:0"
-	}
-	if opts.BankID == "" {
-		opts.BankID = "DEMO"
-	}
-	if opts.APIKey == "" {
-		opts.APIKey = "demo-api-key"
-	}
+	opts.CardHostAddr = cmp.Or(opts.CardHostAddr, "127.0.0.1:0")
+	opts.KeySecureAddr = cmp.Or(opts.KeySecureAddr, "127.0.0.1:0")
+	opts.BankID = cmp.Or(opts.BankID, "DEMO")
+	opts.APIKey = cmp.Or(opts.APIKey, "demo-api-key")
 	zpk := opts.ZPK
 	if zpk == nil {
 		raw := make([]byte, 16)
