@@ -78,6 +78,9 @@ type Line struct {
 	instance string
 	registry *registry
 
+	// hosts reaches the PIN hosts on a period for /readyz and the log.
+	hosts hostWatch
+
 	langMu     sync.Mutex
 	langWarned map[string]bool
 	auditErr   atomic.Pointer[error] // the last audit write's error, nil once one succeeds
@@ -96,6 +99,7 @@ func Build(ctx context.Context, cfg *config.Config, opts Options) (*Line, error)
 		opts.AuditOut = os.Stdout
 	}
 	l := &Line{cfg: cfg, log: opts.Log, closing: flows.ParseTarget(cfg.DrainFallback), onCallEnd: opts.OnCallEnd}
+	l.hosts.log = opts.Log
 	// The words the console shows and the logs name (the audio is
 	// Asterisk's): the shipped ones, or a bank's (IVRPIN_PROMPT_WORDS).
 	words, err := cfg.Prompts()
@@ -203,6 +207,7 @@ func (l *Line) router(opts Options, zpk pinblock.Cipher) (*pinsvc.Router, error)
 		return nil, err
 	}
 	l.closers = append(l.closers, ch.Close)
+	l.hosts.add("IVRPIN_NI_URL", "the card host", chCfg.URL, ch.Reach)
 	router := &pinsvc.Router{CardHost: ch, Policy: l.cfg.PINPolicy()}
 	var ksCfg *keysecure.Config
 	if opts.KeySecure != nil {
@@ -225,6 +230,7 @@ func (l *Line) router(opts Options, zpk pinblock.Cipher) (*pinsvc.Router, error)
 		return nil, err
 	}
 	l.closers = append(l.closers, ks.Close)
+	l.hosts.add("IVRPIN_KEYSECURE_URL", "KeySecure", ksCfg.BaseURL, ks.Reach)
 	router.KeySecure = ks
 	return router, nil
 }
@@ -248,6 +254,9 @@ func (l *Line) Serve(ctx context.Context) error {
 		defer stop()
 		go l.watchFleet(fctx)
 	}
+	hctx, stopHosts := context.WithCancel(ctx)
+	defer stopHosts()
+	go l.hosts.run(hctx)
 	return l.Server.Serve(ctx, l.handle)
 }
 
@@ -276,7 +285,7 @@ func (l *Line) ListenAddr() string {
 
 // Health serves /metrics, /healthz and /readyz for this line.
 func (l *Line) Health() *metrics.Health {
-	h := &metrics.Health{Metrics: l.metrics, Server: l.Server, HostURLs: []string{l.cfg.NIURL, l.cfg.KeySecureURL}, Audit: l.AuditReady}
+	h := &metrics.Health{Metrics: l.metrics, Server: l.Server, Hosts: l.hosts.Reachable, Audit: l.AuditReady}
 	if l.Token != nil {
 		h.PINKey = l.Token.Ready
 	}

@@ -9,8 +9,6 @@ import (
 	"encoding/json"
 	"net"
 	"net/http"
-	"net/url"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -281,18 +279,15 @@ func (m *Metrics) RegisterPINKey(where string, ready func() error) {
 type Health struct {
 	Metrics *Metrics
 	Server  CallServer
-	// HostURLs are dialled (TCP only, cached for 10 s) for /readyz.
-	HostURLs []string
+	// Hosts, when set, is each PIN host's reachability by host:port
+	// (internal/line watches them); /readyz is 503 while one is not.
+	Hosts func() map[string]bool
 	// PINKey, when set, says whether the zone PIN key encrypts (nil) or
 	// why not; /readyz is 503 while it does not.
 	PINKey func() error
 	// Audit, when set, says whether audit records are written (nil) or
 	// why not; /readyz is 503 while they are not.
 	Audit func() error
-
-	mu        sync.Mutex
-	checked   time.Time
-	reachable map[string]bool
 }
 
 // Handler is the HTTP handler.
@@ -343,33 +338,10 @@ func (h *Health) Handler() http.Handler {
 }
 
 func (h *Health) hosts() map[string]bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if time.Since(h.checked) < 10*time.Second && h.reachable != nil {
-		return h.reachable
+	if h.Hosts == nil {
+		return map[string]bool{}
 	}
-	res := map[string]bool{}
-	for _, raw := range h.HostURLs {
-		u, err := url.Parse(raw)
-		if err != nil || u.Host == "" {
-			continue
-		}
-		addr := u.Host
-		if u.Port() == "" {
-			if u.Scheme == "https" {
-				addr += ":443"
-			} else {
-				addr += ":80"
-			}
-		}
-		c, err := net.DialTimeout("tcp", addr, 2*time.Second)
-		if err == nil {
-			c.Close()
-		}
-		res[u.Host] = err == nil
-	}
-	h.checked, h.reachable = time.Now(), res
-	return res
+	return h.Hosts()
 }
 
 // Serve listens on addr until ctx ends.
