@@ -115,6 +115,16 @@ func weakPassword(pw string) string {
 // can be read by anything running as its user).
 func (c *Config) SecretsFromEnvironment() []string { return append([]string(nil), c.fromEnv...) }
 
+// GivenAs is the variable a secret was given by, without the prefix: name,
+// or name_FILE when it came from a file (an error about the secret names
+// what the operator set).
+func (c *Config) GivenAs(name string) string {
+	if c.fromFile(Prefix + "_" + name) {
+		return name + FileSuffix
+	}
+	return name
+}
+
 // fromFile reports whether the secret variable name was given as a file.
 func (c *Config) fromFile(name string) bool {
 	for _, n := range c.fromFiles {

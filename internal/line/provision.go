@@ -3,7 +3,11 @@ package line
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
+	"os"
+	"path/filepath"
+	"strings"
 
 	"github.com/sirupsen/logrus"
 
@@ -155,13 +159,46 @@ func (p *Provisioned) openKey(cfg *config.Config, log *logrus.Entry) error {
 }
 
 // OpenToken opens the PKCS#11 token the configuration names: the one place
-// the line, check, config and the key ceremony open it.
+// the line, check, config and the key ceremony open it. A failure names the
+// setting to fix and, for SoftHSM2, the files it must be able to read.
 func OpenToken(cfg *config.Config) (*hsm.Token, error) {
 	tok, err := hsm.Open(cfg.HSM())
-	if err != nil {
-		return nil, &config.Problem{Var: "PKCS11_TOKEN_LABEL", Reason: err.Error()}
+	if err == nil {
+		return tok, nil
 	}
-	return tok, nil
+	hint := softHSMHint(cfg.PKCS11Module)
+	switch {
+	case errors.Is(err, hsm.ErrModule):
+		return nil, &config.Problem{Var: "PKCS11_MODULE", Reason: err.Error() + hint}
+	case errors.Is(err, hsm.ErrNoToken):
+		return nil, &config.Problem{Var: "PKCS11_TOKEN_LABEL", Reason: err.Error() + hint}
+	case errors.Is(err, hsm.ErrPIN):
+		return nil, &config.Problem{Var: cfg.GivenAs("PKCS11_PIN"), Reason: err.Error()}
+	}
+	return nil, &config.Problem{Var: "PKCS11_TOKEN_LABEL", Reason: err.Error()}
+}
+
+// softHSMHint says, for SoftHSM2's module, which files it reads: a token
+// directory this user cannot read looks like a token that is not there,
+// and a configuration file it cannot read like a module that fails.
+func softHSMHint(module string) string {
+	if !strings.Contains(strings.ToLower(filepath.Base(module)), "softhsm") {
+		return ""
+	}
+	conf := os.Getenv("SOFTHSM2_CONF")
+	from := "SOFTHSM2_CONF"
+	if conf == "" {
+		conf, from = "/etc/softhsm/softhsm2.conf", "the default; SOFTHSM2_CONF is unset"
+	}
+	dir := "(its directories.tokendir)"
+	if b, err := os.ReadFile(conf); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(line, "="); ok && strings.TrimSpace(k) == "directories.tokendir" {
+				dir = strings.TrimSpace(v)
+			}
+		}
+	}
+	return fmt.Sprintf("; SoftHSM2 reads its configuration %s (%s) and its token directory %s: both must be readable by this process's user (Debian's /etc/softhsm and /var/lib/softhsm belong to the softhsm group: add the service's user to it; docs/lab.md)", conf, from, dir)
 }
 
 // openStore opens the attempt store and its limiter.

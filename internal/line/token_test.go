@@ -189,3 +189,57 @@ func getReadyz(t *testing.T, base string) (int, string) {
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
 }
+
+// A token that cannot be opened is refused naming the setting to fix: the
+// PIN's own variable (its _FILE when it came from one), the token label
+// with the files SoftHSM2 reads, the module.
+func TestTokenErrorsNameTheSettingToFix(t *testing.T) {
+	st := softhsmtest.New(t, "ivr-pin-errors")
+	pinFile := filepath.Join(t.TempDir(), "pin")
+	if err := os.WriteFile(pinFile, []byte("not-the-user-pin\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	emptyConf := filepath.Join(t.TempDir(), "softhsm2.conf")
+	emptyDir := t.TempDir()
+	if err := os.WriteFile(emptyConf, []byte("directories.tokendir = "+emptyDir+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	notALibrary := filepath.Join(t.TempDir(), "libsofthsm2.so")
+	if err := os.WriteFile(notALibrary, []byte("not a library"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		env  map[string]string
+		want []string
+	}{
+		{"a refused PIN from a file", map[string]string{"IVRPIN_PKCS11_PIN_FILE": pinFile},
+			[]string{"IVRPIN_PKCS11_PIN_FILE: the token's user PIN was refused"}},
+		{"a token directory without the token", map[string]string{"IVRPIN_PKCS11_PIN": st.PIN, "SOFTHSM2_CONF": emptyConf},
+			[]string{"IVRPIN_PKCS11_TOKEN_LABEL: no such token", emptyConf, emptyDir}},
+		{"a module that does not load", map[string]string{"IVRPIN_PKCS11_PIN": st.PIN, "IVRPIN_PKCS11_MODULE": notALibrary},
+			[]string{"IVRPIN_PKCS11_MODULE: the PKCS#11 module " + notALibrary}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Setenv("IVRPIN_PKCS11_MODULE", st.Module)
+			t.Setenv("IVRPIN_PKCS11_TOKEN_LABEL", st.Label)
+			t.Setenv("IVRPIN_NI_ZPK_LABEL", "zpk")
+			for k, v := range c.env {
+				t.Setenv(k, v)
+			}
+			cfg, err := config.Load()
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = line.OpenToken(cfg)
+			for _, w := range c.want {
+				if err == nil || !strings.Contains(err.Error(), w) {
+					t.Errorf("error %v, want %q in it", err, w)
+				}
+			}
+			if err != nil && strings.Contains(err.Error(), "not-the-user-pin") {
+				t.Fatalf("the PIN is in the error: %v", err)
+			}
+		})
+	}
+}

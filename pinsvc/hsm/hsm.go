@@ -114,3 +114,13 @@ var ErrNoKey = errors.New("no secret key with that label in the token")
 // ErrNotReady is wrapped by every encryption refused while the token is not
 // usable; the text after it says why.
 var ErrNotReady = errors.New("PIN key token not available")
+
+// What Open can fail on, for a caller that names the setting to fix.
+var (
+	// ErrModule: the module could not be loaded or did not start.
+	ErrModule = errors.New("the PKCS#11 module")
+	// ErrNoToken: no token with the label among the module's.
+	ErrNoToken = errors.New("no such token")
+	// ErrPIN: the token refused the user PIN, or has locked it.
+	ErrPIN = errors.New("the token's user PIN")
+)

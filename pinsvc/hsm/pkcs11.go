@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -60,7 +61,7 @@ func Open(cfg Config) (*Token, error) {
 	}
 	p := pkcs11.New(cfg.Module)
 	if p == nil {
-		return nil, fmt.Errorf("cannot load the PKCS#11 module %s", cfg.Module)
+		return nil, fmt.Errorf("%w %s cannot be loaded", ErrModule, cfg.Module)
 	}
 	t := &Token{cfg: cfg, p: p}
 	if err := t.start(); err != nil {
@@ -74,7 +75,7 @@ func Open(cfg Config) (*Token, error) {
 // shared).
 func (t *Token) start() error {
 	if err := t.p.Initialize(); err != nil && !isCode(err, pkcs11.CKR_CRYPTOKI_ALREADY_INITIALIZED) {
-		return fmt.Errorf("PKCS#11 initialise: %w", err)
+		return fmt.Errorf("%w %s did not start (C_Initialize: %w)", ErrModule, t.cfg.Module, err)
 	}
 	slots, err := t.p.GetSlotList(true)
 	if err != nil {
@@ -82,16 +83,25 @@ func (t *Token) start() error {
 		return fmt.Errorf("PKCS#11 slot list: %w", err)
 	}
 	found := false
+	var labels []string
 	for _, s := range slots {
 		ti, err := t.p.GetTokenInfo(s)
-		if err == nil && strings.TrimRight(ti.Label, " \x00") == t.cfg.TokenLabel {
+		label := strings.TrimRight(ti.Label, " \x00")
+		if err == nil && label == t.cfg.TokenLabel {
 			t.slot, found = s, true
 			break
+		}
+		if err == nil && label != "" {
+			labels = append(labels, strconv.Quote(label))
 		}
 	}
 	if !found {
 		t.stop()
-		return fmt.Errorf("no token labelled %q in the module's slots", t.cfg.TokenLabel)
+		have := "none"
+		if len(labels) > 0 {
+			have = strings.Join(labels, ", ")
+		}
+		return fmt.Errorf("%w: no token labelled %q among the module's (it has: %s)", ErrNoToken, t.cfg.TokenLabel, have)
 	}
 	t.login, err = t.p.OpenSession(t.slot, pkcs11.CKF_SERIAL_SESSION|pkcs11.CKF_RW_SESSION)
 	if err != nil {
@@ -101,10 +111,10 @@ func (t *Token) start() error {
 	if err := t.p.Login(t.login, pkcs11.CKU_USER, t.cfg.PIN); err != nil && !isCode(err, pkcs11.CKR_USER_ALREADY_LOGGED_IN) {
 		t.stop()
 		if isCode(err, pkcs11.CKR_PIN_INCORRECT) || isCode(err, pkcs11.CKR_PIN_LEN_RANGE) {
-			return errors.New("the token refused the user PIN (CKR_PIN_INCORRECT)")
+			return fmt.Errorf("%w was refused (CKR_PIN_INCORRECT)", ErrPIN)
 		}
 		if isCode(err, pkcs11.CKR_PIN_LOCKED) {
-			return errors.New("the token's user PIN is locked (CKR_PIN_LOCKED): its security officer must reset it")
+			return fmt.Errorf("%w is locked (CKR_PIN_LOCKED): its security officer must reset it", ErrPIN)
 		}
 		return fmt.Errorf("PKCS#11 login: %w", err)
 	}
