@@ -138,7 +138,9 @@ func console(args []string, std cli.IO) int {
 		out.printf("; card %s", rec.MaskedPAN)
 	}
 	out.printf("\n")
-	if rec.Outcome == "none" {
+	if rec.End != "outcome" {
+		// No input, too many tries, a hang-up, a limit, the agents: the
+		// call ended without the host's answer being its end.
 		return 3
 	}
 	return 0
@@ -176,15 +178,12 @@ func (l *lineWriter) write(s string) {
 	_, _ = io.WriteString(l.w, s)
 }
 
-// typeScript presses each group of keys once the line has gone quiet (no
-// prompt playing for a moment), like a caller who listens first.
+// typeScript presses each group of keys once the line has put its
+// question and gone quiet, like a caller who listens first.
 func typeScript(ch *aritest.Channel, groups []string, speed float64) {
 	quiet := time.Duration(float64(1200*time.Millisecond)*speed) + 60*time.Millisecond
 	for _, g := range groups {
-		if ch.WaitQuiet(quiet, time.Minute) != nil {
-			return
-		}
-		if ch.Press(g, 40*time.Millisecond) != nil {
+		if ch.PressWhenAsked(g, prompts.AsksMedia, quiet, 40*time.Millisecond, time.Minute) != nil {
 			return
 		}
 	}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"io"
 	"os"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -119,5 +121,54 @@ func TestREADMEDocumentsEverySetting(t *testing.T) {
 	}
 	if !strings.Contains(string(readme), table.String()) {
 		t.Fatal("README's configuration table differs from `ivr-pin config --table`: regenerate it")
+	}
+}
+
+// Every row of the README's exit-code table is what the command does: a
+// case for each code, and no code the table does not list.
+func TestREADMEExitCodes(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	table := map[int]bool{}
+	for _, m := range regexp.MustCompile(`(?m)^\| ([0-9]) \| `).FindAllStringSubmatch(string(readme), -1) {
+		n, _ := strconv.Atoi(m[1])
+		table[n] = true
+	}
+	cases := []struct {
+		name string
+		env  map[string]string
+		args []string
+		code int
+	}{
+		{"a change reaches its outcome", nil, []string{"console", "--keys", "1 4111111111111111# 1228 7392# 4829# 4829#", "--speed", "0.01"}, 0},
+		{"help", nil, []string{"console", "-h"}, 0},
+		{"a value refused", map[string]string{"IVRPIN_MAX_TRIES": "lots"}, []string{"console", "--keys", "1", "--speed", "0.01"}, 1},
+		{"an unknown flag", nil, []string{"console", "--bogus"}, 2},
+		{"too many tries", map[string]string{"IVRPIN_FIRST_DIGIT_TIMEOUT": "300ms"},
+			[]string{"console", "--keys", "1 411111# 411111# 411111#", "--speed", "0.01"}, 3},
+		{"no input", map[string]string{"IVRPIN_FIRST_DIGIT_TIMEOUT": "200ms"}, []string{"console", "--keys", "", "--speed", "0.01"}, 3},
+	}
+	seen := map[int]bool{}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			for k, v := range c.env {
+				t.Setenv(k, v)
+			}
+			var out, errb bytes.Buffer
+			if code := run(c.args, strings.NewReader(""), &out, &errb); code != c.code {
+				t.Fatalf("exit %d, want %d\n%s%s", code, c.code, out.String(), errb.String())
+			}
+		})
+		if !table[c.code] {
+			t.Errorf("exit %d (%s) is not in the README's table", c.code, c.name)
+		}
+		seen[c.code] = true
+	}
+	for code := range table {
+		if !seen[code] {
+			t.Errorf("the README's exit code %d has no case here", code)
+		}
 	}
 }

@@ -110,6 +110,18 @@ func TestKeyCeremonyAndAConsoleCallOnTheToken(t *testing.T) {
 	if !host.CardHost.PINIs("4111111111111111", "4829") {
 		t.Fatal("the host did not decode the new PIN")
 	}
+	// The token's key is used whenever a label is set: a KCV that is not
+	// the key's stops the console, and without a card host that holds the
+	// key the console will not quietly use a simulator's own.
+	t.Setenv("IVRPIN_NI_ZPK_KCV", "ABCDEF")
+	if code, _, errs := runConsole(t, "", "--keys", "1", "--speed", "0.01"); code != 1 || !strings.Contains(errs, "IVRPIN_NI_ZPK_LABEL") || !strings.Contains(errs, "ABCDEF") {
+		t.Fatalf("console with a wrong KCV: exit %d\n%s", code, errs)
+	}
+	t.Setenv("IVRPIN_NI_ZPK_KCV", "08D7B4")
+	t.Setenv("IVRPIN_NI_URL", "")
+	if code, _, errs := runConsole(t, "", "--keys", "1", "--speed", "0.01"); code != 1 || !strings.Contains(errs, "IVRPIN_NI_URL") {
+		t.Fatalf("console with a token key and no card host: exit %d\n%s", code, errs)
+	}
 }
 
 func TestKeyImportRefusals(t *testing.T) {

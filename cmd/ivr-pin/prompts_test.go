@@ -14,13 +14,27 @@ import (
 // `ivr-pin prompts check` passes on the shipped sounds and fails, naming
 // the file, on a missing, a silent or a 16 kHz prompt.
 func TestPromptsCheck(t *testing.T) {
-	t.Setenv("IVRPIN_LANGUAGES", "")
+	t.Setenv("IVRPIN_LANGUAGES", "en,ar,zh")
 	var out, errb bytes.Buffer
 	if code := run([]string{"prompts", "check", "../../prompts/sounds"}, nil, &out, &errb); code != 0 {
 		t.Fatalf("the shipped sounds: exit %d\n%s%s", code, out.String(), errb.String())
 	}
 	if !strings.Contains(out.String(), "en, ar, zh") {
 		t.Fatalf("not every language checked: %s", out.String())
+	}
+	// The line's languages by default: an English-only line is asked for
+	// English prompts only.
+	os.Unsetenv("IVRPIN_LANGUAGES")
+	out.Reset()
+	if code := run([]string{"prompts", "check", "../../prompts/sounds"}, nil, &out, &errb); code != 0 || !strings.Contains(out.String(), "in each of en are present") {
+		t.Fatalf("an English-only line: exit %d\n%s%s", code, out.String(), errb.String())
+	}
+	// A language's directory given for the sounds root is said so, once.
+	out.Reset()
+	errb.Reset()
+	if code := run([]string{"prompts", "check", "../../prompts/sounds/en"}, nil, &out, &errb); code != 2 ||
+		!strings.Contains(errb.String(), "it is a language's directory") || out.Len() != 0 {
+		t.Fatalf("a language's directory: exit %d\n%s%s", code, out.String(), errb.String())
 	}
 	testkit.Program(t, "sox", "sox")
 	dir := t.TempDir()

@@ -5,9 +5,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 
+	"github.com/kelseyhightower/envconfig"
+
 	"github.com/ivr-pin/ivr-pin/internal/cli"
+	"github.com/ivr-pin/ivr-pin/internal/config"
 	"github.com/ivr-pin/ivr-pin/prompts"
 	"github.com/ivr-pin/ivr-pin/prompts/soundcheck"
 )
@@ -20,8 +24,8 @@ files of IVRPIN_PROMPT_WORDS laid over them when it is set.`,
 			{Name: "list", Synopsis: "[--lang L]", Summary: `prints each prompt's name and words, one a line, in language L (every
 language when not given).`, Run: func(a []string, s cli.IO) int { return promptsList(a, s.Stdout, s.Stderr) }},
 			{Name: "check", Synopsis: "[--lang L1,L2] DIR", Summary: `checks an Asterisk sounds directory (DIR/<lang>/ivr-pin/<prompt>.<ext>)
-against the catalogue: every prompt present for each language (--lang,
-else IVRPIN_LANGUAGES when set, else every language of the catalogue),
+against the catalogue: every prompt present for each of the line's
+languages (--lang, else IVRPIN_LANGUAGES, whose default is en),
 in a format Asterisk plays (.wav PCM mono 16-bit 8 kHz, .ulaw, .alaw,
 .sln16, .g722), not silent, not clipped, and about as long as its
 words. Exits 1 naming each problem.`, Run: func(a []string, s cli.IO) int { return promptsCheck(a, s.Stdout, s.Stderr) }},
@@ -73,23 +77,31 @@ func promptsList(args []string, stdout, stderr io.Writer) int {
 
 func promptsCheck(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("ivr-pin prompts check", flag.ContinueOnError)
-	lang := fs.String("lang", "", "languages to check, comma separated (default: IVRPIN_LANGUAGES when set, else every language)")
-	if code, done := parseFlagsAndArgs(fs, args, " DIR", 1, "Checks an Asterisk sounds directory against the prompt catalogue.", stdout, stderr); done {
+	lang := fs.String("lang", "", "languages to check, comma separated (default: the line's, IVRPIN_LANGUAGES, whose own default is en)")
+	if code, done := parseFlagsAndArgs(fs, args, " DIR", 1, "Checks an Asterisk sounds directory (the sounds root, holding <lang>/ivr-pin/) against the\nprompt catalogue, in the line's languages.", stdout, stderr); done {
 		return code
 	}
 	c, ok := catalogue(stderr)
 	if !ok {
 		return 1
 	}
-	langs := c.Languages()
-	switch {
-	case *lang != "":
-		langs = strings.Split(*lang, ",")
-	case os.Getenv("IVRPIN_LANGUAGES") != "":
-		langs = strings.Split(os.Getenv("IVRPIN_LANGUAGES"), ",")
+	langs := strings.Split(*lang, ",")
+	if *lang == "" {
+		// The languages the line plays, as serve reads them.
+		var f config.Flow
+		if err := envconfig.Process(config.Prefix, &f); err != nil {
+			fmt.Fprintf(stderr, "ivr-pin prompts check: IVRPIN_LANGUAGES: %v\n", err)
+			return 1
+		}
+		langs = f.Languages
 	}
 	for i := range langs {
 		langs[i] = strings.TrimSpace(langs[i])
+	}
+	if _, err := os.Stat(filepath.Join(fs.Arg(0), "ivr-pin")); err == nil {
+		fmt.Fprintf(stderr, "ivr-pin prompts check: %s holds ivr-pin/ itself: it is a language's directory; give the sounds root that holds <lang>/ivr-pin/ (%s)\n",
+			fs.Arg(0), filepath.Dir(filepath.Clean(fs.Arg(0))))
+		return 2
 	}
 	dir := fs.Arg(0)
 	problems, err := soundcheck.Check(dir, c, langs)

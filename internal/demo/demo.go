@@ -92,6 +92,13 @@ func Start(opts Options) (*Demo, error) {
 		}
 	}()
 
+	if cfg.TokenKey() && cfg.NIURL == "" {
+		// The key is used whenever a label is set, never quietly swapped for
+		// the built-in simulator's: that one cannot decode blocks made
+		// under a token's key, which it does not hold.
+		return nil, &config.Problem{Var: "NI_URL", Reason: "IVRPIN_NI_ZPK_LABEL is set, so PIN blocks are made under that key in its token, which the built-in card host cannot decode: " +
+			"run `ivr-pin simulate` with the key the token holds (docs/lab.md) and set IVRPIN_NI_URL to it, or unset IVRPIN_NI_ZPK_LABEL"}
+	}
 	ari, err := aritest.Start(aritest.Options{PlaybackScale: opts.PlaybackScale, OnPlay: opts.OnPlay})
 	if err != nil {
 		return nil, err
