@@ -11,6 +11,7 @@
 //	ivr-pin key        the zone PIN key's ceremony in the PKCS#11 token
 //	ivr-pin audit      check audit files
 //	ivr-pin prompts    list the prompts' words, or check a sounds directory
+//	ivr-pin call       place one test call into a running serve, as Asterisk does
 //	ivr-pin console    a complete call with the terminal as the phone
 //	ivr-pin simulate   run the card-host and KeySecure simulators on loopback
 //	ivr-pin --version  the module version and VCS revision it was built from
@@ -43,6 +44,7 @@ func verbs() []cli.Verb {
 		{Name: "key", Summary: "the zone PIN key's ceremony: import from custodians' components into the\nPKCS#11 token, or check a key there", Run: key},
 		{Name: "audit", Summary: "check audit files: every attempt closed by its call record", Run: auditCmd},
 		{Name: "prompts", Summary: "list the prompts' words, or check a sounds directory (a bank's recordings)", Run: promptsCmd},
+		{Name: "call", Summary: "place one test call into a running serve's outbound listener, as Asterisk 22 does\n(a deployment proved end to end without a phone)", Run: call},
 		{Name: "console", Summary: "a complete call with the terminal as the phone (no Asterisk, no bank host needed)", Run: console},
 		{Name: "simulate", Summary: "run the card-host and KeySecure simulators on loopback and print their test cards", Run: simulate},
 	}

@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -40,6 +42,15 @@ func simulate(args []string, std cli.IO) int {
 	if !ok {
 		return 1
 	}
+	// Both addresses first: nothing is written for a run that cannot start.
+	for _, a := range []struct{ flag, addr string }{{"--cardhost", *chAddr}, {"--keysecure", *ksAddr}} {
+		ln, err := net.Listen("tcp", a.addr)
+		if err != nil {
+			fmt.Fprintf(stderr, "ivr-pin simulate: cannot listen on %s (%s): %v; give another address with %s ADDR\n", a.addr, a.flag, errors.Unwrap(err), a.flag)
+			return 1
+		}
+		ln.Close()
+	}
 	made, err := newSimSecrets(*secretsDir, cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "ivr-pin simulate: %v\n", err)
@@ -65,7 +76,16 @@ func simulate(args []string, std cli.IO) int {
 	fmt.Fprintf(out, "export IVRPIN_KEYSECURE_URL=%s\n", r.KeySecureURL)
 	fmt.Fprintf(out, "%s\n%s\n", made.apiKeySetting, made.apiSecretSetting)
 	fmt.Fprintf(out, "export IVRPIN_LIMIT_KEY_FILE=%s\n", made.limitKeyFile)
+	fmt.Fprintf(out, "# a lab's attempt store and audit file, beside the secrets (production: /var/lib/ivr-pin):\n")
+	fmt.Fprintf(out, "export IVRPIN_LIMIT_STORE=%s\n", filepath.Join(made.dir, "attempts.db"))
+	fmt.Fprintf(out, "export IVRPIN_AUDIT_FILE=%s\n", filepath.Join(made.dir, "audit.jsonl"))
 	fmt.Fprintf(out, "# zone PIN key %s; KeySecure apiSecret KCV %s\n", r.ZPK.Describe(), r.APISecret.KCV())
+	if made.components != nil {
+		fmt.Fprintf(out, "# the same key as two custodians' components, for a lab's key ceremony into a token (docs/lab.md):\n")
+		for i, c := range made.components {
+			fmt.Fprintf(out, "#   component %d: %s (KCV %s)\n", i+1, c.path, c.kcv)
+		}
+	}
 	fmt.Fprintf(out, "# faults: POST {\"kind\":\"delay|status|reset|malformed|wrong_msg_id|redirect\",...} to /_sim/fault on either\n\n")
 	fmt.Fprintf(out, "Test cards (test data from public test ranges, not cardholder data; expiry as the host keeps it, YYMM):\n")
 	fmt.Fprintf(out, "%-20s %-6s %-4s %-9s %-5s %-10s %-20s %-14s %s\n", "PAN", "expiry", "seq", "PIN", "code", "card host", "KeySecure", "card_no", "path")
@@ -88,6 +108,7 @@ func simulate(args []string, std cli.IO) int {
 // the run and written to 0600 files.
 type simSecrets struct {
 	dir                            string
+	components                     []component // the made key split for a ceremony
 	apiKey, apiSecret              string
 	zpkHex                         []byte // made for this run; nil when given
 	zpkSetting, apiKeySetting      string
@@ -124,8 +145,11 @@ func newSimSecrets(dir string, cfg *config.Config) (*simSecrets, error) {
 		raw := random(16)
 		secret.SetOddParity(raw) // as an HSM makes a DES key
 		s.zpkHex = hexOf(raw)
-		secret.Zero(raw)
 		p, err := write("zpk", s.zpkHex)
+		if err == nil {
+			s.components, err = splitForCeremony(raw, write)
+		}
+		secret.Zero(raw)
 		if err != nil {
 			return nil, err
 		}
@@ -152,6 +176,42 @@ func newSimSecrets(dir string, cfg *config.Config) (*simSecrets, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// component is one custodian's part of a lab key: its 0600 file (hex) and
+// its check value.
+type component struct{ path, kcv string }
+
+// splitForCeremony splits a TDES key into two components whose XOR, with
+// odd parity, is the key (as `ivr-pin key import` combines them), each
+// written to a 0600 file: a lab's key ceremony puts the simulator's key into
+// a token from them.
+func splitForCeremony(key []byte, write func(name string, b []byte) (string, error)) ([]component, error) {
+	c1 := make([]byte, len(key))
+	_, _ = rand.Read(c1)
+	secret.SetOddParity(c1)
+	c2 := make([]byte, len(key))
+	for i := range key {
+		c2[i] = key[i] ^ c1[i]
+	}
+	secret.SetOddParity(c2)
+	defer secret.Zero(c1)
+	defer secret.Zero(c2)
+	var out []component
+	for i, c := range [][]byte{c1, c2} {
+		k, err := secret.NewKey(secret.TDES, c)
+		if err != nil {
+			return nil, err
+		}
+		h := []byte(strings.ToUpper(hex.EncodeToString(c)))
+		p, err := write(fmt.Sprintf("zpk-component-%d", i+1), append(h, '\n'))
+		secret.Zero(h)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, component{path: p, kcv: k.KCV()})
+	}
+	return out, nil
 }
 
 // zpk is the simulated card host's zone PIN key: the one given to

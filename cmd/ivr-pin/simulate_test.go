@@ -1,8 +1,11 @@
 package main
 
 import (
+	"bytes"
+	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -65,5 +68,25 @@ func TestSimulatePrintsSettingsServeAccepts(t *testing.T) {
 	if !strings.Contains(requests, "card host: POST /PCServices/CardPinChange card=411111******1111 http=200 error_code=000") ||
 		strings.Contains(requests, "4111111111111111") || strings.Contains(requests, "7392") {
 		t.Fatalf("request log:\n%s", requests)
+	}
+}
+
+// simulate on a taken port names the flag that moves it and writes no
+// secret for a run that cannot start.
+func TestSimulateOnATakenPortWritesNothing(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	dir := filepath.Join(t.TempDir(), "secrets")
+	var out, errb bytes.Buffer
+	code := run([]string{"simulate", "--cardhost", testkit.FreeAddr(t), "--keysecure", taken.Addr().String(), "--secrets", dir},
+		strings.NewReader(""), &out, &errb)
+	if code != 1 || !strings.Contains(errb.String(), "give another address with --keysecure ADDR") {
+		t.Fatalf("exit %d\n%s%s", code, out.String(), errb.String())
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Fatalf("the secrets directory was made for a run that could not start: %v", err)
 	}
 }
