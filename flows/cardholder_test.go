@@ -42,8 +42,9 @@ func TestTheExpiryInTheHostsOrder(t *testing.T) {
 // IVRPIN_AGENT_ON_FAILURE says; the reason goes with it.
 func TestACallThatCannotFinishReachesAnAgent(t *testing.T) {
 	agents := &flows.Target{Context: "agents", Extension: "queue", Priority: 1}
-	// Three wrong current PINs: the host blocks the card on the third.
-	wrong := "1" + "4111111111111111#" + "1228" + "1357#" + "4829#" + "4829#" + "1358#" + "1359#"
+	// Three wrong current PINs: the host blocks the card on the third (each
+	// asks the card, its expiry and the current PIN again).
+	wrong := "1" + "4111111111111111#" + "1228" + "1357#" + "4829#" + "4829#" + "4111111111111111#" + "1228" + "1358#" + "4111111111111111#" + "1228" + "1359#"
 	cases := []struct {
 		name     string
 		mode     flows.AgentOnFailure

@@ -87,10 +87,12 @@ const (
 
 // Limiter bounds attempts per caller and per card (internal/limits).
 type Limiter interface {
-	// Check fails when the caller or the card (pan may be "") is locked out.
-	Check(ctx context.Context, callerID string, pan secret.PAN) error
-	// Record counts one attempt and fails past the limit.
-	Record(ctx context.Context, callerID string, pan secret.PAN) error
+	// Check fails when the caller or the card (none yet: Card{}) is locked
+	// out.
+	Check(ctx context.Context, callerID string, card Card) error
+	// Record counts one attempt, checking and counting at once (no two
+	// calls pass the limit together), and fails past the limit.
+	Record(ctx context.Context, callerID string, card Card) error
 	// IsLimited tells a limit from a store failure.
 	IsLimited(err error) bool
 }
@@ -108,11 +110,25 @@ type SetupMarks interface {
 	ReleaseSetup(ctx context.Context, card string) error
 }
 
-// LineGuard counts failed card-detail checks across the whole line and
-// refuses new calls while too many have failed lately (internal/limits).
+// Card is what an attempt counts against: the card's PAN when typed or
+// passed in, else KeySecure's card_no an agent passed (both empty: no card
+// is known yet).
+type Card struct {
+	PAN    secret.PAN
+	CardNo string
+}
+
+// LineGuard counts failing card-detail checks across the whole line and
+// refuses calls while too many have failed lately (internal/limits).
 type LineGuard interface {
+	// On reports whether the guard refuses new calls.
 	On(ctx context.Context) (bool, error)
-	Failed(ctx context.Context) error
+	// Reserve takes a request's place in the count before it is sent,
+	// waiting while places held by requests in flight fill it (false: the
+	// guard is on, the request must not go). settle ends the place with
+	// the answer: failed keeps it as a failing check, else it is given
+	// back.
+	Reserve(ctx context.Context) (settle func(ctx context.Context, failed bool) error, ok bool, err error)
 }
 
 // Config holds the flow's settings.
@@ -264,6 +280,8 @@ type session struct {
 	res    *Result
 	pan    secret.PAN
 	expiry policy.Expiry
+	// cardPassedIn: the card came with a transfer, not from the keypad.
+	cardPassedIn bool
 }
 
 // unfinished are the ends of a call that could not finish for a reason a
@@ -373,7 +391,7 @@ func (k *session) run(ctx context.Context) error {
 	if err := k.c.Play(ctx, prompts.P(prompts.Welcome)); err != nil {
 		return err
 	}
-	if err := k.limit(ctx, false, ""); err != nil {
+	if err := k.limit(ctx, false, Card{}); err != nil {
 		return err
 	}
 	if g := k.f.cfg.LineGuard; g != nil {
@@ -567,7 +585,6 @@ var reasonPrompts = map[Reason]prompts.ID{
 	Reason(policy.ReasonPINRuns):         prompts.ReasonPINRuns,
 	Reason(policy.ReasonPINSameAsOld):    prompts.ReasonPINSame,
 	Reason(policy.ReasonPINMismatch):     prompts.ReasonPINMismatch,
-	Reason(policy.ReasonWrongPIN):        prompts.ReasonWrongPIN,
 	ReasonDetailsMismatch:                prompts.ReasonDetailsMismatch,
 	ReasonNoInput:                        prompts.NoInput,
 	ReasonCleared:                        prompts.EntryCleared,
@@ -589,28 +606,18 @@ func ParseTarget(s string) *Target {
 	return &Target{Context: ctx, Extension: ext, Priority: prio}
 }
 
-// cardCheckFailed counts a failed card-detail check across the line.
-func (k *session) cardCheckFailed(ctx context.Context) error {
-	if g := k.f.cfg.LineGuard; g != nil {
-		if err := g.Failed(ctx); err != nil {
-			return errLimitStore
-		}
-	}
-	return nil
-}
-
 // limit checks (record false) or counts (record true) an attempt for the
 // caller and the card, when a limiter is configured.
-func (k *session) limit(ctx context.Context, record bool, pan secret.PAN) error {
+func (k *session) limit(ctx context.Context, record bool, card Card) error {
 	l := k.f.cfg.Limiter
 	if l == nil {
 		return nil
 	}
 	var err error
 	if record {
-		err = l.Record(ctx, k.in.CallerID, pan)
+		err = l.Record(ctx, k.in.CallerID, card)
 	} else {
-		err = l.Check(ctx, k.in.CallerID, pan)
+		err = l.Check(ctx, k.in.CallerID, card)
 	}
 	switch {
 	case err == nil:

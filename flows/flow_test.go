@@ -191,15 +191,19 @@ func TestScenarios(t *testing.T) {
 			end: "outcome", kind: outcome.Changed, mustSay: []prompts.ID{prompts.ReasonPINMismatch}, retries: 1},
 		{name: "star clears the card number", keys: "1" + "41111*" + "4111111111111111#" + "1228" + "7392#" + "4829#" + "4829#",
 			end: "outcome", kind: outcome.Changed, mustSay: []prompts.ID{prompts.EntryCleared}},
-		{name: "wrong current PIN, then right, without starting over", keys: "1" + "4111111111111111#" + "1228" + "1357#" + "4829#" + "4829#" + "7392#",
-			end: "outcome", kind: outcome.Changed, mustSay: []prompts.ID{prompts.ReasonWrongPIN, prompts.TryAgain, prompts.ResultChanged}, retries: 1, newPIN: "4829"},
-		{name: "three wrong current PINs: the host blocks the card", keys: "1" + "4111111111111111#" + "1228" + "1357#" + "4829#" + "4829#" + "1358#" + "1359#",
-			end: "outcome", kind: outcome.NotEligible, mustSay: []prompts.ID{prompts.ReasonWrongPIN, prompts.ResultNotEligible}, retries: 2},
+		// A wrong current PIN sounds like any other detail that does not
+		// match, and asks the same again: card, expiry, current PIN (the new
+		// PIN, sealed for this card, is kept).
+		{name: "wrong current PIN, then right", keys: "1" + "4111111111111111#" + "1228" + "1357#" + "4829#" + "4829#" + "4111111111111111#" + "1228" + "7392#",
+			end: "outcome", kind: outcome.Changed, mustSay: []prompts.ID{prompts.ReasonDetailsMismatch, prompts.TryAgain, prompts.ResultChanged}, retries: 1, newPIN: "4829"},
+		{name: "three wrong current PINs: the host blocks the card", keys: "1" + "4111111111111111#" + "1228" + "1357#" + "4829#" + "4829#" +
+			"4111111111111111#" + "1228" + "1358#" + "4111111111111111#" + "1228" + "1359#",
+			end: "outcome", kind: outcome.NotEligible, mustSay: []prompts.ID{prompts.ReasonDetailsMismatch, prompts.ResultNotEligible}, retries: 2},
 		// An expiry that is not the card's and a card the host does not know
 		// sound the same; the caller types the card and the expiry again.
-		{name: "expiry that is not the card's, then the right one", keys: "1" + "4111111111111111#" + "0129" + "7392#" + "4829#" + "4829#" + "4111111111111111#" + "1228",
+		{name: "expiry that is not the card's, then the right one", keys: "1" + "4111111111111111#" + "0129" + "7392#" + "4829#" + "4829#" + "4111111111111111#" + "1228" + "7392#",
 			end: "outcome", kind: outcome.Changed, mustSay: []prompts.ID{prompts.ReasonDetailsMismatch, prompts.TryAgain}, retries: 1, newPIN: "4829"},
-		{name: "card number the host does not know", keys: "1" + "4242424242424242#" + "1228" + "7392#" + "4829#" + "4829#" + strings.Repeat("4242424242424242#"+"1228", 2),
+		{name: "card number the host does not know", keys: "1" + "4242424242424242#" + "1228" + "7392#" + "4829#" + "4829#" + strings.Repeat("4242424242424242#"+"1228"+"7392#", 2),
 			end: "too_many_tries", kind: outcome.UnknownCard, mustSay: []prompts.ID{prompts.ReasonDetailsMismatch, prompts.TooManyTries}, retries: 3},
 		{name: "a mistyped card number, then the right one (its PINs typed again)", keys: "1" + "4242424242424242#" + "1228" + "7392#" + "4829#" + "4829#" +
 			"4111111111111111#" + "1228" + "7392#" + "4830#" + "4830#",
@@ -210,10 +214,12 @@ func TestScenarios(t *testing.T) {
 		// other failed card check, and counts like one.
 		{name: "virtual card refused by KeySecure", keys: strings.Repeat("2"+"5105105105105100#"+"0729"+"402", 1) + strings.Repeat("5105105105105100#"+"0729"+"402", 2),
 			end: "too_many_tries", kind: outcome.DetailsMismatch, mustSay: []prompts.ID{prompts.ReasonDetailsMismatch}, retries: 3},
-		{name: "no PIN yet offers first setup", keys: "1" + "4012888888881881#" + "0130" + "1357#" + "4829#" + "4829#" + "1" + "731" + "730164#" + "730164#",
-			end: "outcome", kind: outcome.Changed, mustSay: []prompts.ID{prompts.NoPINYetOffer, prompts.EnterSecurityCode, prompts.ResultSet}, ksPINSet: true},
-		{name: "no PIN yet with a wrong security code sets nothing", keys: "1" + "4012888888881881#" + "0130" + "1357#" + "4829#" + "4829#" + "1" + "137" + "138" + "139",
-			end: "too_many_tries", kind: outcome.DetailsMismatch, mustSay: []prompts.ID{prompts.ReasonDetailsMismatch}, retries: 3},
+		// A card with no PIN yet is a card that exists: it sounds like any
+		// mismatch too (its first PIN is menu option 2, behind its security
+		// code).
+		{name: "no PIN yet sounds like details that do not match", keys: "1" + strings.Repeat("4012888888881881#"+"0130"+"1357#"+"4829#"+"4829#", 1) +
+			strings.Repeat("4012888888881881#"+"0130"+"1357#", 2),
+			end: "too_many_tries", kind: outcome.NoPINYet, mustSay: []prompts.ID{prompts.ReasonDetailsMismatch, prompts.TooManyTries}, retries: 3},
 		{name: "no input three times", keys: "",
 			end: "too_many_tries", mustSay: []prompts.ID{prompts.NoInput, prompts.TooManyTries, prompts.Goodbye}, retries: 3},
 		{name: "three bad card numbers", keys: "1" + "1#" + "2#" + "3#",
@@ -428,8 +434,7 @@ func TestAnAmbiguousSetKeepsTheMark(t *testing.T) {
 func TestWithoutPCIDisplayFirstSetupIsRefused(t *testing.T) {
 	f, sims := newFlowWith(t, simrun.Options{KeySecurePCIDisplayOff: true}, nil, nil)
 	for name, keys := range map[string]string{
-		"menu 2":     "2" + "4012888888881881#" + "0130" + "731",
-		"no PIN yet": "1" + "4012888888881881#" + "0130" + "1357#" + "4829#" + "4829#" + "1" + "731",
+		"menu 2": "2" + "4012888888881881#" + "0130" + "731",
 	} {
 		s := newScripted(keys)
 		res := f.Run(context.Background(), s, flows.Incoming{})

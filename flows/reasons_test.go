@@ -11,7 +11,7 @@ import (
 // without a prompt would be heard as "that is not one of the options".
 func TestEveryPolicyReasonIsSaid(t *testing.T) {
 	reasons := []policy.Reason{policy.ReasonIncomplete, policy.ReasonTooLong, policy.ReasonNotDigits, policy.ReasonNotValidCard,
-		policy.ReasonBadDate, policy.ReasonExpired, policy.ReasonPINTooShort, policy.ReasonPINTooLong, policy.ReasonPINMismatch, policy.ReasonWrongPIN}
+		policy.ReasonBadDate, policy.ReasonExpired, policy.ReasonPINTooShort, policy.ReasonPINTooLong, policy.ReasonPINMismatch}
 	for _, r := range policy.PINRules {
 		reasons = append(reasons, r.Reason)
 	}

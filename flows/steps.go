@@ -3,6 +3,7 @@ package flows
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/ivr-pin/ivr-pin/ivr/keypad"
@@ -46,7 +47,7 @@ func (k *session) entry(ctx context.Context, prompt []prompts.Item, max int, too
 // card collects and checks the card number, unless a transfer passed it.
 func (k *session) card(ctx context.Context) error {
 	if k.in.PAN != "" && policy.CheckPAN(k.in.PAN.Digits()) == nil {
-		k.pan = k.in.PAN
+		k.pan, k.cardPassedIn = k.in.PAN, true
 	} else {
 		err := k.tries(ctx, "card", func() (Reason, error) {
 			e, reason, err := k.entry(ctx, []prompts.Item{prompts.P(prompts.EnterCard)}, policy.MaxPANLength, policy.ReasonTooLong)
@@ -58,7 +59,7 @@ func (k *session) card(ctx context.Context) error {
 			if err := policy.CheckPAN(pan); err != nil {
 				// A refused card number counts against the caller: the line
 				// must not help anyone search for valid numbers.
-				if lerr := k.limit(ctx, true, ""); lerr != nil {
+				if lerr := k.limit(ctx, true, Card{}); lerr != nil {
 					return "", lerr
 				}
 				return reasonOf(err), nil
@@ -71,7 +72,7 @@ func (k *session) card(ctx context.Context) error {
 		}
 	}
 	k.res.MaskedPAN = k.pan.Masked()
-	return k.limit(ctx, false, k.pan)
+	return k.limit(ctx, false, Card{PAN: k.pan})
 }
 
 // expiryStep collects the expiry in the line's order (IVRPIN_EXPIRY_ORDER:
@@ -102,7 +103,7 @@ func (k *session) expiryStep(ctx context.Context) error {
 		exp, err := policy.ParseExpiryAs(k.f.cfg.ExpiryOrder, string(e.Digits), k.f.cfg.Now())
 		secret.Zero(e.Digits)
 		if err != nil {
-			if lerr := k.limit(ctx, true, k.pan); lerr != nil {
+			if lerr := k.limit(ctx, true, Card{PAN: k.pan}); lerr != nil {
 				return "", lerr
 			}
 			return reasonOf(err), nil
@@ -196,9 +197,8 @@ func (k *session) newPIN(ctx context.Context, pol policy.PINPolicy, old *secret.
 }
 
 // change runs a PIN change: the card and its expiry, both PINs sealed,
-// then the request, sent again after a refusal the caller can mend (a
-// wrong current PIN, card details that do not match): within MaxTries,
-// each sending counted against the limits.
+// then the request, sent again after a refusal the caller can mend: within
+// MaxTries, each sending counted against the limits and the line guard.
 func (k *session) change(ctx context.Context) error {
 	if err := k.cardAndExpiry(ctx); err != nil {
 		return err
@@ -217,24 +217,20 @@ func (k *session) change(ctx context.Context) error {
 			mend = nil
 		}
 		var err error
-		res, err = k.submit(ctx, func(ctx context.Context) outcome.Result {
+		res, err = k.submit(ctx, guardedAnswers, func(ctx context.Context) outcome.Result {
 			return k.f.service.ChangePIN(ctx, contract.Change{PAN: k.pan, Expiry: k.expiry, SequenceNumber: k.in.SequenceNumber,
 				OldSealed: &pins.current, NewSealed: &pins.next, TrackingID: trackingID(k.in.ChannelID), Origin: k.origin()})
 		})
 		if err != nil {
 			return "", err
 		}
-		switch res.Kind {
-		case outcome.WrongPIN:
-			mend = func() error { return k.currentPINAgain(ctx, &pins) }
-			return Reason(policy.ReasonWrongPIN), nil
-		case outcome.ExpiryMismatch, outcome.UnknownCard:
-			// One answer for both: which detail is wrong is not said, so
-			// nobody learns that a card number exists.
-			if err := k.cardCheckFailed(ctx); err != nil {
-				return "", err
-			}
-			mend = func() error { return k.cardAgain(ctx, &pins) }
+		if mismatch(res.Kind) {
+			// One answer and one next question for all four: which detail
+			// was wrong, or that the card exists but has no PIN yet, is
+			// not said, so a guesser cannot sort card numbers, expiry
+			// dates and PINs (a new card's first PIN is menu option 2,
+			// behind its security code).
+			mend = func() error { return k.detailsAgain(ctx, &pins) }
 			return ReasonDetailsMismatch, nil
 		}
 		return "", nil
@@ -242,10 +238,44 @@ func (k *session) change(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if res.Kind == outcome.NoPINYet && k.f.service.FirstSetupAvailable() {
-		return k.offerSetup(ctx)
-	}
 	return k.speak(ctx, res, prompts.ResultChanged)
+}
+
+// mismatchAnswers are the card host's answers the caller hears as "the
+// details do not match our records".
+var mismatchAnswers = []outcome.Kind{outcome.WrongPIN, outcome.ExpiryMismatch, outcome.UnknownCard, outcome.NoPINYet}
+
+// guardedAnswers count as failed checks against the line guard: every
+// answer that tells a caller who has not proved the card's PIN something
+// about it. "Not eligible" (a card not active, or blocked by its PIN tries)
+// is said before the PIN is checked, so it counts too: probing for such
+// cards costs a guesser the same as a miss (docs/operations.md).
+var guardedAnswers = append(slices.Clone(mismatchAnswers), outcome.NotEligible)
+
+func mismatch(k outcome.Kind) bool { return slices.Contains(mismatchAnswers, k) }
+
+// detailsAgain asks for the card, its expiry and the current PIN once more
+// after the host refused them; a different card number needs its new PIN
+// again too (a PIN block is bound to its PAN). A card an agent passed in is
+// the agent's to have got right: only the current PIN is asked again.
+func (k *session) detailsAgain(ctx context.Context, pins *sealedPINs) error {
+	if k.cardPassedIn {
+		return k.currentPINAgain(ctx, pins)
+	}
+	before := k.pan
+	k.in.PAN, k.in.Expiry = "", ""
+	if err := k.cardAndExpiry(ctx); err != nil {
+		return err
+	}
+	if k.pan != before {
+		fresh, err := k.sealedPINs(ctx)
+		if err != nil {
+			return err
+		}
+		*pins = fresh
+		return nil
+	}
+	return k.currentPINAgain(ctx, pins)
 }
 
 // cardAndExpiry collects the card number and its expiry (each skipped when
@@ -296,26 +326,6 @@ func (k *session) currentPINAgain(ctx context.Context, pins *sealedPINs) error {
 	return err
 }
 
-// cardAgain asks for the card and its expiry once more after the host
-// refused them; a different card number needs its PINs again (a PIN block
-// is bound to its PAN).
-func (k *session) cardAgain(ctx context.Context, pins *sealedPINs) error {
-	before := k.pan
-	k.in.PAN, k.in.Expiry = "", ""
-	if err := k.cardAndExpiry(ctx); err != nil {
-		return err
-	}
-	if k.pan == before {
-		return nil
-	}
-	fresh, err := k.sealedPINs(ctx)
-	if err != nil {
-		return err
-	}
-	*pins = fresh
-	return nil
-}
-
 // seal makes pin into the card host's PIN block for the call's card and
 // wipes it; a block that cannot be made (the zone PIN key's token failed)
 // ends the call with nothing sent.
@@ -327,31 +337,13 @@ func (k *session) seal(pin *secret.PIN) (contract.SealedPIN, error) {
 	return sealed, nil
 }
 
-// offerSetup follows a card host answer of "no PIN yet". The card number and
-// expiry are known; the security code still proves the card is in hand.
-func (k *session) offerSetup(ctx context.Context) error {
-	if err := k.c.Play(ctx, prompts.P(prompts.NoPINYetOffer)); err != nil {
-		return err
-	}
-	e, err := k.c.Collect(ctx, k.menuSpec())
-	if err != nil {
-		return err
-	}
-	if string(e.Digits) != "1" {
-		return k.c.Say(ctx, prompts.P(prompts.ResultNotEligible))
-	}
-	k.res.Path = ModeSetup
-	return k.firstSetup(ctx, false)
-}
-
 func (k *session) setup(ctx context.Context) error {
 	return k.firstSetup(ctx, k.in.CardNo == "")
 }
 
 // firstSetup proves the caller holds the card, then sets its first PIN
 // once. askCard collects the card number and expiry (again on each retry);
-// otherwise they are known (a change answered "no PIN yet") or an agent
-// named the card.
+// otherwise an agent named the card.
 func (k *session) firstSetup(ctx context.Context, askCard bool) error {
 	card, final, err := k.verifyCard(ctx, askCard)
 	if err != nil {
@@ -387,7 +379,11 @@ func (k *session) verifyCard(ctx context.Context, askCard bool) (contract.Verifi
 		// sent, whatever it finds: the line must not help anyone guess a
 		// security code or search for cards, and a caller past the limit
 		// costs KeySecure nothing more.
-		if err := k.limit(ctx, true, k.pan); err != nil {
+		if err := k.limit(ctx, true, k.counted()); err != nil {
+			return "", err
+		}
+		settle, err := k.reserve(ctx)
+		if err != nil {
 			return "", err
 		}
 		var v contract.VerifiedCard
@@ -398,6 +394,7 @@ func (k *session) verifyCard(ctx context.Context, askCard bool) (contract.Verifi
 				CardNo: k.in.CardNo, CardholderNo: k.in.CardholderNo, Code: code})
 			return r
 		})
+		settle(res.Kind == outcome.DetailsMismatch || res.Kind == outcome.CannotVerify)
 		if err := ctx.Err(); err != nil {
 			return "", err
 		}
@@ -411,9 +408,6 @@ func (k *session) verifyCard(ctx context.Context, askCard bool) (contract.Verifi
 			// physical card with those last four digits, a card the
 			// platform will not show, a search past its bound. Nobody
 			// learns which cards exist. (The audit keeps which it was.)
-			if err := k.cardCheckFailed(ctx); err != nil {
-				return "", err
-			}
 			return ReasonDetailsMismatch, nil
 		}
 		final = &res
@@ -487,7 +481,8 @@ func (k *session) setupPIN(ctx context.Context, card contract.VerifiedCard) erro
 			}
 		}()
 	}
-	res, err := k.submit(ctx, func(ctx context.Context) outcome.Result {
+	// The card was proved (its security code): nothing here fails a check.
+	res, err := k.submit(ctx, nil, func(ctx context.Context) outcome.Result {
 		return k.f.service.SetFirstPIN(ctx, contract.FirstSetup{Card: card, PIN: pin, Origin: k.origin()})
 	})
 	if err != nil {
@@ -501,20 +496,56 @@ func (k *session) setupPIN(ctx context.Context, card contract.VerifiedCard) erro
 // submit counts the attempt, then sends the host call on a context detached
 // from the caller's hang-up: once sent, a PIN change is seen through so the
 // outcome (and the audit record) is true.
-func (k *session) submit(ctx context.Context, do func(context.Context) outcome.Result) (outcome.Result, error) {
+func (k *session) submit(ctx context.Context, fails []outcome.Kind, do func(context.Context) outcome.Result) (outcome.Result, error) {
 	if ctx.Err() != nil {
 		return outcome.Result{}, ctx.Err()
 	}
 	// Every submission counts, before it is sent.
-	if err := k.limit(ctx, true, k.pan); err != nil {
+	if err := k.limit(ctx, true, k.counted()); err != nil {
 		return outcome.Result{}, err
 	}
+	settle := func(bool) {}
+	if len(fails) > 0 {
+		var err error
+		if settle, err = k.reserve(ctx); err != nil {
+			return outcome.Result{}, err
+		}
+	}
 	res := k.await(ctx, context.WithoutCancel(ctx), do)
+	settle(slices.Contains(fails, res.Kind))
 	k.res.Outcome = &res
 	if res.MsgID != "" {
 		k.res.MsgIDs = append(k.res.MsgIDs, res.MsgID)
 	}
 	return res, nil
+}
+
+// counted is the card this call's attempts count against: its PAN when
+// typed or passed in, else the card_no an agent passed.
+func (k *session) counted() Card { return Card{PAN: k.pan, CardNo: k.in.CardNo} }
+
+// reserve takes this request's place in the line guard's count of failing
+// checks (errLineGuard when the guard is on: the request is not sent);
+// settle ends it with the answer: failed counts it, else the place is given
+// back.
+func (k *session) reserve(ctx context.Context) (settle func(failed bool), err error) {
+	g := k.f.cfg.LineGuard
+	if g == nil {
+		return func(bool) {}, nil
+	}
+	end, ok, err := g.Reserve(ctx)
+	switch {
+	case ctx.Err() != nil:
+		return nil, ctx.Err()
+	case err != nil:
+		return nil, errLimitStore
+	case !ok:
+		return nil, errLineGuard
+	}
+	// Settled even after a hang-up: the answer, not the caller, decides.
+	// A store that cannot be reached leaves the place held until its hold
+	// ends: counted as failing meanwhile, the safe side.
+	return func(failed bool) { _ = end(context.WithoutCancel(ctx), failed) }, nil
 }
 
 // origin says which call a request comes from, for the audit.
@@ -550,11 +581,11 @@ func (k *session) await(ctx, hostCtx context.Context, do func(context.Context) o
 func (k *session) speak(ctx context.Context, res outcome.Result, success prompts.ID) error {
 	id := map[outcome.Kind]prompts.ID{
 		outcome.Changed:         success,
-		outcome.WrongPIN:        prompts.ResultWrongPIN,
+		outcome.WrongPIN:        prompts.ReasonDetailsMismatch,
 		outcome.NotEligible:     prompts.ResultNotEligible,
 		outcome.UnknownCard:     prompts.ReasonDetailsMismatch,
 		outcome.ExpiryMismatch:  prompts.ReasonDetailsMismatch,
-		outcome.NoPINYet:        prompts.ResultNotEligible,
+		outcome.NoPINYet:        prompts.ReasonDetailsMismatch,
 		outcome.WeakPIN:         prompts.ResultWeakPIN,
 		outcome.Rejected:        prompts.ResultRejected,
 		outcome.Unavailable:     prompts.ResultUnavailable,

@@ -58,19 +58,16 @@ const (
 	ReasonPINExpiry     ID = "reason-pin-expiry"
 	ReasonPINRuns       ID = "reason-pin-runs"
 	ReasonPINMismatch   ID = "reason-pin-mismatch"
-	ReasonWrongPIN      ID = "reason-wrong-current"
 	TryAgain            ID = "try-again"
 	PleaseWait          ID = "please-wait"
 	StillWorking        ID = "still-working"
 	ResultChanged       ID = "result-changed"
 	ResultSet           ID = "result-set"
-	ResultWrongPIN      ID = "result-wrong-pin"
 	ResultNotEligible   ID = "result-not-eligible"
 	ResultWeakPIN       ID = "result-weak-pin"
 	ResultRejected      ID = "result-rejected"
 	ResultUnavailable   ID = "result-unavailable"
 	ResultAmbiguous     ID = "result-ambiguous"
-	NoPINYetOffer       ID = "no-pin-yet-offer"
 	TooManyTries        ID = "too-many-tries"
 	TransferAgent       ID = "transfer-agent"
 	NoAgent             ID = "no-agent"
@@ -167,7 +164,7 @@ func isNumber(id ID) bool { return strings.HasPrefix(string(id), "number-") }
 // line collects keys (the new PIN's rules follow its question in the same
 // breath, and the language choice ends with its number).
 var asks = map[ID]bool{
-	LanguageChoice: true, MenuRepeat: true, AgentOffer: true, NoPINYetOffer: true,
+	LanguageChoice: true, MenuRepeat: true, AgentOffer: true,
 	EnterCard: true, EnterExpiry: true, EnterExpiryYYMM: true, EnterCurrentPIN: true,
 	EnterSecurityCode: true, EnterNewPIN: true, ConfirmNewPIN: true,
 }

@@ -182,7 +182,11 @@ func (ch *Channel) WaitUntil(timeout time.Duration, cond func(Snapshot) bool) (S
 // WaitPlayed waits until a playback of a media URI containing media has
 // started at least n times.
 func (ch *Channel) WaitPlayed(timeout time.Duration, media string, n int) error {
-	snap, err := ch.WaitUntil(timeout, func(s Snapshot) bool { return Count(s.Played, media) >= n })
+	// A call that ended will play nothing more: no need to wait on.
+	snap, err := ch.WaitUntil(timeout, func(s Snapshot) bool { return Count(s.Played, media) >= n || s.Ended })
+	if err == nil && Count(snap.Played, media) < n {
+		err = errors.New("the call ended")
+	}
 	if err != nil {
 		return fmt.Errorf("waiting %s for %s to start (%d times): %w (it started %d times; ended %v; played %v)",
 			timeout, media, n, err, Count(snap.Played, media), snap.Ended, snap.Played)

@@ -273,7 +273,7 @@ func TestRealAsteriskOutboundThroughHAProxy(t *testing.T) {
 	var usedInstances []int
 	for i := 0; i < 2; i++ {
 		c := d.Call(t, asterisktest.CallOptions{CallerID: fmt.Sprintf("1555000%04d", i)})
-		run(t, c, append(changeSteps(limitPAN, limitExp, "1357", "4829"), step{media: "reason-wrong-current"}, step{media: "enter-current-pin", n: 2})...)
+		run(t, c, append(changeSteps(limitPAN, limitExp, "1357", "4829"), step{media: "reason-details-mismatch"}, step{media: "enter-card", n: 2})...)
 		c.Hangup()
 		if err := c.WaitGone(10 * time.Second); err != nil {
 			t.Fatal(err)

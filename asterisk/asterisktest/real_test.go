@@ -58,7 +58,10 @@ func TestRealAsteriskLocalChannels(t *testing.T) {
 		c := d.Call(t, asterisktest.CallOptions{})
 		run(t, c, step{media: "menu-change", keys: "1"}, step{media: "enter-card", keys: pan + "#"}, step{media: "enter-expiry", keys: printed(exp)},
 			step{media: "enter-current-pin", keys: "1357#"}, step{media: "enter-new-pin", keys: "4829#"}, step{media: "confirm-new-pin", keys: "4829#"},
-			step{media: "reason-wrong-current"}, step{media: "enter-current-pin", n: 2, keys: "2580#"}, step{media: "result-changed"})
+			// A wrong current PIN sounds as any failed check does, and
+			// the card, its expiry and the current PIN are asked again.
+			step{media: "reason-details-mismatch"}, step{media: "enter-card", n: 2, keys: pan + "#"}, step{media: "enter-expiry", n: 2, keys: printed(exp)},
+			step{media: "enter-current-pin", n: 2, keys: "2580#"}, step{media: "result-changed"})
 		if err := c.WaitGone(20 * time.Second); err != nil {
 			t.Fatal(err)
 		}

@@ -23,6 +23,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ivr-pin/ivr-pin/flows"
 	"github.com/ivr-pin/ivr-pin/pinsvc/secret"
 )
 
@@ -45,6 +46,15 @@ type Store interface {
 	// atomic: concurrent hits (from several instances, for Redis) never let
 	// more than r.Max through.
 	Hit(ctx context.Context, key string, r Rule, now time.Time) (bool, error)
+	// Reserve takes a place among key's r.Max for a request whose answer
+	// may count as a failure: Reserved (the place is id's until Settle, or
+	// until hold has passed), Wait (failures and places held fill r.Max:
+	// try again soon), or Full (r.Max failures fell in r.Window: key is
+	// locked out for r.Lockout). Atomic as Hit is.
+	Reserve(ctx context.Context, key string, r Rule, hold time.Duration, now time.Time) (id string, state Reservation, err error)
+	// Settle ends a reservation: failed counts it in the window (the
+	// r.Max-th failure locks key out), else its place is given back.
+	Settle(ctx context.Context, key, id string, failed bool, r Rule, now time.Time) error
 	// Mark sets key once and for good: false when it was already set. It is
 	// atomic like Hit.
 	Mark(ctx context.Context, key string) (bool, error)
@@ -166,10 +176,32 @@ func (l *Limiter) callerRule(key string) Rule {
 	return l.Caller
 }
 
+// CardNoKey is the store key of a card an agent named by KeySecure's
+// card_no (no PAN was typed): an HMAC of it, apart from PANs' keys.
+func (l *Limiter) CardNoKey(cardNo string) string {
+	m := hmac.New(sha256.New, l.key)
+	m.Write([]byte("card_no\x00"))
+	m.Write([]byte(cardNo))
+	return "card:" + hex.EncodeToString(m.Sum(nil)[:16])
+}
+
+// cardKeys are the keys a card's attempts count against: its PAN's, and its
+// card_no's when an agent named it.
+func (l *Limiter) cardKeys(card flows.Card) []string {
+	var keys []string
+	if card.PAN != "" {
+		keys = append(keys, l.CardKey(card.PAN))
+	}
+	if card.CardNo != "" {
+		keys = append(keys, l.CardNoKey(card.CardNo))
+	}
+	return keys
+}
+
 // Check returns ErrLimited when the caller (or the card, once known) is
 // locked out, and the store's error when it cannot tell.
-func (l *Limiter) Check(ctx context.Context, callerID string, pan secret.PAN) error {
-	keys := l.keys(callerID, pan)
+func (l *Limiter) Check(ctx context.Context, callerID string, card flows.Card) error {
+	keys := l.keys(callerID, card)
 	for _, k := range keys {
 		blocked, err := l.Store.Blocked(ctx, k, l.Now())
 		if err != nil {
@@ -182,8 +214,10 @@ func (l *Limiter) Check(ctx context.Context, callerID string, pan secret.PAN) er
 	return nil
 }
 
-// Record counts one attempt against the caller and the card (when known).
-func (l *Limiter) Record(ctx context.Context, callerID string, pan secret.PAN) error {
+// Record counts one attempt against the caller and the card (when known),
+// each key's check and count one atomic Hit: however many calls record at
+// once, no key passes its limit.
+func (l *Limiter) Record(ctx context.Context, callerID string, card flows.Card) error {
 	now := l.Now()
 	if l.Caller.Max > 0 {
 		key := l.CallerKey(callerID)
@@ -195,13 +229,15 @@ func (l *Limiter) Record(ctx context.Context, callerID string, pan secret.PAN) e
 			return ErrLimited
 		}
 	}
-	if pan != "" && l.Card.Max > 0 {
-		ok, err := l.Store.Hit(ctx, l.CardKey(pan), l.Card, now)
-		if err != nil {
-			return fmt.Errorf("attempt store: %w", err)
-		}
-		if !ok {
-			return ErrLimited
+	if l.Card.Max > 0 {
+		for _, key := range l.cardKeys(card) {
+			ok, err := l.Store.Hit(ctx, key, l.Card, now)
+			if err != nil {
+				return fmt.Errorf("attempt store: %w", err)
+			}
+			if !ok {
+				return ErrLimited
+			}
 		}
 	}
 	return nil
@@ -210,27 +246,47 @@ func (l *Limiter) Record(ctx context.Context, callerID string, pan secret.PAN) e
 // IsLimited reports whether err means a limit (not a store failure).
 func (l *Limiter) IsLimited(err error) bool { return errors.Is(err, ErrLimited) }
 
-func (l *Limiter) keys(callerID string, pan secret.PAN) []string {
+func (l *Limiter) keys(callerID string, card flows.Card) []string {
 	var keys []string
 	if l.Caller.Max > 0 {
 		keys = append(keys, l.CallerKey(callerID))
 	}
-	if pan != "" && l.Card.Max > 0 {
-		keys = append(keys, l.CardKey(pan))
+	if l.Card.Max > 0 {
+		keys = append(keys, l.cardKeys(card)...)
 	}
 	return keys
 }
 
+// Reservation is what Reserve came to.
+type Reservation int
+
+// The reservations.
+const (
+	Reserved Reservation = iota // the place is the caller's
+	Wait                        // places held and failures fill the count: try again
+	Full                        // the count is full of failures: locked out
+)
+
 // LineGuard counts failed card-detail checks across the whole line (every
 // instance, when the store is Redis): guessing spread over many caller ids
-// and cards escapes the per-caller and per-card limits, but not this. Once
-// Max failures fall in Window the guard is on: new calls are refused until
-// the window has passed.
+// and cards escapes the per-caller and per-card limits, but not this.
+//
+// A request whose answer can fail a check takes one of Max places before it
+// is sent and keeps it only if its answer is a failure: so however many
+// calls guess at once, at most Max failing requests reach the hosts in
+// Window. While places held by requests in flight fill what failures have
+// left, the next request waits for one to be given back (a burst of honest
+// callers is slowed, not refused); once Max failures fall in Window the
+// guard is on, and new calls and calls at their next host request are
+// refused until it has passed.
 type LineGuard struct {
 	Store  Store
-	Max    int           // failures that turn the guard on; 0: off
-	Window time.Duration // and how long it stays on
-	Now    func() time.Time
+	Max    int           // failing checks allowed in Window; 0: off
+	Window time.Duration // and how long the guard stays on
+	// Hold bounds how long a place is held for a request whose instance
+	// never settles it (it died); default 5 minutes.
+	Hold time.Duration
+	Now  func() time.Time
 }
 
 // lineGuardKey is the one counter of the whole line.
@@ -242,6 +298,8 @@ func (g *LineGuard) now() time.Time {
 	}
 	return time.Now()
 }
+
+func (g *LineGuard) rule() Rule { return Rule{Max: g.Max, Window: g.Window, Lockout: g.Window} }
 
 // On reports whether the guard refuses new calls now.
 func (g *LineGuard) On(ctx context.Context) (bool, error) {
@@ -255,16 +313,38 @@ func (g *LineGuard) On(ctx context.Context) (bool, error) {
 	return on, nil
 }
 
-// Failed counts one failed card-detail check. The Max-th failure in the
-// window turns the guard on for a window.
-func (g *LineGuard) Failed(ctx context.Context) error {
+// Reserve takes a place for one request whose answer can fail a check,
+// waiting (until ctx ends) while held places fill the count. ok is false
+// when the guard is on: the request must not be sent. settle ends the
+// reservation with the answer: failed keeps the place as a failure, else it
+// is given back.
+func (g *LineGuard) Reserve(ctx context.Context) (settle func(ctx context.Context, failed bool) error, ok bool, err error) {
 	if g == nil || g.Max <= 0 {
-		return nil
+		return func(context.Context, bool) error { return nil }, true, nil
 	}
-	// Hit refuses (and locks) the attempt that would pass its Max: with
-	// Max-1, the Max-th failure is the one that locks.
-	if _, err := g.Store.Hit(ctx, lineGuardKey, Rule{Max: g.Max - 1, Window: g.Window, Lockout: g.Window}, g.now()); err != nil {
-		return fmt.Errorf("attempt store: %w", err)
+	hold := g.Hold
+	if hold <= 0 {
+		hold = 5 * time.Minute
 	}
-	return nil
+	for delay := 10 * time.Millisecond; ; delay = min(2*delay, 500*time.Millisecond) {
+		id, state, err := g.Store.Reserve(ctx, lineGuardKey, g.rule(), hold, g.now())
+		switch {
+		case err != nil:
+			return nil, false, fmt.Errorf("attempt store: %w", err)
+		case state == Full:
+			return nil, false, nil
+		case state == Reserved:
+			return func(ctx context.Context, failed bool) error {
+				if err := g.Store.Settle(ctx, lineGuardKey, id, failed, g.rule(), g.now()); err != nil {
+					return fmt.Errorf("attempt store: %w", err)
+				}
+				return nil
+			}, true, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, false, ctx.Err()
+		case <-time.After(delay):
+		}
+	}
 }

@@ -13,6 +13,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/ivr-pin/ivr-pin/flows"
 	"github.com/ivr-pin/ivr-pin/internal/testkit/redistest"
 	"github.com/ivr-pin/ivr-pin/pinsvc/secret"
 )
@@ -157,31 +158,31 @@ func TestLimiterCardAndCaller(t *testing.T) {
 	l := New(s, []byte("key"), Rule{Max: 2, Window: time.Hour, Lockout: time.Hour}, Rule{Max: 3, Window: time.Hour, Lockout: time.Hour})
 	ctx := context.Background()
 	pan := secret.PAN("4111111111111111")
-	if err := l.Record(ctx, "15551230001", pan); err != nil {
+	if err := l.Record(ctx, "15551230001", flows.Card{PAN: pan}); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.Record(ctx, "15551230002", pan); err != nil {
+	if err := l.Record(ctx, "15551230002", flows.Card{PAN: pan}); err != nil {
 		t.Fatal(err)
 	}
 	// A third attempt on the card from yet another phone is refused...
-	if err := l.Record(ctx, "15551230003", pan); !errors.Is(err, ErrLimited) {
+	if err := l.Record(ctx, "15551230003", flows.Card{PAN: pan}); !errors.Is(err, ErrLimited) {
 		t.Fatalf("card limit: %v", err)
 	}
 	// ...and the card stays refused for everyone.
-	if err := l.Check(ctx, "15551239999", pan); !errors.Is(err, ErrLimited) {
+	if err := l.Check(ctx, "15551239999", flows.Card{PAN: pan}); !errors.Is(err, ErrLimited) {
 		t.Fatalf("card not locked out: %v", err)
 	}
 	// The caller limit counts attempts without a card too: three pass, the
 	// fourth passes the limit.
 	for i := 0; i < 3; i++ {
-		if err := l.Record(ctx, "15550000000", ""); err != nil {
+		if err := l.Record(ctx, "15550000000", flows.Card{}); err != nil {
 			t.Fatalf("attempt %d: %v", i, err)
 		}
 	}
-	if err := l.Record(ctx, "15550000000", ""); !errors.Is(err, ErrLimited) {
+	if err := l.Record(ctx, "15550000000", flows.Card{}); !errors.Is(err, ErrLimited) {
 		t.Fatalf("fourth attempt: %v", err)
 	}
-	if err := l.Check(ctx, "15550000000", ""); !errors.Is(err, ErrLimited) {
+	if err := l.Check(ctx, "15550000000", flows.Card{}); !errors.Is(err, ErrLimited) {
 		t.Fatalf("caller not locked out: %v", err)
 	}
 }
@@ -195,11 +196,11 @@ func TestRedisDownFailsClosed(t *testing.T) {
 	defer s.Close()
 	l := New(s, []byte("k"), rule, rule)
 	stop()
-	err = l.Record(context.Background(), "15551230001", "4111111111111111")
+	err = l.Record(context.Background(), "15551230001", flows.Card{PAN: "4111111111111111"})
 	if err == nil || errors.Is(err, ErrLimited) {
 		t.Fatalf("with Redis down: %v (want a store error, so the flow fails closed)", err)
 	}
-	if err := l.Check(context.Background(), "15551230001", ""); err == nil {
+	if err := l.Check(context.Background(), "15551230001", flows.Card{}); err == nil {
 		t.Fatal("Check passed with Redis down")
 	}
 }
@@ -300,17 +301,17 @@ func TestOneCallerInManyFormsIsOneCaller(t *testing.T) {
 	l := New(s, []byte("0123456789abcdef"), Rule{}, Rule{Max: 3, Window: time.Hour, Lockout: time.Hour})
 	ctx := context.Background()
 	for _, id := range []string{"+15551230001", "15551230001", "0015551230001"} {
-		if err := l.Record(ctx, id, ""); err != nil {
+		if err := l.Record(ctx, id, flows.Card{}); err != nil {
 			t.Fatalf("%s: %v", id, err)
 		}
 	}
-	if err := l.Record(ctx, "+1 555 123 0001", ""); !l.IsLimited(err) {
+	if err := l.Record(ctx, "+1 555 123 0001", flows.Card{}); !l.IsLimited(err) {
 		t.Fatalf("the fourth attempt from the same number in another form: %v", err)
 	}
-	if err := l.Check(ctx, "15551230001", ""); !l.IsLimited(err) {
+	if err := l.Check(ctx, "15551230001", flows.Card{}); !l.IsLimited(err) {
 		t.Fatalf("not locked out: %v", err)
 	}
-	if err := l.Check(ctx, "+15551230002", ""); err != nil {
+	if err := l.Check(ctx, "+15551230002", flows.Card{}); err != nil {
 		t.Fatalf("another number is locked out: %v", err)
 	}
 }
@@ -325,17 +326,17 @@ func TestWithheldCallersShareOneStricterBucket(t *testing.T) {
 	l.Withheld = Rule{Max: 2, Window: time.Hour, Lockout: time.Hour}
 	ctx := context.Background()
 	for _, id := range []string{"", "anonymous"} {
-		if err := l.Record(ctx, id, ""); err != nil {
+		if err := l.Record(ctx, id, flows.Card{}); err != nil {
 			t.Fatalf("%q: %v", id, err)
 		}
 	}
-	if err := l.Record(ctx, "Restricted", ""); !l.IsLimited(err) {
+	if err := l.Record(ctx, "Restricted", flows.Card{}); !l.IsLimited(err) {
 		t.Fatalf("a third withheld call: %v", err)
 	}
-	if err := l.Check(ctx, "", ""); !l.IsLimited(err) {
+	if err := l.Check(ctx, "", flows.Card{}); !l.IsLimited(err) {
 		t.Fatalf("the withheld bucket is not locked: %v", err)
 	}
-	if err := l.Record(ctx, "+15551230001", ""); err != nil {
+	if err := l.Record(ctx, "+15551230001", flows.Card{}); err != nil {
 		t.Fatalf("a caller with a number shares the withheld bucket: %v", err)
 	}
 }

@@ -67,6 +67,14 @@ func (s *BoltStore) Blocked(_ context.Context, key string, now time.Time) (bool,
 	var blocked bool
 	err := s.db.View(func(tx *bolt.Tx) error {
 		blocked = load(tx.Bucket(bucket), key).BlockedUntil > now.UnixMilli()
+		// A key guarded by reservations (the line guard) keeps its lock
+		// there.
+		if r := tx.Bucket(reservations); r != nil && !blocked {
+			var e reserveEntry
+			if v := r.Get([]byte(key)); v != nil && json.Unmarshal(v, &e) == nil {
+				blocked = e.BlockedUntil > now.UnixMilli()
+			}
+		}
 		return nil
 	})
 	return blocked, err

@@ -89,9 +89,18 @@ func startLine(t *testing.T, mutate func(*config.Config), opts demo.Options) *te
 // prompt, for a test that must hear what follows a question.
 func (l *testLine) call(t *testing.T, opts aritest.CallOptions, groups ...string) (*aritest.Channel, audit.Record) {
 	t.Helper()
-	ch, err := l.ARI.PlaceCall(opts)
+	ch, rec, err := l.place(t, opts, groups...)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return ch, rec
+}
+
+// place is call for a goroutine of the test's own: it fails by error.
+func (l *testLine) place(t *testing.T, opts aritest.CallOptions, groups ...string) (*aritest.Channel, audit.Record, error) {
+	ch, err := l.ARI.PlaceCall(opts)
+	if err != nil {
+		return nil, audit.Record{}, err
 	}
 	waits := map[string]int{}
 	for _, g := range groups {
@@ -110,13 +119,10 @@ func (l *testLine) call(t *testing.T, opts aritest.CallOptions, groups ...string
 		}
 	}
 	if _, err := ch.WaitEnded(20 * time.Second); err != nil {
-		t.Fatalf("call did not end: %v (played %v)", err, ch.Snapshot().Played)
+		return ch, audit.Record{}, fmt.Errorf("call did not end: %w (played %v)", err, ch.Snapshot().Played)
 	}
 	rec, err := l.RecordFor(ch.ID, 10*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ch, rec
+	return ch, rec, err
 }
 
 // callAtExpiry places a call and types the menu choice and the card
@@ -184,8 +190,10 @@ func TestEndToEndScenarios(t *testing.T) {
 			{"a PIN too long is refused, not cut", []string{change, card, exp, oldPIN, "19820514#", newPIN, newPIN}, "changed", "outcome", []string{"reason-pin-too-long"}},
 			{"PINs do not match", []string{change, card, exp, oldPIN, newPIN, "4828#", newPIN, newPIN}, "changed", "outcome", []string{"reason-pin-mismatch"}},
 			{"star clears an entry", []string{change, "41111*", card, exp, oldPIN, newPIN, newPIN}, "changed", "outcome", []string{"entry-cleared"}},
-			{"current PIN not accepted, then accepted", []string{change, card, exp, "1357#", newPIN, newPIN, oldPIN}, "changed", "outcome", []string{"reason-wrong-current", "try-again", "result-changed"}},
-			{"expiry not the card's, then right", []string{change, card, "0129", oldPIN, newPIN, newPIN, "wait:reason-details-mismatch", card, exp}, "changed", "outcome", []string{"reason-details-mismatch", "result-changed"}},
+			// A wrong current PIN sounds as a wrong expiry or an unknown card
+			// does: the card, its expiry and the current PIN are asked again.
+			{"current PIN not accepted, then accepted", []string{change, card, exp, "1357#", newPIN, newPIN, "wait:reason-details-mismatch", card, exp, oldPIN}, "changed", "outcome", []string{"reason-details-mismatch", "try-again", "result-changed"}},
+			{"expiry not the card's, then right", []string{change, card, "0129", oldPIN, newPIN, newPIN, "wait:reason-details-mismatch", card, exp, oldPIN}, "changed", "outcome", []string{"reason-details-mismatch", "result-changed"}},
 			{"card unknown to the host", []string{change, "4242424242424242#", exp, oldPIN, newPIN, newPIN, "wait:reason-details-mismatch", "4242424242424242#", exp, "wait:reason-details-mismatch", "4242424242424242#", exp}, "unknown_card", "too_many_tries", []string{"reason-details-mismatch", "too-many-tries"}},
 			{"card not eligible", []string{change, "4000056655665556#", "0329", "4826#", newPIN, newPIN}, "not_eligible", "outcome", []string{"result-not-eligible"}},
 			{"virtual card refused", []string{"2", "5105105105105100#", "0729", "402", "wait:reason-details-mismatch", "5105105105105100#", "0729", "402", "wait:reason-details-mismatch", "5105105105105100#", "0729", "402"}, "details_mismatch", "too_many_tries", []string{"reason-details-mismatch", "too-many-tries"}},
@@ -486,7 +494,8 @@ func TestAgentOptionContinuesToTheQueue(t *testing.T) {
 func TestACallThatCannotFinishEndsAtTheAgents(t *testing.T) {
 	bothTransports(t, func(t *testing.T, tr string) {
 		l := startLine(t, func(c *config.Config) { c.AgentTransfer = "agents,queue,1" }, demo.Options{Transport: tr})
-		ch, rec := l.call(t, aritest.CallOptions{}, change, card, exp, "1357#", newPIN, newPIN, "1358#", "1359#", "wait:agent-offer", "0")
+		ch, rec := l.call(t, aritest.CallOptions{}, change, card, exp, "1357#", newPIN, newPIN,
+			"wait:reason-details-mismatch", card, exp, "1358#", "wait:reason-details-mismatch", card, exp, "1359#", "wait:agent-offer", "0")
 		snap := ch.Snapshot()
 		if rec.End != "agent" || rec.AgentReason != "not_eligible" || rec.Outcome != "not_eligible" || snap.Continued == nil ||
 			*snap.Continued != (aritest.Target{Context: "agents", Extension: "queue", Priority: 1}) {

@@ -3,12 +3,14 @@ package line_test
 import (
 	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/ivr-pin/ivr-pin/asterisk/aritest"
 	"github.com/ivr-pin/ivr-pin/internal/config"
 	"github.com/ivr-pin/ivr-pin/internal/demo"
+	"github.com/ivr-pin/ivr-pin/pinsvc/sim/faults"
 )
 
 // afterWait is what a caller heard after the line asked the host.
@@ -21,21 +23,35 @@ func afterWait(ch *aritest.Channel) []string {
 	return played[i:]
 }
 
-// An unknown card and an expiry that is not the card's sound the same: a
-// guesser cannot tell a card number that exists from one that does not.
-func TestUnknownCardAndWrongExpirySoundTheSame(t *testing.T) {
+// An unknown card, an expiry that is not the card's and a wrong current
+// PIN sound the same, to the end of the call: a guesser cannot tell a card
+// number that exists from one that does not, nor a right expiry from a
+// wrong one.
+func TestFailedChecksSoundTheSame(t *testing.T) {
 	l := startLine(t, nil, demo.Options{})
-	unknown, urec := l.call(t, aritest.CallOptions{}, change, "4242424242424242#", exp, oldPIN, newPIN, newPIN)
-	wrongExp, erec := l.call(t, aritest.CallOptions{}, change, card, "0129", oldPIN, newPIN, newPIN)
-	if urec.Outcome != "unknown_card" || erec.Outcome != "expiry_mismatch" {
-		t.Fatalf("audit keeps what happened: %q / %q", urec.Outcome, erec.Outcome)
+	cases := []struct {
+		name, outcome string
+		keys          []string
+	}{
+		{"unknown card", "unknown_card", []string{change, "4242424242424242#", exp, oldPIN, newPIN, newPIN}},
+		{"wrong expiry", "expiry_mismatch", []string{change, card, "0129", oldPIN, newPIN, newPIN}},
+		{"wrong current PIN", "wrong_pin", []string{change, card, exp, "1357#", newPIN, newPIN}},
 	}
-	a, b := afterWait(unknown), afterWait(wrongExp)
-	if len(a) == 0 || !slices.Equal(a, b) {
-		t.Fatalf("they sound different:\n%v\n%v", a, b)
+	var heard [][]string
+	for _, c := range cases {
+		ch, rec := l.call(t, aritest.CallOptions{}, c.keys...)
+		if rec.Outcome != c.outcome {
+			t.Fatalf("%s: the audit keeps what happened: %q, want %q", c.name, rec.Outcome, c.outcome)
+		}
+		heard = append(heard, afterWait(ch))
 	}
-	if !slices.Contains(a, "sound:ivr-pin/reason-details-mismatch") {
-		t.Fatalf("heard %v", a)
+	if !slices.Contains(heard[0], "sound:ivr-pin/reason-details-mismatch") {
+		t.Fatalf("heard %v", heard[0])
+	}
+	for i := range cases[1:] {
+		if !slices.Equal(heard[0], heard[i+1]) {
+			t.Fatalf("%s and %s sound different:\n%v\n%v", cases[0].name, cases[i+1].name, heard[0], heard[i+1])
+		}
 	}
 }
 
@@ -139,5 +155,87 @@ func TestListenerCountersExistFromStartUp(t *testing.T) {
 		if v := counter(t, l, c.name, "reason", c.reason); v != 0 {
 			t.Errorf("%s{reason=%q} = %v at start-up", c.name, c.reason, v)
 		}
+	}
+}
+
+// Ten guessers at once, each from a caller id of its own and each trying
+// three times, against a line guard of five: the places are taken before
+// the requests go, so no more than five failing checks reach the host (in
+// a PIN change) or KeySecure's private info (in a first setup), however
+// the calls interleave; the rest hear "not available".
+func TestLineGuardHoldsAgainstParallelGuessers(t *testing.T) {
+	cases := []struct {
+		name  string
+		keys  func(i int) []string
+		sent  func(l *testLine) int
+		audit string
+	}{
+		{"change", func(i int) []string {
+			pan := luhnPAN(fmt.Sprintf("424242%09d", 500+i)) + "#"
+			return []string{change, pan, exp, oldPIN, newPIN, newPIN,
+				"wait:reason-details-mismatch", pan, exp, oldPIN, "wait:reason-details-mismatch", pan, exp, oldPIN}
+		}, func(l *testLine) int { return len(l.Sims.CardHost.Received()) }, "unknown_card"},
+		{"first setup", func(i int) []string {
+			code := fmt.Sprintf("%03d", 100+i) // never the card's 731
+			return []string{"2", setupCard, "0130", code, "wait:reason-details-mismatch", setupCard, "0130", code,
+				"wait:reason-details-mismatch", setupCard, "0130", code}
+		}, func(l *testLine) int {
+			return int(counter(t, l, "ivrpin_keysecure_requests_total", "kind", "private_info"))
+		}, "details_mismatch"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			l := startLine(t, func(c *config.Config) {
+				c.LimitCallerMax, c.LimitCardMax = 100, 100
+				c.LimitLineFailedMax, c.LimitLineWindow = 5, time.Hour
+			}, demo.Options{})
+			// Slow hosts keep every check in flight together.
+			slow := faults.Fault{Kind: faults.Delay, Delay: 200 * time.Millisecond}
+			l.Sims.CardHost.Faults.Set(slow)
+			l.Sims.KeySecure.Faults.Set(slow)
+			ends := make([]string, 10)
+			var wg sync.WaitGroup
+			for i := range 10 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					_, rec, err := l.place(t, aritest.CallOptions{CallerNumber: fmt.Sprintf("1555444%04d", i)}, c.keys(i)...)
+					if err != nil {
+						t.Error(err)
+					}
+					ends[i] = rec.End
+				}()
+			}
+			wg.Wait()
+			if !slices.Contains(ends, "line_guard") {
+				t.Fatalf("no call was stopped by the guard: %v", ends)
+			}
+			if on, err := l.Line.LineGuard.On(t.Context()); err != nil || !on {
+				t.Fatalf("guard on: %v %v", on, err)
+			}
+		})
+	}
+}
+
+// A card an agent passed in (KeySecure's card_no) is counted as a typed one
+// is: three calls of three wrong security codes each against a card limit
+// of five send at most five checks to KeySecure for it.
+func TestTransferredCardIsCounted(t *testing.T) {
+	l := startLine(t, func(c *config.Config) {
+		c.LimitCardMax, c.LimitCardWindow, c.LimitCardLockout = 5, time.Hour, time.Hour
+		c.LimitCallerMax = 100
+	}, demo.Options{})
+	var ends []string
+	for i := range 3 {
+		_, rec := l.call(t, aritest.CallOptions{CallerNumber: fmt.Sprintf("1555333%04d", i),
+			Args: []string{"mode=setup", "card_no=C202605220001", "cardholder_no=U202605220001"}},
+			"137", "wait:reason-details-mismatch", "138", "wait:reason-details-mismatch", "139")
+		ends = append(ends, rec.End)
+	}
+	if n := counter(t, l, "ivrpin_keysecure_requests_total", "kind", "private_info"); n > 5 {
+		t.Fatalf("%v security-code checks reached KeySecure for one card, limit 5 (ends %v)", n, ends)
+	}
+	if ends[2] != "limited" {
+		t.Fatalf("the third call was not limited: %v", ends)
 	}
 }

@@ -37,7 +37,6 @@ const (
 	ReasonPINExpiryDigits Reason = "pin_expiry_digits" // holds the card's expiry
 	ReasonPINRuns         Reason = "pin_runs"          // three same or consecutive digits in a row
 	ReasonPINMismatch     Reason = "pin_mismatch"      // the two new PINs differ
-	ReasonWrongPIN        Reason = "wrong_current"     // the host refused the current PIN
 )
 
 // Rejection is the error every check returns. Field names the entry
