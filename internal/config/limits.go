@@ -12,17 +12,19 @@ import (
 // Limits bound attempts per card, per caller and across the line, in an
 // embedded store or in Redis shared by the fleet.
 type Limits struct {
-	LimitCardMax       int           `envconfig:"LIMIT_CARD_MAX" default:"5" desc:"PIN attempts (and refused expiry dates) per card in the card window; 0 turns the card limit off"`
-	LimitCardWindow    time.Duration `envconfig:"LIMIT_CARD_WINDOW" default:"24h" desc:"sliding window of the card limit"`
-	LimitCardLockout   time.Duration `envconfig:"LIMIT_CARD_LOCKOUT" default:"24h" desc:"how long a card is refused once past its limit"`
-	LimitCallerMax     int           `envconfig:"LIMIT_CALLER_MAX" default:"10" desc:"attempts (PIN submissions, refused card numbers) per caller id in the caller window; 0 turns it off"`
-	LimitCallerWindow  time.Duration `envconfig:"LIMIT_CALLER_WINDOW" default:"1h" desc:"sliding window of the caller limit"`
-	LimitCallerLockout time.Duration `envconfig:"LIMIT_CALLER_LOCKOUT" default:"1h" desc:"how long a caller id is refused once past its limit"`
-	LimitWithheldMax   int           `envconfig:"LIMIT_WITHHELD_MAX" default:"5" desc:"attempts in the caller window shared by all calls without a caller id (withheld, anonymous, empty); at most LIMIT_CALLER_MAX"`
-	LimitLineFailedMax int           `envconfig:"LIMIT_LINE_FAILED_MAX" default:"100" desc:"failed card-detail checks (unknown card, or an expiry, current PIN or security code that does not match) across the whole line that turn the line guard on: new calls hear 'not available' until the window passes; size it well above the line's busiest window (docs/operations.md); 0 turns it off"`
-	LimitLineWindow    time.Duration `envconfig:"LIMIT_LINE_WINDOW" default:"10m" desc:"window of the line guard, and how long it stays on"`
-	LimitStore         string        `envconfig:"LIMIT_STORE" default:"/var/lib/ivr-pin/attempts.db" desc:"embedded attempt store file (used when REDIS_URL is unset); its directory must exist and be writable"`
-	LimitKey           string        `envconfig:"LIMIT_KEY" secret:"true" desc:"hex HMAC key (at least 16 bytes) that hashes card numbers and caller ids for the limits; serve requires it (the same on every instance), and it is never stored beside the hashes"`
+	LimitCardMax         int           `envconfig:"LIMIT_CARD_MAX" default:"5" desc:"PIN attempts (and refused expiry dates) per card in the card window; 0 turns the card limit off"`
+	LimitCardWindow      time.Duration `envconfig:"LIMIT_CARD_WINDOW" default:"24h" desc:"sliding window of the card limit"`
+	LimitCardLockout     time.Duration `envconfig:"LIMIT_CARD_LOCKOUT" default:"24h" desc:"how long a card is refused once past its limit"`
+	LimitCallerMax       int           `envconfig:"LIMIT_CALLER_MAX" default:"10" desc:"attempts (PIN submissions, refused card numbers) per caller id in the caller window; 0 turns it off"`
+	LimitCallerWindow    time.Duration `envconfig:"LIMIT_CALLER_WINDOW" default:"1h" desc:"sliding window of the caller limit"`
+	LimitCallerLockout   time.Duration `envconfig:"LIMIT_CALLER_LOCKOUT" default:"1h" desc:"how long a caller id is refused once past its limit"`
+	LimitWithheldMax     int           `envconfig:"LIMIT_WITHHELD_MAX" default:"5" desc:"attempts in the caller window shared by all calls without a caller id (withheld, anonymous, empty); at most LIMIT_CALLER_MAX"`
+	LimitLineFailedMax   int           `envconfig:"LIMIT_LINE_FAILED_MAX" default:"100" desc:"failed card-detail checks (unknown card, or an expiry, current PIN or security code that does not match) across the whole line that turn the line guard on: new calls hear 'not available' until the window passes; size it well above the line's busiest window (docs/operations.md); 0 turns it off"`
+	LimitLineWindow      time.Duration `envconfig:"LIMIT_LINE_WINDOW" default:"10m" desc:"window of the line guard, and how long it stays on"`
+	LimitKeySecureMax    int           `envconfig:"LIMIT_KEYSECURE_MAX" default:"3000" desc:"requests the whole line may send KeySecure in LIMIT_KEYSECURE_WINDOW (a first-setup check costs about 10): past it, first setups hear 'not available' and nothing more is sent until the window slides; 0 turns it off"`
+	LimitKeySecureWindow time.Duration `envconfig:"LIMIT_KEYSECURE_WINDOW" default:"10m" desc:"sliding window of the KeySecure request budget"`
+	LimitStore           string        `envconfig:"LIMIT_STORE" default:"/var/lib/ivr-pin/attempts.db" desc:"embedded attempt store file (used when REDIS_URL is unset); its directory must exist and be writable"`
+	LimitKey             string        `envconfig:"LIMIT_KEY" secret:"true" desc:"hex HMAC key (at least 16 bytes) that hashes card numbers and caller ids for the limits; serve requires it (the same on every instance), and it is never stored beside the hashes"`
 
 	RedisURL              string        `envconfig:"REDIS_URL" secret:"url" desc:"Redis for attempt limits shared by several instances"`
 	RedisPassword         string        `envconfig:"REDIS_PASSWORD" secret:"true" desc:"Redis password (AUTH), replacing any in REDIS_URL; give it as REDIS_PASSWORD_FILE"`
@@ -43,6 +45,9 @@ func (l *Limits) problems(given func(name, value string) bool) []error {
 	}
 	if l.LimitLineFailedMax < 0 {
 		add("LIMIT_LINE_FAILED_MAX", "cannot be negative")
+	}
+	if l.LimitKeySecureMax < 0 {
+		add("LIMIT_KEYSECURE_MAX", "cannot be negative")
 	}
 	if l.LimitCallerMax < 0 {
 		add("LIMIT_CALLER_MAX", "cannot be negative")
@@ -85,6 +90,7 @@ func (l *Limits) problems(given func(name, value string) bool) []error {
 	return append(out, positive([]namedDuration{
 		{"LIMIT_CARD_WINDOW", l.LimitCardWindow}, {"LIMIT_CARD_LOCKOUT", l.LimitCardLockout},
 		{"LIMIT_CALLER_WINDOW", l.LimitCallerWindow}, {"LIMIT_CALLER_LOCKOUT", l.LimitCallerLockout}, {"LIMIT_LINE_WINDOW", l.LimitLineWindow},
+		{"LIMIT_KEYSECURE_WINDOW", l.LimitKeySecureWindow},
 	})...)
 }
 

@@ -348,3 +348,33 @@ func (g *LineGuard) Reserve(ctx context.Context) (settle func(ctx context.Contex
 		}
 	}
 }
+
+// Budget bounds the requests the whole line sends a host in a sliding
+// window (KeySecure's: one first-setup check costs about ten), shared by
+// the fleet through the store.
+type Budget struct {
+	Store  Store
+	Name   string        // the host's, for the store key
+	Max    int           // requests in Window; 0: no budget
+	Window time.Duration // sliding
+	Now    func() time.Time
+}
+
+// Take counts one request: false when the budget is spent (the request
+// must not be sent).
+func (b *Budget) Take(ctx context.Context) (bool, error) {
+	if b == nil || b.Max <= 0 {
+		return true, nil
+	}
+	now := time.Now()
+	if b.Now != nil {
+		now = b.Now()
+	}
+	// A spent budget is re-read a second later: the window slides, and
+	// there is no lockout beyond it.
+	ok, err := b.Store.Hit(ctx, "line:budget:"+b.Name, Rule{Max: b.Max, Window: b.Window, Lockout: time.Second}, now)
+	if err != nil {
+		return false, fmt.Errorf("attempt store: %w", err)
+	}
+	return ok, nil
+}

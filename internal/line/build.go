@@ -126,12 +126,12 @@ func Build(ctx context.Context, cfg *config.Config, opts Options) (*Line, error)
 	}
 	l.closers = append(l.closers, p.Close)
 	l.Token = p.Token
+	l.Limiter = p.Limiter
 	router, err := l.router(opts, p.ZPK)
 	if err != nil {
 		return nil, err
 	}
 	l.Router = router
-	l.Limiter = p.Limiter
 	l.LineGuard = &limits.LineGuard{Store: p.Limiter.Store, Max: cfg.LimitLineFailedMax, Window: cfg.LimitLineWindow}
 	host, _ := os.Hostname()
 	l.instance = instanceID(cfg.InstanceID, host, os.Getpid())
@@ -225,6 +225,15 @@ func (l *Line) router(opts Options, zpk pinblock.Cipher) (*pinsvc.Router, error)
 	}
 	withMetrics := *ksCfg
 	withMetrics.OnRequest = l.metrics.KeySecureRequest
+	budget := &limits.Budget{Store: l.Limiter.Store, Name: "keysecure", Max: l.cfg.LimitKeySecureMax, Window: l.cfg.LimitKeySecureWindow}
+	l.metrics.KeySecureBudget(budget.Max)
+	withMetrics.Budget = func(ctx context.Context) (bool, error) {
+		ok, err := budget.Take(ctx)
+		if err == nil && !ok {
+			l.metrics.KeySecureRefused()
+		}
+		return ok, err
+	}
 	ks, err := keysecure.New(withMetrics)
 	if err != nil {
 		return nil, err

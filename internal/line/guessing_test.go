@@ -10,6 +10,7 @@ import (
 	"github.com/ivr-pin/ivr-pin/asterisk/aritest"
 	"github.com/ivr-pin/ivr-pin/internal/config"
 	"github.com/ivr-pin/ivr-pin/internal/demo"
+	"github.com/ivr-pin/ivr-pin/pinsvc/keysecure"
 	"github.com/ivr-pin/ivr-pin/pinsvc/sim/faults"
 )
 
@@ -237,5 +238,30 @@ func TestTransferredCardIsCounted(t *testing.T) {
 	}
 	if ends[2] != "limited" {
 		t.Fatalf("the third call was not limited: %v", ends)
+	}
+}
+
+// The line's KeySecure budget: once five requests were sent in the window,
+// nothing more goes, the check is heard as "not available", and the
+// operator sees the refusals.
+func TestKeySecureBudgetBoundsWhatChecksCost(t *testing.T) {
+	l := startLine(t, func(c *config.Config) {
+		c.LimitKeySecureMax, c.LimitKeySecureWindow = 5, time.Hour
+		c.LimitCallerMax, c.LimitCardMax = 100, 100
+	}, demo.Options{})
+	var ends []string
+	for i := range 3 {
+		_, rec := l.call(t, aritest.CallOptions{CallerNumber: fmt.Sprintf("1555222%04d", i)}, "2", setupCard, "0130", "137")
+		ends = append(ends, rec.Outcome)
+	}
+	sent := 0.0
+	for _, kind := range keysecure.RequestKinds {
+		sent += counter(t, l, "ivrpin_keysecure_requests_total", "kind", kind)
+	}
+	if sent > 5 || len(l.Sims.KeySecure.Received()) > 5 {
+		t.Fatalf("%v requests sent (the simulator saw %d), budget 5", sent, len(l.Sims.KeySecure.Received()))
+	}
+	if !slices.Contains(ends, "unavailable") || counter(t, l, "ivrpin_keysecure_requests_refused_total", "", "") == 0 {
+		t.Fatalf("the spent budget was not heard or counted: outcomes %v", ends)
 	}
 }

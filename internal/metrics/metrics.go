@@ -32,6 +32,8 @@ type Metrics struct {
 	retries     *prometheus.CounterVec
 	hostLatency *prometheus.HistogramVec
 	ksRequests  *prometheus.CounterVec
+	ksRefused   prometheus.Counter
+	ksBudget    prometheus.Gauge
 	auditErrors prometheus.Counter
 	langFalls   prometheus.Counter
 	toAgent     *prometheus.CounterVec
@@ -55,6 +57,12 @@ func (m *Metrics) AuditWriteFailed() { m.auditErrors.Inc() }
 
 // KeySecureRequest counts one request sent to KeySecure, by kind.
 func (m *Metrics) KeySecureRequest(kind string) { m.ksRequests.WithLabelValues(kind).Inc() }
+
+// KeySecureBudget shows the line's KeySecure request budget (0: none).
+func (m *Metrics) KeySecureBudget(max int) { m.ksBudget.Set(float64(max)) }
+
+// KeySecureRefused counts a request the spent budget kept from being sent.
+func (m *Metrics) KeySecureRefused() { m.ksRefused.Inc() }
 
 // CallServer is the running call server the live gauges read.
 type CallServer interface {
@@ -82,6 +90,10 @@ func New(srv CallServer) *Metrics {
 	for _, k := range keysecure.RequestKinds {
 		m.ksRequests.WithLabelValues(k)
 	}
+	m.ksRefused = prometheus.NewCounter(prometheus.CounterOpts{Name: "ivrpin_keysecure_requests_refused_total",
+		Help: "Requests not sent to KeySecure because the line's budget (IVRPIN_LIMIT_KEYSECURE_MAX in IVRPIN_LIMIT_KEYSECURE_WINDOW) was spent."})
+	m.ksBudget = prometheus.NewGauge(prometheus.GaugeOpts{Name: "ivrpin_keysecure_budget_requests",
+		Help: "The line's KeySecure request budget per window, shared by the fleet (0: none); compare with rate of ivrpin_keysecure_requests_total."})
 	m.auditErrors = prometheus.NewCounter(prometheus.CounterOpts{Name: "ivrpin_audit_write_errors_total",
 		Help: "Audit records that could not be written (the line is not ready until one is)."})
 	m.langFalls = prometheus.NewCounter(prometheus.CounterOpts{Name: "ivrpin_language_fallbacks_total",
@@ -122,7 +134,7 @@ func New(srv CallServer) *Metrics {
 		Help:        "Always 1; the labels say which build is running.",
 		ConstLabels: prometheus.Labels{"version": bi.Version, "revision": bi.Revision, "goversion": bi.GoVersion}})
 	build.Set(1)
-	m.Registry.MustRegister(m.calls, m.retries, m.hostLatency, m.ksRequests, m.auditErrors, m.langFalls, m.toAgent, m.duration, m.storeErrors, build,
+	m.Registry.MustRegister(m.calls, m.retries, m.hostLatency, m.ksRequests, m.ksRefused, m.ksBudget, m.auditErrors, m.langFalls, m.toAgent, m.duration, m.storeErrors, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if srv != nil {
 		m.RegisterServer(srv)

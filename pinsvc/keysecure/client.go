@@ -60,6 +60,10 @@ type Config struct {
 	// OnRequest, when set, hears the kind (RequestKinds) of every request
 	// sent, so an operator sees what each first setup costs.
 	OnRequest func(kind string)
+	// Budget, when set, is asked before every request: false (or an
+	// error) and the request is not sent; the check ends "unavailable".
+	// It bounds what guessing spread over many calls costs the platform.
+	Budget func(ctx context.Context) (bool, error)
 }
 
 // The kinds of request sent to KeySecure.
@@ -264,6 +268,14 @@ func (c *Client) call(ctx context.Context, method, path string, body any, token 
 	}
 	if c.cfg.Timezone != "" {
 		req.Header.Set(HeaderTimezone, c.cfg.Timezone)
+	}
+	if c.cfg.Budget != nil {
+		switch ok, err := c.cfg.Budget(ctx); {
+		case err != nil:
+			return failure(outcome.Unavailable, 0, "request budget cannot be read")
+		case !ok:
+			return failure(outcome.Unavailable, 0, "request budget spent")
+		}
 	}
 	if c.cfg.OnRequest != nil {
 		c.cfg.OnRequest(requestKind(path))
