@@ -118,7 +118,7 @@ func (c *Config) Problems() []error {
 	out = append(out, c.KeySecure.problems(c.AllowInsecureHosts)...)
 	out = append(out, c.Token.problems(c.given)...)
 	out = append(out, c.hostProblems()...)
-	out = append(out, c.Limits.problems(c.given)...)
+	out = append(out, c.Limits.problems(c.given, c.AllowInsecureHosts)...)
 	out = append(out, c.Operations.problems()...)
 	return out
 }

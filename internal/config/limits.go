@@ -1,12 +1,16 @@
 package config
 
 import (
+	"crypto/x509"
 	"encoding/hex"
+	"errors"
 	"net"
 	"net/url"
+	"os"
 	"time"
 
 	"github.com/ivr-pin/ivr-pin/internal/limits"
+	"github.com/ivr-pin/ivr-pin/pinsvc/hosturl"
 )
 
 // Limits bound attempts per card, per caller and across the line, in an
@@ -33,11 +37,13 @@ type Limits struct {
 	RedisSentinelPassword string        `envconfig:"REDIS_SENTINEL_PASSWORD" secret:"true" desc:"Sentinel's own password (requirepass of the sentinels), when set; give it as REDIS_SENTINEL_PASSWORD_FILE"`
 	RedisMinReplicas      int           `envconfig:"REDIS_MIN_REPLICAS" default:"-1" desc:"replicas that must hold each limit write (Redis WAIT) before the call goes on, else it fails closed; -1: 1 with REDIS_SENTINELS, 0 with REDIS_URL"`
 	RedisWaitTimeout      time.Duration `envconfig:"REDIS_WAIT_TIMEOUT" default:"200ms" desc:"how long a limit write waits for REDIS_MIN_REPLICAS"`
+	RedisTLS              bool          `envconfig:"REDIS_TLS" default:"false" desc:"reach REDIS_SENTINELS and the master they name over TLS (Redis's tls-port); a rediss:// REDIS_URL always uses TLS"`
+	RedisTLSCA            string        `envconfig:"REDIS_TLS_CA" desc:"PEM file of the CA that signed Redis's and Sentinel's certificates (default: the system's roots)"`
 }
 
 // problems checks the limits, their store and their key. given says
 // whether a secret setting was given (a refused file counts).
-func (l *Limits) problems(given func(name, value string) bool) []error {
+func (l *Limits) problems(given func(name, value string) bool, allowInsecure bool) []error {
 	var out []error
 	add := func(v, reason string) { out = append(out, problem(v, reason)) }
 	if l.LimitCardMax < 0 {
@@ -79,6 +85,22 @@ func (l *Limits) problems(given func(name, value string) bool) []error {
 			}
 		}
 	}
+	for _, pw := range []struct{ name, value string }{{"REDIS_PASSWORD", l.RedisPassword}, {"REDIS_SENTINEL_PASSWORD", l.RedisSentinelPassword}} {
+		if pw.value == "" {
+			continue
+		}
+		if w := weakPassword(pw.value); w != "" {
+			add(pw.name, w)
+		}
+	}
+	if err := l.clearRedisPassword(given); err != nil && !allowInsecure {
+		out = append(out, err)
+	}
+	if l.RedisTLSCA != "" {
+		if _, err := l.redisCAs(); err != nil {
+			out = append(out, err)
+		}
+	}
 	if l.RedisMinReplicas < -1 || l.RedisWaitTimeout <= 0 {
 		add("REDIS_MIN_REPLICAS", "must be -1 (automatic), 0 or more, with a positive REDIS_WAIT_TIMEOUT")
 	}
@@ -94,19 +116,83 @@ func (l *Limits) problems(given func(name, value string) bool) []error {
 	})...)
 }
 
-// key decodes LIMIT_KEY.
+// key decodes LIMIT_KEY and refuses one with too little entropy to hide
+// card numbers: a 16-byte random key has about 15 distinct bytes.
 func (l *Limits) key() ([]byte, error) {
 	k, err := hex.DecodeString(l.LimitKey)
 	if err != nil || len(k) < 16 {
 		return nil, problem("LIMIT_KEY", "must be at least 16 bytes of hex")
 	}
+	if distinct(k) < 8 {
+		return nil, problem("LIMIT_KEY", "has fewer than 8 different bytes (all zeros, one byte repeated): make one with `openssl rand -hex 32`")
+	}
 	return k, nil
+}
+
+// distinct counts the different bytes of b.
+func distinct(b []byte) int {
+	var seen [256]bool
+	n := 0
+	for _, c := range b {
+		if !seen[c] {
+			seen[c], n = true, n+1
+		}
+	}
+	return n
+}
+
+// clearRedisPassword is a problem when a Redis or Sentinel password would
+// cross the network in clear: a redis:// URL, or sentinels without
+// REDIS_TLS, to a host that is not loopback, with a password given.
+func (l *Limits) clearRedisPassword(given func(name, value string) bool) error {
+	if l.RedisURL != "" {
+		u, err := url.Parse(l.RedisURL)
+		if err != nil || u.Scheme != "redis" || hosturl.IsLoopback(u.Hostname()) {
+			return nil
+		}
+		if _, inURL := u.User.Password(); inURL || given("REDIS_PASSWORD", l.RedisPassword) {
+			return problem("REDIS_URL", "sends the Redis password in clear to a host that is not loopback: use rediss:// (Redis's tls-port; a lab may set IVRPIN_ALLOW_INSECURE_HOSTS=true)")
+		}
+		return nil
+	}
+	if len(l.RedisSentinels) == 0 || l.RedisTLS {
+		return nil
+	}
+	if !given("REDIS_PASSWORD", l.RedisPassword) && !given("REDIS_SENTINEL_PASSWORD", l.RedisSentinelPassword) {
+		return nil
+	}
+	for _, a := range l.RedisSentinels {
+		if host, _, err := net.SplitHostPort(a); err == nil && !hosturl.IsLoopback(host) {
+			return problem("REDIS_SENTINELS", "sends the Redis and Sentinel passwords in clear to hosts that are not loopback: set REDIS_TLS=true (Redis's tls-port; a lab may set IVRPIN_ALLOW_INSECURE_HOSTS=true)")
+		}
+	}
+	return nil
+}
+
+// redisCAs reads REDIS_TLS_CA.
+func (l *Limits) redisCAs() (*x509.CertPool, error) {
+	if l.RedisTLSCA == "" {
+		return nil, nil
+	}
+	pem, err := os.ReadFile(l.RedisTLSCA)
+	if err != nil {
+		return nil, problem("REDIS_TLS_CA", "cannot be read: "+errors.Unwrap(err).Error())
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, problem("REDIS_TLS_CA", "holds no PEM certificate")
+	}
+	return pool, nil
 }
 
 // StoreConfig is the attempt limiter's configuration, its key decoded
 // (the limiter trusts what this section checked).
 func (l *Limits) StoreConfig() (limits.Config, error) {
 	k, err := l.key()
+	if err != nil {
+		return limits.Config{}, err
+	}
+	cas, err := l.redisCAs()
 	if err != nil {
 		return limits.Config{}, err
 	}
@@ -117,6 +203,7 @@ func (l *Limits) StoreConfig() (limits.Config, error) {
 		StorePath: l.LimitStore, RedisURL: l.RedisURL, Key: k, RedisPassword: l.RedisPassword,
 		RedisSentinels: l.RedisSentinels, RedisMaster: l.RedisMaster, RedisSentinelPassword: l.RedisSentinelPassword,
 		RedisMinReplicas: l.redisMinReplicas(), RedisWaitTimeout: l.RedisWaitTimeout,
+		RedisTLS: l.RedisTLS, RedisCAs: cas,
 	}, nil
 }
 

@@ -104,10 +104,27 @@ func weakPassword(pw string) string {
 			return "is the samples' placeholder text: set a password of your own"
 		}
 	}
+	if strings.TrimSpace(pw) == "" {
+		return "is only white space"
+	}
 	if len(pw) < minPasswordLength {
 		return fmt.Sprintf("is shorter than %d characters", minPasswordLength)
 	}
+	if n := distinctRunes(pw); n < minDistinct {
+		return fmt.Sprintf("has %d different characters; a password needs at least %d (one character repeated, or a short pattern, is guessed first)", n, minDistinct)
+	}
 	return ""
+}
+
+// minDistinct is the fewest different characters a password may have.
+const minDistinct = 8
+
+func distinctRunes(s string) int {
+	seen := map[rune]bool{}
+	for _, r := range s {
+		seen[r] = true
+	}
+	return len(seen)
 }
 
 // SecretsFromEnvironment lists the secrets that came from the environment

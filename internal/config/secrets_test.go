@@ -111,6 +111,15 @@ func TestWeakKeysAndPasswordsRefused(t *testing.T) {
 		{"listener one character", "IVRPIN_ARI_LISTEN_PASSWORD", "x", "shorter than 16"},
 		{"ARI short", "IVRPIN_ARI_PASSWORD", "short-pass", "shorter than 16"},
 		{"ARI placeholder", "IVRPIN_ARI_PASSWORD", "changeme-changeme-changeme", "placeholder"},
+		{"DES weak key as K1", "IVRPIN_NI_ZPK", "0101010101010101FEDCBA9876543210", "weak or semi-weak"},
+		{"DES semi-weak key as K2, parity off", "IVRPIN_NI_ZPK", "0123456789ABCDEF1EE01EE00EF00EF0", "weak or semi-weak"},
+		{"AES key of one byte", "IVRPIN_NI_ZPK", strings.Repeat("A5", 16), "one byte repeated"},
+		{"sixteen spaces", "IVRPIN_ARI_PASSWORD", strings.Repeat(" ", 16), "white space"},
+		{"one character repeated", "IVRPIN_ARI_LISTEN_PASSWORD", strings.Repeat("a", 24), "1 different characters"},
+		{"a short pattern", "IVRPIN_ARI_PASSWORD", strings.Repeat("abc1", 6), "4 different characters"},
+		{"Redis one character repeated", "IVRPIN_REDIS_PASSWORD", strings.Repeat("z", 20), "different characters"},
+		{"all-zero limit key", "IVRPIN_LIMIT_KEY", strings.Repeat("00", 32), "fewer than 8 different bytes"},
+		{"limit key of a pattern", "IVRPIN_LIMIT_KEY", strings.Repeat("0102", 16), "fewer than 8 different bytes"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/ivr-pin/ivr-pin/flows"
 	"github.com/ivr-pin/ivr-pin/internal/testkit/redistest"
+	"github.com/ivr-pin/ivr-pin/internal/testkit/testpki"
 	"github.com/ivr-pin/ivr-pin/pinsvc/secret"
 )
 
@@ -375,5 +376,23 @@ func TestStoredKeyIsForgotten(t *testing.T) {
 	}
 	if raw, _ := os.ReadFile(path); strings.Contains(string(raw), "an old stored key") {
 		t.Fatal("the old key's bytes are still in the store file")
+	}
+}
+
+// A rediss:// store is reached over TLS, its certificate checked against
+// the CA given (a certificate from another CA is refused).
+func TestRedisOverTLS(t *testing.T) {
+	pki := testpki.New(t)
+	url := redistest.StartTLS(t, pki.ServerCert, pki.ServerKey)
+	s, err := OpenRedis(context.Background(), RedisOptions{URL: url, CAs: pki.CAPool})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if ok, err := s.Hit(context.Background(), "k", rule, time.Now()); !ok || err != nil {
+		t.Fatalf("a hit over TLS: %v %v", ok, err)
+	}
+	if _, err := OpenRedis(context.Background(), RedisOptions{URL: url, CAs: testpki.New(t).CAPool}); err == nil {
+		t.Fatal("a certificate from another CA was accepted")
 	}
 }

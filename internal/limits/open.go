@@ -2,6 +2,7 @@ package limits
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"time"
 )
@@ -28,6 +29,11 @@ type Config struct {
 	// fail the write, and the line fails closed. 0 does not wait.
 	RedisMinReplicas int
 	RedisWaitTimeout time.Duration
+	// RedisTLS reaches Sentinel and the master it names over TLS (a
+	// rediss:// URL always is); RedisCAs, when set, are the roots its
+	// certificates must chain to (else the system's).
+	RedisTLS bool
+	RedisCAs *x509.CertPool
 	// OnStoredKey hears that the embedded store held an HMAC key of an
 	// older version, now deleted.
 	OnStoredKey func()
@@ -45,7 +51,8 @@ func Open(ctx context.Context, s Config) (*Limiter, error) {
 		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
 		store, err := OpenRedis(ctx, RedisOptions{URL: s.RedisURL, Password: s.RedisPassword, Sentinels: s.RedisSentinels,
-			Master: s.RedisMaster, SentinelPassword: s.RedisSentinelPassword, MinReplicas: s.RedisMinReplicas, WaitTimeout: s.RedisWaitTimeout})
+			Master: s.RedisMaster, SentinelPassword: s.RedisSentinelPassword, MinReplicas: s.RedisMinReplicas, WaitTimeout: s.RedisWaitTimeout,
+			TLS: s.RedisTLS, CAs: s.RedisCAs})
 		if err != nil {
 			return nil, err
 		}

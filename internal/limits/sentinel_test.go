@@ -2,10 +2,12 @@ package limits
 
 import (
 	"context"
+	"crypto/tls"
 	"testing"
 	"time"
 
 	"github.com/ivr-pin/ivr-pin/internal/testkit/redistest"
+	"github.com/ivr-pin/ivr-pin/internal/testkit/testpki"
 )
 
 // A count written before the master dies still counts after Sentinel
@@ -63,5 +65,25 @@ func TestACountSurvivesARedisFailover(t *testing.T) {
 	sen.RestartOldMaster()
 	if ok, err := store.Blocked(ctx, "card", time.Now()); err != nil || !ok {
 		t.Fatalf("blocked after the old master rejoined: %v %v", ok, err)
+	}
+}
+
+// With REDIS_TLS the sentinels and the master they name are reached over
+// TLS, their certificates checked against the CA given.
+func TestSentinelOverTLS(t *testing.T) {
+	pki := testpki.New(t)
+	sen := redistest.StartSentinelWith(t, time.Second, &redistest.TLS{CertFile: pki.ServerCert, KeyFile: pki.ServerKey,
+		CAFile: pki.CAFile, Config: &tls.Config{RootCAs: pki.CAPool}})
+	ctx := context.Background()
+	store, err := OpenRedis(ctx, RedisOptions{Sentinels: []string{sen.Addr}, Master: sen.Master, TLS: true, CAs: pki.CAPool})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	if ok, err := store.Hit(ctx, "card", Rule{Max: 3, Window: time.Hour, Lockout: time.Hour}, time.Now()); err != nil || !ok {
+		t.Fatalf("a hit through Sentinel over TLS: %v %v", ok, err)
+	}
+	if _, err := OpenRedis(ctx, RedisOptions{Sentinels: []string{sen.Addr}, Master: sen.Master}); err == nil {
+		t.Fatal("reached a TLS Sentinel in clear")
 	}
 }

@@ -3,6 +3,8 @@ package limits
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -226,6 +228,10 @@ type RedisOptions struct {
 	Master, SentinelPassword string
 	MinReplicas              int
 	WaitTimeout              time.Duration
+	// TLS reaches Sentinel and its master over TLS (a rediss:// URL always
+	// is); CAs, when set, replace the system's roots for either.
+	TLS bool
+	CAs *x509.CertPool
 }
 
 // ErrNotReplicated is a limit write that fewer replicas than required
@@ -240,9 +246,15 @@ func OpenRedis(ctx context.Context, o RedisOptions) (*RedisStore, error) {
 	var c *redis.Client
 	where := ""
 	if len(o.Sentinels) > 0 {
-		c = redis.NewFailoverClient(&redis.FailoverOptions{MasterName: o.Master, SentinelAddrs: o.Sentinels,
+		fo := &redis.FailoverOptions{MasterName: o.Master, SentinelAddrs: o.Sentinels,
 			SentinelPassword: o.SentinelPassword, Password: o.Password, DialTimeout: 2 * time.Second,
-			ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second, MaxRetries: 1})
+			ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second, MaxRetries: 1}
+		if o.TLS {
+			// The same roots verify the sentinels and the master they
+			// name; each is checked against the address dialled.
+			fo.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: o.CAs}
+		}
+		c = redis.NewFailoverClient(fo)
 		where = "master " + o.Master + " through Sentinel"
 	} else {
 		opt, err := redis.ParseURL(o.URL)
@@ -251,6 +263,10 @@ func OpenRedis(ctx context.Context, o RedisOptions) (*RedisStore, error) {
 		}
 		if o.Password != "" {
 			opt.Password = o.Password
+		}
+		if opt.TLSConfig != nil {
+			opt.TLSConfig.MinVersion = tls.VersionTLS12
+			opt.TLSConfig.RootCAs = o.CAs
 		}
 		opt.DialTimeout, opt.ReadTimeout, opt.WriteTimeout = 2*time.Second, 2*time.Second, 2*time.Second
 		opt.MaxRetries = 1

@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"syscall"
 
 	"github.com/ivr-pin/ivr-pin/pinsvc/secret"
 )
@@ -18,10 +20,15 @@ import (
 const MaxSize = 64 << 10
 
 // Read reads a secret from a file that only its owner may read: a file
-// that group or others can read is refused, naming it and its mode. One
+// that group or others can read is refused, naming it and its mode. The
+// file must be a regular file owned by this process's user or root, in a
+// directory no other user can write (else they could put a file of their
+// own in its place), and at most MaxSize bytes. It is opened without
+// blocking, so a FIFO or a device named by mistake is refused, not waited
+// on, and read through a limit, so a huge or sparse file costs nothing. One
 // trailing newline (LF or CRLF) is dropped. The caller wipes the result.
 func Read(path string) ([]byte, error) {
-	f, err := os.Open(path)
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
 	if err != nil {
 		return nil, fmt.Errorf("cannot read %s: %v", path, errors.Unwrap(err))
 	}
@@ -31,15 +38,32 @@ func Read(path string) ([]byte, error) {
 		return nil, fmt.Errorf("cannot stat %s", path)
 	}
 	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s is not a regular file", path)
+		return nil, fmt.Errorf("%s is not a regular file (%s)", path, kind(st.Mode()))
 	}
 	if perm := st.Mode().Perm(); perm&0o077 != 0 && !onlyThisUserReads(f, perm) {
 		return nil, fmt.Errorf("%s has mode %04o: group and others must have no access (chmod 0400 or 0600)", path, perm)
 	}
-	buf := make([]byte, 0, st.Size()+1)
-	b, err := readBounded(f, buf)
+	if uid, ok := owner(st); ok && uid != 0 && uid != uint32(os.Geteuid()) {
+		return nil, fmt.Errorf("%s is owned by uid %d: it must be owned by this service's user (uid %d) or root", path, uid, os.Geteuid())
+	}
+	if err := safeDirectory(path); err != nil {
+		return nil, err
+	}
+	if st.Size() > MaxSize {
+		return nil, fmt.Errorf("%s holds %d bytes: a secret file holds at most %d", path, st.Size(), MaxSize)
+	}
+	// The size can change between stat and read: the limit, not the stat,
+	// bounds what is read.
+	buf := make([]byte, 0, min(st.Size(), MaxSize)+1)
+	b, err := readBounded(io.LimitReader(f, MaxSize+1), buf)
+	if err == nil && len(b) > MaxSize {
+		err = errTooLarge
+	}
 	if err != nil {
 		secret.Zero(b[:cap(b)])
+		if errors.Is(err, errTooLarge) {
+			return nil, fmt.Errorf("%s holds more than %d bytes: a secret file holds at most that", path, MaxSize)
+		}
 		return nil, fmt.Errorf("cannot read %s", path)
 	}
 	switch {
@@ -56,13 +80,61 @@ func Read(path string) ([]byte, error) {
 	return b, nil
 }
 
+var errTooLarge = errors.New("too large")
+
+// kind names what a file that is not regular is.
+func kind(m os.FileMode) string {
+	switch {
+	case m&os.ModeNamedPipe != 0:
+		return "a FIFO"
+	case m&os.ModeSocket != 0:
+		return "a socket"
+	case m&os.ModeDevice != 0:
+		return "a device"
+	case m.IsDir():
+		return "a directory"
+	}
+	return m.Type().String()
+}
+
+// owner is a file's owner's uid (false where the system does not say).
+func owner(st os.FileInfo) (uint32, bool) {
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+		return sys.Uid, true
+	}
+	return 0, false
+}
+
+// safeDirectory refuses a file in a directory (after symlinks, as a
+// Kubernetes secret volume links its files) that a user other than this
+// one or root owns, or that others may write without the sticky bit:
+// either could swap the file for one of their own.
+func safeDirectory(path string) error {
+	real, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return fmt.Errorf("cannot resolve %s", path)
+	}
+	dir := filepath.Dir(real)
+	st, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("cannot stat %s, the directory of %s", dir, path)
+	}
+	if uid, ok := owner(st); ok && uid != 0 && uid != uint32(os.Geteuid()) {
+		return fmt.Errorf("%s is in %s, owned by uid %d: a secret's directory must be owned by this service's user or root", path, dir, uid)
+	}
+	if st.Mode().Perm()&0o002 != 0 && st.Mode()&os.ModeSticky == 0 {
+		return fmt.Errorf("%s is in %s, which every user may write (mode %04o): move it to a directory only its owner writes", path, dir, st.Mode().Perm())
+	}
+	return nil
+}
+
 // readBounded reads r into buf, growing it in place so no copy of the
 // secret is left behind in a discarded buffer.
 func readBounded(r io.Reader, buf []byte) ([]byte, error) {
 	for {
 		if len(buf) == cap(buf) {
-			if cap(buf) >= MaxSize {
-				return buf, errors.New("too large")
+			if cap(buf) > MaxSize {
+				return buf, errTooLarge
 			}
 			bigger := make([]byte, len(buf), 2*cap(buf)+64)
 			copy(bigger, buf)

@@ -4,6 +4,7 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/des"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -208,8 +209,14 @@ func Weakness(alg Algorithm, raw []byte) string {
 	if zero {
 		return "is all zeros"
 	}
+	if OneByte(raw) {
+		return "is one byte repeated"
+	}
 	if alg != TDES {
 		return ""
+	}
+	if i := desWeakPart(raw); i >= 0 {
+		return fmt.Sprintf("has a DES weak or semi-weak key as its part %d (FIPS 74)", i+1)
 	}
 	if len(raw) >= 16 && equalBytes(raw[:8], raw[8:16]) {
 		return "has equal halves (K1 = K2: single DES in disguise)"
@@ -221,6 +228,41 @@ func Weakness(alg Algorithm, raw []byte) string {
 		return "lacks odd parity in every byte (as HSMs require of DES keys)"
 	}
 	return ""
+}
+
+// desWeak are the 4 weak and 12 semi-weak DES keys (FIPS 74; NIST SP
+// 800-67 3.3.2), with odd parity; compared with the parity bits masked off.
+var desWeak = [16]uint64{
+	0x0101010101010101, 0xFEFEFEFEFEFEFEFE, 0xE0E0E0E0F1F1F1F1, 0x1F1F1F1F0E0E0E0E,
+	0x01FE01FE01FE01FE, 0xFE01FE01FE01FE01, 0x1FE01FE00EF10EF1, 0xE01FE01FF10EF10E,
+	0x01E001E001F101F1, 0xE001E001F101F101, 0x1FFE1FFE0EFE0EFE, 0xFE1FFE1FFE0EFE0E,
+	0x011F011F010E010E, 0x1F011F010E010E01, 0xE0FEE0FEF1FEF1FE, 0xFEE0FEE0FEF1FEF1,
+}
+
+// desWeakPart is the index of the first 8-byte part of raw that is a DES
+// weak or semi-weak key, or -1.
+func desWeakPart(raw []byte) int {
+	const noParity = 0xFEFEFEFEFEFEFEFE
+	for i := 0; i+8 <= len(raw); i += 8 {
+		p := binary.BigEndian.Uint64(raw[i:]) & noParity
+		for _, w := range desWeak {
+			if p == w&noParity {
+				return i / 8
+			}
+		}
+	}
+	return -1
+}
+
+// OneByte reports whether b is one byte repeated (all zeros, say): key
+// material with no entropy.
+func OneByte(b []byte) bool {
+	for _, c := range b {
+		if c != b[0] {
+			return false
+		}
+	}
+	return true
 }
 
 // OddParity reports whether every byte has an odd number of set bits.

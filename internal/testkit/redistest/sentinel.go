@@ -2,6 +2,7 @@ package redistest
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"os"
@@ -26,15 +27,30 @@ type Sentinel struct {
 	MasterAddr, ReplicaAddr, Replica2Addr string
 	procs                                 map[string]*exec.Cmd
 	t                                     testing.TB
+	tls                                   *TLS
+}
+
+// TLS makes every server and the Sentinel speak TLS only (replication and
+// Sentinel's links too), with a server certificate for 127.0.0.1 and the
+// CA that signed it. Clients are not asked for certificates.
+type TLS struct {
+	CertFile, KeyFile, CAFile string
+	Config                    *tls.Config // what the harness's own clients use
 }
 
 // StartSentinel runs the three until the test ends. The Sentinel declares
 // a master down after down (Sentinel's down-after-milliseconds).
 func StartSentinel(t testing.TB, down time.Duration) *Sentinel {
 	t.Helper()
+	return StartSentinelWith(t, down, nil)
+}
+
+// StartSentinelWith is StartSentinel, over TLS when tlsFiles is set.
+func StartSentinelWith(t testing.TB, down time.Duration, tlsFiles *TLS) *Sentinel {
+	t.Helper()
 	server := testkit.Program(t, "redis-server", "redis-server")
 	sentinel := testkit.Program(t, "redis-sentinel", "redis-sentinel")
-	s := &Sentinel{Master: "ivrpin-test", procs: map[string]*exec.Cmd{}, t: t}
+	s := &Sentinel{Master: "ivrpin-test", procs: map[string]*exec.Cmd{}, t: t, tls: tlsFiles}
 	s.MasterAddr, s.ReplicaAddr, s.Replica2Addr = testkit.FreeAddr(t), testkit.FreeAddr(t), testkit.FreeAddr(t)
 	s.start("master", server, s.serverArgs(s.MasterAddr)...)
 	_, mport, _ := net.SplitHostPort(s.MasterAddr)
@@ -47,7 +63,7 @@ func StartSentinel(t testing.TB, down time.Duration) *Sentinel {
 	// again only every 10 s: started before both replicas are attached, it
 	// may not know the second for that long (a busy machine once took more
 	// than the 15 s the wait below allows). So both are attached first.
-	mc := redis.NewClient(&redis.Options{Addr: s.MasterAddr})
+	mc := redis.NewClient(&redis.Options{Addr: s.MasterAddr, TLSConfig: s.clientTLS()})
 	defer mc.Close()
 	for i := 0; ; i++ {
 		info, err := mc.Info(context.Background(), "replication").Result()
@@ -62,9 +78,14 @@ func StartSentinel(t testing.TB, down time.Duration) *Sentinel {
 	s.Addr = testkit.FreeAddr(t)
 	_, sport, _ := net.SplitHostPort(s.Addr)
 	conf := filepath.Join(t.TempDir(), "sentinel.conf")
-	body := fmt.Sprintf("port %s\nbind 127.0.0.1\ndir %s\nsentinel monitor %s 127.0.0.1 %s 1\n"+
+	listen := "port " + sport + "\n"
+	if f := s.tls; f != nil {
+		listen = fmt.Sprintf("port 0\ntls-port %s\ntls-cert-file %s\ntls-key-file %s\ntls-ca-cert-file %s\ntls-auth-clients no\ntls-replication yes\n",
+			sport, f.CertFile, f.KeyFile, f.CAFile)
+	}
+	body := fmt.Sprintf("%sbind 127.0.0.1\ndir %s\nsentinel monitor %s 127.0.0.1 %s 1\n"+
 		"sentinel down-after-milliseconds %s %d\nsentinel failover-timeout %s 2000\nsentinel parallel-syncs %s 1\n",
-		sport, filepath.Dir(conf), s.Master, mport, s.Master, down.Milliseconds(), s.Master, s.Master)
+		listen, filepath.Dir(conf), s.Master, mport, s.Master, down.Milliseconds(), s.Master, s.Master)
 	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +93,7 @@ func StartSentinel(t testing.TB, down time.Duration) *Sentinel {
 	waitPort(t, s.Addr)
 	// Sentinel learns of the replica from the master's INFO: only then can
 	// it fail over to it.
-	sc := redis.NewSentinelClient(&redis.Options{Addr: s.Addr})
+	sc := redis.NewSentinelClient(&redis.Options{Addr: s.Addr, TLSConfig: s.clientTLS()})
 	defer sc.Close()
 	for i := 0; ; i++ {
 		reps, err := sc.Replicas(context.Background(), s.Master).Result()
@@ -93,7 +114,20 @@ func StartSentinel(t testing.TB, down time.Duration) *Sentinel {
 // directory).
 func (s *Sentinel) serverArgs(addr string) []string {
 	host, port, _ := net.SplitHostPort(addr)
-	return []string{"--port", port, "--bind", host, "--save", "", "--appendonly", "no", "--dir", s.t.TempDir()}
+	listen := []string{"--port", port}
+	if f := s.tls; f != nil {
+		listen = []string{"--port", "0", "--tls-port", port, "--tls-cert-file", f.CertFile, "--tls-key-file", f.KeyFile,
+			"--tls-ca-cert-file", f.CAFile, "--tls-auth-clients", "no", "--tls-replication", "yes"}
+	}
+	return append(listen, "--bind", host, "--save", "", "--appendonly", "no", "--dir", s.t.TempDir())
+}
+
+// clientTLS is what the harness's own clients dial with (nil: plain).
+func (s *Sentinel) clientTLS() *tls.Config {
+	if s.tls == nil {
+		return nil
+	}
+	return s.tls.Config
 }
 
 func (s *Sentinel) start(name, bin string, args ...string) {
