@@ -7,6 +7,7 @@ require (
 	github.com/CyCoreSystems/ari/v5 v5.3.1
 	github.com/emiago/diago v0.42.1
 	github.com/emiago/sipgo v1.7.3
+	github.com/hashicorp/golang-lru/v2 v2.0.7
 	github.com/kelseyhightower/envconfig v1.4.0
 	github.com/miekg/pkcs11 v1.1.2
 	github.com/pion/rtp v1.10.6

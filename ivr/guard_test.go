@@ -17,6 +17,7 @@ import (
 	"github.com/pires/go-proxyproto"
 	"golang.org/x/net/websocket"
 
+	"github.com/ivr-pin/ivr-pin/asterisk/aritest"
 	"github.com/ivr-pin/ivr-pin/ivr"
 )
 
@@ -57,7 +58,8 @@ func dialFrom(t *testing.T, local, addr string) net.Conn {
 // they were.
 func TestIdleConnectionsAreClosed(t *testing.T) {
 	before := runtime.NumGoroutine()
-	tr := outboundTransport(nil) // the default 10 s
+	// The default 10 s; one source may hold them all here.
+	tr := outboundTransport(func(c *ivr.OutboundConfig) { c.MaxConnectionsPerSource = 10000 })
 	s := serving(t, tr, echo)
 	addr := listenAddr(t, tr)
 	serverBase := runtime.NumGoroutine()
@@ -108,7 +110,9 @@ func TestIdleConnectionsAreClosed(t *testing.T) {
 
 // Past the cap a connection is closed at once and counted.
 func TestConnectionCap(t *testing.T) {
-	tr := outboundTransport(func(c *ivr.OutboundConfig) { c.MaxConnections = 5 })
+	tr := outboundTransport(func(c *ivr.OutboundConfig) {
+		c.MaxConnections, c.ReservedConnections, c.MaxConnectionsPerSource = 5, -1, 5
+	})
 	s := serving(t, tr, echo)
 	addr := listenAddr(t, tr)
 	var held []net.Conn
@@ -298,5 +302,205 @@ func TestCallsPerSocketAndChannelOwnership(t *testing.T) {
 		if _, ok := handled.Load(id); ok {
 			t.Fatalf("a handler ran for refused %s", id)
 		}
+	}
+}
+
+// flood re-opens idle connections from each source as fast as the listener
+// closes or refuses them, until stop is closed or max dials were made; it
+// returns how many it made.
+func flood(addr string, sources []string, perSource int, max int64, stop <-chan struct{}) int64 {
+	var dials atomic.Int64
+	var wg sync.WaitGroup
+	for _, src := range sources {
+		for range perSource {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: time.Second}
+				for dials.Add(1) <= max {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					c, err := d.Dial("tcp", addr)
+					if err != nil {
+						time.Sleep(10 * time.Millisecond)
+						continue
+					}
+					_ = c.SetReadDeadline(time.Now().Add(15 * time.Second))
+					_, _ = io.Copy(io.Discard, c) // held until the listener closes it
+					c.Close()
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	return min(dials.Load(), max)
+}
+
+// A flood of idle connections, re-opened as the listener closes them,
+// from one address and then from 25, never keeps Asterisk out: with the
+// cap at 200, Asterisk logs in for the first time during the one-source
+// flood (the source's share leaves room), and its calls go on through the
+// many-source flood (the slots reserved for sources that logged in).
+func TestAFloodLeavesAsteriskItsLoginsAndCalls(t *testing.T) {
+	tr := outboundTransport(func(c *ivr.OutboundConfig) { c.MaxConnections = 200 })
+	s := serving(t, tr, echo)
+	addr := listenAddr(t, tr)
+	ari, err := aritest.Start(aritest.Options{PlaybackScale: 0.002})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ari.Close()
+	ari.SetOutbound(&aritest.Outbound{URL: "ws://" + addr + "/ari", Username: "asterisk", Password: "s3cret-outbound"})
+	var many []string
+	for i := range 25 {
+		many = append(many, fmt.Sprintf("127.0.1.%d", i+1))
+	}
+	for _, phase := range []struct {
+		name    string
+		sources []string
+		workers int
+	}{{"one source", []string{"127.0.0.2"}, 200}, {"25 sources", many, 20}} {
+		t.Run(phase.name, func(t *testing.T) {
+			stop := make(chan struct{})
+			made := make(chan int64, 1)
+			go func() { made <- flood(addr, phase.sources, phase.workers, 10000, stop) }()
+			// The flood holds its share before Asterisk calls.
+			deadline := time.Now().Add(10 * time.Second)
+			for st, _ := s.ListenerStats(); st.ConnectionsSourceShare+st.ConnectionsReserved == 0; st, _ = s.ListenerStats() {
+				if time.Now().After(deadline) {
+					t.Fatalf("the flood was never refused: %+v", st)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			for range 10 {
+				runEcho(t, ari)
+			}
+			close(stop)
+			n := <-made
+			st, _ := s.ListenerStats()
+			t.Logf("%d flood connections; refused by source share %d, by the reserve %d, at the cap %d",
+				n, st.ConnectionsSourceShare, st.ConnectionsReserved, st.ConnectionsOverLimit)
+		})
+	}
+}
+
+// persistentSocket logs in and registers as the persistent websocket;
+// answering, it answers every RESTRequest (the listener's pings) with 200.
+func persistentSocket(t *testing.T, addr string, answering bool) *websocket.Conn {
+	t.Helper()
+	cfg, _ := websocket.NewConfig("ws://"+addr+"/ari", "http://localhost")
+	cfg.Protocol = []string{"ari"}
+	cfg.Header = http.Header{"Authorization": {"Basic " + base64.StdEncoding.EncodeToString([]byte("asterisk:s3cret-outbound"))}}
+	ws, err := websocket.DialConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ws.Close() })
+	if err := websocket.Message.Send(ws, `{"type":"ApplicationRegistered","application":"ivr-pin"}`); err != nil {
+		t.Fatal(err)
+	}
+	if answering {
+		go func() {
+			for {
+				var req struct {
+					Type      string `json:"type"`
+					RequestID string `json:"request_id"`
+				}
+				if err := websocket.JSON.Receive(ws, &req); err != nil {
+					return
+				}
+				if req.Type == "RESTRequest" {
+					_ = websocket.Message.Send(ws, `{"type":"RESTResponse","request_id":"`+req.RequestID+`","status_code":200,"message_body":"[]"}`)
+				}
+			}
+		}()
+	}
+	return ws
+}
+
+// closedWithin reports whether the listener closes ws within d.
+func closedWithin(ws *websocket.Conn, d time.Duration) bool {
+	_ = ws.SetReadDeadline(time.Now().Add(d))
+	for {
+		var m string
+		if err := websocket.Message.Receive(ws, &m); err != nil {
+			return !strings.Contains(err.Error(), "timeout")
+		}
+	}
+}
+
+// Persistent websockets are bounded (IVRPIN_ARI_PERSISTENT_MAX) and must
+// answer the listener's ARI ping: past the maximum one is closed at once,
+// one that stops answering is closed, one that answers stays.
+func TestPersistentWebsocketsAreBoundedAndMustShowLife(t *testing.T) {
+	tr := outboundTransport(func(c *ivr.OutboundConfig) { c.MaxPersistent, c.PingInterval = 2, 200*time.Millisecond })
+	s := serving(t, tr, echo)
+	addr := listenAddr(t, tr)
+	alive := persistentSocket(t, addr, true)
+	silent := persistentSocket(t, addr, false)
+	time.Sleep(50 * time.Millisecond) // both registered
+	extra := persistentSocket(t, addr, true)
+	if !closedWithin(extra, 2*time.Second) {
+		t.Fatal("a persistent websocket past the maximum was kept")
+	}
+	if !closedWithin(silent, 5*time.Second) {
+		t.Fatal("a persistent websocket that never answered its ping was kept")
+	}
+	if closedWithin(alive, time.Second) {
+		t.Fatal("the persistent websocket that answers was closed")
+	}
+	if st, _ := s.ListenerStats(); st.PersistentRefused != 1 || st.NoLife != 1 {
+		t.Fatalf("%+v", st)
+	}
+	// The silent one's place is free again.
+	again := persistentSocket(t, addr, true)
+	if closedWithin(again, time.Second) {
+		t.Fatal("a persistent websocket was refused after a place was freed")
+	}
+}
+
+// Only the sources IVRPIN_ARI_PERSISTENT_SOURCES names may hold one.
+func TestPersistentWebsocketsOnlyFromTheirSources(t *testing.T) {
+	tr := outboundTransport(func(c *ivr.OutboundConfig) { c.PersistentSources = []string{"192.0.2.0/24"} })
+	s := serving(t, tr, echo)
+	if ws := persistentSocket(t, listenAddr(t, tr), true); !closedWithin(ws, 2*time.Second) {
+		t.Fatal("a persistent websocket from a source not listed was kept")
+	}
+	if st, _ := s.ListenerStats(); st.PersistentRefused != 1 {
+		t.Fatalf("%+v", st)
+	}
+}
+
+// Thirty IPv6 addresses of one /64, behind the trusted balancer, are one
+// source to the throttle: twenty failures among them and the next, from
+// any address of that /64, is answered 429; another /64 is not.
+func TestIPv6SourcesAreThrottledByTheirSlash64(t *testing.T) {
+	tr := outboundTransport(func(c *ivr.OutboundConfig) { c.TrustedProxies = []string{"127.0.0.3"} })
+	s := serving(t, tr, echo)
+	addr := listenAddr(t, tr)
+	via := func(src string) net.Conn {
+		c := dialFrom(t, "127.0.0.3", addr)
+		h := proxyproto.HeaderProxyFromAddrs(2, &net.TCPAddr{IP: net.ParseIP(src), Port: 40000}, &net.TCPAddr{IP: net.ParseIP("2001:db8::1"), Port: 8090})
+		if _, err := h.WriteTo(c); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	var codes []int
+	for i := range 30 {
+		codes = append(codes, status(t, via(fmt.Sprintf("2001:db8:0:7::%x", i+1)), "asterisk", "guess"))
+	}
+	if codes[19] != 401 || codes[20] != 429 || codes[29] != 429 {
+		t.Fatalf("answers to the /64: %v", codes)
+	}
+	if code := status(t, via("2001:db8:0:8::1"), "asterisk", "s3cret-outbound"); code != 101 {
+		t.Fatalf("another /64: %d", code)
+	}
+	if st, _ := s.ListenerStats(); st.LoginsRefused != 20 || st.LoginsThrottled != 10 {
+		t.Fatalf("%+v", st)
 	}
 }

@@ -2,6 +2,7 @@ package ivr
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -10,6 +11,7 @@ import (
 	stdlog "log"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strconv"
@@ -43,12 +45,35 @@ type OutboundConfig struct {
 	// MaxConnections bounds the open connections (default 10000): past it
 	// a new connection is closed at once and counted.
 	MaxConnections int
+	// ReservedConnections of them (default half; negative: none) are kept
+	// for sources that logged in within KnownFor (default 10 min):
+	// Asterisk's. A source that has not may hold MaxConnectionsPerSource
+	// at once (default a quarter of the rest, at most 100).
+	ReservedConnections     int
+	MaxConnectionsPerSource int
+	KnownFor                time.Duration
+	// MaxPersistent bounds the websockets registered as persistent (one
+	// for all calls) at once (default 4); PersistentSources, when set, are
+	// the addresses or CIDRs allowed one. Each must answer the listener's
+	// ARI ping (GET asterisk/ping) every PingInterval (default 20 s)
+	// within Timeout, or it is closed.
+	MaxPersistent     int
+	PersistentSources []string
+	PingInterval      time.Duration
 	// MaxCallsPerSocket bounds the calls one persistent websocket carries
 	// at once (default 1000); a per-call websocket carries one, ever.
 	MaxCallsPerSocket int
 	// MaxFailures is how many failed logins a source may make in a minute
-	// (default 20); then it is answered 429 until the minute ends.
-	MaxFailures int
+	// (default 20); then it is answered 429 until the minute ends. A source
+	// is an IPv4 address or an IPv6 network of IPv6Prefix bits (default
+	// 64). Past MaxFailuresPerSecond failures across all sources (default
+	// 50) every source that has not logged in lately is answered 429 for
+	// the rest of that second. The failure table holds at most MaxSources
+	// (default 100000), the oldest dropped first.
+	MaxFailures          int
+	IPv6Prefix           int
+	MaxFailuresPerSecond int
+	MaxSources           int
 	// TrustedProxies are addresses or CIDRs of load balancers that put a
 	// PROXY protocol v2 header (HAProxy's send-proxy-v2) in front of each
 	// connection: the header's source address is then the one counted.
@@ -84,6 +109,22 @@ func Outbound(cfg OutboundConfig) Transport {
 	if cfg.MaxFailures <= 0 {
 		cfg.MaxFailures = 20
 	}
+	switch {
+	case cfg.ReservedConnections == 0:
+		cfg.ReservedConnections = cfg.MaxConnections / 2
+	case cfg.ReservedConnections < 0: // none
+		cfg.ReservedConnections = 0
+	}
+	// By default one source takes at most a quarter of what unknown
+	// sources share, so one flooding address leaves room for a new
+	// Asterisk to log in.
+	cfg.MaxConnectionsPerSource = cmp.Or(cfg.MaxConnectionsPerSource, min(100, max(1, (cfg.MaxConnections-cfg.ReservedConnections)/4)))
+	cfg.KnownFor = cmp.Or(cfg.KnownFor, 10*time.Minute)
+	cfg.MaxPersistent = cmp.Or(cfg.MaxPersistent, 4)
+	cfg.PingInterval = cmp.Or(cfg.PingInterval, 20*time.Second)
+	cfg.IPv6Prefix = cmp.Or(cfg.IPv6Prefix, 64)
+	cfg.MaxFailuresPerSecond = cmp.Or(cfg.MaxFailuresPerSecond, 50)
+	cfg.MaxSources = cmp.Or(cfg.MaxSources, 100000)
 	if cfg.UpgradeTimeout <= 0 {
 		cfg.UpgradeTimeout = 10 * time.Second
 	}
@@ -91,8 +132,7 @@ func Outbound(cfg OutboundConfig) Transport {
 		cfg.NoCallTimeout = 10 * time.Second
 	}
 	log := cfg.Log.WithField("component", "ari-outbound")
-	return &outbound{cfg: cfg, log: log, guard: &guard{maxConns: int64(cfg.MaxConnections), upgradeTimeout: cfg.UpgradeTimeout,
-		noCallTimeout: cfg.NoCallTimeout, maxFailures: cfg.MaxFailures, log: log}}
+	return &outbound{cfg: cfg, log: log, guard: newGuard(cfg, log)}
 }
 
 type outbound struct {
@@ -108,6 +148,8 @@ type outbound struct {
 	mu        sync.Mutex
 	open      map[*wsLink]struct{}
 	guard     *guard
+	// persistent counts the websockets registered as persistent (mu).
+	persistent int
 }
 
 // Stats counts what the listener turned away.
@@ -233,11 +275,8 @@ func (t *outbound) authorised(r *http.Request) bool {
 }
 
 func (t *outbound) upgrade(w http.ResponseWriter, r *http.Request) {
-	src, now := sourceOf(r.RemoteAddr), time.Now()
-	if t.guard.throttledNow(src, now) {
-		// Too many failures from this source this minute: the right
-		// password waits too, which is the point.
-		t.guard.throttled.Add(1)
+	src, now := t.guard.sourceKey(r.RemoteAddr), time.Now()
+	if t.guard.refuseLogin(src, now) {
 		w.Header().Set("Retry-After", "60")
 		http.Error(w, "too many failed logins", http.StatusTooManyRequests)
 		return
@@ -248,11 +287,12 @@ func (t *outbound) upgrade(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "authentication required", http.StatusUnauthorized)
 		return
 	}
+	gc := guardedOf(r.Context())
+	t.guard.loggedIn(src, gc, now)
 	if !t.listening.Load() {
 		http.Error(w, "draining", http.StatusServiceUnavailable)
 		return
 	}
-	gc := guardedOf(r.Context())
 	t.conns.Add(1)
 	defer t.conns.Done()
 	websocket.Server{
@@ -270,7 +310,7 @@ func (t *outbound) upgrade(w http.ResponseWriter, r *http.Request) {
 			if gc != nil {
 				gc.markUpgraded()
 			}
-			t.serveConn(ws)
+			t.serveConn(ws, r.RemoteAddr)
 		},
 	}.ServeHTTP(w, r)
 }
@@ -296,9 +336,10 @@ func (t *outbound) accepts(app string) bool {
 	return app == t.cfg.Application || strings.HasPrefix(app, t.cfg.Application+":")
 }
 
-func (t *outbound) serveConn(ws *websocket.Conn) {
+func (t *outbound) serveConn(ws *websocket.Conn, remote string) {
 	ws.MaxPayloadBytes = 1 << 20
 	l := &wsLink{ws: ws, timeout: t.cfg.Timeout, pending: map[string]chan restAnswer{}}
+	l.onPersistent = func(app string) bool { return app != t.cfg.Application || t.persistentAllowed(l, remote) }
 	l.link = t.srv.newLink(l, t.cfg.Application, t.accepts, t.cfg.Log)
 	l.link.admit = t.admit
 	// A websocket must bring a call: a per-call one its call, or it must
@@ -316,6 +357,9 @@ func (t *outbound) serveConn(ws *websocket.Conn) {
 	defer func() {
 		t.mu.Lock()
 		delete(t.open, l)
+		if l.persistent {
+			t.persistent--
+		}
 		t.mu.Unlock()
 		l.close()
 		l.failPending()
@@ -328,6 +372,77 @@ func (t *outbound) serveConn(ws *websocket.Conn) {
 		}
 		l.receive(data, &t.srv.undecodable, t.log)
 	}
+}
+
+// persistentAllowed takes one of the persistent places for l, from
+// remote: false (counted; l is to be closed) past MaxPersistent or from a
+// source PersistentSources leaves out. An allowed one is pinged for life.
+func (t *outbound) persistentAllowed(l *wsLink, remote string) bool {
+	if len(t.cfg.PersistentSources) > 0 && !inPrefixes(sourceOf(remote), t.cfg.PersistentSources) {
+		t.guard.persistentRefused.Add(1)
+		t.log.WithField("source", sourceOf(remote)).Warn("a persistent ARI websocket from a source not in IVRPIN_ARI_PERSISTENT_SOURCES: closed")
+		return false
+	}
+	t.mu.Lock()
+	if t.persistent >= t.cfg.MaxPersistent {
+		t.mu.Unlock()
+		t.guard.persistentRefused.Add(1)
+		t.log.WithField("max", t.cfg.MaxPersistent).Warn("a persistent ARI websocket past IVRPIN_ARI_PERSISTENT_MAX: closed")
+		return false
+	}
+	t.persistent++
+	l.persistent = true
+	t.mu.Unlock()
+	go t.pingUntilClosed(l)
+	return true
+}
+
+// pingUntilClosed asks the persistent websocket l for ARI's ping every
+// PingInterval; one that does not answer within Timeout is closed: a
+// persistent websocket waits for calls by design, so only its answers
+// show that Asterisk is still behind it.
+func (t *outbound) pingUntilClosed(l *wsLink) {
+	tick := time.NewTicker(t.cfg.PingInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-tick.C:
+		case <-t.srv.life.Done():
+			return
+		}
+		if l.isClosed() {
+			return
+		}
+		if err := l.do(t.srv.life, "GET", "asterisk/ping", nil, nil); err != nil {
+			if l.isClosed() || t.srv.life.Err() != nil {
+				return
+			}
+			t.guard.noLife.Add(1)
+			t.log.WithError(err).Warn("a persistent ARI websocket did not answer its ping: closed")
+			l.close()
+			return
+		}
+		t.log.Debug("the persistent ARI websocket answered its ping")
+	}
+}
+
+// inPrefixes reports whether host is one of the addresses or within one
+// of the CIDRs of list.
+func inPrefixes(host string, list []string) bool {
+	a, err := netip.ParseAddr(host)
+	if err != nil {
+		return false
+	}
+	a = a.Unmap()
+	for _, e := range list {
+		if p, err := netip.ParsePrefix(e); err == nil && p.Contains(a) {
+			return true
+		}
+		if b, err := netip.ParseAddr(e); err == nil && b.Unmap() == a {
+			return true
+		}
+	}
+	return false
 }
 
 // wsLink is one outbound websocket: events in, REST over it.
@@ -344,6 +459,10 @@ type wsLink struct {
 	pending       map[string]chan restAnswer
 	registered    bool
 	registeredApp string // the app of the last ApplicationRegistered
+	// onPersistent is asked once, when the websocket first registers
+	// (false: close it); an allowed persistent one has persistent set.
+	onPersistent func(app string) bool
+	persistent   bool
 }
 
 func (l *wsLink) appRegistered() string {
@@ -397,7 +516,12 @@ func (l *wsLink) receive(data []byte, skipped *atomic.Int64, log *logrus.Entry) 
 		}
 		first := !l.registered
 		l.registered = true
+		app := l.registeredApp
 		l.mu.Unlock()
+		if first && l.onPersistent != nil && !l.onPersistent(app) {
+			l.close()
+			return
+		}
 		if first && env.Type == "ApplicationRegistered" {
 			// A per-call websocket that reconnected (its first instance
 			// died) gets no StasisStart: find its call and hand it over.

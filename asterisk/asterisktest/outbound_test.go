@@ -91,13 +91,21 @@ func TestRealAsteriskOutbound(t *testing.T) {
 // the app (application "ivr-pin", not per channel).
 func TestRealAsteriskOutboundPersistent(t *testing.T) {
 	t.Parallel()
-	l := startLineWith(t, lineOptions{outbound: true, persistent: true})
+	// The listener pings the persistent websocket every second; Asterisk
+	// must answer (GET /asterisk/ping over the websocket) or it is closed.
+	l := startLineWith(t, lineOptions{outbound: true, persistent: true, env: []string{"IVRPIN_ARI_PERSISTENT_PING=1s"}})
 	d := l.ast.NewDriver(t)
 	t.Run("change", scenarioChange(l, d))
 	t.Run("transferred in by an agent and returned to the agent", scenarioTransferInAndBack(l, d))
 	t.Cleanup(func() {
 		if err := l.stopServe(); err != nil {
 			t.Error(err)
+		}
+		l.mu.Lock()
+		logs := l.errs.String()
+		l.mu.Unlock()
+		if !strings.Contains(logs, "answered its ping") || strings.Contains(logs, "did not answer its ping") {
+			t.Error("the real Asterisk did not answer the listener's pings on its persistent websocket")
 		}
 		recs := auditRecords(l.out.String())
 		if len(recs) != 2 {

@@ -4,8 +4,10 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -32,10 +34,19 @@ type ARI struct {
 	ARIListenTLSKey   string `envconfig:"ARI_LISTEN_TLS_KEY" desc:"PEM private key file for ARI_LISTEN_TLS_CERT"`
 	// What the listener holds: every link that carries a caller's digits is
 	// bounded, and password guessing costs time.
-	ARIListenMaxConnections    int      `envconfig:"ARI_LISTEN_MAX_CONNECTIONS" default:"10000" desc:"open connections the listener holds; past it a new one is closed at once and counted (keep it under the process's descriptor limit)"`
-	ARIListenMaxCallsPerSocket int      `envconfig:"ARI_LISTEN_MAX_CALLS_PER_SOCKET" default:"1000" desc:"calls one persistent websocket may carry at once (a per-call websocket carries one)"`
-	ARIListenMaxFailures       int      `envconfig:"ARI_LISTEN_MAX_FAILURES" default:"20" desc:"failed logins from one source in a minute before it is answered 429 until the minute ends"`
-	ARIListenTrustedProxies    []string `envconfig:"ARI_LISTEN_TRUSTED_PROXIES" desc:"addresses or CIDRs of load balancers whose PROXY protocol v2 header names the real source (HAProxy send-proxy-v2); comma separated"`
+	ARIListenMaxConnections    int           `envconfig:"ARI_LISTEN_MAX_CONNECTIONS" default:"10000" desc:"open connections the listener holds; past it a new one is closed at once and counted (keep it under the process's descriptor limit)"`
+	ARIListenMaxCallsPerSocket int           `envconfig:"ARI_LISTEN_MAX_CALLS_PER_SOCKET" default:"1000" desc:"calls one persistent websocket may carry at once (a per-call websocket carries one)"`
+	ARIListenMaxFailures       int           `envconfig:"ARI_LISTEN_MAX_FAILURES" default:"20" desc:"failed logins from one source in a minute before it is answered 429 until the minute ends"`
+	ARIListenTrustedProxies    []string      `envconfig:"ARI_LISTEN_TRUSTED_PROXIES" desc:"addresses or CIDRs of load balancers whose PROXY protocol v2 header names the real source (HAProxy send-proxy-v2); comma separated"`
+	ARIListenReserved          int           `envconfig:"ARI_LISTEN_RESERVED_CONNECTIONS" default:"-1" desc:"of ARI_LISTEN_MAX_CONNECTIONS, the slots kept for sources that logged in within ARI_LISTEN_KNOWN_FOR (Asterisk), so a flood without the password cannot take them; -1: half, 0: none"`
+	ARIListenPerSource         int           `envconfig:"ARI_LISTEN_MAX_PER_SOURCE" default:"0" desc:"open connections one source that has not logged in lately may hold; 0: a quarter of the unreserved slots, at most 100"`
+	ARIListenKnownFor          time.Duration `envconfig:"ARI_LISTEN_KNOWN_FOR" default:"10m" desc:"how long a successful login makes its source known (reserved slots, no global slow-down)"`
+	ARIListenFailuresPerSecond int           `envconfig:"ARI_LISTEN_MAX_FAILURES_PER_SECOND" default:"50" desc:"failed logins across all sources in a second past which every source not known is answered 429 for the rest of that second"`
+	ARIListenIPv6Prefix        int           `envconfig:"ARI_LISTEN_IPV6_PREFIX" default:"64" desc:"IPv6 sources are counted by their network of this many bits (one host commonly holds a whole /64)"`
+	ARIListenMaxSources        int           `envconfig:"ARI_LISTEN_MAX_SOURCES" default:"100000" desc:"sources the failed-login table holds; past it the oldest is dropped (ivrpin_ari_listener_sources_evicted_total)"`
+	ARIPersistentMax           int           `envconfig:"ARI_PERSISTENT_MAX" default:"4" desc:"websockets registered as persistent (connection_type = persistent) held at once; one more is closed"`
+	ARIPersistentSources       []string      `envconfig:"ARI_PERSISTENT_SOURCES" desc:"addresses or CIDRs allowed a persistent websocket (unset: any source with the password); comma separated"`
+	ARIPersistentPing          time.Duration `envconfig:"ARI_PERSISTENT_PING" default:"20s" desc:"how often a persistent websocket must answer ARI's ping (GET /asterisk/ping) within ARI_TIMEOUT, or be closed"`
 }
 
 // problems checks the URLs, the password, the links' encryption and the
@@ -109,6 +120,33 @@ func (a *ARI) listenerProblems() []error {
 	if (a.ARIListenTLSCert == "") != (a.ARIListenTLSKey == "") {
 		out = append(out, problem("ARI_LISTEN_TLS_CERT", "set both ARI_LISTEN_TLS_CERT and ARI_LISTEN_TLS_KEY, or neither"))
 	}
+	if a.ARIListenMaxConnections < 1 {
+		out = append(out, problem("ARI_LISTEN_MAX_CONNECTIONS", "must be at least 1"))
+	}
+	if a.ARIListenReserved < -1 || a.ARIListenReserved >= a.ARIListenMaxConnections {
+		out = append(out, problem("ARI_LISTEN_RESERVED_CONNECTIONS", "must be -1 (half), 0 (none) or fewer than ARI_LISTEN_MAX_CONNECTIONS"))
+	}
+	if a.ARIListenPerSource < 0 {
+		out = append(out, problem("ARI_LISTEN_MAX_PER_SOURCE", "cannot be negative"))
+	}
+	if a.ARIListenFailuresPerSecond < 1 || a.ARIListenMaxFailures < 1 || a.ARIListenMaxSources < 1000 {
+		out = append(out, problem("ARI_LISTEN_MAX_FAILURES_PER_SECOND", "ARI_LISTEN_MAX_FAILURES and ARI_LISTEN_MAX_FAILURES_PER_SECOND must be at least 1, ARI_LISTEN_MAX_SOURCES at least 1000"))
+	}
+	if a.ARIListenIPv6Prefix < 32 || a.ARIListenIPv6Prefix > 128 {
+		out = append(out, problem("ARI_LISTEN_IPV6_PREFIX", "must be 32 to 128"))
+	}
+	if a.ARIPersistentMax < 1 {
+		out = append(out, problem("ARI_PERSISTENT_MAX", "must be at least 1"))
+	}
+	for _, p := range append(slices.Clone(a.ARIPersistentSources), a.ARIListenTrustedProxies...) {
+		if _, err := netip.ParsePrefix(p); err != nil {
+			if _, err := netip.ParseAddr(p); err != nil {
+				out = append(out, problem("ARI_PERSISTENT_SOURCES", "and ARI_LISTEN_TRUSTED_PROXIES must be addresses or CIDRs, comma separated"))
+				break
+			}
+		}
+	}
+	out = append(out, positive([]namedDuration{{"ARI_LISTEN_KNOWN_FOR", a.ARIListenKnownFor}, {"ARI_PERSISTENT_PING", a.ARIPersistentPing}})...)
 	return out
 }
 
@@ -168,7 +206,23 @@ func (a *ARI) OutboundConfig() ivr.OutboundConfig {
 		Password: a.ARIListenPassword, TLSCert: a.ARIListenTLSCert, TLSKey: a.ARIListenTLSKey,
 		Application: a.ARIApplication, Timeout: a.ARITimeout,
 		MaxConnections: a.ARIListenMaxConnections, MaxCallsPerSocket: a.ARIListenMaxCallsPerSocket,
-		MaxFailures: a.ARIListenMaxFailures, TrustedProxies: a.ARIListenTrustedProxies}
+		MaxFailures: a.ARIListenMaxFailures, TrustedProxies: a.ARIListenTrustedProxies,
+		ReservedConnections:     reservedConnections(a.ARIListenReserved),
+		MaxConnectionsPerSource: a.ARIListenPerSource, KnownFor: a.ARIListenKnownFor,
+		MaxFailuresPerSecond: a.ARIListenFailuresPerSecond, IPv6Prefix: a.ARIListenIPv6Prefix, MaxSources: a.ARIListenMaxSources,
+		MaxPersistent: a.ARIPersistentMax, PersistentSources: a.ARIPersistentSources, PingInterval: a.ARIPersistentPing}
+}
+
+// reservedConnections turns ARI_LISTEN_RESERVED_CONNECTIONS (-1 half, 0
+// none) into ivr's terms (0 half, negative none).
+func reservedConnections(v int) int {
+	switch v {
+	case -1:
+		return 0
+	case 0:
+		return -1
+	}
+	return v
 }
 
 // InboundConfig is the events websocket's and REST's configuration, with

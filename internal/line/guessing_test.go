@@ -150,10 +150,18 @@ func TestListenerCountersExistFromStartUp(t *testing.T) {
 	l := startLine(t, nil, demo.Options{Transport: demo.Outbound})
 	for _, c := range []struct{ name, reason string }{
 		{"ivrpin_ari_listener_logins_refused_total", "credentials"}, {"ivrpin_ari_listener_logins_refused_total", "throttled"},
+		{"ivrpin_ari_listener_logins_refused_total", "slowed"},
 		{"ivrpin_ari_listener_connections_closed_total", "max_connections"}, {"ivrpin_ari_listener_connections_closed_total", "not_upgraded"},
+		{"ivrpin_ari_listener_connections_closed_total", "source_share"}, {"ivrpin_ari_listener_connections_closed_total", "reserved"},
+		{"ivrpin_ari_listener_connections_closed_total", "persistent_refused"}, {"ivrpin_ari_listener_connections_closed_total", "no_life"},
 		{"ivrpin_ari_listener_connections_closed_total", "no_call"}, {"ivrpin_ari_calls_refused_total", "channel_taken"},
+		{"ivrpin_ari_listener_sources_evicted_total", ""},
 	} {
-		if v := counter(t, l, c.name, "reason", c.reason); v != 0 {
+		label := "reason"
+		if c.reason == "" {
+			label = ""
+		}
+		if v := counter(t, l, c.name, label, c.reason); v != 0 {
 			t.Errorf("%s{reason=%q} = %v at start-up", c.name, c.reason, v)
 		}
 	}

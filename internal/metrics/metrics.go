@@ -232,22 +232,30 @@ type ListenerServer interface {
 // from start-up) and the refused calls, by reason.
 func (m *Metrics) RegisterListener(s ListenerServer) {
 	if _, outbound := s.ListenerStats(); outbound {
-		const logins = "Outbound ARI logins refused: credentials (401: missing or wrong) or throttled (429: the source failed too often this minute)."
-		const closed = "Outbound ARI connections the listener closed: over IVRPIN_ARI_LISTEN_MAX_CONNECTIONS, not a websocket within 10 s, or a websocket that brought no call within 10 s."
+		const logins = "Outbound ARI logins refused: credentials (401: missing or wrong), throttled (429: the source failed too often this minute) or slowed (429: failures across all sources passed IVRPIN_ARI_LISTEN_MAX_FAILURES_PER_SECOND and the source has not logged in lately)."
+		const closed = "Outbound ARI connections the listener closed: over IVRPIN_ARI_LISTEN_MAX_CONNECTIONS, source_share (a source not logged in lately at its share), reserved (only the slots kept for sources that logged in were left), not a websocket within 10 s, a websocket that brought no call within 10 s, persistent_refused (past IVRPIN_ARI_PERSISTENT_MAX or from a source not allowed), no_life (a persistent websocket that did not answer its ping)."
 		for _, c := range []struct {
 			name, help, reason string
 			f                  func(ivr.ListenerStats) int64
 		}{
 			{"ivrpin_ari_listener_logins_refused_total", logins, "credentials", func(st ivr.ListenerStats) int64 { return st.LoginsRefused }},
 			{"ivrpin_ari_listener_logins_refused_total", logins, "throttled", func(st ivr.ListenerStats) int64 { return st.LoginsThrottled }},
+			{"ivrpin_ari_listener_logins_refused_total", logins, "slowed", func(st ivr.ListenerStats) int64 { return st.LoginsSlowed }},
 			{"ivrpin_ari_listener_connections_closed_total", closed, "max_connections", func(st ivr.ListenerStats) int64 { return st.ConnectionsOverLimit }},
+			{"ivrpin_ari_listener_connections_closed_total", closed, "source_share", func(st ivr.ListenerStats) int64 { return st.ConnectionsSourceShare }},
+			{"ivrpin_ari_listener_connections_closed_total", closed, "reserved", func(st ivr.ListenerStats) int64 { return st.ConnectionsReserved }},
 			{"ivrpin_ari_listener_connections_closed_total", closed, "not_upgraded", func(st ivr.ListenerStats) int64 { return st.NotUpgraded }},
 			{"ivrpin_ari_listener_connections_closed_total", closed, "no_call", func(st ivr.ListenerStats) int64 { return st.NoCall }},
+			{"ivrpin_ari_listener_connections_closed_total", closed, "persistent_refused", func(st ivr.ListenerStats) int64 { return st.PersistentRefused }},
+			{"ivrpin_ari_listener_connections_closed_total", closed, "no_life", func(st ivr.ListenerStats) int64 { return st.NoLife }},
 		} {
 			f := c.f
 			m.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: c.name, Help: c.help,
 				ConstLabels: prometheus.Labels{"reason": c.reason}}, func() float64 { st, _ := s.ListenerStats(); return float64(f(st)) }))
 		}
+		m.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "ivrpin_ari_listener_sources_evicted_total",
+			Help: "Sources dropped from the failed-login table, oldest first, to keep it at IVRPIN_ARI_LISTEN_MAX_SOURCES (a flood from many addresses)."},
+			func() float64 { st, _ := s.ListenerStats(); return float64(st.SourcesEvicted) }))
 	}
 	for _, reason := range ivr.RefusedCallReasons {
 		reason := reason
