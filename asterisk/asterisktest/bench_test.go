@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -13,16 +14,21 @@ import (
 	"time"
 
 	"github.com/ivr-pin/ivr-pin/asterisk/asterisktest"
+	"github.com/ivr-pin/ivr-pin/internal/testkit"
 )
 
 // BenchmarkRealAsteriskCalls runs N complete PIN changes at once through
 // the real Asterisk over Local channels (real dialplan, Stasis, prompt
-// playback and DTMF), on each ARI transport, and reports, per call, the CPU seconds Asterisk and
-// ivr-pin serve spent and serve's peak heap. Run it by hand:
+// playback and DTMF), on each ARI transport, and reports, per call, the
+// CPU seconds Asterisk and ivr-pin serve spent, serve's share of
+// Asterisk's CPU on the same calls in the same run (the figure a capacity
+// planner sizes from, free of the machine), and serve's peak heap. Run it
+// by hand:
 //
 //	IVRPIN_TEST_ASTERISK=... go test -run XXX -bench RealAsteriskCalls -benchtime 1x ./asterisk/asterisktest/
 //
-// docs/performance.md has the figures.
+// With IVRPIN_TEST_TAGS=pprof and IVRPIN_BENCH_PROFILE=DIR it writes serve's
+// CPU profile of each batch to DIR. docs/performance.md has the figures.
 func BenchmarkRealAsteriskCalls(b *testing.B) {
 	for _, tr := range []string{"inbound", "outbound"} {
 		for _, n := range []int{10, 50} {
@@ -34,7 +40,14 @@ func BenchmarkRealAsteriskCalls(b *testing.B) {
 func benchCalls(b *testing.B, transport string, n int) {
 	{
 		b.Run(fmt.Sprintf("transport=%s/calls=%d", transport, n), func(b *testing.B) {
-			l := startLineWith(b, lineOptions{outbound: transport == "outbound"})
+			profileDir := os.Getenv("IVRPIN_BENCH_PROFILE")
+			var env []string
+			pprofAddr := ""
+			if profileDir != "" {
+				pprofAddr = testkit.FreeAddr(b)
+				env = append(env, "IVR_PIN_PPROF_ADDR="+pprofAddr)
+			}
+			l := startLineWith(b, lineOptions{outbound: transport == "outbound", env: env})
 			metrics := ""
 			for _, e := range l.env {
 				if v, ok := strings.CutPrefix(e, "IVRPIN_METRICS_ADDR="); ok {
@@ -68,6 +81,11 @@ func benchCalls(b *testing.B, transport string, n int) {
 						}
 					}
 				}()
+				var profiled chan []byte
+				if pprofAddr != "" {
+					profiled = make(chan []byte, 1)
+					go func() { profiled <- fetchProfile(pprofAddr, stop) }()
+				}
 				start := time.Now()
 				var wg sync.WaitGroup
 				for _, c := range cards {
@@ -97,6 +115,13 @@ func benchCalls(b *testing.B, transport string, n int) {
 				serveCPU := cpuSeconds(b, l.serve.Process.Pid) - serveCPU0
 				b.ReportMetric(astCPU/float64(n), "asterisk-cpu-s/call")
 				b.ReportMetric(serveCPU/float64(n), "ivrpin-cpu-s/call")
+				b.ReportMetric(100*serveCPU/astCPU, "ivrpin-%-of-asterisk")
+				if profiled != nil {
+					name := filepath.Join(profileDir, fmt.Sprintf("serve-%s-%d.pprof", transport, n))
+					if err := os.WriteFile(name, <-profiled, 0o644); err != nil {
+						b.Error(err)
+					}
+				}
 				b.ReportMetric(float64(peak-baseHeap)/float64(n)/1024, "ivrpin-heap-KiB/call")
 				b.ReportMetric(elapsed.Seconds(), "batch-s")
 			}
@@ -135,4 +160,22 @@ func heapInUse(tb testing.TB, url string) float64 {
 	}
 	tb.Fatal("no heap figure in serve's metrics")
 	return 0
+}
+
+// fetchProfile takes serve's CPU profile (pprof build) from now until
+// stop closes: exactly the batch.
+func fetchProfile(addr string, stop <-chan struct{}) []byte {
+	resp, err := http.Get("http://" + addr + "/debug/cpu/start")
+	if err != nil {
+		return nil
+	}
+	resp.Body.Close()
+	<-stop
+	resp, err = http.Get("http://" + addr + "/debug/cpu/stop")
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return b
 }

@@ -43,7 +43,10 @@ func TestMain(m *testing.M) {
 			}
 			defer os.RemoveAll(dir)
 			bin, labBin = filepath.Join(dir, "ivr-pin"), filepath.Join(dir, "ivr-pin-lab")
-			if out, err := exec.Command("go", "build", "-o", dir+"/", "github.com/ivr-pin/ivr-pin/cmd/ivr-pin", "github.com/ivr-pin/ivr-pin/cmd/ivr-pin-lab").CombinedOutput(); err != nil {
+			// IVRPIN_TEST_TAGS builds them with tags (pprof, to profile
+			// serve in BenchmarkRealAsteriskCalls).
+			args := []string{"build", "-tags", os.Getenv("IVRPIN_TEST_TAGS"), "-o", dir + "/", "github.com/ivr-pin/ivr-pin/cmd/ivr-pin", "github.com/ivr-pin/ivr-pin/cmd/ivr-pin-lab"}
+			if out, err := exec.Command("go", args...).CombinedOutput(); err != nil {
 				fmt.Fprintf(os.Stderr, "build ivr-pin and ivr-pin-lab: %v\n%s", err, out)
 				return 1
 			}

@@ -84,6 +84,7 @@ func TestKeyCeremonyAndAConsoleCallOnTheToken(t *testing.T) {
 
 	// config shows the key's KCV, computed by the token.
 	t.Setenv("IVRPIN_NI_ZPK_LABEL", "zpk")
+	t.Setenv("IVRPIN_NI_ZPK_KCV", "08D7B4")
 	var cout, cerr bytes.Buffer
 	if code := run([]string{"config"}, strings.NewReader(""), &cout, &cerr); code != 0 ||
 		!strings.Contains(cout.String(), "# zone PIN key: TDES-128 key KCV 08D7B4 in PKCS#11 token") {
@@ -208,7 +209,7 @@ func TestNoCgoBuildRefusesATokenKeyByName(t *testing.T) {
 	module := filepath.Join(t.TempDir(), "module.so")
 	_ = os.WriteFile(module, nil, 0o600)
 	cmd := exec.Command(bin, "config")
-	cmd.Env = append(os.Environ(), "IVRPIN_NI_ZPK_LABEL=zpk", "IVRPIN_PKCS11_MODULE="+module, "IVRPIN_PKCS11_TOKEN_LABEL=t", "IVRPIN_PKCS11_PIN=1")
+	cmd.Env = append(os.Environ(), "IVRPIN_NI_ZPK_LABEL=zpk", "IVRPIN_NI_ZPK_KCV=08D7B4", "IVRPIN_PKCS11_MODULE="+module, "IVRPIN_PKCS11_TOKEN_LABEL=t", "IVRPIN_PKCS11_PIN=1")
 	out, err := cmd.CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "CGO_ENABLED=0") {
 		t.Fatalf("no-cgo build with a token key: %v\n%s", err, out)

@@ -9,11 +9,14 @@ package main
 // --profile`.
 
 import (
+	"bytes"
 	"net"
 	"net/http"
 	"net/http/pprof"
 	"os"
 	"runtime"
+	rpprof "runtime/pprof"
+	"sync"
 )
 
 func init() {
@@ -31,5 +34,23 @@ func init() {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	// A CPU profile of exactly a measured window: start, then stop
+	// answers the profile (BenchmarkRealAsteriskCalls brackets a batch).
+	var window bytes.Buffer
+	var mu sync.Mutex
+	mux.HandleFunc("/debug/cpu/start", func(w http.ResponseWriter, _ *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		window.Reset()
+		if err := rpprof.StartCPUProfile(&window); err != nil {
+			http.Error(w, err.Error(), http.StatusConflict)
+		}
+	})
+	mux.HandleFunc("/debug/cpu/stop", func(w http.ResponseWriter, _ *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		rpprof.StopCPUProfile()
+		_, _ = w.Write(window.Bytes())
+	})
 	go func() { _ = http.ListenAndServe(addr, mux) }()
 }

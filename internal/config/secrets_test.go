@@ -150,16 +150,17 @@ func TestTokenKeySettings(t *testing.T) {
 		wantVar string // "" = accepted
 	}{
 		{map[string]string{"IVRPIN_NI_ZPK_LABEL": "zpk", "IVRPIN_NI_ZPK": zpkHex}, "IVRPIN_NI_ZPK_LABEL"},
-		{map[string]string{"IVRPIN_NI_ZPK_LABEL": "zpk"}, "IVRPIN_PKCS11_MODULE"},
-		{map[string]string{"IVRPIN_NI_ZPK_LABEL": "zpk", "IVRPIN_PKCS11_MODULE": module}, "IVRPIN_PKCS11_TOKEN_LABEL"},
-		{map[string]string{"IVRPIN_NI_ZPK_LABEL": "zpk", "IVRPIN_PKCS11_MODULE": module, "IVRPIN_PKCS11_TOKEN_LABEL": "t"}, "IVRPIN_PKCS11_PIN"},
-		{map[string]string{"IVRPIN_NI_ZPK_LABEL": "zpk", "IVRPIN_PKCS11_MODULE": "/nonexistent.so", "IVRPIN_PKCS11_TOKEN_LABEL": "t", "IVRPIN_PKCS11_PIN": "1"}, "IVRPIN_PKCS11_MODULE"},
+		{map[string]string{"IVRPIN_NI_ZPK_LABEL": "zpk", "IVRPIN_NI_ZPK_KCV": "08D7B4"}, "IVRPIN_PKCS11_MODULE"},
+		{map[string]string{"IVRPIN_NI_ZPK_LABEL": "zpk", "IVRPIN_PKCS11_MODULE": module, "IVRPIN_PKCS11_TOKEN_LABEL": "t", "IVRPIN_PKCS11_PIN": "1"}, "IVRPIN_NI_ZPK_KCV"},
+		{map[string]string{"IVRPIN_NI_ZPK_LABEL": "zpk", "IVRPIN_NI_ZPK_KCV": "08D7B4", "IVRPIN_PKCS11_MODULE": module}, "IVRPIN_PKCS11_TOKEN_LABEL"},
+		{map[string]string{"IVRPIN_NI_ZPK_LABEL": "zpk", "IVRPIN_NI_ZPK_KCV": "08D7B4", "IVRPIN_PKCS11_MODULE": module, "IVRPIN_PKCS11_TOKEN_LABEL": "t"}, "IVRPIN_PKCS11_PIN"},
+		{map[string]string{"IVRPIN_NI_ZPK_LABEL": "zpk", "IVRPIN_NI_ZPK_KCV": "08D7B4", "IVRPIN_PKCS11_MODULE": "/nonexistent.so", "IVRPIN_PKCS11_TOKEN_LABEL": "t", "IVRPIN_PKCS11_PIN": "1"}, "IVRPIN_PKCS11_MODULE"},
 		{map[string]string{"IVRPIN_NI_ZPK_LABEL": "zpk", "IVRPIN_PKCS11_MODULE": module, "IVRPIN_PKCS11_TOKEN_LABEL": "t", "IVRPIN_PKCS11_PIN": "1",
 			"IVRPIN_NI_ZPK_KCV": "08D7"}, "IVRPIN_NI_ZPK_KCV"},
 		{map[string]string{"IVRPIN_NI_ZPK": zpkHex, "IVRPIN_NI_ZPK_KCV": "ABCDEF"}, "IVRPIN_NI_ZPK_KCV"},
 		{map[string]string{"IVRPIN_NI_ZPK": zpkHex, "IVRPIN_NI_ZPK_KCV": "08d7b4"}, ""},
 		{map[string]string{"IVRPIN_NI_ZPK_LABEL": "zpk", "IVRPIN_PKCS11_MODULE": module, "IVRPIN_PKCS11_TOKEN_LABEL": "t", "IVRPIN_PKCS11_PIN": "1",
-			"IVRPIN_NI_URL": "https://host.example/pin", "IVRPIN_NI_BANK_ID": "TB01"}, ""},
+			"IVRPIN_NI_ZPK_KCV": "08D7B4", "IVRPIN_NI_URL": "https://host.example/pin", "IVRPIN_NI_BANK_ID": "TB01"}, ""},
 	}
 	for i, c := range cases {
 		t.Run(strconv.Itoa(i), func(t *testing.T) {

@@ -18,7 +18,7 @@ import (
 type Token struct {
 	NIZPK            string `envconfig:"NI_ZPK" secret:"true" desc:"software zone PIN key, hex (TDES 16/24 bytes with odd parity; AES for ISO4): labs and the demo only; production sets NI_ZPK_LABEL"`
 	NIZPKLabel       string `envconfig:"NI_ZPK_LABEL" desc:"CKA_LABEL of the zone PIN key in the PKCS#11 token (set instead of NI_ZPK, never both)"`
-	NIZPKKCV         string `envconfig:"NI_ZPK_KCV" desc:"the zone PIN key's check value from the key ceremony (6 hex digits); start-up fails if the key's differs"`
+	NIZPKKCV         string `envconfig:"NI_ZPK_KCV" desc:"the zone PIN key's check value from the key ceremony (6 hex digits; AES: CMAC, TDES: ECB of zeros); required with NI_ZPK_LABEL; start-up fails if the key's differs"`
 	PKCS11Module     string `envconfig:"PKCS11_MODULE" desc:"path of the token's PKCS#11 library (e.g. /usr/lib/softhsm/libsofthsm2.so)"`
 	PKCS11TokenLabel string `envconfig:"PKCS11_TOKEN_LABEL" desc:"label of the token that holds the zone PIN key"`
 	PKCS11PIN        string `envconfig:"PKCS11_PIN" secret:"true" desc:"the token's user PIN (give it as PKCS11_PIN_FILE)"`
@@ -57,6 +57,11 @@ func (k *Token) problems(given func(name, value string) bool) []error {
 	}
 	if !k.TokenKey() {
 		return out
+	}
+	if k.NIZPKKCV == "" {
+		// Pinned: a key substituted under the same label is refused
+		// (PCI PIN 17-18), not used in silence.
+		add("NI_ZPK_KCV", "required with NI_ZPK_LABEL: the check value from the key ceremony pins the key the token holds under that label")
 	}
 	for _, need := range []struct{ name, value string }{
 		{"PKCS11_MODULE", k.PKCS11Module}, {"PKCS11_TOKEN_LABEL", k.PKCS11TokenLabel}, {"PKCS11_PIN", k.PKCS11PIN},

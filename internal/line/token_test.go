@@ -224,6 +224,7 @@ func TestTokenErrorsNameTheSettingToFix(t *testing.T) {
 			t.Setenv("IVRPIN_PKCS11_MODULE", st.Module)
 			t.Setenv("IVRPIN_PKCS11_TOKEN_LABEL", st.Label)
 			t.Setenv("IVRPIN_NI_ZPK_LABEL", "zpk")
+			t.Setenv("IVRPIN_NI_ZPK_KCV", "08D7B4")
 			for k, v := range c.env {
 				t.Setenv(k, v)
 			}

@@ -105,8 +105,18 @@ func (i Info) Problem() string {
 	if !i.Attributes["CKA_ENCRYPT"] {
 		return "CKA_ENCRYPT is false: the key cannot encrypt PIN blocks"
 	}
+	// One purpose per key (PCI PIN 19): a zone PIN key encrypts PIN blocks
+	// and nothing else.
+	for _, a := range otherPurposes {
+		if i.Attributes[a] {
+			return a + " is true: a zone PIN key must serve one purpose, encrypting PIN blocks (PCI PIN 19); make it again with only CKA_ENCRYPT"
+		}
+	}
 	return ""
 }
+
+// otherPurposes are the attributes that let a key do anything but encrypt.
+var otherPurposes = []string{"CKA_DECRYPT", "CKA_WRAP", "CKA_UNWRAP", "CKA_SIGN", "CKA_DERIVE"}
 
 // ErrNoKey is returned when no key has the label.
 var ErrNoKey = errors.New("no secret key with that label in the token")

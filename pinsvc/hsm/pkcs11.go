@@ -303,12 +303,15 @@ func (t *Token) inspect(s pkcs11.SessionHandle, h pkcs11.ObjectHandle, label str
 		return info, fmt.Errorf("key %q is of a type a zone PIN key cannot have (CKK 0x%x)", label, kt)
 	}
 	if info.Attributes["CKA_ENCRYPT"] {
-		zero := make([]byte, blockSize(info.Type.Algorithm()))
-		out, err := t.encrypt(s, h, info.Type.Algorithm(), zero)
+		kcv, err := secret.KCV(blockSize(info.Type.Algorithm()), func(dst, src []byte) error {
+			out, err := t.encrypt(s, h, info.Type.Algorithm(), src)
+			copy(dst, out)
+			return err
+		})
 		if err != nil {
 			return info, fmt.Errorf("KCV of %q: %w", label, err)
 		}
-		info.KCV = secret.FormatKCV(out)
+		info.KCV = kcv
 	}
 	return info, nil
 }
@@ -458,12 +461,11 @@ func (t *Token) probe() error {
 	keys := append([]*Key(nil), t.keys...)
 	t.mu.RUnlock()
 	for _, k := range keys {
-		zero := make([]byte, k.BlockSize())
-		out := make([]byte, k.BlockSize())
-		if err := k.EncryptBlock(out, zero); err != nil {
+		got, err := secret.KCV(k.BlockSize(), k.EncryptBlock)
+		if err != nil {
 			return err
 		}
-		if got := secret.FormatKCV(out); got != k.kcv {
+		if got != k.kcv {
 			err := fmt.Errorf("key %q now encrypts to KCV %s, not %s", k.label, got, k.kcv)
 			t.fail(err)
 			return err

@@ -146,22 +146,36 @@ func TestKeyRefusals(t *testing.T) {
 		t.Fatalf("missing label: %v", err)
 	}
 	// Keys that the token would hand out are refused by name.
+	// So are keys of more than one purpose (PCI PIN 19), the attribute
+	// named.
 	for _, c := range []struct {
 		label             string
 		extractable, sens bool
+		other             uint // another purpose set true, or 0
 		want              string
 	}{
-		{"extractable", true, true, "CKA_EXTRACTABLE"},
-		{"not-sensitive", false, false, "CKA_SENSITIVE"},
+		{"extractable", true, true, 0, "CKA_EXTRACTABLE"},
+		{"not-sensitive", false, false, 0, "CKA_SENSITIVE"},
+		{"decrypts", false, true, pkcs11.CKA_DECRYPT, "CKA_DECRYPT"},
+		{"wraps", false, true, pkcs11.CKA_WRAP, "CKA_WRAP"},
+		{"unwraps", false, true, pkcs11.CKA_UNWRAP, "CKA_UNWRAP"},
+		{"signs", false, true, pkcs11.CKA_SIGN, "CKA_SIGN"},
+		{"derives", false, true, pkcs11.CKA_DERIVE, "CKA_DERIVE"},
 	} {
-		tok.mu.Lock()
-		_, err := tok.p.CreateObject(tok.login, []*pkcs11.Attribute{
+		attrs := []*pkcs11.Attribute{
 			pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY), pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_DES2),
 			pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true), pkcs11.NewAttribute(pkcs11.CKA_PRIVATE, true),
 			pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, c.sens), pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, c.extractable),
 			pkcs11.NewAttribute(pkcs11.CKA_ENCRYPT, true), pkcs11.NewAttribute(pkcs11.CKA_LABEL, c.label),
 			pkcs11.NewAttribute(pkcs11.CKA_VALUE, mustHex(t, testKeyHex)),
-		})
+		}
+		// Every other purpose stated (SoftHSM2 sets CKA_DECRYPT when it
+		// is left out), the case's one true.
+		for _, a := range []uint{pkcs11.CKA_DECRYPT, pkcs11.CKA_WRAP, pkcs11.CKA_UNWRAP, pkcs11.CKA_SIGN, pkcs11.CKA_DERIVE} {
+			attrs = append(attrs, pkcs11.NewAttribute(a, a == c.other))
+		}
+		tok.mu.Lock()
+		_, err := tok.p.CreateObject(tok.login, attrs)
 		tok.mu.Unlock()
 		if err != nil {
 			t.Fatal(err)
@@ -294,4 +308,37 @@ func importTestKey(t *testing.T, tok *Token) *Key {
 		t.Fatal(err)
 	}
 	return hk
+}
+
+// A token's AES KCV is the CMAC one, made from two ECB encryptions (the key
+// needs no CKA_SIGN): it equals the token's own CKM_AES_CMAC over a zero
+// block, taken on a copy of the key that may sign.
+func TestTokenAESKCVIsItsCMAC(t *testing.T) {
+	tok, _ := openToken(t)
+	raw := mustHex(t, "2b7e151628aed2a6abf7158809cf4f3c")
+	info, err := tok.Import("zpk-aes", AES128, bytes.Clone(raw), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok.mu.Lock()
+	defer tok.mu.Unlock()
+	h, err := tok.p.CreateObject(tok.login, []*pkcs11.Attribute{
+		pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY), pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_AES),
+		pkcs11.NewAttribute(pkcs11.CKA_TOKEN, false), pkcs11.NewAttribute(pkcs11.CKA_SIGN, true),
+		pkcs11.NewAttribute(pkcs11.CKA_VALUE, raw),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tok.p.SignInit(tok.login, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_CMAC, nil)}, h); err != nil {
+		t.Skipf("this token has no CKM_AES_CMAC: %v", err)
+	}
+	mac, err := tok.p.Sign(tok.login, make([]byte, 16))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	if want := strings.ToUpper(hex.EncodeToString(mac[:3])); info.KCV != want || want != "7AD386" {
+		t.Fatalf("KCV %s, the token's CMAC %s (openssl: 7AD386)", info.KCV, want)
+	}
 }

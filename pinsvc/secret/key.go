@@ -134,16 +134,48 @@ func DecodeHex(hexKey []byte) ([]byte, error) {
 // upper-case hex, of its encryption of an all-zero block (the classic
 // method for TDES and the one most HSMs still print for AES).
 func KCVOf(blk cipher.Block) string {
-	zero := make([]byte, blk.BlockSize())
-	out := make([]byte, blk.BlockSize())
-	blk.Encrypt(out, zero)
-	return FormatKCV(out)
+	kcv, _ := KCV(blk.BlockSize(), func(dst, src []byte) error { blk.Encrypt(dst, src); return nil })
+	return kcv
 }
 
-// FormatKCV is the KCV of a key from its encryption of an all-zero block
-// (made in software or in a token): its first three bytes in upper-case hex.
-func FormatKCV(encryptedZeros []byte) string {
-	return strings.ToUpper(hex.EncodeToString(encryptedZeros[:3]))
+// KCV is a key's check value from its block encryption (in software or in
+// a token), as key custodians and HSM vendors print it: for TDES (8-byte
+// blocks) the first three bytes of the encryption of a zero block; for AES
+// (16-byte blocks) the first three bytes of AES-CMAC over a zero block
+// (ANSI X9.24-1:2017; what payShield and AWS Payment Cryptography print).
+//
+// CMAC of one complete block M is E(M xor K1) with K1 the doubling of
+// E(0) (RFC 4493, section 2.4), so for M = 0 it is E(dbl(E(0))): two ECB
+// encryptions. A token key therefore needs no CKA_SIGN (which a key of one
+// purpose must not have) for its KCV to be the CMAC one.
+func KCV(blockSize int, encrypt func(dst, src []byte) error) (string, error) {
+	zero := make([]byte, blockSize)
+	out := make([]byte, blockSize)
+	if err := encrypt(out, zero); err != nil {
+		return "", err
+	}
+	if blockSize == 16 {
+		k1 := cmacDouble(out)
+		if err := encrypt(out, k1); err != nil {
+			return "", err
+		}
+	}
+	return strings.ToUpper(hex.EncodeToString(out[:3])), nil
+}
+
+// cmacDouble is RFC 4493's subkey step on a 16-byte block: shifted left
+// one bit, xor 0x87 into the last byte when the top bit was set.
+func cmacDouble(l []byte) []byte {
+	out := make([]byte, len(l))
+	carry := byte(0)
+	for i := len(l) - 1; i >= 0; i-- {
+		out[i] = l[i]<<1 | carry
+		carry = l[i] >> 7
+	}
+	if carry != 0 {
+		out[len(out)-1] ^= 0x87
+	}
+	return out
 }
 
 // Algorithm is the cipher the key is for.
