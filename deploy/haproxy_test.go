@@ -144,7 +144,7 @@ func TestHAProxyConfiguration(t *testing.T) {
 			"IVRPIN_ARI_LISTEN=" + listens[i], "IVRPIN_ARI_LISTEN_PASSWORD=" + password,
 			"IVRPIN_ARI_LISTEN_TLS_CERT=" + pki.ServerCert, "IVRPIN_ARI_LISTEN_TLS_KEY=" + pki.ServerKey,
 			"IVRPIN_ARI_LISTEN_TRUSTED_PROXIES=127.0.0.1", "IVRPIN_METRICS_ADDR=" + metrics[i],
-			"IVRPIN_NI_URL=" + sims.CardHostURL, "IVRPIN_NI_BANK_ID=TB01", "IVRPIN_NI_ZPK_FILE=" + zpkFile,
+			"IVRPIN_NI_URL=" + sims.CardHostURL, "IVRPIN_NI_BANK_ID=TB01", "IVRPIN_NI_ZPK_FILE=" + zpkFile, "IVRPIN_LAB=true",
 			"IVRPIN_LIMIT_KEY=686170726f78792d746573742d6c696d69742d6b6579", "IVRPIN_LIMIT_STORE=" + filepath.Join(sub, "attempts.db"),
 			"IVRPIN_AUDIT_FILE=" + filepath.Join(sub, "audit.jsonl"), "IVRPIN_FIRST_DIGIT_TIMEOUT=3s",
 		}, bin, "serve"))

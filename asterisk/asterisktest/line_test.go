@@ -147,7 +147,7 @@ func startLineWith(t testing.TB, o lineOptions) *line {
 	dir := t.TempDir()
 	l.env = append([]string{
 		"IVRPIN_ARI_URL=" + ast.ARIURL, "IVRPIN_ARI_USERNAME=" + asterisktest.ARIUser, "IVRPIN_ARI_PASSWORD=" + ast.ARIPassword,
-		"IVRPIN_NI_URL=" + sims.CardHostURL, "IVRPIN_NI_BANK_ID=TB01", "IVRPIN_NI_ZPK=" + zpkHex,
+		"IVRPIN_NI_URL=" + sims.CardHostURL, "IVRPIN_NI_BANK_ID=TB01", "IVRPIN_NI_ZPK=" + zpkHex, "IVRPIN_LAB=true",
 		"IVRPIN_KEYSECURE_URL=" + sims.KeySecureURL, "IVRPIN_KEYSECURE_API_KEY=test-api-key", "IVRPIN_KEYSECURE_API_SECRET=" + apiSecret,
 		"IVRPIN_LIMIT_STORE=" + filepath.Join(dir, "attempts.db"), "IVRPIN_METRICS_ADDR=" + testkit.FreeAddr(t), "IVRPIN_LIMIT_KEY=" + limitKey,
 		"IVRPIN_LOG_LEVEL=debug", "IVRPIN_LOG_FORMAT=json", "IVRPIN_AGENT_TRANSFER=agents,queue,1",

@@ -211,7 +211,7 @@ func loadOnce(o loadOptions, stderr io.Writer) (loadResult, error) {
 	child.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	child.Env = append(os.Environ(),
 		"IVRPIN_ARI_URL="+ari.URL, "IVRPIN_ARI_PASSWORD=aritest-password-0001",
-		"IVRPIN_NI_URL="+sims.CardHostURL, "IVRPIN_NI_BANK_ID=LOAD", "IVRPIN_NI_ZPK="+zpkHex, "IVRPIN_NI_TIMEOUT=30s",
+		"IVRPIN_NI_URL="+sims.CardHostURL, "IVRPIN_NI_BANK_ID=LOAD", "IVRPIN_NI_ZPK="+zpkHex, "IVRPIN_LAB=true", "IVRPIN_NI_TIMEOUT=30s",
 		"IVRPIN_KEYSECURE_URL="+sims.KeySecureURL, "IVRPIN_KEYSECURE_API_KEY=load-key", "IVRPIN_KEYSECURE_API_SECRET="+apiSecret,
 		"IVRPIN_METRICS_ADDR="+metricsAddr, "IVRPIN_LIMIT_STORE="+filepath.Join(dir, "attempts.db"),
 		"IVRPIN_LIMIT_KEY=6c6f61642d746573742d6c696d69742d6b6579",

@@ -116,6 +116,9 @@ func provisionForCheck(cfg *config.Config, known []error, timeout time.Duration)
 		problems = unjoin(err)
 	}
 	defer p.Close()
+	if err := p.LabTokenProblem(cfg); err != nil {
+		problems = append(problems, err)
+	}
 	if p.Waiting != "" {
 		warnings = append(warnings, &config.Problem{Var: "ARI_URL", Reason: "Asterisk's ARI is not reachable (serve waits for it, not ready meanwhile; check http.conf and the address): " + p.Waiting})
 	}

@@ -77,7 +77,7 @@ func TestCheckPassesAGoodConfiguration(t *testing.T) {
 	defer ari.Close()
 	dir := t.TempDir()
 	env := []string{"IVRPIN_ARI_URL=" + ari.URL, "IVRPIN_ARI_PASSWORD=aritest-password-0001",
-		"IVRPIN_NI_URL=" + sims.CardHostURL, "IVRPIN_NI_BANK_ID=TB01", "IVRPIN_NI_ZPK=0123456789ABCDEFFEDCBA9876543210",
+		"IVRPIN_NI_URL=" + sims.CardHostURL, "IVRPIN_NI_BANK_ID=TB01", "IVRPIN_NI_ZPK=0123456789ABCDEFFEDCBA9876543210", "IVRPIN_LAB=true",
 		"IVRPIN_KEYSECURE_URL=" + sims.KeySecureURL, "IVRPIN_KEYSECURE_API_KEY=test-api-key", "IVRPIN_KEYSECURE_API_SECRET=0123456789abcdef0123456789abcdef",
 		"IVRPIN_LIMIT_KEY=00112233445566778899aabbccddeeff", "IVRPIN_LIMIT_STORE=" + filepath.Join(dir, "a.db"),
 		"IVRPIN_AUDIT_FILE=" + filepath.Join(dir, "audit.jsonl"), "IVRPIN_METRICS_ADDR=" + testkit.FreeAddr(t)}
@@ -110,7 +110,7 @@ func TestCheckIsServesVerdict(t *testing.T) {
 	}
 	_ = os.Chmod(loose, 0o644)
 	base := map[string]string{"IVRPIN_ARI_URL": ari.URL, "IVRPIN_ARI_PASSWORD": "aritest-password-0001",
-		"IVRPIN_NI_URL": sims.CardHostURL, "IVRPIN_NI_BANK_ID": "TB01", "IVRPIN_NI_ZPK": "0123456789ABCDEFFEDCBA9876543210",
+		"IVRPIN_NI_URL": sims.CardHostURL, "IVRPIN_NI_BANK_ID": "TB01", "IVRPIN_NI_ZPK": "0123456789ABCDEFFEDCBA9876543210", "IVRPIN_LAB": "true",
 		"IVRPIN_KEYSECURE_URL": sims.KeySecureURL, "IVRPIN_KEYSECURE_API_KEY": "test-api-key", "IVRPIN_KEYSECURE_API_SECRET": "0123456789abcdef0123456789abcdef",
 		"IVRPIN_LIMIT_KEY": "00112233445566778899aabbccddeeff", "IVRPIN_LIMIT_STORE": filepath.Join(dir, "a.db")}
 	closed := testkit.FreeAddr(t)

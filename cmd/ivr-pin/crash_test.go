@@ -89,7 +89,7 @@ func TestAKilledServeLeavesNoChangeUnrecorded(t *testing.T) {
 				auditPath := filepath.Join(dir, "audit.jsonl")
 				listen := testkit.FreeAddr(t)
 				env := append(os.Environ(), "IVRPIN_ARI_URL="+ari.URL, "IVRPIN_ARI_PASSWORD=aritest-password-0001",
-					"IVRPIN_NI_URL="+hostURL, "IVRPIN_NI_BANK_ID=TB01", "IVRPIN_NI_ZPK="+zpkHex, "IVRPIN_NI_TIMEOUT=30s",
+					"IVRPIN_NI_URL="+hostURL, "IVRPIN_NI_BANK_ID=TB01", "IVRPIN_NI_ZPK="+zpkHex, "IVRPIN_LAB=true", "IVRPIN_NI_TIMEOUT=30s",
 					"IVRPIN_LIMIT_KEY=00112233445566778899aabbccddeeff", "IVRPIN_LIMIT_STORE="+filepath.Join(dir, "a.db"),
 					"IVRPIN_AUDIT_FILE="+auditPath, "IVRPIN_METRICS_ADDR=", "IVRPIN_INSTANCE_ID=first")
 				if transport == "outbound" {
@@ -223,7 +223,7 @@ func TestASurvivorClosesTheAttemptsOfAKilledInstance(t *testing.T) {
 		in := &inst{ari: ari, audit: filepath.Join(dir, file+".jsonl"), logs: &syncbuf.Buffer{}}
 		in.cmd = exec.Command(bin, "serve")
 		in.cmd.Env = append(os.Environ(), "IVRPIN_ARI_URL="+ari.URL, "IVRPIN_ARI_PASSWORD=aritest-password-0001",
-			"IVRPIN_NI_URL="+sims.CardHostURL, "IVRPIN_NI_BANK_ID=TB01", "IVRPIN_NI_ZPK="+zpkHex,
+			"IVRPIN_NI_URL="+sims.CardHostURL, "IVRPIN_NI_BANK_ID=TB01", "IVRPIN_NI_ZPK="+zpkHex, "IVRPIN_LAB=true",
 			// The window after which a dead instance's attempt is closed:
 			// the host timeout plus the call timeout, short here.
 			"IVRPIN_NI_TIMEOUT=2s", "IVRPIN_KEYSECURE_TIMEOUT=2s", "IVRPIN_CALL_TIMEOUT=8s",

@@ -36,7 +36,7 @@ func TestDashboardAndAlertsNameOnlyExportedSeries(t *testing.T) {
 		metricsAddr, dir := testkit.FreeAddr(t), t.TempDir()
 		cmd := exec.Command(bin, "serve")
 		cmd.Env = append(append(os.Environ(), "IVRPIN_ARI_PASSWORD=aritest-password-0001",
-			"IVRPIN_NI_URL=http://127.0.0.1:1/pin", "IVRPIN_NI_BANK_ID=TB01", "IVRPIN_NI_ZPK=0123456789ABCDEFFEDCBA9876543210",
+			"IVRPIN_NI_URL=http://127.0.0.1:1/pin", "IVRPIN_NI_BANK_ID=TB01", "IVRPIN_NI_ZPK=0123456789ABCDEFFEDCBA9876543210", "IVRPIN_LAB=true",
 			"IVRPIN_LIMIT_KEY=00112233445566778899aabbccddeeff", "IVRPIN_LIMIT_STORE="+filepath.Join(dir, "a.db"),
 			"IVRPIN_METRICS_ADDR="+metricsAddr, "IVRPIN_AUDIT_FILE="+filepath.Join(dir, "audit.jsonl")), mode...)
 		logs := &syncbuf.Buffer{}

@@ -112,7 +112,7 @@ func TestServeMemoryHoldsNoKey(t *testing.T) {
 	cmd := exec.Command(bin, "serve")
 	cmd.Env = append(os.Environ(),
 		"IVRPIN_ARI_URL="+ari.URL, "IVRPIN_ARI_PASSWORD=aritest-password-0001",
-		"IVRPIN_NI_URL="+sims.CardHostURL, "IVRPIN_NI_BANK_ID=TB01", "IVRPIN_NI_ZPK_FILE="+keyFile,
+		"IVRPIN_NI_URL="+sims.CardHostURL, "IVRPIN_NI_BANK_ID=TB01", "IVRPIN_NI_ZPK_FILE="+keyFile, "IVRPIN_LAB=true",
 		"IVRPIN_METRICS_ADDR=", "IVRPIN_AUDIT_FILE="+filepath.Join(dir, "audit.jsonl"), "IVRPIN_LIMIT_STORE="+filepath.Join(dir, "attempts.db"),
 		"IVRPIN_LIMIT_KEY=6d656d6f72792d746573742d6c696d69742d6b6579", "IVRPIN_FIRST_DIGIT_TIMEOUT=3s")
 	logs := &syncbuf.Buffer{}

@@ -55,7 +55,7 @@ func serve(args []string, std cli.IO) int {
 
 	// A service may start before Asterisk (systemd, compose): it waits for
 	// ARI, /readyz saying why, rather than exiting.
-	l, err := line.Build(ctx, cfg, line.Options{Log: log, AuditOut: stdout, WaitForAsterisk: true})
+	l, err := line.Build(ctx, cfg, line.Options{Log: log, AuditOut: stdout, WaitForAsterisk: true, RefuseLabParts: true})
 	if err != nil {
 		// Fail closed: without its hosts, attempt store or audit file the
 		// line must not take calls.

@@ -56,7 +56,7 @@ func TestServeAsAProcess(t *testing.T) {
 	cmd := exec.Command(bin, "serve")
 	cmd.Env = append(os.Environ(),
 		"IVRPIN_ARI_URL="+ari.URL, "IVRPIN_ARI_USERNAME=ivr-pin", "IVRPIN_ARI_PASSWORD=aritest-password-0001",
-		"IVRPIN_NI_URL="+sims.CardHostURL, "IVRPIN_NI_BANK_ID=TB01", "IVRPIN_NI_ZPK="+zpkHex,
+		"IVRPIN_NI_URL="+sims.CardHostURL, "IVRPIN_NI_BANK_ID=TB01", "IVRPIN_NI_ZPK="+zpkHex, "IVRPIN_LAB=true",
 		"IVRPIN_KEYSECURE_URL="+sims.KeySecureURL, "IVRPIN_KEYSECURE_API_KEY=test-api-key", "IVRPIN_KEYSECURE_API_SECRET="+apiSecret,
 		"IVRPIN_METRICS_ADDR="+metricsAddr, "IVRPIN_AUDIT_FILE="+auditPath, "IVRPIN_LIMIT_STORE="+filepath.Join(dir, "attempts.db"),
 		"IVRPIN_LIMIT_KEY=73657276652d746573742d6c696d69742d6b6579", "IVRPIN_LOG_LEVEL=debug", "IVRPIN_DRAIN_TIMEOUT=20s", "IVRPIN_FIRST_DIGIT_TIMEOUT=3s",
@@ -200,7 +200,7 @@ func TestServeStartupFailuresNameTheSetting(t *testing.T) {
 	defer taken.Close()
 	dir := t.TempDir()
 	base := []string{"IVRPIN_ARI_URL=" + ari.URL, "IVRPIN_ARI_PASSWORD=aritest-password-0001",
-		"IVRPIN_NI_URL=http://127.0.0.1:1/pin", "IVRPIN_NI_BANK_ID=TB01", "IVRPIN_NI_ZPK=0123456789ABCDEFFEDCBA9876543210",
+		"IVRPIN_NI_URL=http://127.0.0.1:1/pin", "IVRPIN_NI_BANK_ID=TB01", "IVRPIN_NI_ZPK=0123456789ABCDEFFEDCBA9876543210", "IVRPIN_LAB=true",
 		"IVRPIN_LIMIT_KEY=00112233445566778899aabbccddeeff", "IVRPIN_AUDIT_FILE=" + filepath.Join(dir, "audit.jsonl")}
 	for _, c := range []struct {
 		env  []string
@@ -253,7 +253,7 @@ func TestServeWaitsForAsterisk(t *testing.T) {
 	ariAddr, metricsAddr, dir := testkit.FreeAddr(t), testkit.FreeAddr(t), t.TempDir()
 	cmd := exec.Command(bin, "serve")
 	cmd.Env = append(os.Environ(), "IVRPIN_ARI_URL=http://"+ariAddr+"/ari", "IVRPIN_ARI_PASSWORD=aritest-password-0001",
-		"IVRPIN_NI_URL=http://127.0.0.1:1/pin", "IVRPIN_NI_BANK_ID=TB01", "IVRPIN_NI_ZPK=0123456789ABCDEFFEDCBA9876543210",
+		"IVRPIN_NI_URL=http://127.0.0.1:1/pin", "IVRPIN_NI_BANK_ID=TB01", "IVRPIN_NI_ZPK=0123456789ABCDEFFEDCBA9876543210", "IVRPIN_LAB=true",
 		"IVRPIN_LIMIT_KEY=00112233445566778899aabbccddeeff", "IVRPIN_LIMIT_STORE="+filepath.Join(dir, "a.db"),
 		"IVRPIN_METRICS_ADDR="+metricsAddr, "IVRPIN_AUDIT_FILE="+filepath.Join(dir, "audit.jsonl"))
 	logs := &syncbuf.Buffer{}

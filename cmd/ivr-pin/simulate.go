@@ -78,6 +78,8 @@ func simulate(args []string, std cli.IO) int {
 	fmt.Fprintf(out, "export IVRPIN_LIMIT_KEY_FILE=%s\n", made.limitKeyFile)
 	fmt.Fprintf(out, "# a lab's attempt store and audit file, beside the secrets (production: /var/lib/ivr-pin):\n")
 	fmt.Fprintf(out, "export IVRPIN_LIMIT_STORE=%s\n", filepath.Join(made.dir, "attempts.db"))
+	fmt.Fprintf(out, "# a lab: serve takes the software zone PIN key above, or a SoftHSM2 token (never in production):\n")
+	fmt.Fprintf(out, "export IVRPIN_LAB=true\n")
 	fmt.Fprintf(out, "export IVRPIN_AUDIT_FILE=%s\n", filepath.Join(made.dir, "audit.jsonl"))
 	fmt.Fprintf(out, "# zone PIN key %s; KeySecure apiSecret KCV %s\n", r.ZPK.Describe(), r.APISecret.KCV())
 	if made.components != nil {

@@ -16,6 +16,7 @@ import (
 	"os"
 	"reflect"
 	"strings"
+	"sync"
 
 	"github.com/kelseyhightower/envconfig"
 )
@@ -48,7 +49,7 @@ type Config struct {
 // checks the values, returning the first problem.
 func Load() (*Config, error) {
 	var c Config
-	if err := envconfig.Process(Prefix, &c); err != nil {
+	if err := process(&c); err != nil {
 		return nil, redactEnvconfigError(err)
 	}
 	if err := c.readSecrets(os.LookupEnv); err != nil {
@@ -75,7 +76,7 @@ func LoadAll() (*Config, []error) {
 	var c Config
 	for range 200 {
 		c = Config{}
-		err := envconfig.Process(Prefix, &c)
+		err := process(&c)
 		var pe *envconfig.ParseError
 		if !errors.As(err, &pe) {
 			if err != nil {
@@ -95,6 +96,29 @@ func LoadAll() (*Config, []error) {
 	problems = append(problems, c.Problems()...)
 	return &c, dedupe(problems)
 }
+
+// process fills c from the IVRPIN_ variables only. envconfig falls back to
+// a setting's name without the prefix when the prefixed variable is unset,
+// so a shell's LAB (a lab's directory) or LOG_LEVEL (another program's)
+// would become IVRPIN_LAB or IVRPIN_LOG_LEVEL. Those unprefixed names are
+// hidden while envconfig reads, and put back.
+func process(c *Config) error {
+	envMu.Lock()
+	defer envMu.Unlock()
+	for _, s := range settings() {
+		if _, prefixed := os.LookupEnv(Prefix + "_" + s.Name); prefixed {
+			continue
+		}
+		if v, ok := os.LookupEnv(s.Name); ok {
+			_ = os.Unsetenv(s.Name)
+			defer os.Setenv(s.Name, v)
+		}
+	}
+	return envconfig.Process(Prefix, c)
+}
+
+// envMu keeps two loads from hiding and restoring the same names at once.
+var envMu sync.Mutex
 
 // Problem is a configuration error naming one variable.
 type Problem struct {
@@ -166,6 +190,9 @@ func (c *Config) ServeProblems() []error {
 			out = append(out, problem("NI_ZPK_LABEL", "required: the zone PIN key, in a PKCS#11 token (NI_ZPK_LABEL with PKCS11_MODULE, PKCS11_TOKEN_LABEL, PKCS11_PIN_FILE), or NI_ZPK_FILE in a lab"))
 		}
 	}
+	if c.HasSoftwareZPK() && !c.Lab {
+		out = append(out, problem(c.GivenAs("NI_ZPK"), "a zone PIN key in software is for labs (set IVRPIN_LAB=true there); production keeps it in an HSM: NI_ZPK_LABEL with PKCS11_MODULE, PKCS11_TOKEN_LABEL, PKCS11_PIN_FILE (docs/operations.md)"))
+	}
 	if !c.given("LIMIT_KEY", c.LimitKey) {
 		out = append(out, problem("LIMIT_KEY", "required: the key that hashes card numbers and caller ids for the limits is never stored beside the hashes; make one with `openssl rand -hex 32` and give it as LIMIT_KEY_FILE (the same on every instance)"))
 	}
@@ -179,6 +206,9 @@ func (c *Config) Warnings() []error {
 	var out []error
 	if env := c.SecretsFromEnvironment(); len(env) > 0 {
 		out = append(out, fmt.Errorf("%s: secrets given in the environment, which anything running as this user can read (/proc/PID/environ): give them as files (the _FILE variables: systemd LoadCredential=, Docker secrets)", strings.Join(env, ", ")))
+	}
+	if c.Lab {
+		out = append(out, problem("LAB", "true: lab mode: a software zone PIN key or a SoftHSM2 token is accepted; never in production"))
 	}
 	if c.HasSoftwareZPK() {
 		out = append(out, problem("NI_ZPK", "the zone PIN key is in software, in this process's memory; a production line keeps it in an HSM (IVRPIN_NI_ZPK_LABEL with IVRPIN_PKCS11_*)"))

@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -193,5 +194,28 @@ func TestSecretsInsideURLsArePrintedAsSet(t *testing.T) {
 	}
 	if got := RedactURL(cfg.ARIURL); strings.Contains(got, "s3cret") {
 		t.Fatalf("RedactURL: %s", got)
+	}
+}
+
+// A setting's name without the IVRPIN_ prefix is never read as the setting
+// (envconfig's fallback): a lab's LAB directory or another program's
+// LOG_LEVEL change nothing, and stay in the environment.
+func TestUnprefixedNamesAreNotSettings(t *testing.T) {
+	t.Setenv("LAB", "/srv/ivr-pin-lab")
+	t.Setenv("LOG_LEVEL", "trace")
+	t.Setenv("MAX_TRIES", "99")
+	cfg, err := Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Lab || cfg.LogLevel != "info" || cfg.MaxTries == 99 {
+		t.Fatalf("read unprefixed names: lab %v, log level %q, max tries %d", cfg.Lab, cfg.LogLevel, cfg.MaxTries)
+	}
+	if os.Getenv("LAB") != "/srv/ivr-pin-lab" || os.Getenv("LOG_LEVEL") != "trace" {
+		t.Fatal("the unprefixed variables were not put back")
+	}
+	t.Setenv("IVRPIN_LOG_LEVEL", "warn")
+	if cfg, err := Load(); err != nil || cfg.LogLevel != "warn" {
+		t.Fatalf("the prefixed setting: %v %v", cfg, err)
 	}
 }

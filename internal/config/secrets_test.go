@@ -182,6 +182,7 @@ func TestServeNeedsALimitKey(t *testing.T) {
 	t.Setenv("IVRPIN_NI_URL", "https://host.example/pin")
 	t.Setenv("IVRPIN_NI_BANK_ID", "TB01")
 	t.Setenv("IVRPIN_NI_ZPK", zpkHex)
+	t.Setenv("IVRPIN_LAB", "true")
 	cfg, err := Load()
 	if err != nil {
 		t.Fatal(err)
@@ -192,5 +193,32 @@ func TestServeNeedsALimitKey(t *testing.T) {
 	cfg.LimitKey = "00112233445566778899aabbccddeeff"
 	if err := cfg.ValidateServe(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// serve takes lab key parts only in a lab: a software zone PIN key is
+// refused by name without IVRPIN_LAB, accepted (with a warning) with it.
+func TestServeRefusesASoftwareKeyOutsideALab(t *testing.T) {
+	t.Setenv("IVRPIN_NI_URL", "https://host.example/pin")
+	t.Setenv("IVRPIN_NI_BANK_ID", "TB01")
+	t.Setenv("IVRPIN_NI_ZPK", zpkHex)
+	t.Setenv("IVRPIN_LIMIT_KEY", "00112233445566778899aabbccddeeff")
+	cfg, err := Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.ValidateServe(); err == nil || !strings.HasPrefix(err.Error(), "IVRPIN_NI_ZPK:") || !strings.Contains(err.Error(), "IVRPIN_LAB") {
+		t.Fatalf("a software key outside a lab: %v", err)
+	}
+	t.Setenv("IVRPIN_LAB", "true")
+	if cfg, err = Load(); err != nil || cfg.ValidateServe() != nil {
+		t.Fatalf("in a lab: %v %v", err, cfg.ValidateServe())
+	}
+	var warned bool
+	for _, w := range cfg.Warnings() {
+		warned = warned || strings.HasPrefix(w.Error(), "IVRPIN_LAB:")
+	}
+	if !warned {
+		t.Fatal("lab mode is not warned of")
 	}
 }

@@ -43,6 +43,9 @@ type Options struct {
 	// WaitForAsterisk: inbound, an Asterisk not reachable at start-up is
 	// waited for (serve); otherwise start-up fails fast (console, tests).
 	WaitForAsterisk bool
+	// RefuseLabParts: serve's line refuses a software token outside
+	// IVRPIN_LAB (the lab tools take it).
+	RefuseLabParts bool
 }
 
 // Line is the PIN line, built and ready to serve.
@@ -125,6 +128,12 @@ func Build(ctx context.Context, cfg *config.Config, opts Options) (*Line, error)
 		return nil, err
 	}
 	l.closers = append(l.closers, p.Close)
+	if opts.RefuseLabParts {
+		if err := p.LabTokenProblem(cfg); err != nil {
+			return nil, err
+		}
+	}
+	l.metrics.LabMode(cfg.Lab)
 	l.Token = p.Token
 	l.Limiter = p.Limiter
 	router, err := l.router(opts, p.ZPK)

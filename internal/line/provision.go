@@ -64,6 +64,10 @@ type Provisioned struct {
 	// Waiting is why Asterisk did not answer AsteriskStep's probe ("" when
 	// it did): serve waits for it, so it is not a problem.
 	Waiting string
+	// LabToken names the token when it is a software one (SoftHSM2): its
+	// manufacturer and model. serve refuses it outside IVRPIN_LAB
+	// (LabTokenProblem); the lab tools use it.
+	LabToken string
 
 	closers []func()
 }
@@ -154,8 +158,21 @@ func (p *Provisioned) openKey(cfg *config.Config, log *logrus.Entry) error {
 		return &config.Problem{Var: "NI_ZPK_LABEL", Reason: err.Error()}
 	}
 	p.ZPK = k
+	if soft, made := tok.Software(); soft {
+		p.LabToken = made
+	}
 	log.WithFields(logrus.Fields{"token": tok.Describe(), "key": k.Describe(), "kcv": k.KCV()}).Info("zone PIN key found in the PKCS#11 token")
 	return nil
+}
+
+// LabTokenProblem is serve's refusal of a software token outside a lab
+// (nil when the token is an HSM's, or IVRPIN_LAB is set).
+func (p *Provisioned) LabTokenProblem(cfg *config.Config) error {
+	if p.LabToken == "" || cfg.Lab {
+		return nil
+	}
+	return &config.Problem{Var: "PKCS11_MODULE", Reason: "the token is a software one (" + p.LabToken +
+		"): its keys are files on this machine's disk, fine for a lab (set IVRPIN_LAB=true there), never for a production zone PIN key, which lives in an HSM"}
 }
 
 // OpenToken opens the PKCS#11 token the configuration names: the one place

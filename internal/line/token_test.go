@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sirupsen/logrus"
+
 	"github.com/ivr-pin/ivr-pin/asterisk/aritest"
 	"github.com/ivr-pin/ivr-pin/internal/config"
 	"github.com/ivr-pin/ivr-pin/internal/demo"
@@ -242,5 +244,48 @@ func TestTokenErrorsNameTheSettingToFix(t *testing.T) {
 				t.Fatalf("the PIN is in the error: %v", err)
 			}
 		})
+	}
+}
+
+// serve's line takes a SoftHSM2 token only in a lab: without IVRPIN_LAB
+// it is refused by name (the token's make and model said), with it the
+// line comes up and shows ivrpin_lab_mode 1.
+func TestServeRefusesASoftwareTokenOutsideALab(t *testing.T) {
+	st := softhsmtest.New(t, "ivr-pin-lab-check")
+	tok, err := hsm.Open(hsm.Config{Module: st.Module, TokenLabel: st.Label, PIN: st.PIN})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := hex.DecodeString("0123456789ABCDEFFEDCBA9876543210")
+	if _, err := tok.Import("zpk", hsm.TDES2, raw, false); err != nil {
+		t.Fatal(err)
+	}
+	tok.Close()
+	cfg, err := config.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.NIURL, cfg.NIBankID = "http://127.0.0.1:1/pin", "TB01"
+	cfg.NIZPKLabel, cfg.NIZPKKCV = "zpk", "08D7B4"
+	cfg.PKCS11Module, cfg.PKCS11TokenLabel, cfg.PKCS11PIN = st.Module, st.Label, st.PIN
+	cfg.LimitStore, cfg.LimitKey = filepath.Join(t.TempDir(), "attempts.db"), "00112233445566778899aabbccddeeff"
+	cfg.ARIURL = "http://127.0.0.1:1/ari"
+	quiet := logrus.New()
+	quiet.SetOutput(io.Discard)
+	_, err = line.Build(t.Context(), cfg, line.Options{Log: logrus.NewEntry(quiet), RefuseLabParts: true})
+	if err == nil || !strings.HasPrefix(err.Error(), "IVRPIN_PKCS11_MODULE:") || !strings.Contains(err.Error(), "SoftHSM") || !strings.Contains(err.Error(), "IVRPIN_LAB") {
+		t.Fatalf("a SoftHSM2 token outside a lab: %v", err)
+	}
+	cfg.Lab = true
+	l, err := line.Build(t.Context(), cfg, line.Options{Log: logrus.NewEntry(quiet), RefuseLabParts: true})
+	if err != nil {
+		t.Fatalf("in a lab: %v", err)
+	}
+	defer l.Close()
+	mfs, _ := l.Metrics.Registry.Gather()
+	for _, mf := range mfs {
+		if mf.GetName() == "ivrpin_lab_mode" && mf.GetMetric()[0].GetGauge().GetValue() != 1 {
+			t.Fatal("ivrpin_lab_mode is not 1 in a lab")
+		}
 	}
 }

@@ -34,6 +34,7 @@ type Metrics struct {
 	ksRequests  *prometheus.CounterVec
 	ksRefused   prometheus.Counter
 	ksBudget    prometheus.Gauge
+	lab         prometheus.Gauge
 	auditErrors prometheus.Counter
 	langFalls   prometheus.Counter
 	toAgent     *prometheus.CounterVec
@@ -57,6 +58,16 @@ func (m *Metrics) AuditWriteFailed() { m.auditErrors.Inc() }
 
 // KeySecureRequest counts one request sent to KeySecure, by kind.
 func (m *Metrics) KeySecureRequest(kind string) { m.ksRequests.WithLabelValues(kind).Inc() }
+
+// LabMode shows whether the line runs with IVRPIN_LAB (1): lab key parts
+// allowed. A production line alerts on it.
+func (m *Metrics) LabMode(on bool) {
+	v := 0.0
+	if on {
+		v = 1
+	}
+	m.lab.Set(v)
+}
 
 // KeySecureBudget shows the line's KeySecure request budget (0: none).
 func (m *Metrics) KeySecureBudget(max int) { m.ksBudget.Set(float64(max)) }
@@ -92,6 +103,8 @@ func New(srv CallServer) *Metrics {
 	}
 	m.ksRefused = prometheus.NewCounter(prometheus.CounterOpts{Name: "ivrpin_keysecure_requests_refused_total",
 		Help: "Requests not sent to KeySecure because the line's budget (IVRPIN_LIMIT_KEYSECURE_MAX in IVRPIN_LIMIT_KEYSECURE_WINDOW) was spent."})
+	m.lab = prometheus.NewGauge(prometheus.GaugeOpts{Name: "ivrpin_lab_mode",
+		Help: "1 when the line runs with IVRPIN_LAB=true: a software zone PIN key or a SoftHSM2 token is accepted; never in production."})
 	m.ksBudget = prometheus.NewGauge(prometheus.GaugeOpts{Name: "ivrpin_keysecure_budget_requests",
 		Help: "The line's KeySecure request budget per window, shared by the fleet (0: none); compare with rate of ivrpin_keysecure_requests_total."})
 	m.auditErrors = prometheus.NewCounter(prometheus.CounterOpts{Name: "ivrpin_audit_write_errors_total",
@@ -134,7 +147,7 @@ func New(srv CallServer) *Metrics {
 		Help:        "Always 1; the labels say which build is running.",
 		ConstLabels: prometheus.Labels{"version": bi.Version, "revision": bi.Revision, "goversion": bi.GoVersion}})
 	build.Set(1)
-	m.Registry.MustRegister(m.calls, m.retries, m.hostLatency, m.ksRequests, m.ksRefused, m.ksBudget, m.auditErrors, m.langFalls, m.toAgent, m.duration, m.storeErrors, build,
+	m.Registry.MustRegister(m.calls, m.retries, m.hostLatency, m.ksRequests, m.ksRefused, m.ksBudget, m.lab, m.auditErrors, m.langFalls, m.toAgent, m.duration, m.storeErrors, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if srv != nil {
 		m.RegisterServer(srv)

@@ -31,6 +31,9 @@ func (t *Token) Ready() error { return errNoCgo }
 // Describe names the token.
 func (t *Token) Describe() string { return "PKCS#11 (not built in)" }
 
+// Software reports nothing without cgo.
+func (t *Token) Software() (bool, string) { return false, "" }
+
 // Key fails: PKCS#11 needs cgo.
 func (t *Token) Key(string, secret.Algorithm, string) (*Key, error) { return nil, errNoCgo }
 

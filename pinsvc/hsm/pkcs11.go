@@ -35,6 +35,8 @@ type Token struct {
 	login  pkcs11.SessionHandle // the session that logged in; kept open
 	broken error                // why the token is not usable, or nil
 	keys   []*Key
+	// made is the token's manufacturer and model (C_GetTokenInfo).
+	made string
 }
 
 // Key is a secret key in the token, used for one block at a time. It
@@ -89,6 +91,7 @@ func (t *Token) start() error {
 		label := strings.TrimRight(ti.Label, " \x00")
 		if err == nil && label == t.cfg.TokenLabel {
 			t.slot, found = s, true
+			t.made = strings.TrimSpace(strings.TrimRight(ti.ManufacturerID, " \x00")) + " " + strings.TrimSpace(strings.TrimRight(ti.Model, " \x00"))
 			break
 		}
 		if err == nil && label != "" {
@@ -156,6 +159,13 @@ func (t *Token) Close() {
 // Describe names the token (never the PIN).
 func (t *Token) Describe() string {
 	return fmt.Sprintf("PKCS#11 token %q (%s)", t.cfg.TokenLabel, t.cfg.Module)
+}
+
+// Software reports whether the token is a software one (SoftHSM2): fine
+// for a lab, not a place for a production key; made is its manufacturer
+// and model as C_GetTokenInfo gives them.
+func (t *Token) Software() (soft bool, made string) {
+	return strings.Contains(strings.ToLower(t.made), "softhsm"), t.made
 }
 
 // Ready is nil while the token encrypts, else why it does not.
