@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ivr-pin/ivr-pin/flows"
@@ -287,6 +288,37 @@ type LineGuard struct {
 	// never settles it (it died); default 5 minutes.
 	Hold time.Duration
 	Now  func() time.Time
+
+	// OnWait, when set, hears each request that had to wait for a place:
+	// the places held by requests in flight filled the count (the guard
+	// bounds requests in flight at Max too).
+	OnWait func()
+
+	// settled is closed (and replaced) whenever this instance settles a
+	// place, so its own waiters try again at once; another instance's
+	// settling is seen by polling.
+	mu      sync.Mutex
+	settled chan struct{}
+}
+
+// settledSignal is the channel the next local settle closes.
+func (g *LineGuard) settledSignal() <-chan struct{} {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.settled == nil {
+		g.settled = make(chan struct{})
+	}
+	return g.settled
+}
+
+// wake lets this instance's waiters try again.
+func (g *LineGuard) wake() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.settled != nil {
+		close(g.settled)
+		g.settled = nil
+	}
 }
 
 // lineGuardKey is the one counter of the whole line.
@@ -326,7 +358,9 @@ func (g *LineGuard) Reserve(ctx context.Context) (settle func(ctx context.Contex
 	if hold <= 0 {
 		hold = 5 * time.Minute
 	}
-	for delay := 10 * time.Millisecond; ; delay = min(2*delay, 500*time.Millisecond) {
+	waited := false
+	for delay := 10 * time.Millisecond; ; delay = min(2*delay, 100*time.Millisecond) {
+		settled := g.settledSignal()
 		id, state, err := g.Store.Reserve(ctx, lineGuardKey, g.rule(), hold, g.now())
 		switch {
 		case err != nil:
@@ -335,17 +369,27 @@ func (g *LineGuard) Reserve(ctx context.Context) (settle func(ctx context.Contex
 			return nil, false, nil
 		case state == Reserved:
 			return func(ctx context.Context, failed bool) error {
-				if err := g.Store.Settle(ctx, lineGuardKey, id, failed, g.rule(), g.now()); err != nil {
+				err := g.Store.Settle(ctx, lineGuardKey, id, failed, g.rule(), g.now())
+				g.wake()
+				if err != nil {
 					return fmt.Errorf("attempt store: %w", err)
 				}
 				return nil
 			}, true, nil
 		}
+		if !waited && g.OnWait != nil {
+			waited = true
+			g.OnWait()
+		}
+		t := time.NewTimer(delay)
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return nil, false, ctx.Err()
-		case <-time.After(delay):
+		case <-settled:
+		case <-t.C:
 		}
+		t.Stop()
 	}
 }
 

@@ -33,8 +33,10 @@ func newID(now time.Time) string {
 
 // Reserve implements Store.
 func (s *BoltStore) Reserve(_ context.Context, key string, r Rule, hold time.Duration, now time.Time) (string, Reservation, error) {
-	id, state := "", Wait
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	var id string
+	var state Reservation
+	err := s.db.Batch(func(tx *bolt.Tx) error {
+		id, state = "", Wait // Batch may run this again
 		b, err := tx.CreateBucketIfNotExists(reservations)
 		if err != nil {
 			return err
@@ -56,7 +58,7 @@ func (s *BoltStore) Reserve(_ context.Context, key string, r Rule, hold time.Dur
 
 // Settle implements Store.
 func (s *BoltStore) Settle(_ context.Context, key, id string, failed bool, r Rule, now time.Time) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.db.Batch(func(tx *bolt.Tx) error {
 		b, err := tx.CreateBucketIfNotExists(reservations)
 		if err != nil {
 			return err

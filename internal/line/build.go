@@ -141,7 +141,8 @@ func Build(ctx context.Context, cfg *config.Config, opts Options) (*Line, error)
 		return nil, err
 	}
 	l.Router = router
-	l.LineGuard = &limits.LineGuard{Store: p.Limiter.Store, Max: cfg.LimitLineFailedMax, Window: cfg.LimitLineWindow}
+	l.LineGuard = &limits.LineGuard{Store: p.Limiter.Store, Max: cfg.LimitLineFailedMax, Window: cfg.LimitLineWindow,
+		OnWait: l.metrics.LineGuardWait}
 	host, _ := os.Hostname()
 	l.instance = instanceID(cfg.InstanceID, host, os.Getpid())
 	if rs, ok := p.Limiter.Store.(*limits.RedisStore); ok {

@@ -35,6 +35,7 @@ type Metrics struct {
 	ksRefused   prometheus.Counter
 	ksBudget    prometheus.Gauge
 	lab         prometheus.Gauge
+	guardWaits  prometheus.Counter
 	auditErrors prometheus.Counter
 	langFalls   prometheus.Counter
 	toAgent     *prometheus.CounterVec
@@ -103,6 +104,8 @@ func New(srv CallServer) *Metrics {
 	}
 	m.ksRefused = prometheus.NewCounter(prometheus.CounterOpts{Name: "ivrpin_keysecure_requests_refused_total",
 		Help: "Requests not sent to KeySecure because the line's budget (IVRPIN_LIMIT_KEYSECURE_MAX in IVRPIN_LIMIT_KEYSECURE_WINDOW) was spent."})
+	m.guardWaits = prometheus.NewCounter(prometheus.CounterOpts{Name: "ivrpin_line_guard_waits_total",
+		Help: "Host requests that waited for a place in the line guard: requests in flight plus recent failures filled IVRPIN_LIMIT_LINE_FAILED_MAX. Rising with no guessing: the maximum is below the line's requests in flight."})
 	m.lab = prometheus.NewGauge(prometheus.GaugeOpts{Name: "ivrpin_lab_mode",
 		Help: "1 when the line runs with IVRPIN_LAB=true: a software zone PIN key or a SoftHSM2 token is accepted; never in production."})
 	m.ksBudget = prometheus.NewGauge(prometheus.GaugeOpts{Name: "ivrpin_keysecure_budget_requests",
@@ -147,7 +150,7 @@ func New(srv CallServer) *Metrics {
 		Help:        "Always 1; the labels say which build is running.",
 		ConstLabels: prometheus.Labels{"version": bi.Version, "revision": bi.Revision, "goversion": bi.GoVersion}})
 	build.Set(1)
-	m.Registry.MustRegister(m.calls, m.retries, m.hostLatency, m.ksRequests, m.ksRefused, m.ksBudget, m.lab, m.auditErrors, m.langFalls, m.toAgent, m.duration, m.storeErrors, build,
+	m.Registry.MustRegister(m.calls, m.retries, m.hostLatency, m.ksRequests, m.ksRefused, m.ksBudget, m.lab, m.guardWaits, m.auditErrors, m.langFalls, m.toAgent, m.duration, m.storeErrors, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if srv != nil {
 		m.RegisterServer(srv)
@@ -277,6 +280,10 @@ func (m *Metrics) RegisterListener(s ListenerServer) {
 			ConstLabels: prometheus.Labels{"reason": reason}}, func() float64 { return float64(s.RefusedCalls()[reason]) }))
 	}
 }
+
+// LineGuardWait counts a host request that waited for a place in the line
+// guard's count.
+func (m *Metrics) LineGuardWait() { m.guardWaits.Inc() }
 
 // RegisterLineGuard adds ivrpin_line_guard_active, read from the store at
 // each scrape (bounded: a store that does not answer reads as off, and the
