@@ -148,6 +148,49 @@ func (s *Sentinel) Kill(name string) {
 	}
 }
 
+// HoldPromotion makes both replicas ineligible (replica-priority 0) and
+// waits (bounded) until Sentinel has read that: a master killed after it
+// stays down, and the gap lasts until ReleasePromotion, so a drill can
+// place its calls in the gap instead of racing Sentinel's clock.
+func (s *Sentinel) HoldPromotion(t testing.TB) { s.setPriority(t, 0) }
+
+// ReleasePromotion makes both replicas eligible again: Sentinel promotes
+// one at its next attempt (within twice failover-timeout).
+func (s *Sentinel) ReleasePromotion(t testing.TB) { s.setPriority(t, 100) }
+
+func (s *Sentinel) setPriority(t testing.TB, p int) {
+	t.Helper()
+	ctx := context.Background()
+	for _, a := range []string{s.ReplicaAddr, s.Replica2Addr} {
+		c := redis.NewClient(&redis.Options{Addr: a, TLSConfig: s.clientTLS()})
+		err := c.ConfigSet(ctx, "replica-priority", fmt.Sprint(p)).Err()
+		c.Close()
+		if err != nil {
+			t.Fatalf("replica %s: replica-priority %d: %v", a, p, err)
+		}
+	}
+	if p != 0 {
+		return // Sentinel reads it again at once while the master is down
+	}
+	// Sentinel reads a replica's INFO every 10 s while the master is up.
+	sc := redis.NewSentinelClient(&redis.Options{Addr: s.Addr, TLSConfig: s.clientTLS()})
+	defer sc.Close()
+	var reps []map[string]string
+	for i := 0; i < 300; i++ {
+		var err error
+		reps, err = sc.Replicas(ctx, s.Master).Result()
+		held := err == nil && len(reps) == 2
+		for _, r := range reps {
+			held = held && r["slave-priority"] == "0"
+		}
+		if held {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("Sentinel never saw replica-priority 0: %v", reps)
+}
+
 // WaitPromoted waits (bounded) until Sentinel names a master other than the
 // one started, and returns when it saw that.
 func (s *Sentinel) WaitPromoted(t testing.TB, timeout time.Duration) time.Time {
