@@ -27,7 +27,7 @@ PKCS#11 token), the attempt store (its directory, or Redis), the audit file, the
 listener addresses and TLS pair, and credentials Asterisk refuses. Warnings are what serve
 runs with, perhaps not ready or waiting: unknown IVRPIN_* variables (with the closest name),
 an Asterisk that does not answer, a host that cannot be reached (a TCP and TLS handshake,
-nothing sent), secrets in the environment, lab settings. Exits 0 exactly when serve would
+nothing sent), secrets in the environment, lab settings, a clock nothing keeps synchronised. Exits 0 exactly when serve would
 start.`
 
 // checkCmd runs `ivr-pin check`: serve's provisioning (line.Provision),
@@ -49,6 +49,9 @@ func checkCmd(args []string, std cli.IO) int {
 		// A host is reached with the client serve would build; a
 		// configuration with problems may not build one.
 		warnings = append(warnings, reachHosts(cfg, *timeout)...)
+	}
+	if w := clockWarning(); w != nil {
+		warnings = append(warnings, w)
 	}
 	for _, p := range problems {
 		fmt.Fprintln(stdout, "problem:", p)

@@ -47,7 +47,11 @@ func serve(args []string, std cli.IO) int {
 		log.WithError(hardenErr).Warn("process hardening incomplete: a crash may write memory (keys, PINs in flight) to a core file")
 	}
 	// What serve runs with but warns of: `ivr-pin check` lists the same.
-	for _, w := range append(unknown, cfg.Warnings()...) {
+	warnings := append(unknown, cfg.Warnings()...)
+	if w := clockWarning(); w != nil {
+		warnings = append(warnings, w)
+	}
+	for _, w := range warnings {
 		log.Warn(w.Error())
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)

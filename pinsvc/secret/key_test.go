@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -91,6 +92,20 @@ func TestAESKCVAgreesWithOpenSSL(t *testing.T) {
 		}
 		if want := strings.ToUpper(string(out[:6])); k.KCV() != want {
 			t.Errorf("AES-%d: KCV %s, openssl's CMAC %s", 8*n, k.KCV(), want)
+		}
+	}
+}
+
+// PCI PIN 2: single-length DES is not an approved PIN cipher; TDES takes
+// two or three parts, AES 128, 192 or 256 bits.
+func TestKeysOfUnapprovedLengthsAreRefused(t *testing.T) {
+	for _, c := range []struct {
+		alg Algorithm
+		n   int
+	}{{TDES, 8}, {TDES, 32}, {AES, 8}, {AES, 20}} {
+		raw := bytes.Repeat([]byte{0x5b}, c.n)
+		if _, err := NewKey(c.alg, raw); !errors.Is(err, ErrKeyLength) {
+			t.Errorf("%v key of %d bytes: %v, want ErrKeyLength", c.alg, c.n, err)
 		}
 	}
 }
