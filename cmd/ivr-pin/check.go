@@ -98,6 +98,7 @@ func provisionForCheck(cfg *config.Config, known []error, timeout time.Duration)
 		{line.StoreStep, []string{"LIMIT_STORE", "REDIS_"}},
 		{line.ListenStep, []string{"ARI_LISTEN", "METRICS_ADDR"}},
 		{line.AsteriskStep, []string{"ARI_URL", "ARI_WS_URL", "ARI_TLS_CA", "ARI_PASSWORD", "ARI_USERNAME"}},
+		{line.AuditStep, []string{"AUDIT_"}},
 	} {
 		if has(s.prefixes...) {
 			steps &^= s.step

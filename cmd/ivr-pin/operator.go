@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -20,6 +21,8 @@ import (
 	"github.com/ivr-pin/ivr-pin/internal/cli"
 	"github.com/ivr-pin/ivr-pin/internal/config"
 	"github.com/ivr-pin/ivr-pin/internal/line"
+	"github.com/ivr-pin/ivr-pin/internal/secretfile"
+	"github.com/ivr-pin/ivr-pin/pinsvc/secret"
 )
 
 func printConfig(args []string, std cli.IO) int {
@@ -100,11 +103,14 @@ func ready(args []string, std cli.IO) int {
 // auditProgram is `ivr-pin audit`'s verbs.
 func auditProgram() cli.Program {
 	return cli.Program{Name: "ivr-pin audit", Verbs: []cli.Verb{
-		{Name: "check", Synopsis: "FILE...", Summary: `reads audit files (the current one and its rotated ones, in any order) and lists
-every attempt with no call record (a change that may have reached the host while
-no record of its answer was written) and every call record naming a msg_id with
-no attempt before it; exits 1 if there are any. docs/operations.md says how to
-reconcile them with the host by msg_id.`, Run: func(a []string, s cli.IO) int { return auditCheck(a, s.Stdout, s.Stderr) }},
+		{Name: "check", Synopsis: "[--key-file F] FILE...", Summary: `verifies audit files, plain or gzipped, given in rotation order (oldest first, then
+the current one): the chain of MACs across them under the audit key (--key-file, else
+IVRPIN_AUDIT_KEY_FILE or IVRPIN_AUDIT_KEY), naming by file and line a record removed,
+inserted, changed or out of order, a line that is not a record or was cut short, and a
+file with no record; and pairs every attempt with its call record (an attempt without
+one is a change that may have reached the host while no record of its answer was
+written). Prints how many records it read, from which instances, first and last time.
+Exits 0 only when everything verifies. docs/operations.md says how to reconcile.`, Run: func(a []string, s cli.IO) int { return auditCheck(a, s.Stdout, s.Stderr) }},
 	}}
 }
 
@@ -113,6 +119,7 @@ func auditCmd(args []string, std cli.IO) int { return auditProgram().Run(args, s
 func auditCheck(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("ivr-pin audit check", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
+	keyFile := fs.String("key-file", os.Getenv("IVRPIN_AUDIT_KEY_FILE"), "the audit key (hex), as serve reads it")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
 			fmt.Fprint(stdout, auditProgram().Usage())
@@ -125,33 +132,61 @@ func auditCheck(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "ivr-pin audit check: missing FILE\n\n%s", auditProgram().Usage())
 		return 2
 	}
-	var t audit.Trail
-	for _, path := range fs.Args() {
-		f, err := os.Open(path)
-		if err != nil {
-			fmt.Fprintf(stderr, "ivr-pin audit check: %v\n", err)
-			return 1
-		}
-		err = t.Read(f)
-		f.Close()
-		if err != nil {
-			fmt.Fprintf(stderr, "ivr-pin audit check: %s: %v\n", path, err)
-			return 1
-		}
-	}
-	t.Done()
-	for _, a := range t.Open {
-		fmt.Fprintf(stdout, "open attempt: msg_id %s host %s pan %s channel %s instance %s at %s (no call record)\n",
-			a.MsgID, a.Host, a.MaskedPAN, a.ChannelID, a.Instance, a.Time.Format("2006-01-02T15:04:05Z07:00"))
-	}
-	for _, r := range t.Orphans {
-		fmt.Fprintf(stdout, "call record without its attempt: msg_id %s host %s pan %s channel %s outcome %s end %s\n",
-			r.MsgID, r.Host, r.MaskedPAN, r.ChannelID, r.Outcome, r.End)
-	}
-	if len(t.Open)+len(t.Orphans) > 0 {
-		fmt.Fprintf(stderr, "ivr-pin audit check: %d open attempts, %d call records without their attempt\n", len(t.Open), len(t.Orphans))
+	key, err := auditKey(*keyFile)
+	if err != nil {
+		fmt.Fprintf(stderr, "ivr-pin audit check: %v\n", err)
 		return 1
 	}
-	fmt.Fprintln(stdout, "ivr-pin audit check: every attempt has its call record")
+	r, err := audit.Check(fs.Args(), key)
+	if err != nil {
+		fmt.Fprintf(stderr, "ivr-pin audit check: %v\n", err)
+		return 1
+	}
+	for _, p := range r.Problems {
+		fmt.Fprintln(stdout, "problem:", p)
+	}
+	for _, a := range r.Trail.Open {
+		fmt.Fprintf(stdout, "open attempt: msg_id %s host %s pan %s channel %s instance %s at %s (no call record)\n",
+			a.MsgID, a.Host, a.MaskedPAN, a.ChannelID, a.Instance, a.Time.Format(time.RFC3339))
+	}
+	for _, c := range r.Trail.Orphans {
+		fmt.Fprintf(stdout, "call record without its attempt: msg_id %s host %s pan %s channel %s outcome %s end %s\n",
+			c.MsgID, c.Host, c.MaskedPAN, c.ChannelID, c.Outcome, c.End)
+	}
+	for _, c := range r.Trail.Interrupted() {
+		fmt.Fprintf(stdout, "interrupted change: msg_id %s host %s pan %s sent by %s at %s, closed by %s: the result is unknown, reconcile with the host by msg_id\n",
+			c.MsgID, c.Host, c.MaskedPAN, c.AttemptInstance, c.Start.Format(time.RFC3339), c.Instance)
+	}
+	for _, n := range r.Notes {
+		fmt.Fprintln(stdout, "note:", n)
+	}
+	span := "no times"
+	if !r.First.IsZero() {
+		span = r.First.Format(time.RFC3339) + " to " + r.Last.Format(time.RFC3339)
+	}
+	fmt.Fprintf(stdout, "read %s in %s, from instances %s, %s\n", plural(r.Records, "record"), plural(fs.NArg(), "file"), strings.Join(r.Instances, ", "), span)
+	if !r.OK() {
+		fmt.Fprintf(stderr, "ivr-pin audit check: %d problems, %d open attempts, %d call records without their attempt\n",
+			len(r.Problems), len(r.Trail.Open), len(r.Trail.Orphans))
+		return 1
+	}
+	fmt.Fprintln(stdout, "ivr-pin audit check: the chain verifies and every attempt has its call record")
 	return 0
+}
+
+// auditKey is the audit key from a file (as serve reads its secret files)
+// or IVRPIN_AUDIT_KEY; nil when neither is given.
+func auditKey(file string) ([]byte, error) {
+	var a config.Audit
+	if file != "" {
+		b, err := secretfile.Read(file)
+		if err != nil {
+			return nil, fmt.Errorf("--key-file: %w", err)
+		}
+		a.AuditKey = strings.TrimSpace(string(b))
+		secret.Zero(b)
+	} else {
+		a.AuditKey = os.Getenv("IVRPIN_AUDIT_KEY")
+	}
+	return a.AuditKeyBytes()
 }

@@ -59,7 +59,7 @@ func TestServeAsAProcess(t *testing.T) {
 		"IVRPIN_NI_URL="+sims.CardHostURL, "IVRPIN_NI_BANK_ID=TB01", "IVRPIN_NI_ZPK="+zpkHex, "IVRPIN_LAB=true",
 		"IVRPIN_KEYSECURE_URL="+sims.KeySecureURL, "IVRPIN_KEYSECURE_API_KEY=test-api-key", "IVRPIN_KEYSECURE_API_SECRET="+apiSecret,
 		"IVRPIN_METRICS_ADDR="+metricsAddr, "IVRPIN_AUDIT_FILE="+auditPath, "IVRPIN_LIMIT_STORE="+filepath.Join(dir, "attempts.db"),
-		"IVRPIN_LIMIT_KEY=73657276652d746573742d6c696d69742d6b6579", "IVRPIN_LOG_LEVEL=debug", "IVRPIN_DRAIN_TIMEOUT=20s", "IVRPIN_FIRST_DIGIT_TIMEOUT=3s",
+		"IVRPIN_AUDIT_KEY_FILE="+auditKeyFile(t), "IVRPIN_LIMIT_KEY=73657276652d746573742d6c696d69742d6b6579", "IVRPIN_LOG_LEVEL=debug", "IVRPIN_DRAIN_TIMEOUT=20s", "IVRPIN_FIRST_DIGIT_TIMEOUT=3s",
 	)
 	logs := &syncbuf.Buffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
@@ -166,7 +166,7 @@ func TestServeAsAProcess(t *testing.T) {
 		t.Fatalf("audit records: rotated file\n%s\ncurrent file\n%s\nwant 1 call and its attempt, then 2 calls (one turned away) and 1 attempt", rotated, current)
 	}
 	var out, errb strings.Builder
-	if code := run([]string{"audit", "check", auditPath + ".1", auditPath}, nil, &out, &errb); code != 0 {
+	if code := run([]string{"audit", "check", "--key-file", auditKeyFile(t), auditPath + ".1", auditPath}, nil, &out, &errb); code != 0 {
 		t.Fatalf("audit check: %s %s", out.String(), errb.String())
 	}
 	auditData := append(rotated, current...)
@@ -321,4 +321,18 @@ func testZPK(mul, add int) (string, *pinblock.ZPK) {
 	key, _ := secret.ParseHexKey(secret.TDES, zpkHex)
 	zpk, _ := pinblock.NewZPK(key, pinblock.ISO0)
 	return zpkHex, zpk
+}
+
+// testAuditKey chains the audit records of the serves these tests start.
+const testAuditKey = "5e7a1c93d04b26f88a11ce7305b9d42e61f0a8c3b7d29e54c18f6a0b3d7e92c4"
+
+// auditKeyFile writes testAuditKey to a file only its owner reads, as serve
+// and `audit check` take it.
+func auditKeyFile(t *testing.T) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "audit-key")
+	if err := os.WriteFile(p, []byte(testAuditKey+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

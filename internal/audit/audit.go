@@ -11,9 +11,16 @@
 // crash, a kill) is closed once, at the next start-up or by a surviving
 // instance, by a call record of its own: outcome ambiguous, end interrupted.
 // No record holds a PIN (no field could hold one); a PAN is only masked.
+//
+// Every record is chained to the one before it by an HMAC under the audit
+// key (chain.go), serve writes its own start, stop and reopen records, a
+// torn write is cut back before the next record, and Check verifies a set
+// of files, plain or gzipped, naming what was removed, inserted, changed
+// or moved (check.go).
 package audit
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -95,18 +102,46 @@ func Interrupted(a Attempt, instance string) Record {
 		Reason: interruptedWhy, Start: a.Time}
 }
 
+// Event is a record of the line itself, not of a call: serve's start and
+// stop, the file reopened after rotation or cut back after a torn write.
+type Event struct {
+	Kind     string    `json:"record"` // one of the Kind* below
+	Time     time.Time `json:"time"`
+	Instance string    `json:"instance,omitempty"`
+	Version  string    `json:"version,omitempty"`
+	// Lab is set on a start in lab mode (IVRPIN_LAB=true).
+	Lab bool `json:"lab,omitempty"`
+	// KeyKCVs are the check values of the keys the instance runs with
+	// (never a key).
+	KeyKCVs map[string]string `json:"key_kcvs,omitempty"`
+	// CutBytes is, on a repair, how many bytes of a torn line were cut.
+	CutBytes int64  `json:"cut_bytes,omitempty"`
+	Reason   string `json:"reason,omitempty"`
+}
+
+// The kinds of Event.
+const (
+	KindStart  = "start"
+	KindStop   = "stop"
+	KindReopen = "reopen"
+	KindRepair = "repair"
+)
+
 // Writer takes call records and attempts.
 type Writer interface {
 	Write(r Record) error
 	// WriteAttempt returns only once the attempt is as safe as the
 	// writer can make it (a file: synced to disk).
 	WriteAttempt(a Attempt) error
+	// WriteEvent records the line's own start, stop and the like.
+	WriteEvent(e Event) error
 	Close() error
 }
 
 // Stream writes one JSON line per record to w (standard output by default).
 // Lines are never split or interleaved, and a record is on disk (synced)
-// before its Write returns.
+// before its Write returns. With a key, every line carries the chain's
+// fields (chain.go).
 //
 // Records that arrive while a sync is under way are written and synced
 // together by the next one (group commit): a burst of callers finishing at
@@ -115,41 +150,72 @@ type Writer interface {
 // last key at once queued behind each other's fsync (the line's largest
 // wait in `ivr-pin-lab load`'s mutex profile).
 type Stream struct {
-	mu   sync.Mutex
-	w    io.Writer
-	sync func() error // nil: nothing to sync
+	mu sync.Mutex
+	// out writes and syncs one batch of whole lines; a file cuts back
+	// what a failed write left.
+	out func([]byte) error
 
 	flushed  *sync.Cond // signalled when a flush ends
 	flushing bool       // a writer is writing and syncing a batch, outside mu
 	next     *batch     // records waiting for the next flush
-	spare    []byte     // the last flushed batch's buffer, for reuse
+
+	// Touched by the flusher alone (one flush at a time).
+	chain chain
+	spare []byte // the last flushed batch's buffer, for reuse
 }
 
 // batch is the records one flush writes and syncs, and its outcome.
 type batch struct {
-	buf  []byte
-	done bool
-	err  error
+	bodies [][]byte // each a record's JSON object
+	done   bool
+	err    error
 }
 
-// NewStream writes records to w.
-func NewStream(w io.Writer) *Stream { return newStream(w, nil) }
+// NewStream writes records to w, chained under key (nil: unchained).
+func NewStream(w io.Writer, key []byte) *Stream {
+	s := newStream(func(b []byte) error { _, err := w.Write(b); return err }, key)
+	s.chain.id = newChainID()
+	return s
+}
 
-func newStream(w io.Writer, syncFn func() error) *Stream {
-	s := &Stream{w: w, sync: syncFn}
+func newStream(out func([]byte) error, key []byte) *Stream {
+	s := &Stream{out: out, chain: chain{key: key}}
 	s.flushed = sync.NewCond(&s.mu)
 	return s
 }
 
-// OpenFile opens (or creates, mode 0600) the audit file for appending; each
-// record is synced to disk before Write returns, so a record acknowledged
-// is a record on disk.
-func OpenFile(path string) (*File, error) {
-	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+// OpenFile opens (or creates, mode 0600) the audit file for appending,
+// chained under key (nil: unchained, a lab's). Each record is synced to
+// disk before Write returns, so a record acknowledged is a record on disk.
+//
+// A torn last line (a write cut short by a full disk, then a crash) is
+// cut back first and the cut recorded: a record is never glued onto half
+// of another. The chain goes on from the file's last record, or from its
+// newest rotated sibling's when the file is new.
+func OpenFile(path string, key []byte) (*File, error) {
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("audit file: %w", err)
 	}
-	return &File{Stream: newStream(f, f.Sync), f: f, path: path}, nil
+	a := &File{f: f, path: path}
+	a.Stream = newStream(a.writeBatch, key)
+	tail, cut, err := a.cutTorn()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("audit file: %w", err)
+	}
+	if len(bytes.TrimSpace(tail)) == 0 {
+		tail = siblingTail(path)
+	}
+	a.chain.resume(tail)
+	if cut > 0 {
+		if err := a.WriteEvent(Event{Kind: KindRepair, Time: time.Now().UTC(), CutBytes: cut,
+			Reason: "the file ended in a torn line (a write cut short, then a stop): it was cut back to the last whole record"}); err != nil {
+			f.Close()
+			return nil, err
+		}
+	}
+	return a, nil
 }
 
 // File is an append-only audit file.
@@ -157,23 +223,88 @@ type File struct {
 	*Stream
 	f    *os.File
 	path string
+	// good is the file's size after the last whole batch; torn says a
+	// failed write left bytes past it that could not yet be cut.
+	good int64
+	torn bool
+}
+
+// cutTorn reads the file's tail and cuts a torn last line back to the
+// last newline; it returns the tail (whole lines) and the bytes cut.
+func (a *File) cutTorn() (tail []byte, cut int64, err error) {
+	st, err := a.f.Stat()
+	if err != nil {
+		return nil, 0, err
+	}
+	size := st.Size()
+	if !st.Mode().IsRegular() {
+		return nil, 0, nil
+	}
+	from := max(size-TailBytes, 0)
+	tail = make([]byte, size-from)
+	if _, err := a.f.ReadAt(tail, from); err != nil && err != io.EOF {
+		return nil, 0, err
+	}
+	if n := len(tail); n > 0 && tail[n-1] != '\n' {
+		keep := bytes.LastIndexByte(tail, '\n') + 1
+		cut = int64(n - keep)
+		if err := a.f.Truncate(from + int64(keep)); err != nil {
+			return nil, 0, fmt.Errorf("cutting back a torn line: %w", err)
+		}
+		tail, size = tail[:keep], from+int64(keep)
+	}
+	a.good = size
+	return tail, cut, nil
+}
+
+// writeBatch writes and syncs whole lines; a write that fails is cut back
+// to the last whole batch (now, or before the next write if the cut
+// fails too), so the file never holds half a record before a whole one.
+func (a *File) writeBatch(b []byte) error {
+	if a.torn {
+		if err := a.f.Truncate(a.good); err != nil {
+			return fmt.Errorf("audit file: a torn write could not be cut back: %w", err)
+		}
+		a.torn = false
+	}
+	_, err := a.f.Write(b)
+	if err == nil {
+		err = a.f.Sync()
+	}
+	if err != nil {
+		if terr := a.f.Truncate(a.good); terr != nil {
+			a.torn = true
+		}
+		return err
+	}
+	a.good += int64(len(b))
+	return nil
 }
 
 // Reopen closes the file and opens its path again: after logrotate has
-// moved it away (SIGHUP), new records go to a new file of the same name.
-// A record is never split between the two: Write and Reopen take the same
-// lock. On failure the old file stays in use.
+// moved it away (SIGHUP), new records go to a new file of the same name,
+// the first of them a reopen record that carries the chain on. A record is
+// never split between the two: Write and Reopen take the same lock. On
+// failure the old file stays in use.
 func (a *File) Reopen() error {
-	f, err := os.OpenFile(a.path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+	f, err := os.OpenFile(a.path, os.O_APPEND|os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
+		return fmt.Errorf("audit file: %w", err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
 		return fmt.Errorf("audit file: %w", err)
 	}
 	a.mu.Lock()
 	a.waitIdle()
 	old := a.f
-	a.f, a.w, a.sync = f, f, f.Sync
+	a.f, a.good, a.torn = f, st.Size(), false
 	a.mu.Unlock()
-	return old.Close()
+	if err := old.Close(); err != nil {
+		return err
+	}
+	return a.WriteEvent(Event{Kind: KindReopen, Time: time.Now().UTC()})
 }
 
 // Close implements Writer.
@@ -196,6 +327,9 @@ func (a *Stream) WriteAttempt(at Attempt) error {
 	return a.line(at)
 }
 
+// WriteEvent implements Writer.
+func (a *Stream) WriteEvent(e Event) error { return a.line(e) }
+
 // line writes one record as one JSON line and returns once the batch it
 // joined is written and synced: the first writer to find no flush under
 // way writes every record waiting, in one write, then syncs once.
@@ -207,12 +341,10 @@ func (a *Stream) line(v any) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.next == nil {
-		a.next = &batch{buf: a.spare[:0]}
-		a.spare = nil
+		a.next = &batch{}
 	}
 	mine := a.next
-	// {"log":"audit", then the record's own fields: one object, one line.
-	mine.buf = append(append(append(mine.buf, `{"log":"audit",`...), body[1:]...), '\n')
+	mine.bodies = append(mine.bodies, body)
 	for !mine.done {
 		if a.flushing {
 			a.flushed.Wait()
@@ -224,21 +356,27 @@ func (a *Stream) line(v any) error {
 	return mine.err
 }
 
-// flush writes and syncs the waiting batch; called with mu held, it
-// releases mu for the I/O so records go on joining the next batch.
+// flush seals, writes and syncs the waiting batch; called with mu held, it
+// releases mu for the work so records go on joining the next batch. Lines
+// are sealed here, in the order they are written: a batch that fails
+// leaves the chain where the file is.
 func (a *Stream) flush() {
-	b, w, syncFn := a.next, a.w, a.sync
+	b := a.next
 	a.next, a.flushing = nil, true
 	a.mu.Unlock()
-	_, err := w.Write(b.buf)
-	if err == nil && syncFn != nil {
-		err = syncFn()
+	buf, before := a.spare[:0], a.chain
+	for _, body := range b.bodies {
+		buf = a.chain.seal(buf, body)
+	}
+	err := a.out(buf)
+	if err != nil {
+		a.chain = before
+	}
+	if cap(buf) <= 1<<20 {
+		a.spare = buf
 	}
 	a.mu.Lock()
 	b.done, b.err, a.flushing = true, err, false
-	if cap(b.buf) <= 1<<20 {
-		a.spare = b.buf // done: nobody reads b.buf again
-	}
 	a.flushed.Broadcast()
 }
 

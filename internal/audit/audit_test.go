@@ -21,7 +21,7 @@ import (
 func TestFileAppendsOneJSONLinePerCall(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "audit.jsonl")
 	for round := 0; round < 2; round++ { // reopening appends, never truncates
-		a, err := OpenFile(path)
+		a, err := OpenFile(path, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -51,7 +51,7 @@ func TestFileAppendsOneJSONLinePerCall(t *testing.T) {
 
 func TestStreamWritesOneLinePerCallWhateverTheLogLevel(t *testing.T) {
 	var buf syncbuf.Buffer
-	s := NewStream(&buf)
+	s := NewStream(&buf, nil)
 	done := make(chan struct{})
 	for i := 0; i < 50; i++ {
 		go func() {
@@ -82,7 +82,7 @@ func TestStreamWritesOneLinePerCallWhateverTheLogLevel(t *testing.T) {
 func TestReopenAfterRotation(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "audit.jsonl")
-	f, err := OpenFile(path)
+	f, err := OpenFile(path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +105,7 @@ func TestReopenAfterRotation(t *testing.T) {
 	old, _ := os.ReadFile(path + ".1")
 	cur, _ := os.ReadFile(path)
 	if !strings.Contains(string(old), `"before"`) || !strings.Contains(string(old), `"still-old"`) || strings.Contains(string(old), `"after"`) ||
-		!strings.Contains(string(cur), `"after"`) || strings.Count(string(cur), "\n") != 1 {
+		!strings.Contains(string(cur), `"after"`) || strings.Count(string(cur), "\n") != 2 || !strings.HasPrefix(string(cur), `{"log":"audit","record":"reopen"`) {
 		t.Fatalf("old file:\n%s\nnew file:\n%s", old, cur)
 	}
 	if st, _ := os.Stat(path); st.Mode().Perm() != 0o600 {
@@ -116,7 +116,7 @@ func TestReopenAfterRotation(t *testing.T) {
 // Retries are written as snake_case like every other field.
 func TestRetriesAreSnakeCase(t *testing.T) {
 	var b strings.Builder
-	if err := NewStream(&b).Write(Record{Retries: []flows.Retry{{Step: "card", Reason: "incomplete"}}}); err != nil {
+	if err := NewStream(&b, nil).Write(Record{Retries: []flows.Retry{{Step: "card", Reason: "incomplete"}}}); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(b.String(), `"retries":[{"step":"card","reason":"incomplete"}]`) {
@@ -128,7 +128,7 @@ func TestRetriesAreSnakeCase(t *testing.T) {
 // (as its last request, or among its attempts), and finds the rest.
 func TestTrailPairsAttemptsWithTheirCallRecords(t *testing.T) {
 	var buf bytes.Buffer
-	w := NewStream(&buf)
+	w := NewStream(&buf, nil)
 	at := func(id string) Attempt {
 		return Attempt{MsgID: id, Host: "cardhost", MaskedPAN: "411111******1111", Instance: "a", Time: time.Unix(1700000000, 0).UTC()}
 	}
@@ -166,7 +166,7 @@ func TestOpenAttemptsReadsTheFileOnly(t *testing.T) {
 		t.Fatal(a, err)
 	}
 	p := filepath.Join(t.TempDir(), "audit.jsonl")
-	f, err := OpenFile(p)
+	f, err := OpenFile(p, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,6 +195,14 @@ func (s *syncCounter) Write(p []byte) (int, error) {
 	return s.buf.Write(p)
 }
 
+// batch is a stream's out: write, then sync.
+func (s *syncCounter) batch(b []byte) error {
+	if _, err := s.Write(b); err != nil {
+		return err
+	}
+	return s.sync()
+}
+
 func (s *syncCounter) sync() error {
 	time.Sleep(2 * time.Millisecond)
 	s.mu.Lock()
@@ -208,7 +216,7 @@ func (s *syncCounter) sync() error {
 // returning only after its own line was synced.
 func TestConcurrentRecordsShareSyncs(t *testing.T) {
 	w := &syncCounter{}
-	s := newStream(w, w.sync)
+	s := newStream(w.batch, nil)
 	const n = 400
 	var wg sync.WaitGroup
 	for i := 0; i < n; i++ {
@@ -249,7 +257,7 @@ func TestConcurrentRecordsShareSyncs(t *testing.T) {
 // on with the next batch.
 func TestAFailedBatchFailsEachOfItsRecords(t *testing.T) {
 	w := &syncCounter{failAfter: 1}
-	s := newStream(w, w.sync)
+	s := newStream(w.batch, nil)
 	if err := s.Write(Record{ChannelID: "1.1"}); err != nil {
 		t.Fatal(err)
 	}

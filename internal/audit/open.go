@@ -3,11 +3,14 @@ package audit
 import (
 	"bufio"
 	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sort"
+	"time"
 )
 
 // TailBytes bounds what start-up reads of the audit file to find attempts
@@ -39,35 +42,52 @@ type Trail struct {
 
 // Read adds the records of r (JSON lines; others are skipped).
 func (t *Trail) Read(r io.Reader) error {
-	if t.attempts == nil {
-		t.attempts, t.closed = map[string]Attempt{}, map[string]bool{}
-	}
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
-		b := sc.Bytes()
-		var l line
-		if json.Unmarshal(b, &l) != nil || l.Log != "audit" || (l.MsgID == "" && !bytes.Contains(b, []byte(`"attempts":`))) {
-			continue
-		}
-		switch l.Kind {
-		case KindAttempt:
-			var a Attempt
-			if json.Unmarshal(b, &a) == nil {
-				t.attempts[a.MsgID] = a
-			}
-		default: // a call record (older files have no "record" field)
-			var rec Record
-			if json.Unmarshal(b, &rec) == nil {
-				t.closed[rec.MsgID] = true
-				for _, id := range rec.Attempts {
-					t.closed[id] = true
-				}
-				t.finals = append(t.finals, rec)
-			}
-		}
+		t.add(sc.Bytes())
 	}
 	return sc.Err()
+}
+
+// add takes one line: an attempt, a call record, or anything else
+// (skipped).
+func (t *Trail) add(b []byte) {
+	if t.attempts == nil {
+		t.attempts, t.closed = map[string]Attempt{}, map[string]bool{}
+	}
+	var l line
+	if json.Unmarshal(b, &l) != nil || l.Log != "audit" || (l.MsgID == "" && !bytes.Contains(b, []byte(`"attempts":`))) {
+		return
+	}
+	switch l.Kind {
+	case KindAttempt:
+		var a Attempt
+		if json.Unmarshal(b, &a) == nil {
+			t.attempts[a.MsgID] = a
+		}
+	case KindCall, "": // older files have no "record" field
+		var rec Record
+		if json.Unmarshal(b, &rec) == nil {
+			t.closed[rec.MsgID] = true
+			for _, id := range rec.Attempts {
+				t.closed[id] = true
+			}
+			t.finals = append(t.finals, rec)
+		}
+	}
+}
+
+// Interrupted are the call records that closed an attempt nobody finished:
+// changes to reconcile with the host by msg_id.
+func (t *Trail) Interrupted() []Record {
+	var out []Record
+	for _, r := range t.finals {
+		if r.End == EndInterrupted {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // Done computes Open and Orphans from everything read.
@@ -123,4 +143,63 @@ func OpenAttempts(path string) ([]Attempt, error) {
 	}
 	t.Done()
 	return t.Open, nil
+}
+
+// siblingTail is the tail of the newest file rotated from path (logrotate's
+// path-DATE or path.N, compressed or not), from which a new file carries
+// the chain on: serve stopped after logrotate moved the file and before
+// it reopened it. Nothing found: nil (a new chain).
+func siblingTail(path string) []byte {
+	dated, _ := filepath.Glob(path + "-*")
+	numbered, _ := filepath.Glob(path + ".*")
+	matches := append(dated, numbered...)
+	var newest string
+	var at time.Time
+	for _, m := range matches {
+		st, err := os.Stat(m)
+		if err != nil || !st.Mode().IsRegular() || st.ModTime().Before(at) {
+			continue
+		}
+		newest, at = m, st.ModTime()
+	}
+	if newest == "" {
+		return nil
+	}
+	f, err := os.Open(newest)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	r, err := maybeGzip(f)
+	if err != nil {
+		return nil
+	}
+	// Keep the last TailBytes of what it holds, reading it through once.
+	var tail []byte
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := r.Read(buf)
+		tail = append(tail, buf[:n]...)
+		if len(tail) > 2*TailBytes {
+			tail = append(tail[:0], tail[len(tail)-TailBytes:]...)
+		}
+		if err != nil {
+			break
+		}
+	}
+	if i := bytes.LastIndexByte(tail, '\n'); i >= 0 {
+		return tail[:i+1]
+	}
+	return nil
+}
+
+// maybeGzip reads r as it is, or through gzip when it starts with gzip's
+// magic bytes: a rotated audit file is compressed.
+func maybeGzip(r io.Reader) (io.Reader, error) {
+	br := bufio.NewReader(r)
+	magic, _ := br.Peek(2)
+	if len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
+		return gzip.NewReader(br)
+	}
+	return br, nil
 }

@@ -143,6 +143,7 @@ func (c *Config) Problems() []error {
 	out = append(out, c.Token.problems(c.given)...)
 	out = append(out, c.hostProblems()...)
 	out = append(out, c.Limits.problems(c.given, c.AllowInsecureHosts)...)
+	out = append(out, c.Audit.problems(c.LimitKey)...)
 	out = append(out, c.Operations.problems()...)
 	return out
 }
@@ -192,6 +193,9 @@ func (c *Config) ServeProblems() []error {
 	}
 	if c.HasSoftwareZPK() && !c.Lab {
 		out = append(out, problem(c.GivenAs("NI_ZPK"), "a zone PIN key in software is for labs (set IVRPIN_LAB=true there); production keeps it in an HSM: NI_ZPK_LABEL with PKCS11_MODULE, PKCS11_TOKEN_LABEL, PKCS11_PIN_FILE (docs/operations.md)"))
+	}
+	if c.AuditFile != "" && !c.given("AUDIT_KEY", c.AuditKey) && !c.Lab {
+		out = append(out, problem("AUDIT_KEY", "required with AUDIT_FILE outside a lab: it chains the audit records so a record removed, inserted or changed shows; make one with `openssl rand -hex 32` and give it as AUDIT_KEY_FILE (docs/operations.md)"))
 	}
 	if !c.given("LIMIT_KEY", c.LimitKey) {
 		out = append(out, problem("LIMIT_KEY", "required: the key that hashes card numbers and caller ids for the limits is never stored beside the hashes; make one with `openssl rand -hex 32` and give it as LIMIT_KEY_FILE (the same on every instance)"))

@@ -222,3 +222,45 @@ func TestServeRefusesASoftwareKeyOutsideALab(t *testing.T) {
 		t.Fatal("lab mode is not warned of")
 	}
 }
+
+// An audit file outside a lab needs its chain's key; the key has one
+// purpose (not the limit key) and enough of itself to be a key.
+func TestAuditKeySettings(t *testing.T) {
+	const limitKey = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
+	good := "5e7a1c93d04b26f88a11ce7305b9d42e61f0a8c3b7d29e54c18f6a0b3d7e92c4"
+	for _, c := range []struct {
+		name    string
+		lab     bool
+		key     string
+		wantVar string // "" = accepted
+		says    string
+	}{
+		{"no key outside a lab", false, "", "IVRPIN_AUDIT_KEY", "required with AUDIT_FILE outside a lab"},
+		{"no key in a lab", true, "", "", ""},
+		{"a key", false, good, "", ""},
+		{"too short", false, good[:40], "IVRPIN_AUDIT_KEY", "at least 32 bytes"},
+		{"one byte repeated", false, strings.Repeat("ab", 32), "IVRPIN_AUDIT_KEY", "fewer than 12 different bytes"},
+		{"the limit key", false, limitKey, "IVRPIN_AUDIT_KEY", "is the LIMIT_KEY"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := &Config{}
+			cfg.AuditFile, cfg.AuditKey, cfg.Lab, cfg.LimitKey = "/var/lib/ivr-pin/audit.jsonl", c.key, c.lab, limitKey
+			errs := append(cfg.Audit.problems(cfg.LimitKey), cfg.ServeProblems()...)
+			var got error
+			for _, e := range errs {
+				if strings.Contains(e.Error(), "AUDIT_KEY") {
+					got = e
+				}
+			}
+			switch {
+			case c.wantVar == "" && got != nil:
+				t.Fatalf("refused: %v", got)
+			case c.wantVar != "" && (got == nil || !strings.HasPrefix(got.Error(), c.wantVar+":") || !strings.Contains(got.Error(), c.says)):
+				t.Fatalf("got %v, want %s: ...%s", got, c.wantVar, c.says)
+			}
+			if got != nil && c.key != "" && strings.Contains(got.Error(), c.key) {
+				t.Fatal("the error repeats the key")
+			}
+		})
+	}
+}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/ivr-pin/ivr-pin/flows"
 	"github.com/ivr-pin/ivr-pin/internal/audit"
+	"github.com/ivr-pin/ivr-pin/internal/buildinfo"
 	"github.com/ivr-pin/ivr-pin/internal/config"
 	"github.com/ivr-pin/ivr-pin/internal/limits"
 	"github.com/ivr-pin/ivr-pin/internal/metrics"
@@ -69,6 +70,7 @@ type Line struct {
 	log       *logrus.Entry
 	closing   *flows.Target
 	audit     audit.Writer
+	started   bool // the audit's start record is written: Close writes the stop
 	metrics   *metrics.Metrics
 	onCallEnd func(audit.Record)
 	transport ivr.Transport
@@ -156,7 +158,11 @@ func Build(ctx context.Context, cfg *config.Config, opts Options) (*Line, error)
 			return nil, &config.Problem{Var: "AUDIT_FILE", Reason: "closing the attempts an earlier process left open: " + err.Error()}
 		}
 	} else {
-		l.audit = audit.NewStream(opts.AuditOut)
+		key, err := cfg.AuditKeyBytes()
+		if err != nil {
+			return nil, err
+		}
+		l.audit = audit.NewStream(opts.AuditOut, key)
 	}
 	if l.Token != nil {
 		l.metrics.RegisterPINKey("token", l.Token.Ready)
@@ -178,6 +184,20 @@ func Build(ctx context.Context, cfg *config.Config, opts Options) (*Line, error)
 	l.metrics.RegisterServer(srv)
 	l.metrics.RegisterListener(srv)
 	l.metrics.RegisterLineGuard(l.LineGuard.On)
+	// The trail says when this instance began, with what: its version,
+	// the check value of its key (never the key) and whether it is a lab.
+	kcvs := map[string]string{}
+	if k, ok := p.ZPK.(interface{ KCV() string }); ok && k.KCV() != "" {
+		kcvs["zone_pin_key"] = k.KCV()
+	}
+	// A start record that cannot be written (a full disk) is an audit
+	// failure like any other: the line runs, not ready, until a record is
+	// written again.
+	if err := l.audit.WriteEvent(audit.Event{Kind: audit.KindStart, Time: time.Now().UTC(), Instance: l.instance,
+		Version: buildinfo.Read().String(), Lab: cfg.Lab, KeyKCVs: kcvs}); err != nil {
+		l.auditFailed(err, "")
+	}
+	l.started = true
 	ok = true
 	return l, nil
 }
@@ -287,6 +307,11 @@ var TokenProbeInterval = 2 * time.Second
 // (Serve does it on return; call it when Serve never ran).
 func (l *Line) Close() {
 	l.closeOnce.Do(func() {
+		if l.started {
+			if err := l.audit.WriteEvent(audit.Event{Kind: audit.KindStop, Time: time.Now().UTC(), Instance: l.instance}); err != nil {
+				l.log.WithError(err).Error("the audit's stop record could not be written")
+			}
+		}
 		for i := len(l.closers) - 1; i >= 0; i-- {
 			l.closers[i]()
 		}

@@ -110,7 +110,11 @@ func Provision(ctx context.Context, cfg *config.Config, steps Step, log *logrus.
 		}
 	}
 	if steps&AuditStep != 0 && cfg.AuditFile != "" {
-		f, err := audit.OpenFile(cfg.AuditFile)
+		key, err := cfg.AuditKeyBytes()
+		var f *audit.File
+		if err == nil {
+			f, err = audit.OpenFile(cfg.AuditFile, key)
+		}
 		if err != nil {
 			fail("AUDIT_FILE", err)
 		} else {

@@ -157,7 +157,7 @@ func TestAuditWriteFailureMakesTheLineNotReady(t *testing.T) {
 	if code, body := readyz(); code != 503 || !strings.Contains(body, "audit write failed") {
 		t.Fatalf("/readyz after a failed audit write: %d %s", code, body)
 	}
-	if n := counter(t, l, "ivrpin_audit_write_errors_total", "", ""); n != 2 { // the attempt, then the call's record
+	if n := counter(t, l, "ivrpin_audit_write_errors_total", "", ""); n != 3 { // the start, the attempt, then the call's record
 		t.Fatalf("audit write errors: %v", n)
 	}
 	if !strings.Contains(l.logs.String(), "audit record not written") {
@@ -175,7 +175,7 @@ func TestAuditWriteFailureMakesTheLineNotReady(t *testing.T) {
 	if code, body := readyz(); code != 200 {
 		t.Fatalf("/readyz after a record was written again: %d %s", code, body)
 	}
-	if b, _ := os.ReadFile(link); strings.Count(string(b), "\n") != 2 { // the attempt and the call's record
+	if b, _ := os.ReadFile(link); strings.Count(string(b), "\n") != 3 { // the reopen, the attempt and the call's record
 		t.Fatalf("the audit file after reopening:\n%s", b)
 	}
 }

@@ -1,0 +1,119 @@
+package audit
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"strconv"
+)
+
+// Every record ends with three fields that make the trail tamper-evident:
+//
+//	..., "chain":"3f9a0c1d5e7b2a64", "seq":42, "mac":"<64 hex digits>"}
+//
+// chain names one unbroken sequence of records (chosen at its first record
+// and carried on across restarts and rotations, read back from the file's
+// tail), seq counts its records from 1, and mac is HMAC-SHA256, under the
+// audit key, of the previous record's mac (raw bytes; none for seq 1)
+// followed by every byte of this line up to the mac field. A record
+// removed, inserted, changed or moved breaks the next mac or the seq; only
+// the key's holder can write a record that fits. Without a key (a lab) the
+// records say "chain":"unchained" and carry seq alone.
+const (
+	unchained = "unchained"
+	macField  = `,"mac":"`
+)
+
+// chain is the writer's end of the sequence.
+type chain struct {
+	key []byte // nil: unchained
+	id  string
+	seq uint64
+	mac []byte // the last record's; nil before the first
+}
+
+// newChainID names a chain: random, so two files never share one.
+func newChainID() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// seal appends body (one JSON object) to dst as an audit line with its
+// chain fields and newline, and advances the chain.
+func (c *chain) seal(dst, body []byte) []byte {
+	start := len(dst)
+	dst = append(dst, `{"log":"audit"`...)
+	if inner := bytes.TrimSpace(body[1 : len(body)-1]); len(inner) > 0 {
+		dst = append(append(dst, ','), inner...)
+	}
+	c.seq++
+	if c.key == nil {
+		dst = append(dst, `,"chain":"`+unchained+`","seq":`...)
+		return append(strconv.AppendUint(dst, c.seq, 10), "}\n"...)
+	}
+	dst = append(dst, `,"chain":"`...)
+	dst = append(dst, c.id...)
+	dst = append(dst, `","seq":`...)
+	dst = strconv.AppendUint(dst, c.seq, 10)
+	c.mac = lineMAC(c.key, c.mac, dst[start:])
+	dst = append(dst, macField...)
+	dst = hex.AppendEncode(dst, c.mac)
+	return append(dst, "\"}\n"...)
+}
+
+// lineMAC is HMAC-SHA256(key, prev || covered).
+func lineMAC(key, prev, covered []byte) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write(prev)
+	m.Write(covered)
+	return m.Sum(nil)
+}
+
+// link is a record's chain fields, as read back.
+type link struct {
+	Chain string `json:"chain"`
+	Seq   uint64 `json:"seq"`
+	Mac   string `json:"mac"`
+}
+
+// splitMAC parses a line's chain fields and returns the bytes its mac
+// covers; ok is false when the line has no mac at its end.
+func splitMAC(line []byte) (l link, covered, mac []byte, ok bool) {
+	line = bytes.TrimRight(line, "\r\n")
+	if json.Unmarshal(line, &l) != nil {
+		return link{}, nil, nil, false
+	}
+	i := bytes.LastIndex(line, []byte(macField))
+	if i < 0 || !bytes.HasSuffix(line, []byte(`"}`)) {
+		return l, nil, nil, false
+	}
+	mac, err := hex.DecodeString(string(line[i+len(macField) : len(line)-2]))
+	if err != nil || len(mac) != sha256.Size {
+		return l, nil, nil, false
+	}
+	return l, line[:i], mac, true
+}
+
+// resume carries the chain on from the last record of a file's tail (the
+// newest line with chain fields); a tail with none starts a new chain.
+func (c *chain) resume(tail []byte) {
+	c.id, c.seq, c.mac = newChainID(), 0, nil
+	lines := bytes.Split(bytes.TrimRight(tail, "\n"), []byte("\n"))
+	for i := len(lines) - 1; i >= 0; i-- {
+		l, _, mac, ok := splitMAC(lines[i])
+		if l.Chain == "" || l.Seq == 0 {
+			continue // not a record of the chain's time
+		}
+		c.seq = l.Seq
+		if c.key != nil && l.Chain != unchained && ok {
+			c.id, c.mac = l.Chain, mac
+		}
+		// Otherwise seq goes on and a new chain starts: a lab's
+		// unchained records, or a key given now for the first time.
+		return
+	}
+}
