@@ -31,12 +31,5 @@ func (a *Audit) AuditKeyBytes() ([]byte, error) {
 	if a.AuditKey == "" {
 		return nil, nil
 	}
-	k, err := hex.DecodeString(a.AuditKey)
-	if err != nil || len(k) < 32 {
-		return nil, problem("AUDIT_KEY", "must be at least 32 bytes of hex (openssl rand -hex 32)")
-	}
-	if distinct(k) < 12 {
-		return nil, problem("AUDIT_KEY", "has fewer than 12 different bytes (all zeros, a pattern): make one with `openssl rand -hex 32`")
-	}
-	return k, nil
+	return hexKey("AUDIT_KEY", a.AuditKey, 32, 12)
 }

@@ -4,6 +4,7 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net"
 	"net/url"
 	"os"
@@ -118,13 +119,18 @@ func (l *Limits) problems(given func(name, value string) bool, allowInsecure boo
 
 // key decodes LIMIT_KEY and refuses one with too little entropy to hide
 // card numbers: a 16-byte random key has about 15 distinct bytes.
-func (l *Limits) key() ([]byte, error) {
-	k, err := hex.DecodeString(l.LimitKey)
-	if err != nil || len(k) < 16 {
-		return nil, problem("LIMIT_KEY", "must be at least 16 bytes of hex")
+func (l *Limits) key() ([]byte, error) { return hexKey("LIMIT_KEY", l.LimitKey, 16, 8) }
+
+// hexKey decodes a hex key setting of at least minBytes bytes, refusing
+// one with fewer than minDistinct different bytes (all zeros, a byte
+// repeated, a short pattern): not a key anyone generated.
+func hexKey(name, value string, minBytes, minDistinct int) ([]byte, error) {
+	k, err := hex.DecodeString(value)
+	if err != nil || len(k) < minBytes {
+		return nil, problem(name, fmt.Sprintf("must be at least %d bytes of hex (openssl rand -hex 32)", minBytes))
 	}
-	if distinct(k) < 8 {
-		return nil, problem("LIMIT_KEY", "has fewer than 8 different bytes (all zeros, one byte repeated): make one with `openssl rand -hex 32`")
+	if distinct(k) < minDistinct {
+		return nil, problem(name, fmt.Sprintf("has fewer than %d different bytes (all zeros, one byte repeated): make one with `openssl rand -hex 32`", minDistinct))
 	}
 	return k, nil
 }
