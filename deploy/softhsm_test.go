@@ -12,6 +12,7 @@ import (
 	"github.com/ivr-pin/ivr-pin/internal/testkit"
 	"github.com/ivr-pin/ivr-pin/internal/testkit/softhsmtest"
 	"github.com/ivr-pin/ivr-pin/pinsvc/hsm"
+	"github.com/ivr-pin/ivr-pin/pinsvc/secret"
 )
 
 // The unit's SoftHSM2 drop-in holds: a user that is neither root nor the
@@ -73,14 +74,17 @@ func TestServiceUserReachesASoftHSMToken(t *testing.T) {
 		cmd := exec.Command(setpriv, append([]string{"--reuid=nobody", "--regid=nogroup", "--groups=" + groups, "--inh-caps=-all", bin}, args...)...)
 		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "SOFTHSM2_CONF=" + st.ConfPath, "IVRPIN_PKCS11_MODULE=" + st.Module,
 			"IVRPIN_PKCS11_TOKEN_LABEL=" + st.Label, "IVRPIN_PKCS11_PIN_FILE=" + pin}
-		cmd.Stdin = strings.NewReader("0123456789ABCDEFFEDCBA9876543210\n1111111111111111111111111111111F\n")
+		cmd.Stdin = strings.NewReader("A\n0123456789ABCDEFFEDCBA9876543210\nB\n1111111111111111111111111111111F\n")
 		out, err := cmd.CombinedOutput()
 		return string(out), err
 	}
 	if out, err := as("softhsm", "key", "check", "--label", "zpk"); err != nil || !strings.Contains(out, "KCV 08D7B4") {
 		t.Fatalf("the service's user with the softhsm group: %v\n%s", err, out)
 	}
-	if out, err := as("softhsm", "key", "import", "--label", "zpk2", "--type", "tdes2", "--components", "2"); err == nil || strings.Contains(out, "imported") {
+	k1, _ := secret.ParseHexKey(secret.TDES, "0123456789ABCDEFFEDCBA9876543210")
+	k2, _ := secret.ParseHexKey(secret.TDES, "1111111111111111111111111111111F")
+	if out, err := as("softhsm", "key", "import", "--label", "zpk2", "--type", "tdes2", "--components", "2", "--lab",
+		"--kcv", k1.KCV()+","+k2.KCV()); err == nil || strings.Contains(out, "imported") || !strings.Contains(out, "component 2 of 2") {
 		t.Fatalf("the service's user created a key: %v\n%s", err, out)
 	}
 	if out, err := as("nogroup", "key", "check", "--label", "zpk"); err == nil || !strings.Contains(out, "IVRPIN_PKCS11_MODULE") || !strings.Contains(out, st.ConfPath) {

@@ -8,12 +8,16 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/user"
 	"sort"
 	"strings"
+	"time"
 
 	"golang.org/x/term"
 
+	"github.com/ivr-pin/ivr-pin/internal/audit"
 	"github.com/ivr-pin/ivr-pin/internal/cli"
+	"github.com/ivr-pin/ivr-pin/internal/config"
 	"github.com/ivr-pin/ivr-pin/internal/harden"
 	"github.com/ivr-pin/ivr-pin/internal/line"
 	"github.com/ivr-pin/ivr-pin/pinsvc/hsm"
@@ -25,12 +29,15 @@ func keyProgram() cli.Program {
 	return cli.Program{Name: "ivr-pin key", Intro: `The zone PIN key's ceremony, on the PKCS#11 token named by IVRPIN_PKCS11_MODULE,
 IVRPIN_PKCS11_TOKEN_LABEL and IVRPIN_PKCS11_PIN (or IVRPIN_PKCS11_PIN_FILE).`,
 		Verbs: []cli.Verb{
-			{Name: "import", Synopsis: "--label L --type tdes2|tdes3|aes128|aes192|aes256 --components 2|3 [--kcv K1,K2[,K3]] [--replace]",
-				Summary: `reads each key custodian's component (hex; not echoed on a terminal,
-one line each from a pipe), prints each component's KCV to compare with
-the custodian's form, combines them by XOR (odd parity for DES), refuses a
-weak key, and creates it in the token: private, sensitive, never
-extractable, encrypt only, neither modifiable nor copyable.`,
+			{Name: "import", Synopsis: "--label L --type tdes2|tdes3|aes128|aes192|aes256 --components 2|3 [--kcv K1,K2[,K3]] [--replace] [--lab]",
+				Summary: `the key ceremony, under dual control: checks the label first, then asks each
+key custodian in turn for their name, their component (hex, not echoed) and
+its KCV from their form (or --kcv), refusing a mismatch; combines the
+components by XOR (odd parity for DES), refuses a weak key, and creates it
+in the token: private, sensitive, never extractable, encrypt only, neither
+modifiable nor copyable. Prints a summary for the paper form and writes a
+ceremony record to the audit trail (IVRPIN_AUDIT_FILE). Components come
+from a terminal; a pipe only with --lab.`,
 				Run: func(a []string, s cli.IO) int { return keyImport(a, s.Stdin, s.Stdout, s.Stderr) }},
 			{Name: "check", Synopsis: "--label L", Summary: "prints a key's type, attributes and KCV (computed by the token).",
 				Run: func(a []string, s cli.IO) int { return keyCheck(a, s.Stdout, s.Stderr) }},
@@ -45,11 +52,11 @@ extractable, encrypt only, neither modifiable nor copyable.`,
 func key(args []string, std cli.IO) int { return keyProgram().Run(args, std) }
 
 // openKeyToken opens the token the environment names, naming each missing
-// setting.
-func openKeyToken(stderr io.Writer) (*hsm.Token, bool) {
+// setting; the configuration comes with it.
+func openKeyToken(stderr io.Writer) (*hsm.Token, *config.Config, bool) {
 	cfg, ok := loadConfig(stderr)
 	if !ok {
-		return nil, false
+		return nil, nil, false
 	}
 	var missing []string
 	for _, s := range []struct{ name, value string }{{"IVRPIN_PKCS11_MODULE", cfg.PKCS11Module},
@@ -60,14 +67,22 @@ func openKeyToken(stderr io.Writer) (*hsm.Token, bool) {
 	}
 	if len(missing) > 0 {
 		fmt.Fprintf(stderr, "ivr-pin key: set %s: the token that holds the key\n", strings.Join(missing, ", "))
-		return nil, false
+		return nil, nil, false
 	}
 	tok, err := line.OpenToken(cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "ivr-pin key: %v\n", err)
-		return nil, false
+		return nil, nil, false
 	}
-	return tok, true
+	return tok, cfg, true
+}
+
+// ceremonyInput is where the custodians type: a terminal, or (--lab) a
+// pipe giving each custodian's name, component and (without --kcv) KCV
+// one line each.
+type ceremonyInput struct {
+	secret func(prompt string) ([]byte, error) // a component: not echoed
+	plain  func(prompt string) (string, error) // a name, a KCV
 }
 
 func keyImport(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -75,9 +90,10 @@ func keyImport(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	label := fs.String("label", "", "CKA_LABEL of the new key (serve's IVRPIN_NI_ZPK_LABEL)")
 	typName := fs.String("type", "", "tdes2, tdes3, aes128, aes192 or aes256")
 	n := fs.Int("components", 2, "how many custodians' components make the key: 2 or 3")
-	kcvs := fs.String("kcv", "", "each component's KCV from the custodians' forms, comma separated: a component whose KCV differs is refused")
+	kcvs := fs.String("kcv", "", "each component's KCV from the custodians' forms, comma separated (else each custodian types theirs): a component whose KCV differs is refused")
 	replace := fs.Bool("replace", false, "put the new key in place of an existing key with the label")
-	if code, done := parseFlags(fs, args, "Imports a zone PIN key into the PKCS#11 token from key custodians' components.", stdout, stderr); done {
+	lab := fs.Bool("lab", false, "a lab: names, components and KCVs may come from a pipe, one line each")
+	if code, done := parseFlags(fs, args, "Imports a zone PIN key into the PKCS#11 token from key custodians' components, under dual control.", stdout, stderr); done {
 		return code
 	}
 	typ, err := hsm.ParseKeyType(*typName)
@@ -100,23 +116,59 @@ func keyImport(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			return 2
 		}
 	}
+	in, terminal := ceremonyReader(stdin, stderr)
+	if !terminal && !*lab {
+		fmt.Fprintln(stderr, "ivr-pin key import: components come from a terminal, each custodian typing their own unseen: standard input is not one (a pipe is for a lab: --lab)")
+		return 2
+	}
 	// Components are about to be in this process's memory.
 	if _, err := harden.Process(); err != nil {
 		fmt.Fprintf(stderr, "ivr-pin key import: warning: %v\n", err)
 	}
-	tok, ok := openKeyToken(stderr)
+	tok, cfg, ok := openKeyToken(stderr)
 	if !ok {
 		return 1
 	}
 	defer tok.Close()
+	// The label before anyone types: a ceremony must not end refused.
+	_, err = tok.Inspect(*label)
+	switch {
+	case err == nil && !*replace:
+		fmt.Fprintf(stderr, "ivr-pin key import: the token already has a key labelled %q: choose a new label, or --replace to put the new key in its place (nothing was asked)\n", *label)
+		return 1
+	case err != nil && !errors.Is(err, hsm.ErrNoKey):
+		fmt.Fprintf(stderr, "ivr-pin key import: %v\n", err)
+		return 1
+	}
+	auditKey, err := cfg.AuditKeyBytes()
+	if err != nil {
+		fmt.Fprintf(stderr, "ivr-pin key import: %v\n", err)
+		return 1
+	}
+	if cfg.AuditFile == "" {
+		fmt.Fprintln(stderr, "ivr-pin key import: warning: IVRPIN_AUDIT_FILE is not set: the ceremony is recorded on this screen only (copy the summary to the form)")
+	}
 
 	combined := make([]byte, typ.Len())
 	defer secret.Zero(combined)
-	read := componentReader(stdin, stderr)
+	custodians := make([]audit.Custodian, 0, *n)
 	for i := 1; i <= *n; i++ {
-		comp, err := read(fmt.Sprintf("Component %d of %d (hex, %d bytes): ", i, *n, typ.Len()))
+		name, err := in.plain(fmt.Sprintf("Custodian %d of %d, your name: ", i, *n))
+		if err == nil && name == "" {
+			err = errors.New("a custodian gives their name")
+		}
+		for _, c := range custodians {
+			if err == nil && strings.EqualFold(c.Name, name) {
+				err = fmt.Errorf("%s has given a component already: each component is another custodian's", name)
+			}
+		}
 		if err != nil {
-			fmt.Fprintf(stderr, "ivr-pin key import: component %d: %v\n", i, err)
+			fmt.Fprintf(stderr, "ivr-pin key import: custodian %d: %v: nothing was imported\n", i, err)
+			return 1
+		}
+		comp, err := in.secret(fmt.Sprintf("%s, your component (hex, %d bytes; not shown): ", name, typ.Len()))
+		if err != nil {
+			fmt.Fprintf(stderr, "ivr-pin key import: component %d: %v: nothing was imported\n", i, err)
 			return 1
 		}
 		kcv, err := componentKCV(typ, comp)
@@ -127,14 +179,22 @@ func keyImport(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 		secret.Zero(comp)
 		if err != nil {
-			fmt.Fprintf(stderr, "ivr-pin key import: component %d: %v\n", i, err)
+			fmt.Fprintf(stderr, "ivr-pin key import: component %d: %v: nothing was imported\n", i, err)
 			return 1
 		}
-		fmt.Fprintf(stdout, "component %d of %d: KCV %s\n", i, *n, kcv)
-		if want != nil && want[i-1] != kcv {
-			fmt.Fprintf(stderr, "ivr-pin key import: component %d has KCV %s, not the %s on its custodian's form: nothing was imported\n", i, kcv, want[i-1])
+		form := ""
+		if want != nil {
+			form = want[i-1]
+		} else if form, err = in.plain(fmt.Sprintf("%s, the KCV on your form: ", name)); err != nil {
+			fmt.Fprintf(stderr, "ivr-pin key import: component %d's KCV: %v: nothing was imported\n", i, err)
 			return 1
 		}
+		if form = strings.ToUpper(strings.ReplaceAll(form, " ", "")); form != kcv {
+			fmt.Fprintf(stderr, "ivr-pin key import: component %d has KCV %s, not the %s on its custodian's form: nothing was imported\n", i, kcv, form)
+			return 1
+		}
+		fmt.Fprintf(stdout, "component %d of %d (%s): KCV %s, as on the form\n", i, *n, name, kcv)
+		custodians = append(custodians, audit.Custodian{Name: name, KCV: kcv})
 	}
 	// Zeros first: odd parity would turn them into a key of 0x01 bytes.
 	if w := secret.Weakness(secret.AES, combined); w != "" {
@@ -155,8 +215,42 @@ func keyImport(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "key %q imported into %s: %s, KCV %s\n", info.Label, tok.Describe(), info.Type, info.KCV)
 	printAttributes(stdout, info)
+	rec := ceremonyRecord(info, custodians, *replace)
+	printCeremony(stdout, rec, tok.Describe())
 	fmt.Fprintf(stdout, "serve: IVRPIN_NI_ZPK_LABEL=%s IVRPIN_NI_ZPK_KCV=%s\n", info.Label, info.KCV)
+	if cfg.AuditFile != "" {
+		if err := audit.AppendEvent(cfg.AuditFile, auditKey, rec); err != nil {
+			fmt.Fprintf(stderr, "ivr-pin key import: the key is imported, but the ceremony record was not written (%v): copy the summary to the form and the audit trail by hand\n", err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "the ceremony record is in %s\n", cfg.AuditFile)
+	}
 	return 0
+}
+
+// ceremonyRecord is the audit's record of a key loaded: never a component.
+func ceremonyRecord(info hsm.Info, custodians []audit.Custodian, replaced bool) audit.Event {
+	host, _ := os.Hostname()
+	operator := fmt.Sprintf("uid %d", os.Getuid())
+	if u, err := user.Current(); err == nil {
+		operator = fmt.Sprintf("%s (uid %s)", u.Username, u.Uid)
+	}
+	return audit.Event{Kind: audit.KindCeremony, Time: time.Now().UTC(), Label: info.Label, KeyType: string(info.Type), KCV: info.KCV,
+		Custodians: custodians, Replaced: replaced, Operator: operator, Host: host}
+}
+
+// printCeremony prints the summary the custodians sign on the paper form.
+func printCeremony(w io.Writer, e audit.Event, token string) {
+	fmt.Fprintf(w, "\nKey ceremony\n  time      %s\n  host      %s\n  operator  %s\n  token     %s\n  key       %q, %s, KCV %s",
+		e.Time.Format(time.RFC3339), e.Host, e.Operator, token, e.Label, e.KeyType, e.KCV)
+	if e.Replaced {
+		fmt.Fprint(w, " (in place of the key that had the label)")
+	}
+	fmt.Fprintln(w)
+	for i, c := range e.Custodians {
+		fmt.Fprintf(w, "  custodian %d  %-24s component KCV %s   signature: ____________\n", i+1, c.Name, c.KCV)
+	}
+	fmt.Fprintln(w)
 }
 
 // componentKCV checks a component's length and content and returns its
@@ -180,26 +274,13 @@ func componentKCV(typ hsm.KeyType, comp []byte) (string, error) {
 	return k.KCV(), nil
 }
 
-// componentReader reads one component at a time: without echo from a
-// terminal, else one hex line from the pipe, a byte at a time so no buffer
-// holds the next custodian's component. The result is decoded and the
-// hex wiped; the caller wipes the result.
-func componentReader(stdin io.Reader, stderr io.Writer) func(prompt string) ([]byte, error) {
-	if f, ok := stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		return func(prompt string) ([]byte, error) {
-			fmt.Fprint(stderr, prompt)
-			line, err := term.ReadPassword(int(f.Fd()))
-			fmt.Fprintln(stderr)
-			if err != nil {
-				return nil, err
-			}
-			defer secret.Zero(line)
-			return secret.DecodeHex(line)
-		}
-	}
-	return func(string) ([]byte, error) {
+// ceremonyReader reads what the custodians type: from a terminal,
+// components without echo; from a pipe (a lab), one line each, a byte at a
+// time so no buffer holds the next custodian's component. A component is
+// decoded and its hex wiped; the caller wipes the result.
+func ceremonyReader(stdin io.Reader, stderr io.Writer) (in ceremonyInput, terminal bool) {
+	readLine := func() ([]byte, error) {
 		line := make([]byte, 0, 128)
-		defer func() { secret.Zero(line[:cap(line)]) }()
 		var one [1]byte
 		for len(line) < cap(line) {
 			n, err := stdin.Read(one[:])
@@ -212,17 +293,45 @@ func componentReader(stdin io.Reader, stderr io.Writer) func(prompt string) ([]b
 			}
 			if err == io.EOF {
 				if len(line) == 0 {
-					return nil, errors.New("no more input")
+					return line, errors.New("no more input")
 				}
 				break
 			}
 			if err != nil {
-				return nil, err
+				return line, err
 			}
 		}
 		one[0] = 0
+		return line, nil
+	}
+	in.plain = func(prompt string) (string, error) {
+		fmt.Fprint(stderr, prompt)
+		b, err := readLine()
+		return strings.TrimSpace(string(b)), err
+	}
+	if f, ok := stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		terminal = true
+		in.secret = func(prompt string) ([]byte, error) {
+			fmt.Fprint(stderr, prompt)
+			line, err := term.ReadPassword(int(f.Fd()))
+			fmt.Fprintln(stderr)
+			defer secret.Zero(line)
+			if err != nil {
+				return nil, err
+			}
+			return secret.DecodeHex(line)
+		}
+		return in, true
+	}
+	in.secret = func(string) ([]byte, error) {
+		line, err := readLine()
+		defer secret.Zero(line[:cap(line)])
+		if err != nil {
+			return nil, err
+		}
 		return secret.DecodeHex(line)
 	}
+	return in, false
 }
 
 func keyCheck(args []string, stdout, stderr io.Writer) int {
@@ -235,7 +344,7 @@ func keyCheck(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "ivr-pin key check: --label is required")
 		return 2
 	}
-	tok, ok := openKeyToken(stderr)
+	tok, _, ok := openKeyToken(stderr)
 	if !ok {
 		return 1
 	}

@@ -44,12 +44,16 @@ func TestKeyCeremonyAndAConsoleCallOnTheToken(t *testing.T) {
 	tokenEnv(t, st)
 	k1, _ := secret.ParseHexKey(secret.TDES, component1)
 	k2, _ := secret.ParseHexKey(secret.TDES, component2)
-	code, out, errs := runKey(t, component1+"\n"+component2+"\n", "import", "--label", "zpk", "--type", "tdes2", "--components", "2",
-		"--kcv", k1.KCV()+","+k2.KCV())
+	auditPath := filepath.Join(t.TempDir(), "audit.jsonl")
+	t.Setenv("IVRPIN_AUDIT_FILE", auditPath)
+	t.Setenv("IVRPIN_AUDIT_KEY_FILE", auditKeyFile(t))
+	code, out, errs := runKey(t, "Alice Smith\n"+component1+"\nBob Jones\n"+component2+"\n", "import", "--label", "zpk", "--type", "tdes2", "--components", "2",
+		"--kcv", k1.KCV()+","+k2.KCV(), "--lab")
 	if code != 0 {
 		t.Fatalf("exit %d\n%s%s", code, out, errs)
 	}
-	for _, want := range []string{"component 1 of 2: KCV " + k1.KCV(), "component 2 of 2: KCV " + k2.KCV(), "tdes2, KCV 08D7B4",
+	for _, want := range []string{"component 1 of 2 (Alice Smith): KCV " + k1.KCV() + ", as on the form", "component 2 of 2 (Bob Jones): KCV " + k2.KCV(), "tdes2, KCV 08D7B4",
+		"Key ceremony", "custodian 1  Alice Smith", "custodian 2  Bob Jones", "the ceremony record is in " + auditPath,
 		"CKA_EXTRACTABLE=false", "CKA_SENSITIVE=true", "CKA_PRIVATE=true", "CKA_TOKEN=true", "CKA_DECRYPT=false", "CKA_MODIFIABLE=false",
 		"CKA_COPYABLE=false", "IVRPIN_NI_ZPK_LABEL=zpk IVRPIN_NI_ZPK_KCV=08D7B4"} {
 		if !strings.Contains(out, want) {
@@ -60,6 +64,17 @@ func TestKeyCeremonyAndAConsoleCallOnTheToken(t *testing.T) {
 		if strings.Contains(out+errs, secretText) {
 			t.Errorf("the ceremony printed %s…", secretText[:4])
 		}
+	}
+	// The audit trail holds the ceremony, chained, with no component.
+	rec, _ := os.ReadFile(auditPath)
+	for _, want := range []string{`"record":"ceremony"`, `"label":"zpk"`, `"kcv":"08D7B4"`, `{"name":"Alice Smith","kcv":"` + k1.KCV() + `"}`, `"operator":`, `"mac":"`} {
+		if !strings.Contains(string(rec), want) {
+			t.Errorf("the ceremony record lacks %s:\n%s", want, rec)
+		}
+	}
+	var cout0, cerr0 strings.Builder
+	if code := run([]string{"audit", "check", "--key-file", auditKeyFile(t), auditPath}, nil, &cout0, &cerr0); code != 0 {
+		t.Errorf("audit check of the ceremony record: %d %s %s", code, cout0.String(), cerr0.String())
 	}
 	// OpenSC's pkcs11-tool, an independent client, sees the key as
 	// sensitive and offers it for encryption only.
@@ -78,7 +93,7 @@ func TestKeyCeremonyAndAConsoleCallOnTheToken(t *testing.T) {
 	if code, out, errs := runKey(t, "", "check", "--label", "zpk"); code != 0 || !strings.Contains(out, "KCV 08D7B4") {
 		t.Fatalf("check: exit %d\n%s%s", code, out, errs)
 	}
-	if code, _, errs := runKey(t, component1+"\n"+component2+"\n", "import", "--label", "zpk", "--type", "tdes2"); code != 1 || !strings.Contains(errs, "--replace") {
+	if code, _, errs := runKey(t, "", "import", "--label", "zpk", "--type", "tdes2", "--lab"); code != 1 || !strings.Contains(errs, "--replace") || !strings.Contains(errs, "nothing was asked") {
 		t.Fatalf("second import: exit %d %s", code, errs)
 	}
 
@@ -128,25 +143,31 @@ func TestKeyCeremonyAndAConsoleCallOnTheToken(t *testing.T) {
 func TestKeyImportRefusals(t *testing.T) {
 	st := softhsmtest.New(t, "ivr-pin-refusals")
 	tokenEnv(t, st)
+	kcvOf := func(h string) string { k, _ := secret.ParseHexKey(secret.TDES, h); return k.KCV() }
+	kcv1, kcvK1, kcvK2 := kcvOf(component1), kcvOf("0123456789ABCDEF0000000000000000"), kcvOf("00000000000000000123456789ABCDEF")
 	cases := []struct {
 		name, stdin string
 		args        []string
 		code        int
 		want        string
 	}{
-		{"wrong KCV", component1 + "\n" + component2 + "\n", []string{"--kcv", "000000,111111"}, 1, "not the 000000"},
-		{"short component", "0123\n", nil, 1, "2 bytes; a tdes2 component is 16 bytes"},
-		{"not hex", "0123456789ABCDEFFEDCBA987654321G\n", nil, 1, "not valid hexadecimal"},
-		{"zero component", strings.Repeat("0", 32) + "\n", nil, 1, "all zeros"},
-		{"equal components", component1 + "\n" + component1 + "\n", nil, 1, "all zeros"},
-		{"K1 = K2", "0123456789ABCDEF0000000000000000\n" + "00000000000000000123456789ABCDEF\n", nil, 1, "equal halves"},
-		{"missing component", component1 + "\n", nil, 1, "no more input"},
+		{"wrong KCV", "A\n" + component1 + "\nB\n" + component2 + "\n", []string{"--kcv", "000000,111111"}, 1, "not the 000000"},
+		{"wrong KCV typed", "A\n" + component1 + "\n000000\n", nil, 1, "not the 000000 on its custodian's form"},
+		{"short component", "A\n0123\n", nil, 1, "2 bytes; a tdes2 component is 16 bytes"},
+		{"not hex", "A\n0123456789ABCDEFFEDCBA987654321G\n", nil, 1, "not valid hexadecimal"},
+		{"zero component", "A\n" + strings.Repeat("0", 32) + "\n", nil, 1, "all zeros"},
+		{"equal components", "A\n" + component1 + "\nB\n" + component1 + "\n", []string{"--kcv", kcv1 + "," + kcv1}, 1, "all zeros"},
+		{"K1 = K2", "A\n0123456789ABCDEF0000000000000000\nB\n00000000000000000123456789ABCDEF\n", []string{"--kcv", kcvK1 + "," + kcvK2}, 1, "equal halves"},
+		{"one custodian twice", "Alice\n" + component1 + "\n" + kcv1 + "\nalice\n", nil, 1, "alice has given a component already"},
+		{"no name", "\n", nil, 1, "a custodian gives their name"},
+		{"missing component", "A\n" + component1 + "\n" + kcv1 + "\nB\n", nil, 1, "no more input"},
+		{"a pipe outside a lab", "A\n" + component1 + "\n", []string{"--lab=false"}, 2, "a pipe is for a lab: --lab"},
 		{"bad type", "", []string{"--type", "des"}, 2, "unknown key type"},
 		{"three components", "", []string{"--components", "4"}, 2, "2 or 3"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			args := append([]string{"import", "--label", "zpk-" + strings.ReplaceAll(c.name, " ", "-"), "--type", "tdes2"}, c.args...)
+			args := append([]string{"import", "--label", "zpk-" + strings.ReplaceAll(c.name, " ", "-"), "--type", "tdes2", "--lab"}, c.args...)
 			code, out, errs := runKey(t, c.stdin, args...)
 			if code != c.code || !strings.Contains(errs, c.want) {
 				t.Fatalf("exit %d, want %d with %q\n%s%s", code, c.code, c.want, out, errs)

@@ -166,8 +166,8 @@ func auditCheck(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "read %s in %s, from instances %s, %s\n", plural(r.Records, "record"), plural(fs.NArg(), "file"), strings.Join(r.Instances, ", "), span)
 	if !r.OK() {
-		fmt.Fprintf(stderr, "ivr-pin audit check: %d problems, %d open attempts, %d call records without their attempt\n",
-			len(r.Problems), len(r.Trail.Open), len(r.Trail.Orphans))
+		fmt.Fprintf(stderr, "ivr-pin audit check: %s, %s, %s without their attempt\n",
+			plural(len(r.Problems), "problem"), plural(len(r.Trail.Open), "open attempt"), plural(len(r.Trail.Orphans), "call record"))
 		return 1
 	}
 	fmt.Fprintln(stdout, "ivr-pin audit check: the chain verifies and every attempt has its call record")

@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/ivr-pin/ivr-pin/flows"
+	"golang.org/x/sys/unix"
 )
 
 // Record is what one call came to. It holds no PIN and only a masked PAN.
@@ -117,6 +118,22 @@ type Event struct {
 	// CutBytes is, on a repair, how many bytes of a torn line were cut.
 	CutBytes int64  `json:"cut_bytes,omitempty"`
 	Reason   string `json:"reason,omitempty"`
+	// A key ceremony: the key's label, type and KCV, each custodian by
+	// name with their component's KCV, who ran it and where.
+	Label      string      `json:"label,omitempty"`
+	KeyType    string      `json:"key_type,omitempty"`
+	KCV        string      `json:"kcv,omitempty"`
+	Custodians []Custodian `json:"custodians,omitempty"`
+	Replaced   bool        `json:"replaced,omitempty"`
+	Operator   string      `json:"operator,omitempty"` // user name and uid
+	Host       string      `json:"host,omitempty"`
+}
+
+// Custodian is one key custodian of a ceremony: a name and the check
+// value of their component (never the component).
+type Custodian struct {
+	Name string `json:"name"`
+	KCV  string `json:"kcv"`
 }
 
 // The kinds of Event.
@@ -125,6 +142,9 @@ const (
 	KindStop   = "stop"
 	KindReopen = "reopen"
 	KindRepair = "repair"
+	// KindCeremony is a key loaded into the token (`ivr-pin key import`):
+	// a chain of its own, one record long, in the same file.
+	KindCeremony = "ceremony"
 )
 
 // Writer takes call records and attempts.
@@ -258,16 +278,27 @@ func (a *File) cutTorn() (tail []byte, cut int64, err error) {
 }
 
 // writeBatch writes and syncs whole lines; a write that fails is cut back
-// to the last whole batch (now, or before the next write if the cut
-// fails too), so the file never holds half a record before a whole one.
+// to where the file ended (now, or before the next write if the cut fails
+// too), so the file never holds half a record before a whole one. Another
+// process may append too (a key ceremony's record): an advisory lock
+// around each batch keeps a cut from taking its line.
 func (a *File) writeBatch(b []byte) error {
+	fd := int(a.f.Fd())
+	if err := unix.Flock(fd, unix.LOCK_EX); err == nil {
+		defer unix.Flock(fd, unix.LOCK_UN)
+	}
 	if a.torn {
 		if err := a.f.Truncate(a.good); err != nil {
 			return fmt.Errorf("audit file: a torn write could not be cut back: %w", err)
 		}
 		a.torn = false
 	}
-	_, err := a.f.Write(b)
+	st, err := a.f.Stat()
+	if err != nil {
+		return fmt.Errorf("audit file: %w", err)
+	}
+	a.good = st.Size()
+	_, err = a.f.Write(b)
 	if err == nil {
 		err = a.f.Sync()
 	}
@@ -278,6 +309,33 @@ func (a *File) writeBatch(b []byte) error {
 		return err
 	}
 	a.good += int64(len(b))
+	return nil
+}
+
+// AppendEvent writes one record to the audit file at path as a chain of its
+// own (a key ceremony, run beside a serve that holds the file's main chain),
+// synced, under the same lock serve's writes take.
+func AppendEvent(path string, key []byte, e Event) error {
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("audit file: %w", err)
+	}
+	defer f.Close()
+	body, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	c := chain{key: key, id: newChainID()}
+	line := c.seal(nil, body)
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err == nil {
+		defer unix.Flock(int(f.Fd()), unix.LOCK_UN)
+	}
+	if _, err := f.Write(line); err != nil {
+		return fmt.Errorf("audit file: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("audit file: %w", err)
+	}
 	return nil
 }
 

@@ -75,6 +75,7 @@ func lineMAC(key, prev, covered []byte) []byte {
 
 // link is a record's chain fields, as read back.
 type link struct {
+	Kind  string `json:"record"`
 	Chain string `json:"chain"`
 	Seq   uint64 `json:"seq"`
 	Mac   string `json:"mac"`
@@ -105,8 +106,8 @@ func (c *chain) resume(tail []byte) {
 	lines := bytes.Split(bytes.TrimRight(tail, "\n"), []byte("\n"))
 	for i := len(lines) - 1; i >= 0; i-- {
 		l, _, mac, ok := splitMAC(lines[i])
-		if l.Chain == "" || l.Seq == 0 {
-			continue // not a record of the chain's time
+		if l.Chain == "" || l.Seq == 0 || l.Kind == KindCeremony {
+			continue // before the chain, or a ceremony's chain of its own
 		}
 		c.seq = l.Seq
 		if c.key != nil && l.Chain != unchained && ok {

@@ -309,3 +309,43 @@ func TestANewFileCarriesTheChainOnFromItsRotatedSibling(t *testing.T) {
 		t.Fatalf("the new file does not go on from the rotated one:\n%s", b)
 	}
 }
+
+// A key ceremony appends its record, a chain of its own, to the file a
+// running serve writes: both chains verify, and serve's goes on across it
+// and across a restart.
+func TestACeremonyRecordBesideServesChain(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	f, err := OpenFile(path, testAuditKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.WriteEvent(Event{Kind: KindStart, Time: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := AppendEvent(path, testAuditKey, Event{Kind: KindCeremony, Time: time.Now(), Label: "zpk-2027", KeyType: "tdes2", KCV: "08D7B4",
+		Custodians: []Custodian{{Name: "Alice", KCV: "1A2B3C"}, {Name: "Bob", KCV: "4D5E6F"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.WriteEvent(Event{Kind: KindStop, Time: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if f, err = OpenFile(path, testAuditKey); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.WriteEvent(Event{Kind: KindStart, Time: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.WriteEvent(Event{Kind: KindStop, Time: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	r, err := Check([]string{path}, testAuditKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(path)
+	if !r.OK() || len(r.Notes) != 0 || r.Records != 5 || !strings.Contains(string(b), `"seq":4,`) {
+		t.Fatalf("%+v\n%s", r, b)
+	}
+}
