@@ -282,6 +282,8 @@ type session struct {
 	expiry policy.Expiry
 	// cardPassedIn: the card came with a transfer, not from the keypad.
 	cardPassedIn bool
+	// sealSince is when the call sealed its first PIN (zero before).
+	sealSince time.Time
 }
 
 // unfinished are the ends of a call that could not finish for a reason a

@@ -330,7 +330,12 @@ func (k *session) currentPINAgain(ctx context.Context, pins *sealedPINs) error {
 // wipes it; a block that cannot be made (the zone PIN key's token failed)
 // ends the call with nothing sent.
 func (k *session) seal(pin *secret.PIN) (contract.SealedPIN, error) {
-	sealed, err := k.f.service.SealPIN(k.pan, pin)
+	// The call's first seal fixes the key its PIN blocks are made under
+	// for the rest of the call (a rotation takes over between calls).
+	if k.sealSince.IsZero() {
+		k.sealSince = time.Now()
+	}
+	sealed, err := k.f.service.SealPIN(k.pan, pin, k.sealSince)
 	if err != nil {
 		return contract.SealedPIN{}, fmt.Errorf("%w: %w", errSeal, err)
 	}

@@ -11,6 +11,7 @@ package pinsvc
 
 import (
 	"context"
+	"time"
 
 	"github.com/ivr-pin/ivr-pin/pinsvc/contract"
 
@@ -24,7 +25,7 @@ import (
 // CardHost is the part of *cardhost.Client the router uses.
 type CardHost interface {
 	ChangePIN(ctx context.Context, req cardhost.ChangeRequest) (outcome.Result, error)
-	Seal(pan secret.PAN, pin *secret.PIN) (contract.SealedPIN, error)
+	Seal(pan secret.PAN, pin *secret.PIN, since time.Time) (contract.SealedPIN, error)
 }
 
 // KeySecure is the part of *keysecure.Client the router uses.
@@ -71,8 +72,8 @@ func (r *Router) ChangePIN(ctx context.Context, c contract.Change) outcome.Resul
 }
 
 // SealPIN implements Service.
-func (r *Router) SealPIN(pan secret.PAN, pin *secret.PIN) (contract.SealedPIN, error) {
-	return r.CardHost.Seal(pan, pin)
+func (r *Router) SealPIN(pan secret.PAN, pin *secret.PIN, since time.Time) (contract.SealedPIN, error) {
+	return r.CardHost.Seal(pan, pin, since)
 }
 
 // VerifyCard implements Service.

@@ -144,11 +144,11 @@ func TestFirstSetupWithoutKeySecure(t *testing.T) {
 func sealedChange(t *testing.T, r *pinsvc.Router, pan, yymm, seq, oldPIN, newPIN string) contract.Change {
 	t.Helper()
 	old, new := secret.PINFromString(oldPIN), secret.PINFromString(newPIN)
-	o, err := r.SealPIN(secret.PAN(pan), old)
+	o, err := r.SealPIN(secret.PAN(pan), old, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := r.SealPIN(secret.PAN(pan), new)
+	n, err := r.SealPIN(secret.PAN(pan), new, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -34,11 +34,11 @@ func loadFloor(n int) ([]time.Duration, error) {
 		pans[i] = withLuhn(fmt.Sprintf("499998%09d", i))
 		sims.CardHost.AddCard(pans[i], "2812", "", "active", "7392")
 		pan := secret.PAN(pans[i])
-		o, err := client.Seal(pan, secret.PINFromString("7392"))
+		o, err := client.Seal(pan, secret.PINFromString("7392"), time.Now())
 		if err != nil {
 			return nil, err
 		}
-		nw, err := client.Seal(pan, secret.PINFromString("4829"))
+		nw, err := client.Seal(pan, secret.PINFromString("4829"), time.Now())
 		if err != nil {
 			return nil, err
 		}

@@ -43,7 +43,7 @@ func checkCmd(args []string, std cli.IO) int {
 	cfg, problems := config.LoadAll()
 	problems = append(problems, cfg.ServeProblems()...)
 	warnings = append(warnings, cfg.Warnings()...)
-	p, w := provisionForCheck(cfg, problems, *timeout)
+	p, w, keys := provisionForCheck(cfg, problems, *timeout)
 	problems, warnings = append(problems, p...), append(warnings, w...)
 	if len(problems) == 0 {
 		// A host is reached with the client serve would build; a
@@ -52,6 +52,9 @@ func checkCmd(args []string, std cli.IO) int {
 	}
 	if w := clockWarning(); w != nil {
 		warnings = append(warnings, w)
+	}
+	for _, k := range keys {
+		fmt.Fprintln(stdout, "key:", k)
 	}
 	for _, p := range problems {
 		fmt.Fprintln(stdout, "problem:", p)
@@ -71,7 +74,7 @@ func checkCmd(args []string, std cli.IO) int {
 // settings already have a problem is left out (one cause, one message);
 // the attempt store is opened even without a usable LIMIT_KEY, under a key
 // of this run's, since where it lives is a problem of its own.
-func provisionForCheck(cfg *config.Config, known []error, timeout time.Duration) (problems, warnings []error) {
+func provisionForCheck(cfg *config.Config, known []error, timeout time.Duration) (problems, warnings []error, keys []string) {
 	bad := map[string]bool{}
 	for _, e := range known {
 		var p *config.Problem
@@ -126,7 +129,21 @@ func provisionForCheck(cfg *config.Config, known []error, timeout time.Duration)
 	if p.Waiting != "" {
 		warnings = append(warnings, &config.Problem{Var: "ARI_URL", Reason: "Asterisk's ARI is not reachable (serve waits for it, not ready meanwhile; check http.conf and the address): " + p.Waiting})
 	}
-	return problems, warnings
+	// The keys the PIN blocks are made under, as the token computed their
+	// check values: the current one and, in a rotation, the next.
+	if len(problems) == 0 && cfg.NIURL != "" {
+		if ch, err := cfg.CardHostClient(p.ZPK, p.NextZPK); err == nil {
+			keys = append(keys, fmt.Sprintf("PIN blocks: %s, key id %q", ch.Encrypter.Describe(), ch.EncryptionKeyID))
+			if n := ch.Next; n != nil {
+				when := "in the future"
+				if !time.Now().Before(n.From) {
+					when = "in force: promote it (docs/operations.md)"
+				}
+				keys = append(keys, fmt.Sprintf("next, for calls from %s (%s): %s, key id %q", n.From.UTC().Format(time.RFC3339), when, n.Encrypter.Describe(), n.KeyID))
+			}
+		}
+	}
+	return problems, warnings, keys
 }
 
 // reachHosts reaches each configured host with the client serve builds

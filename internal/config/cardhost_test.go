@@ -2,8 +2,10 @@ package config
 
 import (
 	"bytes"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestISO4WithSymmetricIsRefused(t *testing.T) {
@@ -59,7 +61,7 @@ func TestHostSettingsAreCheckedAtStartUp(t *testing.T) {
 				t.Fatalf("error does not name %s: %v", c.wantVar, err)
 			}
 			if err == nil {
-				if _, err := cfg.CardHostClient(nil); err != nil {
+				if _, err := cfg.CardHostClient(nil, nil); err != nil {
 					t.Fatalf("card host client config: %v", err)
 				}
 			}
@@ -76,7 +78,7 @@ func TestSequenceNumbersReachTheClient(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ch, err := cfg.CardHostClient(nil)
+	ch, err := cfg.CardHostClient(nil, nil)
 	if err != nil || ch.SequenceByBIN["411111"] != "01" || ch.SequenceByBIN["555555"] != "00" || ch.SrcApplication != "IVR" || ch.TargetApplication != "PCMS" {
 		t.Fatalf("%+v %v", ch, err)
 	}
@@ -89,3 +91,68 @@ func TestSequenceNumbersReachTheClient(t *testing.T) {
 
 // What cannot work, or would weaken the line, stops start-up naming the
 // variable (each of these was accepted before).
+
+// A rotation needs its next key, an id of its own beside the current
+// key's, and an instant; it must be a new key; and it reaches the client.
+func TestRotationSettings(t *testing.T) {
+	const nextHex = "89ABCDEF0123456776543210FEDCBA98"
+	base := map[string]string{"IVRPIN_NI_URL": "https://cards.bank.example/x", "IVRPIN_NI_BANK_ID": "TB01", "IVRPIN_NI_ZPK": zpkHex,
+		"IVRPIN_NI_KEY_ID": "zpk-2026", "IVRPIN_NI_ZPK_NEXT": nextHex, "IVRPIN_NI_NEXT_KEY_ID": "zpk-2027",
+		"IVRPIN_NI_ZPK_NEXT_FROM": "2027-01-04T02:00:00Z"}
+	cases := []struct {
+		name    string
+		env     map[string]string // "" unsets
+		wantVar string
+		says    string
+	}{
+		{"a rotation", nil, "", ""},
+		{"no next id", map[string]string{"IVRPIN_NI_NEXT_KEY_ID": ""}, "IVRPIN_NI_NEXT_KEY_ID", "required with a next key"},
+		{"no current id", map[string]string{"IVRPIN_NI_KEY_ID": ""}, "IVRPIN_NI_KEY_ID", "tell the keys apart"},
+		{"the same id", map[string]string{"IVRPIN_NI_NEXT_KEY_ID": "zpk-2026"}, "IVRPIN_NI_NEXT_KEY_ID", "an id of its own"},
+		{"no instant", map[string]string{"IVRPIN_NI_ZPK_NEXT_FROM": ""}, "IVRPIN_NI_ZPK_NEXT_FROM", "RFC 3339"},
+		{"not an instant", map[string]string{"IVRPIN_NI_ZPK_NEXT_FROM": "next monday"}, "IVRPIN_NI_ZPK_NEXT_FROM", "RFC 3339"},
+		{"the current key again", map[string]string{"IVRPIN_NI_ZPK_NEXT": zpkHex}, "IVRPIN_NI_ZPK_NEXT", "must be a new key"},
+		{"no next key", map[string]string{"IVRPIN_NI_ZPK_NEXT": ""}, "IVRPIN_NI_ZPK_NEXT_LABEL", "the next key"},
+		{"a token next key beside a software one", map[string]string{"IVRPIN_NI_ZPK_NEXT": "", "IVRPIN_NI_ZPK_NEXT_LABEL": "zpk-2027"},
+			"IVRPIN_NI_ZPK_NEXT_LABEL", "needs the current key in the token"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			for k, v := range base {
+				t.Setenv(k, v)
+			}
+			for k, v := range c.env {
+				t.Setenv(k, v)
+			}
+			cfg, errs := LoadAll()
+			var got error
+			for _, e := range errs {
+				if c.wantVar != "" && strings.HasPrefix(e.Error(), c.wantVar+":") {
+					got = e
+				}
+			}
+			switch {
+			case c.wantVar == "" && len(errs) > 0:
+				t.Fatalf("refused: %v", errs)
+			case c.wantVar != "" && (got == nil || !strings.Contains(got.Error(), c.says)):
+				t.Fatalf("got %v, want %s: ...%s", errs, c.wantVar, c.says)
+			}
+			if strings.Contains(fmt.Sprint(errs), nextHex) {
+				t.Fatal("an error repeats the key")
+			}
+			if c.wantVar == "" {
+				ch, err := cfg.CardHostClient(nil, nil)
+				if err != nil || ch.Next == nil || ch.Next.KeyID != "zpk-2027" || ch.Next.From.Format(time.RFC3339) != "2027-01-04T02:00:00Z" {
+					t.Fatalf("client's next key: %+v %v", ch.Next, err)
+				}
+			}
+		})
+	}
+	// The token's: its KCV must not be the current key's.
+	cfg := &Config{}
+	cfg.NIZPKLabel, cfg.NIZPKKCV, cfg.NIKeyID = "zpk-2026", "08D7B4", "zpk-2026"
+	cfg.NIZPKNextLabel, cfg.NIZPKNextKCV, cfg.NINextKeyID, cfg.NIZPKNextFrom = "zpk-2027", "08d7b4", "zpk-2027", "2027-01-04T02:00:00Z"
+	if errs := cfg.rotationProblems(); len(errs) != 1 || !strings.HasPrefix(errs[0].Error(), "IVRPIN_NI_ZPK_NEXT_KCV: is the current key's KCV") {
+		t.Fatalf("%v", errs)
+	}
+}

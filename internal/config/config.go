@@ -34,6 +34,7 @@ type Config struct {
 	CardHost   `section:"The card host (REQ_CARD_PIN_CHANGE)"`
 	KeySecure  `section:"KeySecure (a physical card's first PIN)"`
 	Token      `section:"The zone PIN key and its token"`
+	Rotation   `section:"The zone PIN key's rotation"`
 	Limits     `section:"Attempt limits and their store"`
 	Audit      `section:"The audit trail"`
 	Operations `section:"Operations"`
@@ -55,7 +56,7 @@ func Load() (*Config, error) {
 	if err := c.readSecrets(os.LookupEnv); err != nil {
 		return nil, err
 	}
-	if err := c.loadZPK(); err != nil {
+	if err := first(c.loadKeys()); err != nil {
 		return nil, err
 	}
 	if err := c.Validate(); err != nil {
@@ -90,9 +91,7 @@ func LoadAll() (*Config, []error) {
 		}
 	}
 	problems = append(problems, c.readAllSecrets(os.LookupEnv)...)
-	if err := c.loadZPK(); err != nil {
-		problems = append(problems, err)
-	}
+	problems = append(problems, c.loadKeys()...)
 	problems = append(problems, c.Problems()...)
 	return &c, dedupe(problems)
 }
@@ -141,6 +140,7 @@ func (c *Config) Problems() []error {
 	out = append(out, c.CardHost.problems(c.AllowInsecureHosts)...)
 	out = append(out, c.KeySecure.problems(c.AllowInsecureHosts)...)
 	out = append(out, c.Token.problems(c.given)...)
+	out = append(out, c.rotationProblems()...)
 	out = append(out, c.hostProblems()...)
 	out = append(out, c.Limits.problems(c.given, c.AllowInsecureHosts)...)
 	out = append(out, c.Audit.problems(c.LimitKey)...)
@@ -191,6 +191,7 @@ func (c *Config) ServeProblems() []error {
 			out = append(out, problem("NI_ZPK_LABEL", "required: the zone PIN key, in a PKCS#11 token (NI_ZPK_LABEL with PKCS11_MODULE, PKCS11_TOKEN_LABEL, PKCS11_PIN_FILE), or NI_ZPK_FILE in a lab"))
 		}
 	}
+	out = append(out, c.softwareNextKeyProblems()...)
 	if c.HasSoftwareZPK() && !c.Lab {
 		out = append(out, problem(c.GivenAs("NI_ZPK"), "a zone PIN key in software is for labs (set IVRPIN_LAB=true there); production keeps it in an HSM: NI_ZPK_LABEL with PKCS11_MODULE, PKCS11_TOKEN_LABEL, PKCS11_PIN_FILE (docs/operations.md)"))
 	}

@@ -63,8 +63,12 @@ func (c *Config) readAllSecrets(lookup func(string) (string, bool)) []error {
 			c.fromEnv = append(c.fromEnv, Prefix+"_"+s.Name)
 		case inFile:
 			c.fromFiles = append(c.fromFiles, Prefix+"_"+s.Name)
-			if s.Name == "NI_ZPK" {
+			switch s.Name {
+			case "NI_ZPK":
 				c.zpkFile = path
+				continue
+			case "NI_ZPK_NEXT":
+				c.nextFile = path
 				continue
 			}
 			b, err := secretfile.Read(path)

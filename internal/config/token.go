@@ -176,13 +176,18 @@ func (c *Config) Encrypter(tokenKey pinblock.Cipher) (pinblock.Encrypter, error)
 }
 
 // CardHostClient is the card-host client's configuration; tokenKey as for
-// Encrypter.
-func (c *Config) CardHostClient(tokenKey pinblock.Cipher) (cardhost.Config, error) {
+// Encrypter, and tokenNext the next key found in the token (a rotation).
+func (c *Config) CardHostClient(tokenKey, tokenNext pinblock.Cipher) (cardhost.Config, error) {
 	enc, err := c.Encrypter(tokenKey)
 	if err != nil {
 		return cardhost.Config{}, err
 	}
-	return c.CardHost.ClientConfig(enc, c.AllowInsecureHosts)
+	cfg, err := c.CardHost.ClientConfig(enc, c.AllowInsecureHosts)
+	if err != nil {
+		return cardhost.Config{}, err
+	}
+	cfg.Next, err = c.NextKey(tokenNext)
+	return cfg, err
 }
 
 func isHex(s string) bool {

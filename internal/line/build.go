@@ -138,7 +138,7 @@ func Build(ctx context.Context, cfg *config.Config, opts Options) (*Line, error)
 	l.metrics.LabMode(cfg.Lab)
 	l.Token = p.Token
 	l.Limiter = p.Limiter
-	router, err := l.router(opts, p.ZPK)
+	router, err := l.router(opts, p.ZPK, p.NextZPK)
 	if err != nil {
 		return nil, err
 	}
@@ -190,6 +190,11 @@ func Build(ctx context.Context, cfg *config.Config, opts Options) (*Line, error)
 	if k, ok := p.ZPK.(interface{ KCV() string }); ok && k.KCV() != "" {
 		kcvs["zone_pin_key"] = k.KCV()
 	}
+	if k, ok := p.NextZPK.(interface{ KCV() string }); ok && k.KCV() != "" {
+		kcvs["next_zone_pin_key"] = k.KCV()
+	} else if k, _ := cfg.NextZPK(); k != nil {
+		kcvs["next_zone_pin_key"] = k.KCV()
+	}
 	// A start record that cannot be written (a full disk) is an audit
 	// failure like any other: the line runs, not ready, until a record is
 	// written again.
@@ -219,18 +224,22 @@ func Transport(cfg *config.Config, opts Options) (ivr.Transport, error) {
 
 // router makes the host clients, the card host's PIN blocks made under zpk
 // (Provision's). Without KeySecure, first setup is not offered.
-func (l *Line) router(opts Options, zpk pinblock.Cipher) (*pinsvc.Router, error) {
+func (l *Line) router(opts Options, zpk, nextZPK pinblock.Cipher) (*pinsvc.Router, error) {
 	var chCfg cardhost.Config
 	if opts.CardHost != nil {
 		chCfg = *opts.CardHost
 	} else {
 		var err error
-		if chCfg, err = l.cfg.CardHostClient(zpk); err != nil {
+		if chCfg, err = l.cfg.CardHostClient(zpk, nextZPK); err != nil {
 			return nil, err
 		}
 	}
 	if chCfg.Encrypter != nil {
 		l.PINBlocks = chCfg.Encrypter.Describe()
+		if n := chCfg.Next; n != nil {
+			l.PINBlocks += fmt.Sprintf(" (key id %s); from %s, new calls: %s (key id %s)", chCfg.EncryptionKeyID,
+				n.From.UTC().Format(time.RFC3339), n.Encrypter.Describe(), n.KeyID)
+		}
 	}
 	ch, err := cardhost.New(chCfg)
 	if err != nil {

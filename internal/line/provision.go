@@ -56,6 +56,9 @@ type Provisioned struct {
 	// the token's, or the configuration's software key (nil for ASYNC_ENC
 	// or when KeyStep did not run).
 	ZPK pinblock.Cipher
+	// NextZPK is the next key found in the token (a rotation:
+	// IVRPIN_NI_ZPK_NEXT_LABEL), pinned by its KCV like the current one.
+	NextZPK pinblock.Cipher
 	// Limiter counts attempts and keeps first-setup marks.
 	Limiter *limits.Limiter
 	// AuditFile takes the audit records (nil: no file is configured, or
@@ -162,6 +165,15 @@ func (p *Provisioned) openKey(cfg *config.Config, log *logrus.Entry) error {
 		return &config.Problem{Var: "NI_ZPK_LABEL", Reason: err.Error()}
 	}
 	p.ZPK = k
+	if cfg.NIZPKNextLabel != "" {
+		next, err := tok.Key(cfg.NIZPKNextLabel, cfg.ZPKAlgorithm(), cfg.NIZPKNextKCV)
+		if err != nil {
+			return &config.Problem{Var: "NI_ZPK_NEXT_LABEL", Reason: err.Error()}
+		}
+		p.NextZPK = next
+		log.WithFields(logrus.Fields{"key": next.Describe(), "kcv": next.KCV(), "key_id": cfg.NINextKeyID, "from": cfg.NIZPKNextFrom}).
+			Info("the next zone PIN key found in the PKCS#11 token: new calls use it from its instant")
+	}
 	if soft, made := tok.Software(); soft {
 		p.LabToken = made
 	}

@@ -1,6 +1,7 @@
 package line_test
 
 import (
+	"context"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -287,5 +288,61 @@ func TestServeRefusesASoftwareTokenOutsideALab(t *testing.T) {
 		if mf.GetName() == "ivrpin_lab_mode" && mf.GetMetric()[0].GetGauge().GetValue() != 1 {
 			t.Fatal("ivrpin_lab_mode is not 1 in a lab")
 		}
+	}
+}
+
+// A rotation in the token: the next key is found by its label and pinned
+// by its KCV like the current one; a call that begins after the instant
+// seals under it and names its id; a wrong next KCV stops the line by name.
+func TestTheNextKeyInAToken(t *testing.T) {
+	const curHex, nextHex = "0123456789ABCDEFFEDCBA9876543210", "89ABCDEF0123456776543210FEDCBA98"
+	st := softhsmtest.New(t, "ivr-pin-rotation")
+	tok, err := hsm.Open(hsm.Config{Module: st.Module, TokenLabel: st.Label, PIN: st.PIN})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := map[string]*pinblock.ZPK{}
+	var nextKCV string
+	for _, k := range []struct{ label, hex string }{{"zpk-2026", curHex}, {"zpk-2027", nextHex}} {
+		raw, _ := hex.DecodeString(k.hex)
+		info, err := tok.Import(k.label, hsm.TDES2, raw, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sk, _ := secret.ParseHexKey(secret.TDES, k.hex)
+		keys[k.label], _ = pinblock.NewZPK(sk, pinblock.ISO0)
+		nextKCV = info.KCV
+	}
+	tok.Close()
+	host, err := simrun.Start(simrun.Options{BankID: "TB01", ZPKs: keys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer host.Close()
+	settings := func(c *config.Config) {
+		c.NIURL, c.NIBankID = host.CardHostURL, "TB01"
+		c.NIZPKLabel, c.NIZPKKCV, c.NIKeyID = "zpk-2026", "08D7B4", "zpk-2026"
+		c.NIZPKNextLabel, c.NIZPKNextKCV, c.NINextKeyID = "zpk-2027", nextKCV, "zpk-2027"
+		c.NIZPKNextFrom = time.Now().Add(-time.Minute).UTC().Format(time.RFC3339) // in force
+		c.PKCS11Module, c.PKCS11TokenLabel, c.PKCS11PIN = st.Module, st.Label, st.PIN
+	}
+	l := startLine(t, settings, demo.Options{})
+	if !strings.Contains(l.Line.PINBlocks, "(key id zpk-2027)") || !strings.Contains(l.Line.PINBlocks, nextKCV) {
+		t.Fatalf("the line does not name the next key: %q", l.Line.PINBlocks)
+	}
+	host.CardHost.AddCard("4111111111111111", "2812", "", "active", "7392")
+	if _, rec := l.call(t, aritest.CallOptions{}, change, card, exp, oldPIN, newPIN, newPIN); rec.Outcome != "changed" {
+		t.Fatalf("%+v", rec)
+	}
+	if got := host.CardHost.Decoded(); got["zpk-2027"] != 1 || got["zpk-2026"] != 0 {
+		t.Fatalf("decoded by key id %v: a call after the instant must use the next key", got)
+	}
+
+	cfg := config.Config{}
+	settings(&cfg)
+	cfg.NIZPKNextKCV = "ABCDEF"
+	_, err = line.Provision(context.Background(), &cfg, line.KeyStep, nil)
+	if err == nil || !strings.Contains(err.Error(), "IVRPIN_NI_ZPK_NEXT_LABEL") || !strings.Contains(err.Error(), "ABCDEF") {
+		t.Fatalf("a wrong next KCV: %v", err)
 	}
 }

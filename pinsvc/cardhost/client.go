@@ -61,6 +61,14 @@ func DefaultCodes() Codes {
 	}
 }
 
+// NextKey is a zone PIN key rotation: the key, its id at the card host
+// (it must differ from the current key's), and the instant it takes over.
+type NextKey struct {
+	Encrypter pinblock.Encrypter
+	KeyID     string
+	From      time.Time
+}
+
 // Config is everything the client needs.
 type Config struct {
 	URL               string        // full URL of the PIN change endpoint
@@ -70,7 +78,12 @@ type Config struct {
 	EncryptionKeyType string        // optional
 	Timeout           time.Duration // whole request, connect to last byte
 	Encrypter         pinblock.Encrypter
-	Codes             Codes
+	// Next, when set, is the key that takes over at Next.From: a call
+	// that seals its first PIN from then on uses it, and names it by its
+	// id; one that began before finishes under Encrypter. Every instance
+	// switches at the same instant, by the clock alone.
+	Next  *NextKey
+	Codes Codes
 
 	// SrcApplication and TargetApplication are the header's routing values
 	// (defaults IVR and PCMS, as the seed); TimestampLayout is the header's
@@ -141,6 +154,14 @@ func New(cfg Config) (*Client, error) {
 	}
 	if cfg.Encrypter == nil {
 		return nil, errors.New("no PIN block encrypter configured")
+	}
+	if n := cfg.Next; n != nil {
+		switch {
+		case n.Encrypter == nil || n.From.IsZero():
+			return nil, errors.New("the next key needs its encrypter and the instant it takes over")
+		case n.KeyID == "" || n.KeyID == cfg.EncryptionKeyID || len(n.KeyID) > MaxKeyField:
+			return nil, fmt.Errorf("the next key needs an encryption key id of its own, at most %d characters, other than the current key's", MaxKeyField)
+		}
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 10 * time.Second
@@ -240,14 +261,20 @@ type ChangeRequest struct {
 	BeforeSend func(msgID string) error
 }
 
-// Seal encrypts pin into its PIN block for pan and wipes pin.
-func (c *Client) Seal(pan secret.PAN, pin *secret.PIN) (contract.SealedPIN, error) {
+// Seal encrypts pin into its PIN block for pan and wipes pin, under the
+// key in force at since (the call's first seal): the current key, or the
+// next one from its instant on.
+func (c *Client) Seal(pan secret.PAN, pin *secret.PIN, since time.Time) (contract.SealedPIN, error) {
 	defer pin.Wipe()
-	b, err := c.cfg.Encrypter.Encrypt(pin.Bytes(), pan.Digits())
+	enc, id := c.cfg.Encrypter, c.cfg.EncryptionKeyID
+	if n := c.cfg.Next; n != nil && !since.Before(n.From) {
+		enc, id = n.Encrypter, n.KeyID
+	}
+	b, err := enc.Encrypt(pin.Bytes(), pan.Digits())
 	if err != nil {
 		return contract.SealedPIN{}, fmt.Errorf("%w: PIN block: %w", ErrLocal, err)
 	}
-	return contract.Seal(b, pan), nil
+	return contract.Seal(b, pan, id), nil
 }
 
 // ErrLocal marks failures on our side before anything was sent (a PIN that
@@ -283,6 +310,12 @@ func (c *Client) build(msgID string, req ChangeRequest) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: new PIN block: %w", ErrLocal, err)
 	}
+	// One request, one key: a call seals both PINs under the key it began
+	// with, so this holds unless a caller mixed calls' blocks.
+	keyID := req.OldSealed.KeyID()
+	if req.NewSealed.KeyID() != keyID {
+		return nil, fmt.Errorf("%w: the two PIN blocks were made under different keys", ErrLocal)
+	}
 	tracking := req.TrackingID
 	tracking = cmp.Or(tracking, msgID)
 	seq := req.SequenceNumber
@@ -305,7 +338,7 @@ func (c *Client) build(msgID string, req ChangeRequest) ([]byte, error) {
 			EncryptedOldPIN:    oldBlock,
 			EncryptedNewPIN:    newBlock,
 			EncryptionMethod:   c.cfg.EncryptionMethod,
-			EncryptionKeyID:    c.cfg.EncryptionKeyID,
+			EncryptionKeyID:    keyID,
 			EncryptionKeyType:  c.cfg.EncryptionKeyType,
 		},
 	}}}

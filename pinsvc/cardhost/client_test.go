@@ -72,7 +72,7 @@ func newHarness(t *testing.T, mutate func(*cardhost.Config)) *harness {
 // sealed is pin sealed by c for cardPAN (Seal wipes pin).
 func sealed(t *testing.T, c *cardhost.Client, cardPAN string, pin *secret.PIN) *contract.SealedPIN {
 	t.Helper()
-	s, err := c.Seal(secret.PAN(cardPAN), pin)
+	s, err := c.Seal(secret.PAN(cardPAN), pin, time.Now())
 	if err != nil {
 		t.Fatalf("Seal: %v", err)
 	}
@@ -529,7 +529,7 @@ func TestPlainHTTPToAnotherHostIsRefused(t *testing.T) {
 func TestSealedPINsAreSentAgainWithoutTheirDigits(t *testing.T) {
 	h := newHarness(t, nil)
 	newBuf := []byte("4829")
-	sealedNew, err := h.client.Seal(pan, secret.NewPIN(newBuf))
+	sealedNew, err := h.client.Seal(pan, secret.NewPIN(newBuf), time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -546,7 +546,7 @@ func TestSealedPINsAreSentAgainWithoutTheirDigits(t *testing.T) {
 		t.Fatalf("JSON %s", b)
 	}
 	send := func(old string) outcome.Result {
-		sealedOld, err := h.client.Seal(pan, secret.PINFromString(old))
+		sealedOld, err := h.client.Seal(pan, secret.PINFromString(old), time.Now())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -567,5 +567,57 @@ func TestSealedPINsAreSentAgainWithoutTheirDigits(t *testing.T) {
 		OldSealed: sealed(t, h.client, "5555555555554444", secret.PINFromString("2580")), NewSealed: &sealedNew})
 	if !errors.Is(err, cardhost.ErrLocal) {
 		t.Fatalf("sealed for another card: %v", err)
+	}
+}
+
+// A rotation: the host holds both keys by id; a call that sealed its first
+// PIN before the instant sends both blocks under the current key and its
+// id, one that began at or after it under the next; blocks of two keys in
+// one request are refused before anything is sent.
+func TestRotationKeepsACallOnTheKeyItBeganWith(t *testing.T) {
+	cur := zpk(t)
+	nk, _ := secret.ParseHexKey(secret.TDES, "89ABCDEF0123456776543210FEDCBA98")
+	next, _ := pinblock.NewZPK(nk, pinblock.ISO0)
+	sim := cardhostsim.New(cardhostsim.Config{BankID: bankID, ZPKs: map[string]*pinblock.ZPK{"zpk-2026": cur, "zpk-2027": next}}).WithTestCards()
+	srv := httptest.NewServer(sim)
+	defer srv.Close()
+	from := time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)
+	c, err := cardhost.New(cardhost.Config{URL: srv.URL + cardhostsim.Route, BankID: bankID, EncryptionMethod: cardhost.MethodSymmetric,
+		EncryptionKeyID: "zpk-2026", Encrypter: cur, Timeout: 2 * time.Second,
+		Next: &cardhost.NextKey{Encrypter: next, KeyID: "zpk-2027", From: from}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	card := secret.PAN(pan)
+	seal := func(pin string, since time.Time) *contract.SealedPIN {
+		s, err := c.Seal(card, secret.PINFromString(pin), since)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &s
+	}
+	send := func(old, new *contract.SealedPIN) (outcome.Result, error) {
+		return c.ChangePIN(context.Background(), cardhost.ChangeRequest{PAN: card, Expiry: expiry, OldSealed: old, NewSealed: new})
+	}
+	before, after := from.Add(-time.Second), from
+	if res, err := send(seal(oldPIN, before), seal("4829", before)); err != nil || res.Kind != outcome.Changed {
+		t.Fatalf("a call begun before the instant: %+v %v", res, err)
+	}
+	if res, err := send(seal("4829", after), seal("5831", after)); err != nil || res.Kind != outcome.Changed {
+		t.Fatalf("a call begun at the instant: %+v %v", res, err)
+	}
+	if got := sim.Decoded(); got["zpk-2026"] != 1 || got["zpk-2027"] != 1 {
+		t.Fatalf("decoded by key id %v, want one request under each", got)
+	}
+	if _, err := send(seal("5831", before), seal("6942", after)); !errors.Is(err, cardhost.ErrLocal) {
+		t.Fatalf("blocks of two keys in one request: %v", err)
+	}
+	if n := len(sim.Received()); n != 2 {
+		t.Fatalf("%d requests reached the host, want 2", n)
+	}
+	// A next key must have an id of its own.
+	if _, err := cardhost.New(cardhost.Config{URL: srv.URL + cardhostsim.Route, BankID: bankID, EncryptionMethod: cardhost.MethodSymmetric,
+		EncryptionKeyID: "zpk-2026", Encrypter: cur, Next: &cardhost.NextKey{Encrypter: next, KeyID: "zpk-2026", From: from}}); err == nil {
+		t.Fatal("a next key under the current key's id was accepted")
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/ivr-pin/ivr-pin/pinsvc/outcome"
 	"github.com/ivr-pin/ivr-pin/pinsvc/policy"
@@ -18,8 +19,9 @@ import (
 type Service interface {
 	ChangePIN(ctx context.Context, c Change) outcome.Result
 	// SealPIN encrypts pin into the card host's PIN block for pan and wipes
-	// pin.
-	SealPIN(pan secret.PAN, pin *secret.PIN) (SealedPIN, error)
+	// pin. since is when the call sealed its first PIN: across a key
+	// rotation a call finishes under the key it began with.
+	SealPIN(pan secret.PAN, pin *secret.PIN, since time.Time) (SealedPIN, error)
 	// VerifyCard proves a first-setup caller holds the card. Its result is
 	// outcome.Verified with the card, or why not (DetailsMismatch never says
 	// which detail). It runs on the call's context: a hang-up stops it.
@@ -63,10 +65,22 @@ type Origin struct {
 type SealedPIN struct {
 	block string
 	pan   secret.PAN
+	keyID string
 }
 
-// Seal wraps a PIN block made for pan (the card-host client makes them).
-func Seal(block string, pan secret.PAN) SealedPIN { return SealedPIN{block: block, pan: pan} }
+// Seal wraps a PIN block made for pan under the key the card host knows as
+// keyID ("" when none is configured); the card-host client makes them.
+func Seal(block string, pan secret.PAN, keyID string) SealedPIN {
+	return SealedPIN{block: block, pan: pan, keyID: keyID}
+}
+
+// KeyID is the card host's name of the key the block was made under.
+func (s *SealedPIN) KeyID() string {
+	if s == nil {
+		return ""
+	}
+	return s.keyID
+}
 
 // BlockFor is the PIN block if it was sealed for pan: formats 0, 3 and 4
 // bind a block to its card, so a block sealed for another card is refused.

@@ -41,6 +41,10 @@ type Config struct {
 	BankID string
 	// ZPK decrypts SYMMETRIC_ENC blocks.
 	ZPK *pinblock.ZPK
+	// ZPKs, when set, are the keys by encryption_key_id (a key rotation:
+	// the host holds both keys and decodes each request with the key its
+	// id names); a request naming none of them cannot be decrypted.
+	ZPKs map[string]*pinblock.ZPK
 	// RSAKey decrypts ASYNC_ENC blocks with RSAFormat, RSAPadding, RSAMGF1 (the
 	// MGF1 hash, "" for the OAEP hash) and RSAEncoding.
 	RSAKey                           *rsa.PrivateKey
@@ -92,6 +96,19 @@ type Server struct {
 	observer func(cardNumber string)
 	refs     int64
 	slow     map[string]time.Duration // card number -> delay for its next request
+	decoded  map[string]int           // encryption_key_id -> requests whose blocks it decrypted
+}
+
+// Decoded counts, by encryption_key_id, the requests whose two PIN blocks
+// were decrypted under the key that id names.
+func (s *Server) Decoded() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]int{}
+	for id, n := range s.decoded {
+		out[id] = n
+	}
+	return out
 }
 
 // SlowCard delays the answer to the next request for one card by d (the
@@ -364,16 +381,20 @@ func (s *Server) process(in *changeRequest) (string, string) {
 	if c.hash == nil {
 		return "107", "No PIN set for card"
 	}
-	oldPIN, err := s.decrypt(b.EncryptionMethod, b.EncryptedOldPIN, b.CardNumber)
+	oldPIN, err := s.decrypt(b.EncryptionMethod, b.EncryptionKeyID, b.EncryptedOldPIN, b.CardNumber)
 	if err != nil {
 		return "109", "Unable to decrypt PIN block"
 	}
 	defer secret.Zero(oldPIN)
-	newPIN, err := s.decrypt(b.EncryptionMethod, b.EncryptedNewPIN, b.CardNumber)
+	newPIN, err := s.decrypt(b.EncryptionMethod, b.EncryptionKeyID, b.EncryptedNewPIN, b.CardNumber)
 	if err != nil {
 		return "109", "Unable to decrypt PIN block"
 	}
 	defer secret.Zero(newPIN)
+	if s.decoded == nil {
+		s.decoded = map[string]int{}
+	}
+	s.decoded[b.EncryptionKeyID]++
 	if !s.vault.Matches(c.hash, c.PAN, oldPIN) {
 		c.tries++
 		if c.tries >= s.cfg.MaxTries {
@@ -403,15 +424,19 @@ func weakPIN(pin []byte) bool {
 	return false
 }
 
-func (s *Server) decrypt(method, block, pan string) ([]byte, error) {
+func (s *Server) decrypt(method, keyID, block, pan string) ([]byte, error) {
 	if method == methodAsymmetric {
 		if s.cfg.RSAKey == nil {
 			return nil, pinblock.ErrBlock
 		}
 		return pinblock.RSADecrypt(s.cfg.RSAKey, s.cfg.RSAFormat, s.cfg.RSAPadding, s.cfg.RSAMGF1, s.cfg.RSAEncoding, block, pan)
 	}
-	if s.cfg.ZPK == nil {
+	zpk := s.cfg.ZPK
+	if s.cfg.ZPKs != nil {
+		zpk = s.cfg.ZPKs[keyID]
+	}
+	if zpk == nil {
 		return nil, pinblock.ErrBlock
 	}
-	return s.cfg.ZPK.Decrypt(block, pan)
+	return zpk.Decrypt(block, pan)
 }

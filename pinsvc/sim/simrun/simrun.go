@@ -34,6 +34,9 @@ type Options struct {
 	// clients in memory, so no key is ever written down.
 	ZPK       *pinblock.ZPK
 	APISecret string
+	// ZPKs, when set, are the card host's keys by encryption_key_id (a
+	// key rotation: the host decodes each request with the key it names).
+	ZPKs map[string]*pinblock.ZPK
 	// KeySecurePCIDisplayOff starts KeySecure without PCI display (private
 	// info answers 1013), as a merchant account without it is.
 	KeySecurePCIDisplayOff bool
@@ -89,7 +92,7 @@ func Start(opts Options) (*Running, error) {
 		return nil, err
 	}
 	r := &Running{BankID: opts.BankID, APIKey: opts.APIKey, ZPK: zpk, APISecret: ksKey}
-	r.CardHost = cardhostsim.New(cardhostsim.Config{BankID: opts.BankID, ZPK: zpk}).WithTestCards()
+	r.CardHost = cardhostsim.New(cardhostsim.Config{BankID: opts.BankID, ZPK: zpk, ZPKs: opts.ZPKs}).WithTestCards()
 	ks, err := keysecuresim.New(keysecuresim.Config{APIKey: opts.APIKey, APISecret: apiSecret, PCIDisplay: !opts.KeySecurePCIDisplayOff})
 	if err != nil {
 		return nil, err
