@@ -93,6 +93,7 @@ func keyImport(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	kcvs := fs.String("kcv", "", "each component's KCV from the custodians' forms, comma separated (else each custodian types theirs): a component whose KCV differs is refused")
 	replace := fs.Bool("replace", false, "put the new key in place of an existing key with the label")
 	lab := fs.Bool("lab", false, "a lab: names, components and KCVs may come from a pipe, one line each")
+	purposeName := fs.String("purpose", "zpk", "zpk (the zone PIN key: encrypts only) or keysecure (KeySecure's apiSecret, its bytes in hex: AES, encrypts and decrypts)")
 	if code, done := parseFlags(fs, args, "Imports a zone PIN key into the PKCS#11 token from key custodians' components, under dual control.", stdout, stderr); done {
 		return code
 	}
@@ -106,6 +107,11 @@ func keyImport(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		default:
 			fmt.Fprintln(stderr, "ivr-pin key import: --components must be 2 or 3")
 		}
+		return 2
+	}
+	purpose, ok := map[string]hsm.Purpose{"zpk": hsm.PINBlocks, "keysecure": hsm.KeySecureSecret}[*purposeName]
+	if !ok || (purpose == hsm.KeySecureSecret && typ.Algorithm() != secret.AES) {
+		fmt.Fprintln(stderr, "ivr-pin key import: --purpose is zpk, or keysecure with an AES --type (KeySecure's apiSecret is 16, 24 or 32 bytes)")
 		return 2
 	}
 	var want []string
@@ -125,8 +131,8 @@ func keyImport(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if _, err := harden.Process(); err != nil {
 		fmt.Fprintf(stderr, "ivr-pin key import: warning: %v\n", err)
 	}
-	tok, cfg, ok := openKeyToken(stderr)
-	if !ok {
+	tok, cfg, opened := openKeyToken(stderr)
+	if !opened {
 		return 1
 	}
 	defer tok.Close()
@@ -208,7 +214,7 @@ func keyImport(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "ivr-pin key import: the combined key %s: nothing was imported\n", w)
 		return 1
 	}
-	info, err := tok.Import(*label, typ, combined, *replace)
+	info, err := tok.ImportFor(*label, typ, combined, *replace, purpose)
 	if err != nil {
 		fmt.Fprintf(stderr, "ivr-pin key import: %v\n", err)
 		return 1
@@ -216,8 +222,13 @@ func keyImport(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "key %q imported into %s: %s, KCV %s\n", info.Label, tok.Describe(), info.Type, info.KCV)
 	printAttributes(stdout, info)
 	rec := ceremonyRecord(info, custodians, *replace)
+	rec.Purpose = *purposeName
 	printCeremony(stdout, rec, tok.Describe())
-	fmt.Fprintf(stdout, "serve: IVRPIN_NI_ZPK_LABEL=%s IVRPIN_NI_ZPK_KCV=%s\n", info.Label, info.KCV)
+	if purpose == hsm.KeySecureSecret {
+		fmt.Fprintf(stdout, "serve: IVRPIN_KEYSECURE_KEY_LABEL=%s IVRPIN_KEYSECURE_KEY_KCV=%s\n", info.Label, info.KCV)
+	} else {
+		fmt.Fprintf(stdout, "serve: IVRPIN_NI_ZPK_LABEL=%s IVRPIN_NI_ZPK_KCV=%s\n", info.Label, info.KCV)
+	}
 	if cfg.AuditFile != "" {
 		if err := audit.AppendEvent(cfg.AuditFile, auditKey, rec); err != nil {
 			fmt.Fprintf(stderr, "ivr-pin key import: the key is imported, but the ceremony record was not written (%v): copy the summary to the form and the audit trail by hand\n", err)
@@ -337,6 +348,7 @@ func ceremonyReader(stdin io.Reader, stderr io.Writer) (in ceremonyInput, termin
 func keyCheck(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("ivr-pin key check", flag.ContinueOnError)
 	label := fs.String("label", "", "CKA_LABEL of the key")
+	purposeName := fs.String("purpose", "zpk", "what serve uses the key for: zpk or keysecure")
 	if code, done := parseFlags(fs, args, "Prints a key's type, attributes and KCV; exits 1 if serve would refuse it.", stdout, stderr); done {
 		return code
 	}
@@ -356,7 +368,12 @@ func keyCheck(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "key %q in %s: %s, KCV %s\n", info.Label, tok.Describe(), info.Type, info.KCV)
 	printAttributes(stdout, info)
-	if p := info.Problem(); p != "" {
+	purpose, known := map[string]hsm.Purpose{"zpk": hsm.PINBlocks, "keysecure": hsm.KeySecureSecret}[*purposeName]
+	if !known {
+		fmt.Fprintln(stderr, "ivr-pin key check: --purpose is zpk or keysecure")
+		return 2
+	}
+	if p := info.ProblemFor(purpose); p != "" {
 		fmt.Fprintf(stderr, "ivr-pin key check: serve would refuse this key: %s\n", p)
 		return 1
 	}

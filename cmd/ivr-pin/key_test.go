@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/hex"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -239,5 +240,55 @@ func TestNoCgoBuildRefusesATokenKeyByName(t *testing.T) {
 	cmd.Env = append(os.Environ(), "IVRPIN_NI_ZPK=0123456789ABCDEFFEDCBA9876543210")
 	if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "KCV 08D7B4") {
 		t.Fatalf("no-cgo build with a software key: %v\n%s", err, out)
+	}
+}
+
+// KeySecure's apiSecret in the token: imported by the same ceremony with
+// --purpose keysecure (an AES key that encrypts and decrypts, nothing
+// more), checked for that purpose, and used by a first PIN setup whose
+// KeySecure decodes the PIN and whose card data the token decrypts.
+func TestKeySecureSecretInTheToken(t *testing.T) {
+	st := softhsmtest.New(t, "ivr-pin-keysecure")
+	tokenEnv(t, st)
+	const apiSecret = "ks-secret-0A1b2C" // the merchant's, 16 bytes
+	c1 := "00112233445566778899AABBCCDDEEFF"
+	raw, _ := hex.DecodeString(c1)
+	for i := range raw {
+		raw[i] ^= apiSecret[i]
+	}
+	c2 := hex.EncodeToString(raw)
+	kcv := func(h string) string { k, _ := secret.ParseHexKey(secret.AES, h); return k.KCV() }
+	code, out, errs := runKey(t, "Alice\n"+c1+"\nBob\n"+c2+"\n", "import", "--label", "ks", "--type", "aes128", "--components", "2",
+		"--purpose", "keysecure", "--kcv", kcv(c1)+","+kcv(c2), "--lab")
+	if code != 0 || !strings.Contains(out, "CKA_DECRYPT=true") || !strings.Contains(out, "CKA_SIGN=false") || !strings.Contains(out, "IVRPIN_KEYSECURE_KEY_LABEL=ks IVRPIN_KEYSECURE_KEY_KCV=") {
+		t.Fatalf("exit %d\n%s%s", code, out, errs)
+	}
+	ksKCV := out[strings.Index(out, "IVRPIN_KEYSECURE_KEY_KCV=")+len("IVRPIN_KEYSECURE_KEY_KCV=") : strings.Index(out, "IVRPIN_KEYSECURE_KEY_KCV=")+len("IVRPIN_KEYSECURE_KEY_KCV=")+6]
+	if code, _, errs := runKey(t, "", "check", "--label", "ks", "--purpose", "keysecure"); code != 0 {
+		t.Fatalf("check for KeySecure: %d %s", code, errs)
+	}
+	if code, _, errs := runKey(t, "", "check", "--label", "ks"); code != 1 || !strings.Contains(errs, "CKA_DECRYPT is true") {
+		t.Fatalf("the same key as a zone PIN key: %d %s", code, errs)
+	}
+	if code, _, errs := runKey(t, "Alice\n"+c1+"\n", "import", "--label", "ks2", "--type", "tdes2", "--purpose", "keysecure", "--lab"); code != 2 || !strings.Contains(errs, "AES") {
+		t.Fatalf("a TDES KeySecure key: %d %s", code, errs)
+	}
+
+	host, err := simrun.Start(simrun.Options{BankID: "TB01", APIKey: "test-api-key", APISecret: apiSecret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer host.Close()
+	t.Setenv("IVRPIN_KEYSECURE_URL", host.KeySecureURL)
+	t.Setenv("IVRPIN_KEYSECURE_API_KEY", "test-api-key")
+	t.Setenv("IVRPIN_KEYSECURE_KEY_LABEL", "ks")
+	t.Setenv("IVRPIN_KEYSECURE_KEY_KCV", ksKCV)
+	code, out, errs = runConsole(t, "2 4012888888881881# 0130 731 482915# 482915#\n", "--speed", "0.01")
+	if code != 0 || !strings.Contains(out, "Outcome: changed (host keysecure") {
+		t.Fatalf("first setup with the apiSecret in the token: exit %d\n%s\n%s", code, out, errs)
+	}
+	t.Setenv("IVRPIN_KEYSECURE_KEY_KCV", "ABCDEF")
+	if code, _, errs := runConsole(t, "", "--keys", "2", "--speed", "0.01"); code != 1 || !strings.Contains(errs, "IVRPIN_KEYSECURE_KEY_LABEL") || !strings.Contains(errs, "ABCDEF") {
+		t.Fatalf("a wrong KCV: exit %d\n%s", code, errs)
 	}
 }

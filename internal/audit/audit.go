@@ -121,6 +121,7 @@ type Event struct {
 	// A key ceremony: the key's label, type and KCV, each custodian by
 	// name with their component's KCV, who ran it and where.
 	Label      string      `json:"label,omitempty"`
+	Purpose    string      `json:"purpose,omitempty"` // zpk or keysecure
 	KeyType    string      `json:"key_type,omitempty"`
 	KCV        string      `json:"kcv,omitempty"`
 	Custodians []Custodian `json:"custodians,omitempty"`

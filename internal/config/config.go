@@ -141,6 +141,7 @@ func (c *Config) Problems() []error {
 	out = append(out, c.KeySecure.problems(c.AllowInsecureHosts)...)
 	out = append(out, c.Token.problems(c.given)...)
 	out = append(out, c.rotationProblems()...)
+	out = append(out, c.keySecureTokenProblems()...)
 	out = append(out, c.hostProblems()...)
 	out = append(out, c.Limits.problems(c.given, c.AllowInsecureHosts)...)
 	out = append(out, c.Audit.problems(c.LimitKey)...)

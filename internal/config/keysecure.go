@@ -11,7 +11,9 @@ import (
 type KeySecure struct {
 	KeySecureURL       string        `envconfig:"KEYSECURE_URL" secret:"url" desc:"KeySecure base URL; unset: the built-in simulator (console only)"`
 	KeySecureAPIKey    string        `envconfig:"KEYSECURE_API_KEY" secret:"true" desc:"merchant Api-Key"`
-	KeySecureAPISecret string        `envconfig:"KEYSECURE_API_SECRET" secret:"true" desc:"merchant apiSecret (16, 24 or 32 bytes)"`
+	KeySecureAPISecret string        `envconfig:"KEYSECURE_API_SECRET" secret:"true" desc:"merchant apiSecret (16, 24 or 32 bytes), in software; or set KEYSECURE_KEY_LABEL"`
+	KeySecureKeyLabel  string        `envconfig:"KEYSECURE_KEY_LABEL" desc:"CKA_LABEL of the apiSecret as an AES key in the PKCS#11 token (key import --purpose keysecure): it never leaves the token"`
+	KeySecureKeyKCV    string        `envconfig:"KEYSECURE_KEY_KCV" desc:"the apiSecret key's check value from its ceremony (AES CMAC, 6 hex digits); required with KEYSECURE_KEY_LABEL"`
 	KeySecureTimeout   time.Duration `envconfig:"KEYSECURE_TIMEOUT" default:"10s" desc:"KeySecure request timeout"`
 	KeySecureLanguage  string        `envconfig:"KEYSECURE_LANGUAGE" desc:"Language header: en_US or zh_CN"`
 	KeySecureLookback  time.Duration `envconfig:"KEYSECURE_LOOKBACK" default:"17520h" desc:"how far back to search card creation dates"`
@@ -32,8 +34,17 @@ func (k *KeySecure) problems(allowInsecure bool) []error {
 		if k.KeySecureAPIKey == "" {
 			add("KEYSECURE_API_KEY", "required when KEYSECURE_URL is set")
 		}
-		if _, err := keysecure.SecretKey(k.KeySecureAPISecret); err != nil {
-			add("KEYSECURE_API_SECRET", "must be 16, 24 or 32 bytes")
+		switch {
+		case k.KeySecureKeyLabel != "" && k.KeySecureAPISecret != "":
+			add("KEYSECURE_KEY_LABEL", "KEYSECURE_API_SECRET is set too: the apiSecret is in the token or in software, never both")
+		case k.KeySecureKeyLabel != "":
+			if len(k.KeySecureKeyKCV) != 6 || !isHex(k.KeySecureKeyKCV) {
+				add("KEYSECURE_KEY_KCV", "required with KEYSECURE_KEY_LABEL: the key's 6 hex digit check value from its ceremony")
+			}
+		default:
+			if _, err := keysecure.SecretKey(k.KeySecureAPISecret); err != nil {
+				add("KEYSECURE_API_SECRET", "must be 16, 24 or 32 bytes (or KEYSECURE_KEY_LABEL, the apiSecret in the token)")
+			}
 		}
 	}
 	if k.KeySecureSkew <= 0 || k.KeySecureSkew > 30*time.Second {
@@ -49,14 +60,39 @@ func (k *KeySecure) problems(allowInsecure bool) []error {
 }
 
 // ClientConfig is the KeySecure client's configuration (KeySecureURL must
-// be set).
-func (k *KeySecure) ClientConfig(allowInsecure bool) (keysecure.Config, error) {
-	secretKey, err := keysecure.SecretKey(k.KeySecureAPISecret)
-	if err != nil {
-		return keysecure.Config{}, problem("KEYSECURE_API_SECRET", "must be 16, 24 or 32 bytes")
+// be set); tokenKey is the apiSecret found in the token (nil: the
+// software KEYSECURE_API_SECRET).
+func (k *KeySecure) ClientConfig(tokenKey keysecure.Secret, allowInsecure bool) (keysecure.Config, error) {
+	var secretKey keysecure.Secret = tokenKey
+	switch {
+	case tokenKey == nil && k.KeySecureKeyLabel != "":
+		return keysecure.Config{}, problem("KEYSECURE_KEY_LABEL", "the key in the token is not open")
+	case tokenKey == nil:
+		sk, err := keysecure.SecretKey(k.KeySecureAPISecret)
+		if err != nil {
+			return keysecure.Config{}, problem("KEYSECURE_API_SECRET", "must be 16, 24 or 32 bytes")
+		}
+		secretKey = sk
 	}
 	return keysecure.Config{BaseURL: k.KeySecureURL, APIKey: k.KeySecureAPIKey, APISecret: secretKey,
 		Timeout: k.KeySecureTimeout, Language: k.KeySecureLanguage, Timezone: k.KeySecureTimezone, Lookback: k.KeySecureLookback,
 		ClockSkew: k.KeySecureSkew, MaxListRequests: k.KeySecureMaxList, MaxCandidates: k.KeySecureMaxCands,
 		AllowInsecure: allowInsecure}, nil
+}
+
+// keySecureTokenProblems: the apiSecret in the token needs the token's
+// settings, as a zone PIN key there does.
+func (c *Config) keySecureTokenProblems() []error {
+	if c.KeySecureKeyLabel == "" || c.TokenKey() {
+		return nil // the zone PIN key's checks name what is missing
+	}
+	var out []error
+	for _, need := range []struct{ name, value string }{
+		{"PKCS11_MODULE", c.PKCS11Module}, {"PKCS11_TOKEN_LABEL", c.PKCS11TokenLabel}, {"PKCS11_PIN", c.PKCS11PIN},
+	} {
+		if !c.given(need.name, need.value) {
+			out = append(out, problem(need.name, "required with KEYSECURE_KEY_LABEL: the apiSecret is in a PKCS#11 token"))
+		}
+	}
+	return out
 }

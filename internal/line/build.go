@@ -121,8 +121,9 @@ func Build(ctx context.Context, cfg *config.Config, opts Options) (*Line, error)
 	l.metrics = metrics.New(nil)
 	l.Metrics = l.metrics
 	steps := ServeSteps
-	if opts.CardHost != nil {
-		// The demo's simulator brings its own key.
+	if opts.CardHost != nil && cfg.KeySecureKeyLabel == "" {
+		// The demo's simulator brings its own key (KeySecure's secret in
+		// a token is still the token's to open).
 		steps &^= KeyStep
 	}
 	p, err := Provision(ctx, cfg, steps, opts.Log)
@@ -138,7 +139,7 @@ func Build(ctx context.Context, cfg *config.Config, opts Options) (*Line, error)
 	l.metrics.LabMode(cfg.Lab)
 	l.Token = p.Token
 	l.Limiter = p.Limiter
-	router, err := l.router(opts, p.ZPK, p.NextZPK)
+	router, err := l.router(opts, p.ZPK, p.NextZPK, p.KeySecureKey)
 	if err != nil {
 		return nil, err
 	}
@@ -190,6 +191,9 @@ func Build(ctx context.Context, cfg *config.Config, opts Options) (*Line, error)
 	if k, ok := p.ZPK.(interface{ KCV() string }); ok && k.KCV() != "" {
 		kcvs["zone_pin_key"] = k.KCV()
 	}
+	if p.KeySecureKey != nil {
+		kcvs["keysecure_secret"] = p.KeySecureKey.KCV()
+	}
 	if k, ok := p.NextZPK.(interface{ KCV() string }); ok && k.KCV() != "" {
 		kcvs["next_zone_pin_key"] = k.KCV()
 	} else if k, _ := cfg.NextZPK(); k != nil {
@@ -224,7 +228,7 @@ func Transport(cfg *config.Config, opts Options) (ivr.Transport, error) {
 
 // router makes the host clients, the card host's PIN blocks made under zpk
 // (Provision's). Without KeySecure, first setup is not offered.
-func (l *Line) router(opts Options, zpk, nextZPK pinblock.Cipher) (*pinsvc.Router, error) {
+func (l *Line) router(opts Options, zpk, nextZPK pinblock.Cipher, ksKey *hsm.Key) (*pinsvc.Router, error) {
 	var chCfg cardhost.Config
 	if opts.CardHost != nil {
 		chCfg = *opts.CardHost
@@ -252,7 +256,11 @@ func (l *Line) router(opts Options, zpk, nextZPK pinblock.Cipher) (*pinsvc.Route
 	if opts.KeySecure != nil {
 		ksCfg = opts.KeySecure
 	} else if l.cfg.KeySecureURL != "" {
-		c, err := l.cfg.KeySecure.ClientConfig(l.cfg.AllowInsecureHosts)
+		var tokenSecret keysecure.Secret // a nil *hsm.Key must stay a nil interface
+		if ksKey != nil {
+			tokenSecret = ksKey
+		}
+		c, err := l.cfg.KeySecure.ClientConfig(tokenSecret, l.cfg.AllowInsecureHosts)
 		if err != nil {
 			return nil, err
 		}

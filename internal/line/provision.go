@@ -59,6 +59,9 @@ type Provisioned struct {
 	// NextZPK is the next key found in the token (a rotation:
 	// IVRPIN_NI_ZPK_NEXT_LABEL), pinned by its KCV like the current one.
 	NextZPK pinblock.Cipher
+	// KeySecureKey is KeySecure's apiSecret in the token
+	// (IVRPIN_KEYSECURE_KEY_LABEL; nil: the software secret).
+	KeySecureKey *hsm.Key
 	// Limiter counts attempts and keeps first-setup marks.
 	Limiter *limits.Limiter
 	// AuditFile takes the audit records (nil: no file is configured, or
@@ -144,14 +147,14 @@ func Provision(ctx context.Context, cfg *config.Config, steps Step, log *logrus.
 // token would hand out and one whose KCV is not IVRPIN_NI_ZPK_KCV; or the
 // software key of a lab.
 func (p *Provisioned) openKey(cfg *config.Config, log *logrus.Entry) error {
-	if !cfg.TokenKey() {
-		if cfg.HasSoftwareZPK() {
-			k, err := cfg.ZPK()
-			if err != nil {
-				return err
-			}
-			p.ZPK = k
+	if !cfg.TokenKey() && cfg.HasSoftwareZPK() {
+		k, err := cfg.ZPK()
+		if err != nil {
+			return err
 		}
+		p.ZPK = k
+	}
+	if !cfg.TokenKey() && cfg.KeySecureKeyLabel == "" {
 		return nil
 	}
 	tok, err := OpenToken(cfg)
@@ -160,6 +163,20 @@ func (p *Provisioned) openKey(cfg *config.Config, log *logrus.Entry) error {
 	}
 	p.Token = tok
 	p.closers = append(p.closers, tok.Close)
+	if soft, made := tok.Software(); soft {
+		p.LabToken = made
+	}
+	if cfg.KeySecureKeyLabel != "" {
+		ks, err := tok.KeySecureKey(cfg.KeySecureKeyLabel, cfg.KeySecureKeyKCV)
+		if err != nil {
+			return &config.Problem{Var: "KEYSECURE_KEY_LABEL", Reason: err.Error()}
+		}
+		p.KeySecureKey = ks
+		log.WithFields(logrus.Fields{"key": ks.Describe(), "kcv": ks.KCV()}).Info("KeySecure's apiSecret found in the PKCS#11 token")
+	}
+	if !cfg.TokenKey() {
+		return nil
+	}
 	k, err := tok.Key(cfg.NIZPKLabel, cfg.ZPKAlgorithm(), cfg.NIZPKKCV)
 	if err != nil {
 		return &config.Problem{Var: "NI_ZPK_LABEL", Reason: err.Error()}
@@ -173,9 +190,6 @@ func (p *Provisioned) openKey(cfg *config.Config, log *logrus.Entry) error {
 		p.NextZPK = next
 		log.WithFields(logrus.Fields{"key": next.Describe(), "kcv": next.KCV(), "key_id": cfg.NINextKeyID, "from": cfg.NIZPKNextFrom}).
 			Info("the next zone PIN key found in the PKCS#11 token: new calls use it from its instant")
-	}
-	if soft, made := tok.Software(); soft {
-		p.LabToken = made
 	}
 	log.WithFields(logrus.Fields{"token": tok.Describe(), "key": k.Describe(), "kcv": k.KCV()}).Info("zone PIN key found in the PKCS#11 token")
 	return nil

@@ -95,7 +95,24 @@ type Info struct {
 
 // Problem says why the key must not be used as a zone PIN key (it could
 // leave the token in clear, or cannot encrypt), or "" when it may.
-func (i Info) Problem() string {
+func (i Info) Problem() string { return i.ProblemFor(PINBlocks) }
+
+// Purpose is what a key in the token is for: one purpose per key (PCI PIN
+// 19), checked by its attributes.
+type Purpose int
+
+const (
+	// PINBlocks is a zone PIN key: it encrypts PIN blocks and nothing else.
+	PINBlocks Purpose = iota
+	// KeySecureSecret is KeySecure's apiSecret, an AES key that must
+	// encrypt a first PIN and decrypt the card data KeySecure returns (its
+	// contract's one key for both: a documented exception to PCI PIN 19,
+	// docs/pci.md).
+	KeySecureSecret
+)
+
+// ProblemFor says why the key must not be used for purpose, or "".
+func (i Info) ProblemFor(purpose Purpose) string {
 	if v, ok := i.Attributes["CKA_EXTRACTABLE"]; !ok || v {
 		return "CKA_EXTRACTABLE is true: the token would hand the key out"
 	}
@@ -103,12 +120,21 @@ func (i Info) Problem() string {
 		return "CKA_SENSITIVE is false: the token would hand the key out in clear"
 	}
 	if !i.Attributes["CKA_ENCRYPT"] {
-		return "CKA_ENCRYPT is false: the key cannot encrypt PIN blocks"
+		return "CKA_ENCRYPT is false: the key cannot encrypt"
 	}
-	// One purpose per key (PCI PIN 19): a zone PIN key encrypts PIN blocks
-	// and nothing else.
-	for _, a := range otherPurposes {
+	others := otherPurposes
+	if purpose == KeySecureSecret {
+		if !i.Attributes["CKA_DECRYPT"] {
+			return "CKA_DECRYPT is false: KeySecure's secret must also decrypt the card data KeySecure returns"
+		}
+		others = otherPurposes[1:]
+	}
+	// One purpose per key (PCI PIN 19).
+	for _, a := range others {
 		if i.Attributes[a] {
+			if purpose == KeySecureSecret {
+				return a + " is true: KeySecure's secret may only encrypt and decrypt; make it again with the ceremony's --purpose keysecure"
+			}
 			return a + " is true: a zone PIN key must serve one purpose, encrypting PIN blocks (PCI PIN 19); make it again with only CKA_ENCRYPT"
 		}
 	}

@@ -37,6 +37,17 @@ func (t *Token) Software() (bool, string) { return false, "" }
 // Key fails: PKCS#11 needs cgo.
 func (t *Token) Key(string, secret.Algorithm, string) (*Key, error) { return nil, errNoCgo }
 
+// KeySecureKey fails: PKCS#11 needs cgo.
+func (t *Token) KeySecureKey(string, string) (*Key, error) { return nil, errNoCgo }
+
+// ImportFor fails: PKCS#11 needs cgo.
+func (t *Token) ImportFor(string, KeyType, []byte, bool, Purpose) (Info, error) {
+	return Info{}, errNoCgo
+}
+
+// DecryptBlock fails: PKCS#11 needs cgo.
+func (k *Key) DecryptBlock(dst, src []byte) error { return errNoCgo }
+
 // Inspect fails: PKCS#11 needs cgo.
 func (t *Token) Inspect(string) (Info, error) { return Info{}, errNoCgo }
 

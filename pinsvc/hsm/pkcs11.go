@@ -42,11 +42,12 @@ type Token struct {
 // Key is a secret key in the token, used for one block at a time. It
 // implements pinblock.Cipher.
 type Key struct {
-	tok   *Token
-	label string
-	alg   secret.Algorithm
-	typ   KeyType
-	kcv   string
+	tok     *Token
+	label   string
+	alg     secret.Algorithm
+	typ     KeyType
+	kcv     string
+	purpose Purpose
 	// handle is valid for the token's current module state; reopening
 	// finds it again (guarded by tok.mu).
 	handle pkcs11.ObjectHandle
@@ -183,12 +184,23 @@ func (t *Token) Ready() error {
 // The key is then kept: reopening the token finds it again and checks that
 // its KCV is unchanged.
 func (t *Token) Key(label string, alg secret.Algorithm, wantKCV string) (*Key, error) {
+	return t.keyFor(label, alg, wantKCV, PINBlocks)
+}
+
+// KeySecureKey finds KeySecure's apiSecret, an AES key that encrypts and
+// decrypts and does nothing else, pinned by its KCV as Key pins a zone PIN
+// key.
+func (t *Token) KeySecureKey(label, wantKCV string) (*Key, error) {
+	return t.keyFor(label, secret.AES, wantKCV, KeySecureSecret)
+}
+
+func (t *Token) keyFor(label string, alg secret.Algorithm, wantKCV string, purpose Purpose) (*Key, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.broken != nil {
 		return nil, fmt.Errorf("%w: %w", ErrNotReady, t.broken)
 	}
-	k := &Key{tok: t, label: label, alg: alg}
+	k := &Key{tok: t, label: label, alg: alg, purpose: purpose}
 	info, err := t.find(k)
 	if err != nil {
 		return nil, err
@@ -215,7 +227,7 @@ func (t *Token) find(k *Key) (Info, error) {
 	if info.Type.Algorithm() != k.alg || info.Type == "" {
 		return Info{}, fmt.Errorf("key %q is not a %s key", k.label, k.alg)
 	}
-	if p := info.Problem(); p != "" {
+	if p := info.ProblemFor(k.purpose); p != "" {
 		return Info{}, fmt.Errorf("key %q refused: %s", k.label, p)
 	}
 	k.handle = h
@@ -426,6 +438,48 @@ func (k *Key) EncryptBlock(dst, src []byte) error {
 	return nil
 }
 
+// DecryptBlock deciphers one block in the token: KeySecure's secret only
+// (a zone PIN key never decrypts). Failures mark the token broken as
+// EncryptBlock's do.
+func (k *Key) DecryptBlock(dst, src []byte) error {
+	if k.purpose != KeySecureSecret {
+		return errors.New("this key does not decrypt")
+	}
+	t := k.tok
+	t.mu.RLock()
+	if t.broken != nil {
+		err := t.broken
+		t.mu.RUnlock()
+		return fmt.Errorf("%w: %w", ErrNotReady, err)
+	}
+	var s pkcs11.SessionHandle
+	wait := time.NewTimer(sessionWait)
+	select {
+	case s = <-t.pool:
+		wait.Stop()
+	case <-wait.C:
+		t.mu.RUnlock()
+		return fmt.Errorf("%w: no free session in %s", ErrNotReady, sessionWait)
+	}
+	var out []byte
+	err := t.p.DecryptInit(s, mechanism(k.alg), k.handle)
+	if err == nil {
+		out, err = t.p.Decrypt(s, src)
+	}
+	t.pool <- s
+	t.mu.RUnlock()
+	if err == nil && len(out) != len(src) {
+		err = fmt.Errorf("the token returned %d bytes for a %d-byte block", len(out), len(src))
+	}
+	if err != nil {
+		t.fail(err)
+		return fmt.Errorf("%w: %w", ErrNotReady, err)
+	}
+	copy(dst, out)
+	secret.Zero(out)
+	return nil
+}
+
 // fail marks the token broken after an error from the module.
 func (t *Token) fail(err error) {
 	t.mu.Lock()
@@ -534,6 +588,15 @@ func (t *Token) Inspect(label string) (Info, error) {
 // with the label is refused unless replace, and then destroyed once the new
 // one is in place. raw is not kept; the caller wipes it.
 func (t *Token) Import(label string, typ KeyType, raw []byte, replace bool) (Info, error) {
+	return t.ImportFor(label, typ, raw, replace, PINBlocks)
+}
+
+// ImportFor is Import for a key of purpose: KeySecure's secret (AES) may
+// decrypt too.
+func (t *Token) ImportFor(label string, typ KeyType, raw []byte, replace bool, purpose Purpose) (Info, error) {
+	if purpose == KeySecureSecret && typ.Algorithm() != secret.AES {
+		return Info{}, errors.New("KeySecure's secret is an AES key")
+	}
 	if len(raw) != typ.Len() {
 		return Info{}, fmt.Errorf("a %s key is %d bytes", typ, typ.Len())
 	}
@@ -569,7 +632,7 @@ func (t *Token) Import(label string, typ KeyType, raw []byte, replace bool) (Inf
 		pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, true),
 		pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, false),
 		pkcs11.NewAttribute(pkcs11.CKA_ENCRYPT, true),
-		pkcs11.NewAttribute(pkcs11.CKA_DECRYPT, false),
+		pkcs11.NewAttribute(pkcs11.CKA_DECRYPT, purpose == KeySecureSecret),
 		pkcs11.NewAttribute(pkcs11.CKA_WRAP, false),
 		pkcs11.NewAttribute(pkcs11.CKA_UNWRAP, false),
 		pkcs11.NewAttribute(pkcs11.CKA_SIGN, false),
@@ -585,7 +648,7 @@ func (t *Token) Import(label string, typ KeyType, raw []byte, replace bool) (Inf
 	}
 	info, err := t.inspect(t.login, h, label)
 	if err == nil {
-		if p := info.Problem(); p != "" {
+		if p := info.ProblemFor(purpose); p != "" {
 			err = fmt.Errorf("the token did not keep the attributes asked for: %s", p)
 		}
 	}

@@ -33,9 +33,9 @@ import (
 
 // Config is everything the client needs.
 type Config struct {
-	BaseURL   string      // e.g. https://openplatform.keysecure.io
-	APIKey    string      // merchant Api-Key
-	APISecret *secret.Key // from SecretKey(apiSecret)
+	BaseURL   string // e.g. https://openplatform.keysecure.io
+	APIKey    string // merchant Api-Key
+	APISecret Secret // SecretKey(apiSecret), or the token's key
 	Timeout   time.Duration
 	Language  string // optional: zh_CN or en_US
 	Timezone  string // optional, platform default UTC+8

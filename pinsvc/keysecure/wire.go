@@ -2,7 +2,6 @@ package keysecure
 
 import (
 	"bytes"
-	"crypto/cipher"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -220,37 +219,49 @@ func SecretKey(apiSecret string) (*secret.Key, error) {
 	return k, nil
 }
 
+// Secret is the merchant's apiSecret as an AES key: in software
+// (*secret.Key, from SecretKey) or in a PKCS#11 token (hsm.Key with the
+// KeySecureSecret purpose), where it never leaves the token.
+type Secret interface {
+	Algorithm() secret.Algorithm
+	BlockSize() int
+	EncryptBlock(dst, src []byte) error
+	DecryptBlock(dst, src []byte) error
+}
+
 // EncryptECB is AES/ECB/PKCS5Padding then Base64, as the open API's code
 // utilities do. ECB is the platform's choice, not ours; each PIN is a single
 // block, so ECB's pattern leak does not apply.
-func EncryptECB(key *secret.Key, plain []byte) (string, error) {
-	blk, err := key.Block()
-	if err != nil {
-		return "", err
-	}
-	padded := pkcs5Pad(plain, blk)
+func EncryptECB(key Secret, plain []byte) (string, error) {
+	bs := key.BlockSize()
+	padded := pkcs5Pad(plain, bs)
 	defer secret.Zero(padded)
 	out := make([]byte, len(padded))
-	ecb(blk, out, padded, true)
+	for i := 0; i < len(padded); i += bs {
+		if err := key.EncryptBlock(out[i:i+bs], padded[i:i+bs]); err != nil {
+			return "", err
+		}
+	}
 	return base64.StdEncoding.EncodeToString(out), nil
 }
 
 // DecryptECB reverses EncryptECB. The result is the caller's to wipe.
-func DecryptECB(key *secret.Key, b64 string) ([]byte, error) {
+func DecryptECB(key Secret, b64 string) ([]byte, error) {
 	raw, err := base64.StdEncoding.DecodeString(b64)
 	if err != nil {
 		return nil, errors.New("not Base64")
 	}
-	blk, err := key.Block()
-	if err != nil {
-		return nil, err
-	}
-	bs := blk.BlockSize()
+	bs := key.BlockSize()
 	if len(raw) == 0 || len(raw)%bs != 0 {
 		return nil, errors.New("ciphertext is not whole blocks")
 	}
 	out := make([]byte, len(raw))
-	ecb(blk, out, raw, false)
+	for i := 0; i < len(raw); i += bs {
+		if err := key.DecryptBlock(out[i:i+bs], raw[i:i+bs]); err != nil {
+			secret.Zero(out)
+			return nil, err
+		}
+	}
 	n := int(out[len(out)-1])
 	if n == 0 || n > bs || !bytes.Equal(out[len(out)-n:], bytes.Repeat([]byte{byte(n)}, n)) {
 		secret.Zero(out)
@@ -259,8 +270,7 @@ func DecryptECB(key *secret.Key, b64 string) ([]byte, error) {
 	return out[:len(out)-n], nil
 }
 
-func pkcs5Pad(plain []byte, blk cipher.Block) []byte {
-	bs := blk.BlockSize()
+func pkcs5Pad(plain []byte, bs int) []byte {
 	n := bs - len(plain)%bs
 	out := make([]byte, len(plain)+n)
 	copy(out, plain)
@@ -268,15 +278,4 @@ func pkcs5Pad(plain []byte, blk cipher.Block) []byte {
 		out[i] = byte(n)
 	}
 	return out
-}
-
-func ecb(blk cipher.Block, dst, src []byte, encrypt bool) {
-	bs := blk.BlockSize()
-	for i := 0; i < len(src); i += bs {
-		if encrypt {
-			blk.Encrypt(dst[i:i+bs], src[i:i+bs])
-		} else {
-			blk.Decrypt(dst[i:i+bs], src[i:i+bs])
-		}
-	}
 }

@@ -203,6 +203,13 @@ func (k *Key) EncryptBlock(dst, src []byte) error {
 	return nil
 }
 
+// DecryptBlock deciphers one block (ECB): KeySecure's contract decrypts
+// under its apiSecret; a zone PIN key never does.
+func (k *Key) DecryptBlock(dst, src []byte) error {
+	k.block.Decrypt(dst, src)
+	return nil
+}
+
 // KCV is the key check value.
 func (k *Key) KCV() string { return k.kcv }
 
