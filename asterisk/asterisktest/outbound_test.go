@@ -28,12 +28,13 @@ func changeSteps(pan, exp, oldPIN, newPIN string) []step {
 		{media: "confirm-new-pin", keys: newPIN + "#"}}
 }
 
-// auditRecords are the audit lines a serve process wrote, by channel.
+// auditRecords are the call records a serve process wrote, by channel
+// (its start and stop records are left out).
 func auditRecords(out string) map[string]map[string]any {
 	recs := map[string]map[string]any{}
 	for _, ln := range strings.Split(out, "\n") {
 		var r map[string]any
-		if json.Unmarshal([]byte(ln), &r) == nil && r["log"] == "audit" {
+		if json.Unmarshal([]byte(ln), &r) == nil && r["log"] == "audit" && r["record"] == "call" {
 			id, _ := r["channel_id"].(string)
 			recs[id] = r
 		}
