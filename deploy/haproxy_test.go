@@ -94,6 +94,25 @@ func serversUp(stats string) int {
 	return up
 }
 
+// fleetParts is what a fleet behind HAProxy needs: HAProxy itself, a
+// directory, serve's binary, the test CA's certificates, and HAProxy's
+// certificate and key in one file.
+func fleetParts(t *testing.T) (dir, bin string, pki *testpki.PKI, pem string) {
+	t.Helper()
+	testkit.Program(t, "haproxy", "haproxy")
+	dir = t.TempDir()
+	bin = filepath.Join(dir, "ivr-pin")
+	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/ivr-pin").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	pki = testpki.New(t)
+	pem = filepath.Join(dir, "haproxy.pem")
+	if err := os.WriteFile(pem, []byte(read(t, pki.ServerCert)+read(t, pki.ServerKey)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return dir, bin, pki, pem
+}
+
 // TestHAProxyConfiguration runs the shipped haproxy.cfg with Debian's
 // HAProxy in front of two serve instances: the ARI test server, standing in
 // for Asterisk, dials wss:// and verifies HAProxy's certificate; HAProxy
@@ -104,17 +123,7 @@ func TestHAProxyConfiguration(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary and runs HAProxy")
 	}
-	testkit.Program(t, "haproxy", "haproxy")
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "ivr-pin")
-	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/ivr-pin").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	pki := testpki.New(t)
-	pem := filepath.Join(dir, "haproxy.pem")
-	if err := os.WriteFile(pem, []byte(read(t, pki.ServerCert)+read(t, pki.ServerKey)), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	dir, bin, pki, pem := fleetParts(t)
 	raw := []byte("haproxy-test-zpk")
 	secret.SetOddParity(raw)
 	key, _ := secret.NewKey(secret.TDES, raw)

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -14,7 +13,6 @@ import (
 
 	"github.com/ivr-pin/ivr-pin/asterisk/aritest"
 	"github.com/ivr-pin/ivr-pin/internal/testkit"
-	"github.com/ivr-pin/ivr-pin/internal/testkit/testpki"
 	"github.com/ivr-pin/ivr-pin/pinsvc/pinblock"
 	"github.com/ivr-pin/ivr-pin/pinsvc/secret"
 	"github.com/ivr-pin/ivr-pin/pinsvc/sim/simrun"
@@ -33,17 +31,7 @@ func TestHAProxyRotatesTheZonePINKeyWithoutAPause(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary and runs HAProxy")
 	}
-	testkit.Program(t, "haproxy", "haproxy")
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "ivr-pin")
-	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/ivr-pin").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	pki := testpki.New(t)
-	pem := filepath.Join(dir, "haproxy.pem")
-	if err := os.WriteFile(pem, []byte(read(t, pki.ServerCert)+read(t, pki.ServerKey)), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	dir, bin, pki, pem := fleetParts(t)
 	keyFile := func(name string, raw []byte) (string, *pinblock.ZPK) {
 		secret.SetOddParity(raw)
 		k, err := secret.NewKey(secret.TDES, raw)
@@ -116,7 +104,7 @@ func TestHAProxyRotatesTheZonePINKeyWithoutAPause(t *testing.T) {
 	newCard := func() string {
 		mu.Lock()
 		defer mu.Unlock()
-		pan := luhn(fmt.Sprintf("400007%09d", len(pans)))
+		pan := testkit.LuhnPAN(fmt.Sprintf("400007%09d", len(pans)))
 		sims.CardHost.AddCard(pan, "2812", "", "active", "7392")
 		pans = append(pans, pan)
 		return pan
@@ -223,20 +211,4 @@ func TestHAProxyRotatesTheZonePINKeyWithoutAPause(t *testing.T) {
 		}
 	}
 	t.Logf("%d calls across the instant: requests by key id %v, every one decoded with the key it names; no restart", len(pans), byID)
-}
-
-// luhn appends the check digit to 15 digits.
-func luhn(body string) string {
-	sum := 0
-	for i := len(body) - 1; i >= 0; i-- {
-		d := int(body[i] - '0')
-		if (len(body)-1-i)%2 == 0 {
-			d *= 2
-			if d > 9 {
-				d -= 9
-			}
-		}
-		sum += d
-	}
-	return body + fmt.Sprint((10-sum%10)%10)
 }

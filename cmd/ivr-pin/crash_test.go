@@ -41,6 +41,32 @@ func auditLines(t *testing.T, path string) []map[string]any {
 	return out
 }
 
+// startServeUntil starts serve with env (killed at the test's end if it
+// still runs) and waits (bounded) until its log says ready.
+func startServeUntil(t *testing.T, bin string, env []string, ready string) (*exec.Cmd, *syncbuf.Buffer) {
+	t.Helper()
+	cmd := exec.Command(bin, "serve")
+	cmd.Env = env
+	logs := &syncbuf.Buffer{}
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := testkit.Start(t, cmd); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+	})
+	for i := 0; !strings.Contains(logs.String(), ready); i++ {
+		if i > 800 {
+			t.Fatalf("serve never got ready:\n%s", logs.String())
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	return cmd, logs
+}
+
 // A serve killed (SIGKILL, as an OOM kill or a power loss) while a PIN change
 // is in flight leaves the change's attempt on disk; started again on the
 // same audit file it closes the attempt, once, with an ambiguous /
@@ -102,30 +128,11 @@ func TestAKilledServeLeavesNoChangeUnrecorded(t *testing.T) {
 					ari.SetOutbound(&aritest.Outbound{URL: "ws://" + listen + "/ari", Username: "asterisk", Password: "listener-password-0001"})
 				}
 				start := func(instance string) (*exec.Cmd, *syncbuf.Buffer) {
-					cmd := exec.Command(bin, "serve")
-					cmd.Env = append(append([]string{}, env...), "IVRPIN_INSTANCE_ID="+instance)
-					logs := &syncbuf.Buffer{}
-					cmd.Stdout, cmd.Stderr = logs, logs
-					if err := testkit.Start(t, cmd); err != nil {
-						t.Fatal(err)
-					}
-					t.Cleanup(func() {
-						if cmd.ProcessState == nil {
-							_ = cmd.Process.Kill()
-							_ = cmd.Wait()
-						}
-					})
 					ready := "ARI events connected"
 					if transport == "outbound" {
 						ready = "listening for Asterisk's outbound ARI websockets"
 					}
-					for i := 0; !strings.Contains(logs.String(), ready); i++ {
-						if i > 800 {
-							t.Fatalf("serve never got ready:\n%s", logs.String())
-						}
-						time.Sleep(25 * time.Millisecond)
-					}
-					return cmd, logs
+					return startServeUntil(t, bin, append(append([]string{}, env...), "IVRPIN_INSTANCE_ID="+instance), ready)
 				}
 				first, logs := start("first")
 				ch, err := ari.PlaceCall(aritest.CallOptions{})
@@ -352,26 +359,7 @@ func TestAFullDiskThenAKillLosesNoChange(t *testing.T) {
 		"IVRPIN_LIMIT_KEY=00112233445566778899aabbccddeeff", "IVRPIN_LIMIT_STORE="+filepath.Join(dir, "a.db"),
 		"IVRPIN_AUDIT_FILE="+auditPath, "IVRPIN_AUDIT_KEY_FILE="+keyFile, "IVRPIN_METRICS_ADDR=")
 	start := func(instance string) (*exec.Cmd, *syncbuf.Buffer) {
-		cmd := exec.Command(bin, "serve")
-		cmd.Env = append(append([]string{}, env...), "IVRPIN_INSTANCE_ID="+instance)
-		logs := &syncbuf.Buffer{}
-		cmd.Stdout, cmd.Stderr = logs, logs
-		if err := testkit.Start(t, cmd); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			if cmd.ProcessState == nil {
-				_ = cmd.Process.Kill()
-				_ = cmd.Wait()
-			}
-		})
-		for i := 0; !strings.Contains(logs.String(), "ARI events connected"); i++ {
-			if i > 800 {
-				t.Fatalf("serve never got ready:\n%s", logs.String())
-			}
-			time.Sleep(25 * time.Millisecond)
-		}
-		return cmd, logs
+		return startServeUntil(t, bin, append(append([]string{}, env...), "IVRPIN_INSTANCE_ID="+instance), "ARI events connected")
 	}
 	change := func(pan string) *aritest.Channel {
 		ch, err := ari.PlaceCall(aritest.CallOptions{})

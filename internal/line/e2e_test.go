@@ -15,6 +15,7 @@ import (
 	"github.com/ivr-pin/ivr-pin/internal/audit"
 	"github.com/ivr-pin/ivr-pin/internal/config"
 	"github.com/ivr-pin/ivr-pin/internal/demo"
+	"github.com/ivr-pin/ivr-pin/internal/testkit"
 	"github.com/ivr-pin/ivr-pin/internal/testkit/syncbuf"
 	"github.com/ivr-pin/ivr-pin/pinsvc/sim/faults"
 	"github.com/ivr-pin/ivr-pin/prompts"
@@ -446,7 +447,7 @@ func TestConcurrentCalls(t *testing.T) {
 		}, demo.Options{Transport: tr, HostTimeout: time.Minute})
 		pans := make([]string, calls)
 		for i := range pans {
-			pans[i] = luhnPAN(fmt.Sprintf("400000%09d", i))
+			pans[i] = testkit.LuhnPAN(fmt.Sprintf("400000%09d", i))
 			l.Sims.CardHost.AddCard(pans[i], "2812", "", "active", "7392")
 		}
 		changeAtOnce(t, l, pans)
@@ -466,22 +467,6 @@ func TestConcurrentCalls(t *testing.T) {
 			t.Fatalf("%d calls changed a PIN, host applied %d, want %d", changed, l.Sims.CardHost.Applied(), calls)
 		}
 	})
-}
-
-// luhnPAN appends the check digit to 15 digits.
-func luhnPAN(body string) string {
-	sum := 0
-	for i := len(body) - 1; i >= 0; i-- {
-		d := int(body[i] - '0')
-		if (len(body)-1-i)%2 == 0 {
-			d *= 2
-			if d > 9 {
-				d -= 9
-			}
-		}
-		sum += d
-	}
-	return body + fmt.Sprint((10-sum%10)%10)
 }
 
 func TestAgentOptionContinuesToTheQueue(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 	"github.com/ivr-pin/ivr-pin/asterisk/aritest"
 	"github.com/ivr-pin/ivr-pin/internal/config"
 	"github.com/ivr-pin/ivr-pin/internal/demo"
+	"github.com/ivr-pin/ivr-pin/internal/testkit"
 	"github.com/ivr-pin/ivr-pin/pinsvc/keysecure"
 	"github.com/ivr-pin/ivr-pin/pinsvc/sim/faults"
 )
@@ -64,7 +65,7 @@ func TestFirstSetupChecksCountAgainstTheCaller(t *testing.T) {
 	var ends []string
 	var ksAt10 int
 	for i := 0; i < 12; i++ {
-		pan := luhnPAN(fmt.Sprintf("400000%09d", 900+i)) // no physical card ends so
+		pan := testkit.LuhnPAN(fmt.Sprintf("400000%09d", 900+i)) // no physical card ends so
 		_, rec := l.call(t, aritest.CallOptions{CallerNumber: "15557770001"}, "2", pan+"#", "1229", "123")
 		ends = append(ends, rec.End)
 		if i == 9 {
@@ -127,7 +128,7 @@ func TestLineGuardStopsSpreadGuessing(t *testing.T) {
 	}, demo.Options{})
 	var ends []string
 	for i := 0; i < 12; i++ {
-		pan := luhnPAN(fmt.Sprintf("424242%09d", i))
+		pan := testkit.LuhnPAN(fmt.Sprintf("424242%09d", i))
 		sent := len(l.Sims.CardHost.Received())
 		ch, rec := l.call(t, aritest.CallOptions{CallerNumber: fmt.Sprintf("1555888%04d", i)}, change, pan+"#", exp, oldPIN, newPIN, newPIN)
 		ends = append(ends, rec.End)
@@ -180,7 +181,7 @@ func TestLineGuardHoldsAgainstParallelGuessers(t *testing.T) {
 		audit string
 	}{
 		{"change", func(i int) []string {
-			pan := luhnPAN(fmt.Sprintf("424242%09d", 500+i)) + "#"
+			pan := testkit.LuhnPAN(fmt.Sprintf("424242%09d", 500+i)) + "#"
 			return []string{change, pan, exp, oldPIN, newPIN, newPIN,
 				"wait:reason-details-mismatch", pan, exp, oldPIN, "wait:reason-details-mismatch", pan, exp, oldPIN}
 		}, func(l *testLine) int { return len(l.Sims.CardHost.Received()) }, "unknown_card"},

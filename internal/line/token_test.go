@@ -19,6 +19,7 @@ import (
 	"github.com/ivr-pin/ivr-pin/internal/config"
 	"github.com/ivr-pin/ivr-pin/internal/demo"
 	"github.com/ivr-pin/ivr-pin/internal/line"
+	"github.com/ivr-pin/ivr-pin/internal/testkit"
 	"github.com/ivr-pin/ivr-pin/internal/testkit/softhsmtest"
 	"github.com/ivr-pin/ivr-pin/pinsvc/hsm"
 	"github.com/ivr-pin/ivr-pin/pinsvc/pinblock"
@@ -85,7 +86,7 @@ func TestZonePINKeyInAToken(t *testing.T) {
 	const calls = 50
 	pans := make([]string, calls)
 	for i := range pans {
-		pans[i] = luhnPAN(fmt.Sprintf("400000%09d", i))
+		pans[i] = testkit.LuhnPAN(fmt.Sprintf("400000%09d", i))
 		host.CardHost.AddCard(pans[i], "2812", "", "active", "7392")
 	}
 	changeAtOnce(t, l, pans)

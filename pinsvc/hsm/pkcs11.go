@@ -404,6 +404,36 @@ func (k *Key) String() string { return k.Describe() }
 // until Watch has reopened it (a call never waits for a reopen). Nothing of
 // the block is in the error.
 func (k *Key) EncryptBlock(dst, src []byte) error {
+	return k.onSession(dst, func(t *Token, s pkcs11.SessionHandle) ([]byte, error) {
+		return t.encrypt(s, k.handle, k.alg, src)
+	})
+}
+
+// DecryptBlock deciphers one block in the token: KeySecure's secret only
+// (a zone PIN key never decrypts). Failures mark the token broken as
+// EncryptBlock's do.
+func (k *Key) DecryptBlock(dst, src []byte) error {
+	if k.purpose != KeySecureSecret {
+		return errors.New("this key does not decrypt")
+	}
+	return k.onSession(dst, func(t *Token, s pkcs11.SessionHandle) ([]byte, error) {
+		if err := t.p.DecryptInit(s, mechanism(k.alg), k.handle); err != nil {
+			return nil, err
+		}
+		out, err := t.p.Decrypt(s, src)
+		if err == nil && len(out) != len(src) {
+			err = fmt.Errorf("the token returned %d bytes for a %d-byte block", len(out), len(src))
+		}
+		return out, err
+	})
+}
+
+// onSession runs op on a session of the pool, waiting for one (bounded),
+// and copies its result to dst. Any failure marks the token broken: every
+// operation then fails at once, without touching the module, until Watch
+// has reopened it (a call never waits for a reopen). Nothing of the block
+// is in the error.
+func (k *Key) onSession(dst []byte, op func(*Token, pkcs11.SessionHandle) ([]byte, error)) error {
 	t := k.tok
 	t.mu.RLock()
 	if t.broken != nil {
@@ -426,51 +456,9 @@ func (k *Key) EncryptBlock(dst, src []byte) error {
 			return fmt.Errorf("%w: no free session in %s", ErrNotReady, sessionWait)
 		}
 	}
-	out, err := t.encrypt(s, k.handle, k.alg, src)
+	out, err := op(t, s)
 	pool <- s
 	t.mu.RUnlock()
-	if err != nil {
-		t.fail(err)
-		return fmt.Errorf("%w: %w", ErrNotReady, err)
-	}
-	copy(dst, out)
-	secret.Zero(out)
-	return nil
-}
-
-// DecryptBlock deciphers one block in the token: KeySecure's secret only
-// (a zone PIN key never decrypts). Failures mark the token broken as
-// EncryptBlock's do.
-func (k *Key) DecryptBlock(dst, src []byte) error {
-	if k.purpose != KeySecureSecret {
-		return errors.New("this key does not decrypt")
-	}
-	t := k.tok
-	t.mu.RLock()
-	if t.broken != nil {
-		err := t.broken
-		t.mu.RUnlock()
-		return fmt.Errorf("%w: %w", ErrNotReady, err)
-	}
-	var s pkcs11.SessionHandle
-	wait := time.NewTimer(sessionWait)
-	select {
-	case s = <-t.pool:
-		wait.Stop()
-	case <-wait.C:
-		t.mu.RUnlock()
-		return fmt.Errorf("%w: no free session in %s", ErrNotReady, sessionWait)
-	}
-	var out []byte
-	err := t.p.DecryptInit(s, mechanism(k.alg), k.handle)
-	if err == nil {
-		out, err = t.p.Decrypt(s, src)
-	}
-	t.pool <- s
-	t.mu.RUnlock()
-	if err == nil && len(out) != len(src) {
-		err = fmt.Errorf("the token returned %d bytes for a %d-byte block", len(out), len(src))
-	}
 	if err != nil {
 		t.fail(err)
 		return fmt.Errorf("%w: %w", ErrNotReady, err)
