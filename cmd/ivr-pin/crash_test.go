@@ -341,7 +341,7 @@ func TestAFullDiskThenAKillLosesNoChange(t *testing.T) {
 	// audit file alone, as a full disk under it would.
 	var history bytes.Buffer
 	key, _ := hex.DecodeString(testAuditKey)
-	past := audit.NewStream(&history, key)
+	past := audit.NewStream(&history, audit.KeyOf(key))
 	for i := 0; history.Len() < 2<<20; i++ {
 		at := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(i) * time.Minute)
 		if err := past.WriteEvent(audit.Event{Kind: audit.KindStart, Time: at, Instance: "earlier"}); err != nil {

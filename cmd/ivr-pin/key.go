@@ -24,6 +24,9 @@ import (
 	"github.com/ivr-pin/ivr-pin/pinsvc/secret"
 )
 
+// purposes are the --purpose names of what a key in the token is for.
+var purposes = map[string]hsm.Purpose{"zpk": hsm.PINBlocks, "keysecure": hsm.KeySecureSecret, "audit": hsm.AuditMAC}
+
 // keyProgram is `ivr-pin key`'s verbs.
 func keyProgram() cli.Program {
 	return cli.Program{Name: "ivr-pin key", Intro: `The zone PIN key's ceremony, on the PKCS#11 token named by IVRPIN_PKCS11_MODULE,
@@ -93,7 +96,7 @@ func keyImport(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	kcvs := fs.String("kcv", "", "each component's KCV from the custodians' forms, comma separated (else each custodian types theirs): a component whose KCV differs is refused")
 	replace := fs.Bool("replace", false, "put the new key in place of an existing key with the label")
 	lab := fs.Bool("lab", false, "a lab: names, components and KCVs may come from a pipe, one line each")
-	purposeName := fs.String("purpose", "zpk", "zpk (the zone PIN key: encrypts only) or keysecure (KeySecure's apiSecret, its bytes in hex: AES, encrypts and decrypts)")
+	purposeName := fs.String("purpose", "zpk", "zpk (the zone PIN key: encrypts only), keysecure (KeySecure's apiSecret, its bytes in hex: AES, encrypts and decrypts) or audit (the audit chain's key: --type hmac256, signs only)")
 	if code, done := parseFlags(fs, args, "Imports a zone PIN key into the PKCS#11 token from key custodians' components, under dual control.", stdout, stderr); done {
 		return code
 	}
@@ -109,9 +112,9 @@ func keyImport(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 		return 2
 	}
-	purpose, ok := map[string]hsm.Purpose{"zpk": hsm.PINBlocks, "keysecure": hsm.KeySecureSecret}[*purposeName]
-	if !ok || (purpose == hsm.KeySecureSecret && typ.Algorithm() != secret.AES) {
-		fmt.Fprintln(stderr, "ivr-pin key import: --purpose is zpk, or keysecure with an AES --type (KeySecure's apiSecret is 16, 24 or 32 bytes)")
+	purpose, ok := purposes[*purposeName]
+	if !ok || (purpose == hsm.KeySecureSecret && (typ.IsHMAC() || typ.Algorithm() != secret.AES)) || (purpose == hsm.AuditMAC) != typ.IsHMAC() {
+		fmt.Fprintln(stderr, "ivr-pin key import: --purpose is zpk (a TDES or AES --type), keysecure (an AES --type: KeySecure's apiSecret is 16, 24 or 32 bytes) or audit (--type hmac256)")
 		return 2
 	}
 	var want []string
@@ -146,10 +149,21 @@ func keyImport(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "ivr-pin key import: %v\n", err)
 		return 1
 	}
-	auditKey, err := cfg.AuditKeyBytes()
-	if err != nil {
-		fmt.Fprintf(stderr, "ivr-pin key import: %v\n", err)
-		return 1
+	var auditKey audit.MACKey
+	if cfg.AuditKeyLabel != "" {
+		ak, err := tok.AuditKey(cfg.AuditKeyLabel, cfg.AuditKeyKCV)
+		if err != nil {
+			fmt.Fprintf(stderr, "ivr-pin key import: IVRPIN_AUDIT_KEY_LABEL: %v (nothing was asked)\n", err)
+			return 1
+		}
+		auditKey = ak
+	} else {
+		raw, err := cfg.AuditKeyBytes()
+		if err != nil {
+			fmt.Fprintf(stderr, "ivr-pin key import: %v\n", err)
+			return 1
+		}
+		auditKey = audit.KeyOf(raw)
 	}
 	if cfg.AuditFile == "" {
 		fmt.Fprintln(stderr, "ivr-pin key import: warning: IVRPIN_AUDIT_FILE is not set: the ceremony is recorded on this screen only (copy the summary to the form)")
@@ -207,12 +221,14 @@ func keyImport(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "ivr-pin key import: the combined key %s (the components cancel out): nothing was imported\n", w)
 		return 1
 	}
-	if typ.Algorithm() == secret.TDES {
-		secret.SetOddParity(combined)
-	}
-	if w := secret.Weakness(typ.Algorithm(), combined); w != "" {
-		fmt.Fprintf(stderr, "ivr-pin key import: the combined key %s: nothing was imported\n", w)
-		return 1
+	if !typ.IsHMAC() {
+		if typ.Algorithm() == secret.TDES {
+			secret.SetOddParity(combined)
+		}
+		if w := secret.Weakness(typ.Algorithm(), combined); w != "" {
+			fmt.Fprintf(stderr, "ivr-pin key import: the combined key %s: nothing was imported\n", w)
+			return 1
+		}
 	}
 	info, err := tok.ImportFor(*label, typ, combined, *replace, purpose)
 	if err != nil {
@@ -224,11 +240,8 @@ func keyImport(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	rec := ceremonyRecord(info, custodians, *replace)
 	rec.Purpose = *purposeName
 	printCeremony(stdout, rec, tok.Describe())
-	if purpose == hsm.KeySecureSecret {
-		fmt.Fprintf(stdout, "serve: IVRPIN_KEYSECURE_KEY_LABEL=%s IVRPIN_KEYSECURE_KEY_KCV=%s\n", info.Label, info.KCV)
-	} else {
-		fmt.Fprintf(stdout, "serve: IVRPIN_NI_ZPK_LABEL=%s IVRPIN_NI_ZPK_KCV=%s\n", info.Label, info.KCV)
-	}
+	setting := map[hsm.Purpose]string{hsm.PINBlocks: "NI_ZPK", hsm.KeySecureSecret: "KEYSECURE_KEY", hsm.AuditMAC: "AUDIT_KEY"}[purpose]
+	fmt.Fprintf(stdout, "serve: IVRPIN_%s_LABEL=%s IVRPIN_%s_KCV=%s\n", setting, info.Label, setting, info.KCV)
 	if cfg.AuditFile != "" {
 		if err := audit.AppendEvent(cfg.AuditFile, auditKey, rec); err != nil {
 			fmt.Fprintf(stderr, "ivr-pin key import: the key is imported, but the ceremony record was not written (%v): copy the summary to the form and the audit trail by hand\n", err)
@@ -277,6 +290,9 @@ func componentKCV(typ hsm.KeyType, comp []byte) (string, error) {
 	}
 	if zero {
 		return "", errors.New("all zeros: such a component adds nothing to the key")
+	}
+	if typ.IsHMAC() {
+		return secret.HMACKCV(func(data []byte) ([]byte, error) { return audit.SoftwareKey(comp).Sum(data) })
 	}
 	k, err := secret.NewKey(typ.Algorithm(), comp)
 	if err != nil {
@@ -348,7 +364,7 @@ func ceremonyReader(stdin io.Reader, stderr io.Writer) (in ceremonyInput, termin
 func keyCheck(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("ivr-pin key check", flag.ContinueOnError)
 	label := fs.String("label", "", "CKA_LABEL of the key")
-	purposeName := fs.String("purpose", "zpk", "what serve uses the key for: zpk or keysecure")
+	purposeName := fs.String("purpose", "zpk", "what serve uses the key for: zpk, keysecure or audit")
 	if code, done := parseFlags(fs, args, "Prints a key's type, attributes and KCV; exits 1 if serve would refuse it.", stdout, stderr); done {
 		return code
 	}
@@ -368,9 +384,9 @@ func keyCheck(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "key %q in %s: %s, KCV %s\n", info.Label, tok.Describe(), info.Type, info.KCV)
 	printAttributes(stdout, info)
-	purpose, known := map[string]hsm.Purpose{"zpk": hsm.PINBlocks, "keysecure": hsm.KeySecureSecret}[*purposeName]
+	purpose, known := purposes[*purposeName]
 	if !known {
-		fmt.Fprintln(stderr, "ivr-pin key check: --purpose is zpk or keysecure")
+		fmt.Fprintln(stderr, "ivr-pin key check: --purpose is zpk, keysecure or audit")
 		return 2
 	}
 	if p := info.ProblemFor(purpose); p != "" {
@@ -403,6 +419,9 @@ func keyGenerate(args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	typ, err := hsm.ParseKeyType(*typName)
+	if err == nil && typ.IsHMAC() {
+		err = errors.New("a lab's audit key is a file of hex: openssl rand -hex 32")
+	}
 	if err != nil || *out == "" {
 		if err != nil {
 			fmt.Fprintf(stderr, "ivr-pin key generate: --type: %v\n", err)

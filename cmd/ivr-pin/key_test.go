@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ivr-pin/ivr-pin/internal/audit"
 	"github.com/ivr-pin/ivr-pin/internal/testkit"
 	"github.com/ivr-pin/ivr-pin/internal/testkit/softhsmtest"
 	"github.com/ivr-pin/ivr-pin/pinsvc/pinblock"
@@ -292,3 +293,59 @@ func TestKeySecureSecretInTheToken(t *testing.T) {
 		t.Fatalf("a wrong KCV: exit %d\n%s", code, errs)
 	}
 }
+
+// The audit chain's key in the token: imported by the ceremony with
+// --purpose audit (an HMAC key that signs and does nothing else), it
+// chains a call's records and `audit check` verifies them through the
+// token; a key that could encrypt is refused as the audit key by name.
+func TestAuditKeyInTheToken(t *testing.T) {
+	st := softhsmtest.New(t, "ivr-pin-audit-key")
+	tokenEnv(t, st)
+	c1, c2 := strings.Repeat("1F2E3D4C", 8), strings.Repeat("A0B1C2D3", 8)
+	kcv := func(h string) string {
+		raw, _ := hex.DecodeString(h)
+		k, _ := secret.HMACKCV(func(d []byte) ([]byte, error) { return audit.SoftwareKey(raw).Sum(d) })
+		return k
+	}
+	code, out, errs := runKey(t, "Alice\n"+c1+"\nBob\n"+c2+"\n", "import", "--label", "audit", "--type", "hmac256", "--components", "2",
+		"--purpose", "audit", "--kcv", kcv(c1)+","+kcv(c2), "--lab")
+	if code != 0 || !strings.Contains(out, "CKA_SIGN=true") || !strings.Contains(out, "CKA_ENCRYPT=false") || !strings.Contains(out, "IVRPIN_AUDIT_KEY_LABEL=audit IVRPIN_AUDIT_KEY_KCV=") {
+		t.Fatalf("exit %d\n%s%s", code, out, errs)
+	}
+	i := strings.Index(out, "IVRPIN_AUDIT_KEY_KCV=") + len("IVRPIN_AUDIT_KEY_KCV=")
+	auditKCV := out[i : i+6]
+	if code, _, errs := runKey(t, "", "check", "--label", "audit", "--purpose", "audit"); code != 0 {
+		t.Fatalf("check for the audit: %d %s", code, errs)
+	}
+	if code, _, errs := runKey(t, "A\n"+component1+"\nB\n"+component2+"\n", "import", "--label", "zpk", "--type", "tdes2", "--lab",
+		"--kcv", kcvOfTDES(component1)+","+kcvOfTDES(component2)); code != 0 {
+		t.Fatalf("a zone PIN key: %d %s", code, errs)
+	}
+
+	auditPath := filepath.Join(t.TempDir(), "audit.jsonl")
+	t.Setenv("IVRPIN_AUDIT_FILE", auditPath)
+	t.Setenv("IVRPIN_AUDIT_KEY_LABEL", "audit")
+	t.Setenv("IVRPIN_AUDIT_KEY_KCV", auditKCV)
+	if code, out, errs := runConsole(t, "", "--keys", "1 4111111111111111# 1228 7392# 4829# 4829#", "--speed", "0.01"); code != 0 {
+		t.Fatalf("a call chained by the token's key: exit %d\n%s\n%s", code, out, errs)
+	}
+	var cout, cerr strings.Builder
+	if code := run([]string{"audit", "check", auditPath}, nil, &cout, &cerr); code != 0 || !strings.Contains(cout.String(), "the chain verifies") {
+		t.Fatalf("audit check through the token: %d\n%s%s", code, cout.String(), cerr.String())
+	}
+	b, _ := os.ReadFile(auditPath)
+	if err := os.WriteFile(auditPath, []byte(strings.Replace(string(b), `"outcome":"changed"`, `"outcome":"rejected"`, 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cout.Reset()
+	if code := run([]string{"audit", "check", auditPath}, nil, &cout, &cerr); code != 1 || !strings.Contains(cout.String(), "altered") {
+		t.Fatalf("a changed record through the token: %d\n%s", code, cout.String())
+	}
+	t.Setenv("IVRPIN_AUDIT_KEY_LABEL", "zpk")
+	t.Setenv("IVRPIN_AUDIT_KEY_KCV", "08D7B4")
+	if code, _, errs := runConsole(t, "", "--keys", "1", "--speed", "0.01"); code != 1 || !strings.Contains(errs, "IVRPIN_AUDIT_KEY_LABEL") || !strings.Contains(errs, "not an HMAC key") {
+		t.Fatalf("a cipher key as the audit key: exit %d\n%s", code, errs)
+	}
+}
+
+func kcvOfTDES(h string) string { k, _ := secret.ParseHexKey(secret.TDES, h); return k.KCV() }

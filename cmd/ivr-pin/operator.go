@@ -105,12 +105,13 @@ func auditProgram() cli.Program {
 	return cli.Program{Name: "ivr-pin audit", Verbs: []cli.Verb{
 		{Name: "check", Synopsis: "[--key-file F] FILE...", Summary: `verifies audit files, plain or gzipped, given in rotation order (oldest first, then
 the current one): the chain of MACs across them under the audit key (--key-file, else
-IVRPIN_AUDIT_KEY_FILE or IVRPIN_AUDIT_KEY), naming by file and line a record removed,
-inserted, changed or out of order, a line that is not a record or was cut short, and a
-file with no record; and pairs every attempt with its call record (an attempt without
-one is a change that may have reached the host while no record of its answer was
-written). Prints how many records it read, from which instances, first and last time.
-Exits 0 only when everything verifies. docs/operations.md says how to reconcile.`, Run: func(a []string, s cli.IO) int { return auditCheck(a, s.Stdout, s.Stderr) }},
+IVRPIN_AUDIT_KEY_FILE, IVRPIN_AUDIT_KEY, or the token's key that IVRPIN_AUDIT_KEY_LABEL
+names), naming by file and line a record removed, inserted, changed or out of order, a line
+that is not a record or was cut short, and a file with no record; and pairs every attempt
+with its call record (an attempt without one is a change that may have reached the host
+while no record of its answer was written). Prints how many records it read, from which
+instances, first and last time. Exits 0 only when everything verifies. docs/operations.md
+says how to reconcile.`, Run: func(a []string, s cli.IO) int { return auditCheck(a, s.Stdout, s.Stderr) }},
 	}}
 }
 
@@ -132,11 +133,12 @@ func auditCheck(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "ivr-pin audit check: missing FILE\n\n%s", auditProgram().Usage())
 		return 2
 	}
-	key, err := auditKey(*keyFile)
+	key, done, err := auditKey(*keyFile)
 	if err != nil {
 		fmt.Fprintf(stderr, "ivr-pin audit check: %v\n", err)
 		return 1
 	}
+	defer done()
 	r, err := audit.Check(fs.Args(), key)
 	if err != nil {
 		fmt.Fprintf(stderr, "ivr-pin audit check: %v\n", err)
@@ -174,19 +176,41 @@ func auditCheck(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// auditKey is the audit key from a file (as serve reads its secret files)
-// or IVRPIN_AUDIT_KEY; nil when neither is given.
-func auditKey(file string) ([]byte, error) {
+// auditKey is the audit key from a file (as serve reads its secret files),
+// IVRPIN_AUDIT_KEY, or the token IVRPIN_AUDIT_KEY_LABEL names (with the
+// PKCS11 settings); nil when none is given. done releases the token.
+func auditKey(file string) (key audit.MACKey, done func(), err error) {
+	done = func() {}
+	if file == "" && os.Getenv("IVRPIN_AUDIT_KEY_LABEL") != "" {
+		cfg, err := config.Load()
+		if err != nil {
+			return nil, done, err
+		}
+		tok, err := line.OpenToken(cfg)
+		if err != nil {
+			return nil, done, err
+		}
+		ak, err := tok.AuditKey(cfg.AuditKeyLabel, cfg.AuditKeyKCV)
+		if err != nil {
+			tok.Close()
+			return nil, done, fmt.Errorf("IVRPIN_AUDIT_KEY_LABEL: %w", err)
+		}
+		return ak, tok.Close, nil
+	}
 	var a config.Audit
 	if file != "" {
 		b, err := secretfile.Read(file)
 		if err != nil {
-			return nil, fmt.Errorf("--key-file: %w", err)
+			return nil, done, fmt.Errorf("--key-file: %w", err)
 		}
 		a.AuditKey = strings.TrimSpace(string(b))
 		secret.Zero(b)
 	} else {
 		a.AuditKey = os.Getenv("IVRPIN_AUDIT_KEY")
 	}
-	return a.AuditKeyBytes()
+	raw, err := a.AuditKeyBytes()
+	if err != nil {
+		return nil, done, err
+	}
+	return audit.KeyOf(raw), done, nil
 }

@@ -193,13 +193,13 @@ type batch struct {
 }
 
 // NewStream writes records to w, chained under key (nil: unchained).
-func NewStream(w io.Writer, key []byte) *Stream {
+func NewStream(w io.Writer, key MACKey) *Stream {
 	s := newStream(func(b []byte) error { _, err := w.Write(b); return err }, key)
 	s.chain.id = newChainID()
 	return s
 }
 
-func newStream(out func([]byte) error, key []byte) *Stream {
+func newStream(out func([]byte) error, key MACKey) *Stream {
 	s := &Stream{out: out, chain: chain{key: key}}
 	s.flushed = sync.NewCond(&s.mu)
 	return s
@@ -213,7 +213,7 @@ func newStream(out func([]byte) error, key []byte) *Stream {
 // cut back first and the cut recorded: a record is never glued onto half
 // of another. The chain goes on from the file's last record, or from its
 // newest rotated sibling's when the file is new.
-func OpenFile(path string, key []byte) (*File, error) {
+func OpenFile(path string, key MACKey) (*File, error) {
 	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("audit file: %w", err)
@@ -316,7 +316,7 @@ func (a *File) writeBatch(b []byte) error {
 // AppendEvent writes one record to the audit file at path as a chain of its
 // own (a key ceremony, run beside a serve that holds the file's main chain),
 // synced, under the same lock serve's writes take.
-func AppendEvent(path string, key []byte, e Event) error {
+func AppendEvent(path string, key MACKey, e Event) error {
 	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
 	if err != nil {
 		return fmt.Errorf("audit file: %w", err)
@@ -327,7 +327,10 @@ func AppendEvent(path string, key []byte, e Event) error {
 		return err
 	}
 	c := chain{key: key, id: newChainID()}
-	line := c.seal(nil, body)
+	line, err := c.seal(nil, body)
+	if err != nil {
+		return err
+	}
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err == nil {
 		defer unix.Flock(int(f.Fd()), unix.LOCK_UN)
 	}
@@ -424,10 +427,15 @@ func (a *Stream) flush() {
 	a.next, a.flushing = nil, true
 	a.mu.Unlock()
 	buf, before := a.spare[:0], a.chain
+	var err error
 	for _, body := range b.bodies {
-		buf = a.chain.seal(buf, body)
+		if buf, err = a.chain.seal(buf, body); err != nil {
+			break
+		}
 	}
-	err := a.out(buf)
+	if err == nil {
+		err = a.out(buf)
+	}
 	if err != nil {
 		a.chain = before
 	}

@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"strconv"
 )
 
@@ -27,9 +28,37 @@ const (
 	macField  = `,"mac":"`
 )
 
+// MACKey chains the records: HMAC-SHA256 of its inputs joined, in
+// software (SoftwareKey) or in a PKCS#11 token (hsm.Key, the audit
+// purpose), where the key never leaves the token.
+type MACKey interface {
+	Sum(parts ...[]byte) ([]byte, error)
+}
+
+// SoftwareKey is an audit key held in memory (IVRPIN_AUDIT_KEY_FILE).
+type SoftwareKey []byte
+
+// Sum implements MACKey.
+func (k SoftwareKey) Sum(parts ...[]byte) ([]byte, error) {
+	m := hmac.New(sha256.New, k)
+	for _, p := range parts {
+		m.Write(p)
+	}
+	return m.Sum(nil), nil
+}
+
+// KeyOf is raw as a MACKey, or nil (unchained) when raw is empty: a nil
+// slice must not become a key of no bytes.
+func KeyOf(raw []byte) MACKey {
+	if len(raw) == 0 {
+		return nil
+	}
+	return SoftwareKey(raw)
+}
+
 // chain is the writer's end of the sequence.
 type chain struct {
-	key []byte // nil: unchained
+	key MACKey // nil: unchained
 	id  string
 	seq uint64
 	mac []byte // the last record's; nil before the first
@@ -43,34 +72,31 @@ func newChainID() string {
 }
 
 // seal appends body (one JSON object) to dst as an audit line with its
-// chain fields and newline, and advances the chain.
-func (c *chain) seal(dst, body []byte) []byte {
+// chain fields and newline, and advances the chain; it fails only when a
+// token key cannot sign (dst is then as it was).
+func (c *chain) seal(dst, body []byte) ([]byte, error) {
 	start := len(dst)
 	dst = append(dst, `{"log":"audit"`...)
 	if inner := bytes.TrimSpace(body[1 : len(body)-1]); len(inner) > 0 {
 		dst = append(append(dst, ','), inner...)
 	}
-	c.seq++
 	if c.key == nil {
+		c.seq++
 		dst = append(dst, `,"chain":"`+unchained+`","seq":`...)
-		return append(strconv.AppendUint(dst, c.seq, 10), "}\n"...)
+		return append(strconv.AppendUint(dst, c.seq, 10), "}\n"...), nil
 	}
 	dst = append(dst, `,"chain":"`...)
 	dst = append(dst, c.id...)
 	dst = append(dst, `","seq":`...)
-	dst = strconv.AppendUint(dst, c.seq, 10)
-	c.mac = lineMAC(c.key, c.mac, dst[start:])
+	dst = strconv.AppendUint(dst, c.seq+1, 10)
+	mac, err := c.key.Sum(c.mac, dst[start:])
+	if err != nil {
+		return dst[:start], fmt.Errorf("audit chain: %w", err)
+	}
+	c.seq, c.mac = c.seq+1, mac
 	dst = append(dst, macField...)
 	dst = hex.AppendEncode(dst, c.mac)
-	return append(dst, "\"}\n"...)
-}
-
-// lineMAC is HMAC-SHA256(key, prev || covered).
-func lineMAC(key, prev, covered []byte) []byte {
-	m := hmac.New(sha256.New, key)
-	m.Write(prev)
-	m.Write(covered)
-	return m.Sum(nil)
+	return append(dst, "\"}\n"...), nil
 }
 
 // link is a record's chain fields, as read back.

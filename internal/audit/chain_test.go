@@ -13,7 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-var testAuditKey = []byte("audit-chain-test-key-0123456789ab")
+var testAuditKey = SoftwareKey("audit-chain-test-key-0123456789ab")
 
 // writeTrail writes a trail as serve does across one rotation: a start,
 // three changes (an attempt and its call record each), logrotate's move
@@ -144,7 +144,7 @@ func TestTheChainShowsTampering(t *testing.T) {
 	cases := []struct {
 		name   string
 		tamper func(rot, cur string) []string // the files to check
-		key    []byte
+		key    MACKey
 		says   string // in a problem; {cur} and {rot} name the files
 	}{
 		{"a pair deleted", func(rot, cur string) []string {
@@ -185,7 +185,7 @@ func TestTheChainShowsTampering(t *testing.T) {
 		}, testAuditKey, "garbage:1: not an audit record (2 such lines in the file)"},
 		{"serve's log", func(rot, cur string) []string { return []string{rot, cur, serveLog} }, testAuditKey, "serve.log: no audit record at all"},
 		{"an empty file", func(rot, cur string) []string { return []string{rot, cur, empty} }, testAuditKey, "empty.jsonl: no audit record at all"},
-		{"the wrong key", func(rot, cur string) []string { return []string{rot, cur} }, []byte("another-key-entirely-0123456789"),
+		{"the wrong key", func(rot, cur string) []string { return []string{rot, cur} }, SoftwareKey("another-key-entirely-0123456789"),
 			"{rot}:1: altered: the MAC of the chain's first record does not match"},
 		{"no key", func(rot, cur string) []string { return []string{rot, cur} }, nil, "13 chained records not verified: give the audit key"},
 	}

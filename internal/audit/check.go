@@ -57,7 +57,7 @@ type chainEnd struct {
 // line that is not a record or was cut short, and a file with no record.
 // Without a key the chain is not verified, and that is a problem. err is
 // only for a file that cannot be read.
-func Check(paths []string, key []byte) (*Report, error) {
+func Check(paths []string, key MACKey) (*Report, error) {
 	r := &Report{}
 	chains := map[string]*chainEnd{}
 	instances := map[string]bool{}
@@ -84,7 +84,7 @@ func Check(paths []string, key []byte) (*Report, error) {
 	return r, nil
 }
 
-func (r *Report) file(path string, key []byte, chains map[string]*chainEnd, instances map[string]bool, chained *int) error {
+func (r *Report) file(path string, key MACKey, chains map[string]*chainEnd, instances map[string]bool, chained *int) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return err
@@ -157,22 +157,30 @@ func (r *Report) file(path string, key []byte, chains map[string]*chainEnd, inst
 
 // link verifies one chained record against the record before it in its
 // chain, and moves the chain on to it.
-func (r *Report) link(b []byte, c checked, key []byte, where string, chains map[string]*chainEnd) {
+func (r *Report) link(b []byte, c checked, key MACKey, where string, chains map[string]*chainEnd) {
 	_, covered, mac, ok := splitMAC(b)
 	if !ok {
 		r.Problems = append(r.Problems, where+": its chain fields are damaged (no MAC at the end of the line)")
 		return
 	}
 	prev := chains[c.Chain]
+	follows := func(prevMAC []byte) bool {
+		want, err := key.Sum(prevMAC, covered)
+		if err != nil {
+			r.Problems = append(r.Problems, fmt.Sprintf("%s: the MAC cannot be computed: %v", where, err))
+			return true // said once, as itself
+		}
+		return hmac.Equal(mac, want)
+	}
 	switch {
 	case prev == nil && c.Seq == 1:
-		if !hmac.Equal(mac, lineMAC(key, nil, covered)) {
+		if !follows(nil) {
 			r.Problems = append(r.Problems, where+": altered: the MAC of the chain's first record does not match (or the key is not this chain's)")
 		}
 	case prev == nil:
 		r.Notes = append(r.Notes, fmt.Sprintf("chain %s begins at seq %d (%s): the records before it are in files not given, and this one is verified only by the next", c.Chain, c.Seq, where))
 	case c.Seq == prev.seq+1:
-		if !hmac.Equal(mac, lineMAC(key, prev.mac, covered)) {
+		if !follows(prev.mac) {
 			r.Problems = append(r.Problems, fmt.Sprintf("%s: altered or inserted: its MAC does not follow the record before it in its chain (%s)", where, prev.where))
 		}
 	case c.Seq > prev.seq+1:

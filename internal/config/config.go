@@ -196,7 +196,7 @@ func (c *Config) ServeProblems() []error {
 	if c.HasSoftwareZPK() && !c.Lab {
 		out = append(out, problem(c.GivenAs("NI_ZPK"), "a zone PIN key in software is for labs (set IVRPIN_LAB=true there); production keeps it in an HSM: NI_ZPK_LABEL with PKCS11_MODULE, PKCS11_TOKEN_LABEL, PKCS11_PIN_FILE (docs/operations.md)"))
 	}
-	if c.AuditFile != "" && !c.given("AUDIT_KEY", c.AuditKey) && !c.Lab {
+	if c.AuditFile != "" && !c.given("AUDIT_KEY", c.AuditKey) && c.AuditKeyLabel == "" && !c.Lab {
 		out = append(out, problem("AUDIT_KEY", "required with AUDIT_FILE outside a lab: it chains the audit records so a record removed, inserted or changed shows; make one with `openssl rand -hex 32` and give it as AUDIT_KEY_FILE (docs/operations.md)"))
 	}
 	if !c.given("LIMIT_KEY", c.LimitKey) {

@@ -121,9 +121,9 @@ func Build(ctx context.Context, cfg *config.Config, opts Options) (*Line, error)
 	l.metrics = metrics.New(nil)
 	l.Metrics = l.metrics
 	steps := ServeSteps
-	if opts.CardHost != nil && cfg.KeySecureKeyLabel == "" {
-		// The demo's simulator brings its own key (KeySecure's secret in
-		// a token is still the token's to open).
+	if opts.CardHost != nil && cfg.KeySecureKeyLabel == "" && cfg.AuditKeyLabel == "" {
+		// The demo's simulator brings its own key (KeySecure's secret or
+		// the audit key in a token is still the token's to open).
 		steps &^= KeyStep
 	}
 	p, err := Provision(ctx, cfg, steps, opts.Log)
@@ -159,7 +159,7 @@ func Build(ctx context.Context, cfg *config.Config, opts Options) (*Line, error)
 			return nil, &config.Problem{Var: "AUDIT_FILE", Reason: "closing the attempts an earlier process left open: " + err.Error()}
 		}
 	} else {
-		key, err := cfg.AuditKeyBytes()
+		key, err := p.auditKey(cfg)
 		if err != nil {
 			return nil, err
 		}
@@ -193,6 +193,9 @@ func Build(ctx context.Context, cfg *config.Config, opts Options) (*Line, error)
 	}
 	if p.KeySecureKey != nil {
 		kcvs["keysecure_secret"] = p.KeySecureKey.KCV()
+	}
+	if p.AuditKey != nil {
+		kcvs["audit_key"] = p.AuditKey.KCV()
 	}
 	if k, ok := p.NextZPK.(interface{ KCV() string }); ok && k.KCV() != "" {
 		kcvs["next_zone_pin_key"] = k.KCV()

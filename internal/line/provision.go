@@ -62,6 +62,9 @@ type Provisioned struct {
 	// KeySecureKey is KeySecure's apiSecret in the token
 	// (IVRPIN_KEYSECURE_KEY_LABEL; nil: the software secret).
 	KeySecureKey *hsm.Key
+	// AuditKey is the audit chain's HMAC key in the token
+	// (IVRPIN_AUDIT_KEY_LABEL; nil: a key file, or none).
+	AuditKey *hsm.Key
 	// Limiter counts attempts and keeps first-setup marks.
 	Limiter *limits.Limiter
 	// AuditFile takes the audit records (nil: no file is configured, or
@@ -116,7 +119,7 @@ func Provision(ctx context.Context, cfg *config.Config, steps Step, log *logrus.
 		}
 	}
 	if steps&AuditStep != 0 && cfg.AuditFile != "" {
-		key, err := cfg.AuditKeyBytes()
+		key, err := p.auditKey(cfg)
 		var f *audit.File
 		if err == nil {
 			f, err = audit.OpenFile(cfg.AuditFile, key)
@@ -154,7 +157,7 @@ func (p *Provisioned) openKey(cfg *config.Config, log *logrus.Entry) error {
 		}
 		p.ZPK = k
 	}
-	if !cfg.TokenKey() && cfg.KeySecureKeyLabel == "" {
+	if !cfg.TokenKey() && cfg.KeySecureKeyLabel == "" && cfg.AuditKeyLabel == "" {
 		return nil
 	}
 	tok, err := OpenToken(cfg)
@@ -173,6 +176,13 @@ func (p *Provisioned) openKey(cfg *config.Config, log *logrus.Entry) error {
 		}
 		p.KeySecureKey = ks
 		log.WithFields(logrus.Fields{"key": ks.Describe(), "kcv": ks.KCV()}).Info("KeySecure's apiSecret found in the PKCS#11 token")
+	}
+	if cfg.AuditKeyLabel != "" {
+		ak, err := tok.AuditKey(cfg.AuditKeyLabel, cfg.AuditKeyKCV)
+		if err != nil {
+			return &config.Problem{Var: "AUDIT_KEY_LABEL", Reason: err.Error()}
+		}
+		p.AuditKey = ak
 	}
 	if !cfg.TokenKey() {
 		return nil
@@ -306,4 +316,20 @@ func (p *Provisioned) probeAsterisk(ctx context.Context, cfg *config.Config) err
 		p.Waiting = err.Error()
 	}
 	return nil
+}
+
+// auditKey is the key that chains the audit records: the token's (opened
+// by KeyStep), a key file's, or none (nil: unchained, a lab).
+func (p *Provisioned) auditKey(cfg *config.Config) (audit.MACKey, error) {
+	if cfg.AuditKeyLabel != "" {
+		if p.AuditKey == nil {
+			return nil, errors.New("the audit key's token is not open")
+		}
+		return p.AuditKey, nil
+	}
+	raw, err := cfg.AuditKeyBytes()
+	if err != nil {
+		return nil, err
+	}
+	return audit.KeyOf(raw), nil
 }

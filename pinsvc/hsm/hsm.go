@@ -46,10 +46,13 @@ const (
 	AES128 KeyType = "aes128" // CKK_AES, 16 bytes
 	AES192 KeyType = "aes192" // CKK_AES, 24 bytes
 	AES256 KeyType = "aes256" // CKK_AES, 32 bytes
+	// HMAC256 is the audit trail's chain key: a generic secret of 32
+	// bytes that signs with CKM_SHA256_HMAC and does nothing else.
+	HMAC256 KeyType = "hmac256"
 )
 
 // KeyTypes lists them in the order usage texts show.
-var KeyTypes = []KeyType{TDES2, TDES3, AES128, AES192, AES256}
+var KeyTypes = []KeyType{TDES2, TDES3, AES128, AES192, AES256, HMAC256}
 
 // ParseKeyType reads a key type's name.
 func ParseKeyType(s string) (KeyType, error) {
@@ -58,10 +61,14 @@ func ParseKeyType(s string) (KeyType, error) {
 			return t, nil
 		}
 	}
-	return "", fmt.Errorf("unknown key type %q (want tdes2, tdes3, aes128, aes192 or aes256)", s)
+	return "", fmt.Errorf("unknown key type %q (want tdes2, tdes3, aes128, aes192, aes256 or hmac256)", s)
 }
 
-// Algorithm is the block cipher of the type.
+// IsHMAC reports whether the type is the audit's HMAC key (no cipher).
+func (t KeyType) IsHMAC() bool { return t == HMAC256 }
+
+// Algorithm is the block cipher of the type (HMAC256 has none: TDES's
+// zero value is never used for it).
 func (t KeyType) Algorithm() secret.Algorithm {
 	if strings.HasPrefix(string(t), "aes") {
 		return secret.AES
@@ -76,7 +83,7 @@ func (t KeyType) Len() int {
 		return 16
 	case TDES3, AES192:
 		return 24
-	case AES256:
+	case AES256, HMAC256:
 		return 32
 	}
 	return 0
@@ -104,6 +111,9 @@ type Purpose int
 const (
 	// PINBlocks is a zone PIN key: it encrypts PIN blocks and nothing else.
 	PINBlocks Purpose = iota
+	// AuditMAC is the audit trail's chain key: it signs (HMAC-SHA256),
+	// and may verify, and does nothing else.
+	AuditMAC
 	// KeySecureSecret is KeySecure's apiSecret, an AES key that must
 	// encrypt a first PIN and decrypt the card data KeySecure returns (its
 	// contract's one key for both: a documented exception to PCI PIN 19,
@@ -119,7 +129,18 @@ func (i Info) ProblemFor(purpose Purpose) string {
 	if v, ok := i.Attributes["CKA_SENSITIVE"]; !ok || !v {
 		return "CKA_SENSITIVE is false: the token would hand the key out in clear"
 	}
-	if !i.Attributes["CKA_ENCRYPT"] {
+	if purpose == AuditMAC {
+		if i.Type != HMAC256 || !i.Attributes["CKA_SIGN"] {
+			return "it is not an HMAC key that may sign: the audit key is a generic secret of 32 bytes with CKA_SIGN (key import --purpose audit --type hmac256)"
+		}
+		for _, a := range []string{"CKA_ENCRYPT", "CKA_DECRYPT", "CKA_WRAP", "CKA_UNWRAP", "CKA_DERIVE"} {
+			if i.Attributes[a] {
+				return a + " is true: the audit key may only sign (PCI PIN 19); make it again with the ceremony's --purpose audit"
+			}
+		}
+		return ""
+	}
+	if !i.Attributes["CKA_ENCRYPT"] || i.Type.IsHMAC() {
 		return "CKA_ENCRYPT is false: the key cannot encrypt"
 	}
 	others := otherPurposes

@@ -37,6 +37,12 @@ func (t *Token) Software() (bool, string) { return false, "" }
 // Key fails: PKCS#11 needs cgo.
 func (t *Token) Key(string, secret.Algorithm, string) (*Key, error) { return nil, errNoCgo }
 
+// AuditKey fails: PKCS#11 needs cgo.
+func (t *Token) AuditKey(string, string) (*Key, error) { return nil, errNoCgo }
+
+// Sum fails: PKCS#11 needs cgo.
+func (k *Key) Sum(...[]byte) ([]byte, error) { return nil, errNoCgo }
+
 // KeySecureKey fails: PKCS#11 needs cgo.
 func (t *Token) KeySecureKey(string, string) (*Key, error) { return nil, errNoCgo }
 

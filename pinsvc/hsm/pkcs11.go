@@ -194,6 +194,37 @@ func (t *Token) KeySecureKey(label, wantKCV string) (*Key, error) {
 	return t.keyFor(label, secret.AES, wantKCV, KeySecureSecret)
 }
 
+// AuditKey finds the audit trail's chain key, an HMAC key that signs and
+// does nothing else, pinned by its KCV (HMAC over a zero block) when one
+// is given.
+func (t *Token) AuditKey(label, wantKCV string) (*Key, error) {
+	return t.keyFor(label, 0, wantKCV, AuditMAC)
+}
+
+// Sum is HMAC-SHA256 of the parts, joined, in the token (an audit key).
+// Failures mark the token broken, as encryption's do.
+func (k *Key) Sum(parts ...[]byte) ([]byte, error) {
+	if k.purpose != AuditMAC {
+		return nil, errors.New("this key does not sign")
+	}
+	var data []byte
+	for _, p := range parts {
+		data = append(data, p...)
+	}
+	mac := make([]byte, 32)
+	err := k.onSession(mac, func(t *Token, s pkcs11.SessionHandle) ([]byte, error) {
+		out, err := t.sign(s, k.handle, data)
+		if err == nil && len(out) != 32 {
+			err = fmt.Errorf("the token returned a %d-byte HMAC-SHA256", len(out))
+		}
+		return out, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return mac, nil
+}
+
 func (t *Token) keyFor(label string, alg secret.Algorithm, wantKCV string, purpose Purpose) (*Key, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -224,7 +255,11 @@ func (t *Token) find(k *Key) (Info, error) {
 	if err != nil {
 		return Info{}, err
 	}
-	if info.Type.Algorithm() != k.alg || info.Type == "" {
+	if k.purpose == AuditMAC {
+		if !info.Type.IsHMAC() {
+			return Info{}, fmt.Errorf("key %q is not an HMAC key (key import --purpose audit --type hmac256)", k.label)
+		}
+	} else if info.Type.IsHMAC() || info.Type.Algorithm() != k.alg || info.Type == "" {
 		return Info{}, fmt.Errorf("key %q is not a %s key", k.label, k.alg)
 	}
 	if p := info.ProblemFor(k.purpose); p != "" {
@@ -307,6 +342,10 @@ func (t *Token) inspect(s pkcs11.SessionHandle, h pkcs11.ObjectHandle, label str
 		info.Type = TDES2
 	case pkcs11.CKK_DES3:
 		info.Type = TDES3
+	case pkcs11.CKK_GENERIC_SECRET, pkcs11.CKK_SHA256_HMAC:
+		if n, err := t.ulong(s, h, pkcs11.CKA_VALUE_LEN); err == nil && n == 32 {
+			info.Type = HMAC256
+		}
 	case pkcs11.CKK_AES:
 		n, err := t.ulong(s, h, pkcs11.CKA_VALUE_LEN)
 		if err != nil {
@@ -323,6 +362,16 @@ func (t *Token) inspect(s pkcs11.SessionHandle, h pkcs11.ObjectHandle, label str
 	}
 	if info.Type == "" {
 		return info, fmt.Errorf("key %q is of a type a zone PIN key cannot have (CKK 0x%x)", label, kt)
+	}
+	if info.Type.IsHMAC() {
+		if info.Attributes["CKA_SIGN"] {
+			kcv, err := secret.HMACKCV(func(data []byte) ([]byte, error) { return t.sign(s, h, data) })
+			if err != nil {
+				return info, fmt.Errorf("KCV of %q: %w", label, err)
+			}
+			info.KCV = kcv
+		}
+		return info, nil
 	}
 	if info.Attributes["CKA_ENCRYPT"] {
 		kcv, err := secret.KCV(blockSize(info.Type.Algorithm()), func(dst, src []byte) error {
@@ -382,6 +431,14 @@ func (t *Token) encrypt(s pkcs11.SessionHandle, h pkcs11.ObjectHandle, alg secre
 	return out, nil
 }
 
+// sign is HMAC-SHA256 of data under an audit key, on session s.
+func (t *Token) sign(s pkcs11.SessionHandle, h pkcs11.ObjectHandle, data []byte) ([]byte, error) {
+	if err := t.p.SignInit(s, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_SHA256_HMAC, nil)}, h); err != nil {
+		return nil, err
+	}
+	return t.p.Sign(s, data)
+}
+
 // Algorithm is the key's block cipher.
 func (k *Key) Algorithm() secret.Algorithm { return k.alg }
 
@@ -393,6 +450,9 @@ func (k *Key) KCV() string { return k.kcv }
 
 // Describe is safe to log.
 func (k *Key) Describe() string {
+	if k.purpose == AuditMAC {
+		return fmt.Sprintf("HMAC-SHA256 key KCV %s in PKCS#11 token %q (label %q)", k.kcv, k.tok.cfg.TokenLabel, k.label)
+	}
 	return fmt.Sprintf("%s-%d key KCV %s in PKCS#11 token %q (label %q)", k.alg, k.typ.Len()*8, k.kcv, k.tok.cfg.TokenLabel, k.label)
 }
 
@@ -507,13 +567,20 @@ func (t *Token) reopen() {
 	t.broken = nil
 }
 
-// probe checks that every kept key still encrypts to its KCV.
+// probe checks that every kept key still gives its KCV (an audit key by
+// its HMAC, the others by encryption).
 func (t *Token) probe() error {
 	t.mu.RLock()
 	keys := append([]*Key(nil), t.keys...)
 	t.mu.RUnlock()
 	for _, k := range keys {
-		got, err := secret.KCV(k.BlockSize(), k.EncryptBlock)
+		var got string
+		var err error
+		if k.purpose == AuditMAC {
+			got, err = secret.HMACKCV(func(d []byte) ([]byte, error) { return k.Sum(d) })
+		} else {
+			got, err = secret.KCV(k.BlockSize(), k.EncryptBlock)
+		}
 		if err != nil {
 			return err
 		}
@@ -582,8 +649,11 @@ func (t *Token) Import(label string, typ KeyType, raw []byte, replace bool) (Inf
 // ImportFor is Import for a key of purpose: KeySecure's secret (AES) may
 // decrypt too.
 func (t *Token) ImportFor(label string, typ KeyType, raw []byte, replace bool, purpose Purpose) (Info, error) {
-	if purpose == KeySecureSecret && typ.Algorithm() != secret.AES {
+	if purpose == KeySecureSecret && (typ.IsHMAC() || typ.Algorithm() != secret.AES) {
 		return Info{}, errors.New("KeySecure's secret is an AES key")
+	}
+	if (purpose == AuditMAC) != typ.IsHMAC() {
+		return Info{}, errors.New("the audit key, and only it, is an hmac256 key")
 	}
 	if len(raw) != typ.Len() {
 		return Info{}, fmt.Errorf("a %s key is %d bytes", typ, typ.Len())
@@ -606,6 +676,8 @@ func (t *Token) ImportFor(label string, typ KeyType, raw []byte, replace bool, p
 		ckk = pkcs11.CKK_DES2
 	case TDES3:
 		ckk = pkcs11.CKK_DES3
+	case HMAC256:
+		ckk = pkcs11.CKK_GENERIC_SECRET
 	default:
 		ckk = pkcs11.CKK_AES
 	}
@@ -619,11 +691,11 @@ func (t *Token) ImportFor(label string, typ KeyType, raw []byte, replace bool, p
 		pkcs11.NewAttribute(pkcs11.CKA_PRIVATE, true),
 		pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, true),
 		pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, false),
-		pkcs11.NewAttribute(pkcs11.CKA_ENCRYPT, true),
+		pkcs11.NewAttribute(pkcs11.CKA_ENCRYPT, purpose != AuditMAC),
 		pkcs11.NewAttribute(pkcs11.CKA_DECRYPT, purpose == KeySecureSecret),
 		pkcs11.NewAttribute(pkcs11.CKA_WRAP, false),
 		pkcs11.NewAttribute(pkcs11.CKA_UNWRAP, false),
-		pkcs11.NewAttribute(pkcs11.CKA_SIGN, false),
+		pkcs11.NewAttribute(pkcs11.CKA_SIGN, purpose == AuditMAC),
 		pkcs11.NewAttribute(pkcs11.CKA_VERIFY, false),
 		pkcs11.NewAttribute(pkcs11.CKA_DERIVE, false),
 		pkcs11.NewAttribute(pkcs11.CKA_MODIFIABLE, false),

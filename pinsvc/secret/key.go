@@ -337,3 +337,22 @@ func equalBytes(a, b []byte) bool {
 	}
 	return d == 0
 }
+
+// HMACCheckZeros is what an HMAC key's check value is computed over: a
+// zero block of 16 bytes, as a cipher key's is over a zero block.
+var HMACCheckZeros = make([]byte, 16)
+
+// HMACKCV is an HMAC-SHA256 key's check value: the first three bytes of
+// its MAC over HMACCheckZeros, in upper-case hex (the audit key's, printed
+// by its ceremony and pinned by the configuration as a cipher key's is).
+// sum computes the MAC (in software, or in a token).
+func HMACKCV(sum func(data []byte) ([]byte, error)) (string, error) {
+	mac, err := sum(HMACCheckZeros)
+	if err != nil {
+		return "", err
+	}
+	if len(mac) < 3 {
+		return "", errors.New("the MAC is too short")
+	}
+	return strings.ToUpper(hex.EncodeToString(mac[:3])), nil
+}
