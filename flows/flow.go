@@ -73,6 +73,10 @@ type Incoming struct {
 	SequenceNumber string
 	// Return is where a transferred call goes back to; nil hangs up.
 	Return *Target
+	// Unsafe says why what the call arrived with was refused (card
+	// details in the Stasis arguments): nothing of it is used, and the
+	// call goes to the agents (or hears "not available").
+	Unsafe string
 }
 
 // Mode is what the caller came to do.
@@ -270,6 +274,9 @@ var (
 	// errSeal: the PIN block could not be made (the zone PIN key's token
 	// failed): nothing is sent, the caller hears "not available".
 	errSeal = errors.New("PIN block not made")
+	// errUnsafeArguments: the call arrived with card details where they
+	// are logged (Incoming.Unsafe): nothing of them is used.
+	errUnsafeArguments = errors.New("card details in the call's arguments")
 )
 
 // session is one call's state as the flow runs it.
@@ -299,6 +306,7 @@ var unfinished = []struct {
 	{errLimitStore, "limit_store_unavailable", prompts.ResultUnavailable},
 	{errLineGuard, "line_guard", prompts.ResultUnavailable},
 	{errSeal, "pin_key_unavailable", prompts.ResultUnavailable},
+	{errUnsafeArguments, "unsafe_arguments", prompts.ResultUnavailable},
 }
 
 // Run takes one call from arrival to hang-up or return to the dialplan.
@@ -387,6 +395,9 @@ func (k *session) finish(ctx context.Context) {
 }
 
 func (k *session) run(ctx context.Context) error {
+	if k.in.Unsafe != "" {
+		return errUnsafeArguments
+	}
 	if err := k.language(ctx); err != nil {
 		return err
 	}

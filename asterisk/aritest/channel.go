@@ -248,6 +248,10 @@ func (ch *Channel) answer() {
 	ch.s.emit(ch.App, map[string]any{"type": "ChannelStateChange", "channel": ch.json()})
 }
 
+// Variable is a channel variable as Asterisk would answer it ("" when
+// not set).
+func (ch *Channel) Variable(name string) (string, bool) { return ch.variable(name) }
+
 func (ch *Channel) variable(name string) (string, bool) {
 	ch.mu.Lock()
 	defer ch.mu.Unlock()

@@ -37,6 +37,18 @@ func TestRealAsteriskStartsFromTheProjectsConfiguration(t *testing.T) {
 	if out, _ := ast.CLI("module show like res_ari_channels"); !strings.Contains(out, "Running") {
 		t.Fatalf("ARI channels module not running:\n%s", out)
 	}
+	// Nothing that could record, spy on or write down a call's digits is
+	// running (modules.conf's noload list); the agents' queue still is.
+	out, _ = ast.CLI("module show")
+	for _, m := range []string{"app_mixmonitor", "app_record", "app_chanspy", "app_dictate", "app_voicemail", "app_minivm",
+		"app_alarmreceiver", "cdr_csv", "cdr_custom", "cdr_manager", "cdr_sqlite3_custom", "cel_custom", "cel_manager", "cel_sqlite3_custom"} {
+		if strings.Contains(out, m+".so") {
+			t.Errorf("%s is loaded: it could record or write down a caller's digits", m)
+		}
+	}
+	if !strings.Contains(out, "app_queue.so") {
+		t.Errorf("app_queue (the agents' queue) is not loaded:\n%s", out)
+	}
 }
 
 // TestRealAsteriskLocalChannels drives the line through Asterisk's own

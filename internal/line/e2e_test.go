@@ -328,6 +328,30 @@ func TestTransferInWithAKnownCardAndBack(t *testing.T) {
 		if !played(ch, "returning-to-agent") {
 			t.Error("caller not told they are going back")
 		}
+		// Read once, then cleared from the channel.
+		if v, _ := ch.Variable("IVRPIN_PAN"); v != "" {
+			t.Errorf("IVRPIN_PAN still on the channel after the line read it")
+		}
+	})
+}
+
+// Card details in the Stasis arguments (which Asterisk's verbose log
+// prints) are refused: nothing of them is used or sent, the caller goes to
+// the agents, the audit says why, and no log line repeats them.
+func TestCardDetailsInTheArgumentsAreRefused(t *testing.T) {
+	bothTransports(t, func(t *testing.T, tr string) {
+		l := startLine(t, func(c *config.Config) { c.AgentTransfer = "agents,queue,1"; c.AgentOnFailure = "transfer" }, demo.Options{Transport: tr})
+		ch, rec := l.call(t, aritest.CallOptions{Args: []string{"transfer", "mode=change", "pan=4111111111111111", "expiry=2812"}})
+		snap := ch.Snapshot()
+		if rec.End != "agent" || rec.AgentReason != "unsafe_arguments" || snap.Continued == nil || *snap.Continued != (aritest.Target{Context: "agents", Extension: "queue", Priority: 1}) {
+			t.Fatalf("%+v %+v", rec, snap)
+		}
+		if n := len(l.Sims.CardHost.Received()); n != 0 || played(ch, "enter-current-pin") {
+			t.Fatalf("%d host requests; played %v", n, snap.Played)
+		}
+		if strings.Contains(l.logs.String(), "4111111111111111") || !strings.Contains(l.logs.String(), "card details in the Stasis arguments") {
+			t.Fatalf("logs:\n%s", l.logs.String())
+		}
 	})
 }
 

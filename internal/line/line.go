@@ -52,10 +52,22 @@ func (l *Line) handle(c *ivr.Call) {
 		finished = true
 		return
 	}
+	panRead := false
 	call := ParseTransfer(c.Args, func(name string) string {
 		v, _ := c.Variable(ctx, name)
+		panRead = panRead || (name == "IVRPIN_PAN" && v != "")
 		return v
 	})
+	if panRead {
+		// Read once: the card number does not stay on the channel for
+		// the dialplan, a CLI command or another app to find.
+		if err := c.SetVariable(ctx, "IVRPIN_PAN", ""); err != nil {
+			l.log.WithError(err).WithField("channel", c.ID).Warn("IVRPIN_PAN could not be cleared from the channel")
+		}
+	}
+	if call.Unsafe != "" {
+		l.log.WithField("channel", c.ID).Warn("call refused its Stasis arguments: " + call.Unsafe)
+	}
 	call.ChannelID, call.CallerID = c.ID, c.CallerID
 	rec.Transferred = call.Return != nil || call.Mode != ""
 	res := l.Flow.Run(ctx, channel{c}, call)

@@ -54,10 +54,19 @@ func TestParseTransfer(t *testing.T) {
 		{"return with priority 0", []string{"return=agents/agent7/0"}, flows.Incoming{}},
 		{"return with an empty context", []string{"return=/agent7/1"}, flows.Incoming{}},
 		{"three-digit sequence number", []string{"seq=001"}, flows.Incoming{}},
+		{"a long agent extension", []string{"return=agents/5551234/1"}, flows.Incoming{Return: &flows.Target{Context: "agents", Extension: "5551234", Priority: 1}}},
+		{"a PAN argument", []string{"transfer", "mode=change", "pan=4111111111111111"}, flows.Incoming{Unsafe: "card details"}},
+		{"a PIN argument", []string{"pin=7392"}, flows.Incoming{Unsafe: "card details"}},
+		{"a card number anywhere", []string{"mode=change", "4111111111111111"}, flows.Incoming{Unsafe: "card details"}},
+		{"a card number in a value", []string{"return=agents/4111111111111111/1"}, flows.Incoming{Unsafe: "card details"}},
+		{"KeySecure's card ids", []string{"mode=setup", "card_no=C202605220001", "cardholder_no=U202605220001"}, flows.Incoming{Mode: flows.ModeSetup}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			got := ParseTransfer(c.args, func(n string) string { return vars[n] })
+			if (c.want.Unsafe == "") != (got.Unsafe == "") || !strings.Contains(got.Unsafe, c.want.Unsafe) || strings.Contains(got.Unsafe, "4111") {
+				t.Fatalf("unsafe %q, want %q", got.Unsafe, c.want.Unsafe)
+			}
 			if got.Mode != c.want.Mode || got.Language != c.want.Language || got.PAN != c.want.PAN || got.Expiry != c.want.Expiry ||
 				got.SequenceNumber != c.want.SequenceNumber || (got.Return == nil) != (c.want.Return == nil) ||
 				(got.Return != nil && *got.Return != *c.want.Return) {
