@@ -520,9 +520,17 @@ func (a *Asterisk) CLI(command string) (string, error) {
 
 // Logs returns everything Asterisk wrote: its console and every file in its
 // log directory.
-func (a *Asterisk) Logs() string {
+func (a *Asterisk) Logs() string { return readTree(a.LogDir) }
+
+// Spool is everything under Asterisk's spool directory (recordings,
+// voicemail, outgoing calls): with the shipped modules, nothing a call
+// writes.
+func (a *Asterisk) Spool() string { return readTree(a.path("spool")) }
+
+// readTree is every file under dir, each headed by its path.
+func readTree(dir string) string {
 	var b bytes.Buffer
-	_ = filepath.WalkDir(a.LogDir, func(p string, d os.DirEntry, err error) error {
+	_ = filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return nil
 		}

@@ -254,16 +254,16 @@ func (l *line) typed(pan string, short ...string) {
 	}
 }
 
-// checkNothingLeaked scans everything Asterisk and ivr-pin wrote for the
-// card numbers, PINs and security codes the scenarios typed, and checks
-// that Asterisk has no channel left.
+// checkNothingLeaked scans everything Asterisk (its logs, CDRs and spool)
+// and ivr-pin wrote for the card numbers, PINs and security codes the
+// scenarios typed, and checks that Asterisk has no channel left.
 func (l *line) checkNothingLeaked(t testing.TB) {
 	t.Helper()
 	if err := l.ast.WaitNoChannels(10 * time.Second); err != nil {
 		t.Error(err)
 	}
 	l.mu.Lock()
-	written := scrubLogMeta(l.ast.Logs()) + "\n" + l.out.String() + "\n" + l.errs.String()
+	written := scrubLogMeta(l.ast.Logs()) + "\n" + l.ast.Spool() + "\n" + l.out.String() + "\n" + l.errs.String()
 	secrets := l.secrets
 	l.mu.Unlock()
 	if !strings.Contains(written, `"log":"audit"`) {
