@@ -79,20 +79,3 @@ func (k *KeySecure) ClientConfig(tokenKey keysecure.Secret, allowInsecure bool) 
 		ClockSkew: k.KeySecureSkew, MaxListRequests: k.KeySecureMaxList, MaxCandidates: k.KeySecureMaxCands,
 		AllowInsecure: allowInsecure}, nil
 }
-
-// keySecureTokenProblems: the apiSecret or the audit key in the token
-// needs the token's settings, as a zone PIN key there does.
-func (c *Config) keySecureTokenProblems() []error {
-	if (c.KeySecureKeyLabel == "" && c.AuditKeyLabel == "") || c.TokenKey() {
-		return nil // the zone PIN key's checks name what is missing
-	}
-	var out []error
-	for _, need := range []struct{ name, value string }{
-		{"PKCS11_MODULE", c.PKCS11Module}, {"PKCS11_TOKEN_LABEL", c.PKCS11TokenLabel}, {"PKCS11_PIN", c.PKCS11PIN},
-	} {
-		if !c.given(need.name, need.value) {
-			out = append(out, problem(need.name, "required with KEYSECURE_KEY_LABEL or AUDIT_KEY_LABEL: the key is in a PKCS#11 token"))
-		}
-	}
-	return out
-}

@@ -4,7 +4,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ivr-pin/ivr-pin/internal/secretfile"
 	"github.com/ivr-pin/ivr-pin/pinsvc/cardhost"
 	"github.com/ivr-pin/ivr-pin/pinsvc/pinblock"
 	"github.com/ivr-pin/ivr-pin/pinsvc/secret"
@@ -22,14 +21,12 @@ type Rotation struct {
 	NINextKeyID    string `envconfig:"NI_NEXT_KEY_ID" desc:"the next key's encryption_key_id at the card host; required with a next key, and not NI_KEY_ID (which the current key then needs)"`
 	NIZPKNextFrom  string `envconfig:"NI_ZPK_NEXT_FROM" desc:"the instant (RFC 3339, e.g. 2027-01-04T02:00:00Z) from which new calls use the next key; required with a next key"`
 
-	nextFile   string // NI_ZPK_NEXT_FILE: read into the cipher, never a string
-	nextZPK    *secret.Key
-	nextZPKErr error
+	nextSoft softwareKey // NI_ZPK_NEXT, once parsed into its cipher
 }
 
 // HasNextKey reports whether a rotation is configured (any of its settings).
 func (r *Rotation) HasNextKey() bool {
-	return r.NIZPKNextLabel != "" || r.NIZPKNextKCV != "" || r.NIZPKNext != "" || r.nextZPK != nil || r.nextZPKErr != nil ||
+	return r.NIZPKNextLabel != "" || r.NIZPKNextKCV != "" || r.nextSoft.given(r.NIZPKNext) ||
 		r.NINextKeyID != "" || r.NIZPKNextFrom != ""
 }
 
@@ -53,7 +50,7 @@ func (c *Config) rotationProblems() []error {
 	}
 	var out []error
 	add := func(v, reason string) { out = append(out, problem(v, reason)) }
-	tokenNext, softNext := r.NIZPKNextLabel != "", r.NIZPKNext != "" || r.nextZPK != nil || r.nextZPKErr != nil
+	tokenNext, softNext := r.NIZPKNextLabel != "", r.nextSoft.given(r.NIZPKNext)
 	switch {
 	case tokenNext && softNext:
 		add("NI_ZPK_NEXT_LABEL", "IVRPIN_NI_ZPK_NEXT is set too: the next key is in the token or in software, never both")
@@ -100,71 +97,19 @@ func (c *Config) rotationProblems() []error {
 	return out
 }
 
-// loadKeys parses the software zone PIN keys, the current one and the
-// next, into their ciphers.
-func (c *Config) loadKeys() []error {
-	var out []error
-	for _, load := range []func() error{c.loadZPK, c.loadNextZPK} {
-		if err := load(); err != nil {
-			out = append(out, err)
-		}
-	}
-	return out
-}
-
 // softwareNextKeyProblems is serve's refusal of a software next key
 // outside a lab, as of a software current key.
 func (c *Config) softwareNextKeyProblems() []error {
-	if (c.NIZPKNext == "" && c.nextFile == "" && c.nextZPK == nil) || c.Lab {
+	if !c.nextSoft.given(c.NIZPKNext) || c.Lab {
 		return nil
 	}
 	return []error{problem(c.GivenAs("NI_ZPK_NEXT"), "a next zone PIN key in software is for labs (IVRPIN_LAB=true); production imports it into the HSM and sets NI_ZPK_NEXT_LABEL")}
 }
 
-// loadNextZPK reads a software next key from NI_ZPK_NEXT_FILE, as
-// loadZPK reads the current one.
-func (c *Config) loadNextZPK() error {
-	r := &c.Rotation
-	if r.nextFile == "" {
-		if r.NIZPKNext != "" {
-			if _, err := c.NextZPK(); err != nil {
-				return err
-			}
-			r.NIZPKNext = ""
-		}
-		return nil
-	}
-	b, err := secretfile.Read(r.nextFile)
-	if err != nil {
-		c.refuse("NI_ZPK_NEXT")
-		return problem("NI_ZPK_NEXT_FILE", err.Error())
-	}
-	defer secret.Zero(b)
-	if r.nextZPK, err = parseZPK(c.ZPKAlgorithm(), b); err != nil {
-		r.nextZPKErr = problem("NI_ZPK_NEXT_FILE", err.Error())
-		return r.nextZPKErr
-	}
-	return nil
-}
-
-// NextZPK parses the software next key (once: the cipher is kept).
+// NextZPK parses the software next key (once: the cipher is kept); nil
+// when none is given.
 func (c *Config) NextZPK() (*secret.Key, error) {
-	r := &c.Rotation
-	if r.nextZPK != nil || r.nextZPKErr != nil {
-		return r.nextZPK, r.nextZPKErr
-	}
-	if r.NIZPKNext == "" {
-		return nil, nil
-	}
-	b := []byte(r.NIZPKNext)
-	defer secret.Zero(b)
-	k, err := parseZPK(c.ZPKAlgorithm(), b)
-	if err != nil {
-		r.nextZPKErr = problem("NI_ZPK_NEXT", err.Error())
-		return nil, r.nextZPKErr
-	}
-	r.nextZPK = k
-	return k, nil
+	return c.nextSoft.parse("NI_ZPK_NEXT", c.ZPKAlgorithm(), c.NIZPKNext)
 }
 
 // NextKey is the card host client's rotation: the next key's encrypter

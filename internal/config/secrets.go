@@ -48,7 +48,7 @@ func (c *Config) readSecrets(lookup func(string) (string, bool)) error {
 // file refused (its setting then counts as given, so it is not also
 // reported missing). The zone PIN key is special: its file is read into
 // bytes that are parsed into the key's cipher and wiped, and never becomes
-// a string (loadZPK).
+// a string (loadKeys).
 func (c *Config) readAllSecrets(lookup func(string) (string, bool)) []error {
 	var out []error
 	for _, s := range secretSettings() {
@@ -63,12 +63,10 @@ func (c *Config) readAllSecrets(lookup func(string) (string, bool)) []error {
 			c.fromEnv = append(c.fromEnv, Prefix+"_"+s.Name)
 		case inFile:
 			c.fromFiles = append(c.fromFiles, Prefix+"_"+s.Name)
-			switch s.Name {
-			case "NI_ZPK":
-				c.zpkFile = path
-				continue
-			case "NI_ZPK_NEXT":
-				c.nextFile = path
+			// A software key's file is read into bytes when it is
+			// parsed (loadKeys), never into a string.
+			if k := map[string]*softwareKey{"NI_ZPK": &c.zpkSoft, "NI_ZPK_NEXT": &c.nextSoft}[s.Name]; k != nil {
+				k.file = path
 				continue
 			}
 			b, err := secretfile.Read(path)

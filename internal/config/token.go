@@ -1,11 +1,9 @@
 package config
 
 import (
-	"errors"
 	"os"
 	"strings"
 
-	"github.com/ivr-pin/ivr-pin/internal/secretfile"
 	"github.com/ivr-pin/ivr-pin/pinsvc/cardhost"
 	"github.com/ivr-pin/ivr-pin/pinsvc/hsm"
 	"github.com/ivr-pin/ivr-pin/pinsvc/pinblock"
@@ -24,17 +22,15 @@ type Token struct {
 	PKCS11PIN        string `envconfig:"PKCS11_PIN" secret:"true" desc:"the token's user PIN (give it as PKCS11_PIN_FILE)"`
 	PKCS11Sessions   int    `envconfig:"PKCS11_SESSIONS" default:"8" desc:"token sessions kept open for PIN block encryption (1 to 64)"`
 
-	// The software zone PIN key once parsed into its cipher (its hex and
-	// bytes are not kept), and its file.
-	zpkFile string
-	zpk     *secret.Key
-	zpkErr  error
+	// The software zone PIN key, once parsed into its cipher.
+	zpkSoft softwareKey
 }
 
 // problems checks where the zone PIN key is: a software key, or a key in a
-// PKCS#11 token with everything needed to reach it. given says whether a
-// secret setting was given (a refused file counts).
-func (k *Token) problems(given func(name, value string) bool) []error {
+// PKCS#11 token with everything needed to reach it; labels are the
+// settings that name a key in the token (tokenLabels). given says whether
+// a secret setting was given (a refused file counts).
+func (k *Token) problems(given func(name, value string) bool, labels []string) []error {
 	var out []error
 	add := func(v, reason string) { out = append(out, problem(v, reason)) }
 	if k.TokenKey() && k.HasSoftwareZPK() {
@@ -43,8 +39,8 @@ func (k *Token) problems(given func(name, value string) bool) []error {
 	if k.NIZPKKCV != "" {
 		if len(k.NIZPKKCV) != 6 || !isHex(k.NIZPKKCV) {
 			add("NI_ZPK_KCV", "must be the key's 6 hex digit check value")
-		} else if k.zpk != nil && !strings.EqualFold(k.zpk.KCV(), k.NIZPKKCV) {
-			add("NI_ZPK_KCV", "does not match the key: its KCV is "+k.zpk.KCV())
+		} else if zpk := k.zpkSoft.key; zpk != nil && !strings.EqualFold(zpk.KCV(), k.NIZPKKCV) {
+			add("NI_ZPK_KCV", "does not match the key: its KCV is "+zpk.KCV())
 		}
 	}
 	if k.PKCS11Sessions < 1 || k.PKCS11Sessions > 64 {
@@ -55,19 +51,33 @@ func (k *Token) problems(given func(name, value string) bool) []error {
 			add("PKCS11_MODULE", "no such file: "+k.PKCS11Module)
 		}
 	}
-	if !k.TokenKey() {
-		return out
-	}
-	if k.NIZPKKCV == "" {
+	if k.TokenKey() && k.NIZPKKCV == "" {
 		// Pinned: a key substituted under the same label is refused
 		// (PCI PIN 17-18), not used in silence.
 		add("NI_ZPK_KCV", "required with NI_ZPK_LABEL: the check value from the key ceremony pins the key the token holds under that label")
+	}
+	if len(labels) == 0 {
+		return out
 	}
 	for _, need := range []struct{ name, value string }{
 		{"PKCS11_MODULE", k.PKCS11Module}, {"PKCS11_TOKEN_LABEL", k.PKCS11TokenLabel}, {"PKCS11_PIN", k.PKCS11PIN},
 	} {
 		if !given(need.name, need.value) {
-			add(need.name, "required with NI_ZPK_LABEL: the zone PIN key is in a PKCS#11 token")
+			add(need.name, "required with "+labels[0]+": that key is in a PKCS#11 token")
+		}
+	}
+	return out
+}
+
+// tokenLabels are the settings, of those set, that name a key in the
+// PKCS#11 token: each needs the token's settings.
+func (c *Config) tokenLabels() []string {
+	var out []string
+	for _, l := range []struct{ name, value string }{
+		{"NI_ZPK_LABEL", c.NIZPKLabel}, {"KEYSECURE_KEY_LABEL", c.KeySecureKeyLabel}, {"AUDIT_KEY_LABEL", c.AuditKeyLabel},
+	} {
+		if l.value != "" {
+			out = append(out, l.name)
 		}
 	}
 	return out
@@ -84,76 +94,21 @@ func (k *Token) TokenKey() bool { return k.NIZPKLabel != "" }
 // HasSoftwareZPK reports whether a software zone PIN key is configured
 // (IVRPIN_NI_ZPK or IVRPIN_NI_ZPK_FILE).
 func (k *Token) HasSoftwareZPK() bool {
-	return k.NIZPK != "" || k.zpkFile != "" || k.zpk != nil || k.zpkErr != nil
+	return k.zpkSoft.given(k.NIZPK)
 }
 
 // ZPKFile is IVRPIN_NI_ZPK_FILE, the software zone PIN key's file ("" when
 // the key is in the environment, a token, or unset).
-func (k *Token) ZPKFile() string { return k.zpkFile }
-
-// loadZPK parses the software zone PIN key, from its file or its variable,
-// into its cipher and drops the hex: the configuration keeps no copy. A
-// key read from a file never becomes a string; one from the environment
-// stays in the process's environment block, which is one reason production
-// keys live in a token.
-func (c *Config) loadZPK() error {
-	if c.zpkFile != "" {
-		b, err := secretfile.Read(c.zpkFile)
-		if err != nil {
-			c.refuse("NI_ZPK")
-			return problem("NI_ZPK_FILE", err.Error())
-		}
-		defer secret.Zero(b)
-		k, err := parseZPK(c.ZPKAlgorithm(), b)
-		if err != nil {
-			c.zpkErr = problem("NI_ZPK_FILE", err.Error())
-			return c.zpkErr
-		}
-		c.zpk = k
-		return nil
-	}
-	if c.NIZPK == "" {
-		return nil
-	}
-	if _, err := c.ZPK(); err != nil {
-		return err
-	}
-	c.NIZPK = ""
-	return nil
-}
-
-// parseZPK decodes hex key material, refuses a weak key, and builds the
-// key's cipher; the decoded bytes are wiped.
-func parseZPK(alg secret.Algorithm, hexKey []byte) (*secret.Key, error) {
-	raw, err := secret.DecodeHex(hexKey)
-	if err != nil {
-		return nil, err
-	}
-	defer secret.Zero(raw)
-	if w := secret.Weakness(alg, raw); w != "" {
-		return nil, errors.New("the key " + w)
-	}
-	return secret.NewKey(alg, raw)
-}
+func (k *Token) ZPKFile() string { return k.zpkSoft.file }
 
 // ZPK parses the software zone PIN key for the configured format (once: the
 // cipher is kept, the hex is not).
 func (c *Config) ZPK() (*secret.Key, error) {
-	if c.zpk != nil || c.zpkErr != nil {
-		return c.zpk, c.zpkErr
-	}
-	if c.NIZPK == "" {
+	k, err := c.zpkSoft.parse("NI_ZPK", c.ZPKAlgorithm(), c.NIZPK)
+	if k == nil && err == nil {
 		return nil, problem("NI_ZPK", "required for SYMMETRIC_ENC (or NI_ZPK_LABEL, a key in a PKCS#11 token)")
 	}
-	b := []byte(c.NIZPK)
-	defer secret.Zero(b)
-	k, err := parseZPK(c.ZPKAlgorithm(), b)
-	if err != nil {
-		c.zpkErr = problem("NI_ZPK", err.Error())
-		return nil, c.zpkErr
-	}
-	c.zpk = k
-	return k, nil
+	return k, err
 }
 
 // Encrypter builds the card host's PIN block encrypter. tokenKey is the
