@@ -218,7 +218,7 @@ func OpenFile(path string, key MACKey) (*File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("audit file: %w", err)
 	}
-	a := &File{f: f, path: path}
+	a := &File{f: f, path: path, cutTo: -1}
 	a.Stream = newStream(a.writeBatch, key)
 	tail, cut, err := a.cutTorn()
 	if err != nil {
@@ -244,15 +244,18 @@ type File struct {
 	*Stream
 	f    *os.File
 	path string
-	// good is the file's size after the last whole batch; torn says a
-	// failed write left bytes past it that could not yet be cut.
-	good int64
-	torn bool
+	// cutTo is where a failed write whose cut failed too must be cut back
+	// to before the next write (-1: nothing left to cut).
+	cutTo int64
 }
 
 // cutTorn reads the file's tail and cuts a torn last line back to the
 // last newline; it returns the tail (whole lines) and the bytes cut.
 func (a *File) cutTorn() (tail []byte, cut int64, err error) {
+	// Under the writers' lock: a ceremony may be appending its record.
+	if err := unix.Flock(int(a.f.Fd()), unix.LOCK_EX); err == nil {
+		defer unix.Flock(int(a.f.Fd()), unix.LOCK_UN)
+	}
 	st, err := a.f.Stat()
 	if err != nil {
 		return nil, 0, err
@@ -272,45 +275,49 @@ func (a *File) cutTorn() (tail []byte, cut int64, err error) {
 		if err := a.f.Truncate(from + int64(keep)); err != nil {
 			return nil, 0, fmt.Errorf("cutting back a torn line: %w", err)
 		}
-		tail, size = tail[:keep], from+int64(keep)
+		tail = tail[:keep]
 	}
-	a.good = size
 	return tail, cut, nil
 }
 
-// writeBatch writes and syncs whole lines; a write that fails is cut back
-// to where the file ended (now, or before the next write if the cut fails
-// too), so the file never holds half a record before a whole one. Another
-// process may append too (a key ceremony's record): an advisory lock
-// around each batch keeps a cut from taking its line.
+// writeBatch writes and syncs whole lines (appendWhole), first cutting
+// back what an earlier failed write left when its cut failed too.
 func (a *File) writeBatch(b []byte) error {
-	fd := int(a.f.Fd())
+	var err error
+	a.cutTo, err = appendWhole(a.f, b, a.cutTo)
+	return err
+}
+
+// appendWhole appends b to f and syncs it, under the advisory lock every
+// writer of an audit file takes (serve's batches, a key ceremony's record).
+// A write that fails is cut back at once to where the file ended, so the
+// file never holds half a record before a whole one; when that cut fails
+// too, the size to cut back to is returned for the next write to cut first
+// (cutTo; -1 when there is nothing to cut).
+func appendWhole(f *os.File, b []byte, cutTo int64) (int64, error) {
+	fd := int(f.Fd())
 	if err := unix.Flock(fd, unix.LOCK_EX); err == nil {
 		defer unix.Flock(fd, unix.LOCK_UN)
 	}
-	if a.torn {
-		if err := a.f.Truncate(a.good); err != nil {
-			return fmt.Errorf("audit file: a torn write could not be cut back: %w", err)
+	if cutTo >= 0 {
+		if err := f.Truncate(cutTo); err != nil {
+			return cutTo, fmt.Errorf("audit file: a torn write could not be cut back: %w", err)
 		}
-		a.torn = false
 	}
-	st, err := a.f.Stat()
+	st, err := f.Stat()
 	if err != nil {
-		return fmt.Errorf("audit file: %w", err)
+		return -1, fmt.Errorf("audit file: %w", err)
 	}
-	a.good = st.Size()
-	_, err = a.f.Write(b)
-	if err == nil {
-		err = a.f.Sync()
+	if _, err = f.Write(b); err == nil {
+		err = f.Sync()
 	}
 	if err != nil {
-		if terr := a.f.Truncate(a.good); terr != nil {
-			a.torn = true
+		if f.Truncate(st.Size()) != nil {
+			return st.Size(), err
 		}
-		return err
+		return -1, err
 	}
-	a.good += int64(len(b))
-	return nil
+	return -1, nil
 }
 
 // AppendEvent writes one record to the audit file at path as a chain of its
@@ -331,16 +338,8 @@ func AppendEvent(path string, key MACKey, e Event) error {
 	if err != nil {
 		return err
 	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err == nil {
-		defer unix.Flock(int(f.Fd()), unix.LOCK_UN)
-	}
-	if _, err := f.Write(line); err != nil {
-		return fmt.Errorf("audit file: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("audit file: %w", err)
-	}
-	return nil
+	_, err = appendWhole(f, line, -1)
+	return err
 }
 
 // Reopen closes the file and opens its path again: after logrotate has
@@ -353,15 +352,10 @@ func (a *File) Reopen() error {
 	if err != nil {
 		return fmt.Errorf("audit file: %w", err)
 	}
-	st, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return fmt.Errorf("audit file: %w", err)
-	}
 	a.mu.Lock()
 	a.waitIdle()
 	old := a.f
-	a.f, a.good, a.torn = f, st.Size(), false
+	a.f, a.cutTo = f, -1
 	a.mu.Unlock()
 	if err := old.Close(); err != nil {
 		return err
