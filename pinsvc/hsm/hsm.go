@@ -129,41 +129,48 @@ func (i Info) ProblemFor(purpose Purpose) string {
 	if v, ok := i.Attributes["CKA_SENSITIVE"]; !ok || !v {
 		return "CKA_SENSITIVE is false: the token would hand the key out in clear"
 	}
-	if purpose == AuditMAC {
-		if i.Type != HMAC256 || !i.Attributes["CKA_SIGN"] {
-			return "it is not an HMAC key that may sign: the audit key is a generic secret of 32 bytes with CKA_SIGN (key import --purpose audit --type hmac256)"
-		}
-		for _, a := range []string{"CKA_ENCRYPT", "CKA_DECRYPT", "CKA_WRAP", "CKA_UNWRAP", "CKA_DERIVE"} {
-			if i.Attributes[a] {
-				return a + " is true: the audit key may only sign (PCI PIN 19); make it again with the ceremony's --purpose audit"
-			}
-		}
-		return ""
+	p := purposes[purpose]
+	if i.Type.IsHMAC() != (purpose == AuditMAC) {
+		return p.wrongType
 	}
-	if !i.Attributes["CKA_ENCRYPT"] || i.Type.IsHMAC() {
-		return "CKA_ENCRYPT is false: the key cannot encrypt"
-	}
-	others := otherPurposes
-	if purpose == KeySecureSecret {
-		if !i.Attributes["CKA_DECRYPT"] {
-			return "CKA_DECRYPT is false: KeySecure's secret must also decrypt the card data KeySecure returns"
+	for _, a := range p.need {
+		if !i.Attributes[a] {
+			return a + " is false: " + p.needs
 		}
-		others = otherPurposes[1:]
 	}
 	// One purpose per key (PCI PIN 19).
-	for _, a := range others {
+	for _, a := range p.refuse {
 		if i.Attributes[a] {
-			if purpose == KeySecureSecret {
-				return a + " is true: KeySecure's secret may only encrypt and decrypt; make it again with the ceremony's --purpose keysecure"
-			}
-			return a + " is true: a zone PIN key must serve one purpose, encrypting PIN blocks (PCI PIN 19); make it again with only CKA_ENCRYPT"
+			return a + " is true: " + p.only
 		}
 	}
 	return ""
 }
 
-// otherPurposes are the attributes that let a key do anything but encrypt.
-var otherPurposes = []string{"CKA_DECRYPT", "CKA_WRAP", "CKA_UNWRAP", "CKA_SIGN", "CKA_DERIVE"}
+// purposes are, for each purpose, the attributes a key must have and those
+// it must not, and what a refusal says.
+var purposes = map[Purpose]struct {
+	need, refuse           []string
+	wrongType, needs, only string
+}{
+	PINBlocks: {
+		need: []string{"CKA_ENCRYPT"}, refuse: []string{"CKA_DECRYPT", "CKA_WRAP", "CKA_UNWRAP", "CKA_SIGN", "CKA_DERIVE"},
+		wrongType: "CKA_ENCRYPT is false: the key cannot encrypt", needs: "the key cannot encrypt",
+		only: "a zone PIN key must serve one purpose, encrypting PIN blocks (PCI PIN 19); make it again with only CKA_ENCRYPT",
+	},
+	KeySecureSecret: {
+		need: []string{"CKA_ENCRYPT", "CKA_DECRYPT"}, refuse: []string{"CKA_WRAP", "CKA_UNWRAP", "CKA_SIGN", "CKA_DERIVE"},
+		wrongType: "CKA_ENCRYPT is false: the key cannot encrypt",
+		needs:     "KeySecure's secret must encrypt a first PIN and decrypt the card data KeySecure returns",
+		only:      "KeySecure's secret may only encrypt and decrypt; make it again with the ceremony's --purpose keysecure",
+	},
+	AuditMAC: {
+		need: []string{"CKA_SIGN"}, refuse: []string{"CKA_ENCRYPT", "CKA_DECRYPT", "CKA_WRAP", "CKA_UNWRAP", "CKA_DERIVE"},
+		wrongType: "it is not an HMAC key that may sign: the audit key is a generic secret of 32 bytes with CKA_SIGN (key import --purpose audit --type hmac256)",
+		needs:     "the audit key must sign (HMAC-SHA256)",
+		only:      "the audit key may only sign (PCI PIN 19); make it again with the ceremony's --purpose audit",
+	},
+}
 
 // ErrNoKey is returned when no key has the label.
 var ErrNoKey = errors.New("no secret key with that label in the token")
