@@ -55,13 +55,40 @@ type Entry struct {
 }
 
 // Keypad collects digits for one call. Safe for concurrent use: the event
-// reader presses, the session collects.
+// reader presses, the session collects. While an entry is being collected
+// the reader's Press applies each key to it and wakes the collector only
+// when the entry ends: one wake-up an entry instead of one a key (a card
+// number is 17 keys), which is most of what a key costs the process.
+// Between entries keys wait, typed ahead, for the next Collect.
+//
+// Digits are held in as few places as possible: an entry's digits live in
+// one array sized for the entry, never regrown (a regrown slice leaves its
+// old array, digits and all, to the collector); the typed-ahead buffer is
+// wiped as it is read and before it is regrown; a hang-up wipes both.
 type Keypad struct {
 	mu          sync.Mutex
-	buf         []byte
+	buf         []byte // typed ahead: pressed while no entry was collected
 	changed     chan struct{}
 	hungUp      bool
 	swallowHash bool
+	entry       *entry // the entry being collected, or nil
+}
+
+// entry is one Collect in progress.
+type entry struct {
+	spec     Spec
+	digits   []byte // capacity spec.Max: never regrown
+	overflow bool
+	// deadline is when the entry times out; timer fires at it or, when a
+	// key moved it, finds it moved and waits again.
+	deadline time.Time
+	timer    *time.Timer
+	done     chan result // buffered: the entry's end, sent once
+}
+
+type result struct {
+	e   Entry
+	err error
 }
 
 // New makes an empty keypad.
@@ -86,8 +113,26 @@ func (k *Keypad) Press(d byte) {
 			return
 		}
 	}
-	k.buf = append(k.buf, d)
+	if e := k.entry; e != nil {
+		if end, ok := e.take(d); ok {
+			k.finish(e, end)
+		}
+	} else {
+		k.buf = appendWiped(k.buf, d)
+	}
 	k.wake()
+}
+
+// appendWiped appends d to buf; when buf must grow, the old array is wiped
+// once copied, so no copy of a typed digit is left behind.
+func appendWiped(buf []byte, d byte) []byte {
+	if len(buf) == cap(buf) {
+		grown := make([]byte, len(buf), 2*cap(buf)+16)
+		copy(grown, buf)
+		clear(buf)
+		buf = grown
+	}
+	return append(buf, d)
 }
 
 // HangUp ends the keypad: Collect returns ErrHungUp and typed-ahead digits
@@ -99,6 +144,12 @@ func (k *Keypad) HangUp() {
 		k.hungUp = true
 		clear(k.buf)
 		k.buf = nil
+		if e := k.entry; e != nil {
+			k.entry = nil
+			e.timer.Stop()
+			clear(e.digits)
+			e.done <- result{err: ErrHungUp}
+		}
 		k.wake()
 	}
 }
@@ -133,26 +184,9 @@ func (k *Keypad) Flush() {
 	k.swallowHash = false
 }
 
-// next pops a typed-ahead digit, wiping its place in the buffer.
-func (k *Keypad) next() (byte, bool, bool, <-chan struct{}) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if k.hungUp {
-		return 0, false, true, nil
-	}
-	if len(k.buf) == 0 {
-		return 0, false, false, k.changed
-	}
-	d := k.buf[0]
-	k.buf[0] = 0
-	k.buf = k.buf[1:]
-	return d, true, false, nil
-}
-
-// afterFullEntry arms the '#' swallowing, dropping a '#' already typed.
+// afterFullEntry arms the '#' swallowing, dropping a '#' already typed
+// (k.mu held).
 func (k *Keypad) afterFullEntry() {
-	k.mu.Lock()
-	defer k.mu.Unlock()
 	if len(k.buf) > 0 {
 		if k.buf[0] == '#' {
 			k.buf[0] = 0
@@ -163,75 +197,129 @@ func (k *Keypad) afterFullEntry() {
 	k.swallowHash = true
 }
 
-// Collect reads one entry under spec. It returns ErrHungUp after a hang-up
+// take applies one key to the entry: whether it ends the entry, and how.
+// A key that counts as typing (a digit, kept or not) moves the deadline to
+// the inter-digit timeout.
+func (e *entry) take(d byte) (End, bool) {
+	switch {
+	case d == '*':
+		return EndCleared, true
+	case d == '#' && e.spec.Terminator && e.overflow:
+		return EndTooLong, true
+	case d == '#' && e.spec.Terminator:
+		return EndTerminator, true
+	case d == '#':
+		return 0, false
+	}
+	if e.spec.Overflow && (e.overflow || len(e.digits) >= e.spec.Max) {
+		// Not kept: a too-long entry is refused whole.
+		e.overflow = true
+		clear(e.digits)
+		e.digits = e.digits[:0]
+	} else {
+		e.digits = append(e.digits, d)
+		if len(e.digits) >= e.spec.Max && !e.spec.Overflow {
+			return EndMaxLength, true
+		}
+	}
+	e.deadline = time.Now().Add(e.spec.InterDigitTimeout)
+	if e.timer != nil {
+		e.timer.Reset(e.spec.InterDigitTimeout)
+	}
+	return 0, false
+}
+
+// finish ends the entry as end and hands it to its collector (k.mu held).
+func (k *Keypad) finish(e *entry, end End) result {
+	if k.entry == e {
+		k.entry = nil
+	}
+	if e.timer != nil {
+		e.timer.Stop()
+	}
+	r := result{e: Entry{End: end}}
+	switch end {
+	case EndTerminator, EndMaxLength, EndTimeout:
+		r.e.Digits = e.digits
+	default:
+		clear(e.digits)
+	}
+	if end == EndMaxLength && e.spec.Terminator {
+		k.afterFullEntry()
+	}
+	e.done <- r
+	return r
+}
+
+// expire is the entry's timer: the entry times out unless a key moved its
+// deadline since the timer was set.
+func (k *Keypad) expire(e *entry) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.entry != e {
+		return
+	}
+	if left := time.Until(e.deadline); left > 0 {
+		e.timer.Reset(left)
+		return
+	}
+	switch {
+	case e.overflow:
+		k.finish(e, EndTooLong)
+	case len(e.digits) == 0:
+		k.finish(e, EndNoInput)
+	default:
+		k.finish(e, EndTimeout)
+	}
+}
+
+// ErrBusy is a Collect while another is in progress on the same keypad.
+var ErrBusy = errors.New("keypad: an entry is already being collected")
+
+// Collect reads one entry under spec: first from the keys typed ahead, then
+// from keys pressed while it waits. It returns ErrHungUp after a hang-up
 // and ctx.Err() when ctx ends.
 func (k *Keypad) Collect(ctx context.Context, spec Spec) (Entry, error) {
-	digits := make([]byte, 0, spec.Max)
-	overflow := false
-	timer := time.NewTimer(spec.FirstDigitTimeout)
-	defer timer.Stop()
-	for {
-		d, ok, gone, changed := k.next()
-		if gone {
-			clear(digits)
-			return Entry{}, ErrHungUp
+	e := &entry{spec: spec, digits: make([]byte, 0, max(spec.Max, 1)), done: make(chan result, 1),
+		deadline: time.Now().Add(spec.FirstDigitTimeout)}
+	k.mu.Lock()
+	if k.hungUp {
+		k.mu.Unlock()
+		return Entry{}, ErrHungUp
+	}
+	if k.entry != nil {
+		k.mu.Unlock()
+		return Entry{}, ErrBusy
+	}
+	for len(k.buf) > 0 {
+		d := k.buf[0]
+		k.buf[0] = 0
+		k.buf = k.buf[1:]
+		if end, ok := e.take(d); ok {
+			r := k.finish(e, end)
+			k.mu.Unlock()
+			return r.e, r.err
 		}
-		if !ok {
-			select {
-			case <-ctx.Done():
-				clear(digits)
-				return Entry{}, ctx.Err()
-			case <-changed:
-				continue
-			case <-timer.C:
-				if overflow {
-					return Entry{End: EndTooLong}, nil
-				}
-				if len(digits) == 0 {
-					return Entry{End: EndNoInput}, nil
-				}
-				return Entry{Digits: digits, End: EndTimeout}, nil
-			}
+	}
+	k.entry = e
+	e.timer = time.AfterFunc(time.Until(e.deadline), func() { k.expire(e) })
+	k.mu.Unlock()
+	select {
+	case r := <-e.done:
+		return r.e, r.err
+	case <-ctx.Done():
+		k.mu.Lock()
+		if k.entry == e {
+			k.entry = nil
+			e.timer.Stop()
+			clear(e.digits)
 		}
-		switch {
-		case d == '*':
-			clear(digits)
-			return Entry{End: EndCleared}, nil
-		case d == '#' && spec.Terminator && overflow:
-			return Entry{End: EndTooLong}, nil
-		case d == '#' && spec.Terminator:
-			return Entry{Digits: digits, End: EndTerminator}, nil
-		case d == '#':
-			continue
+		k.mu.Unlock()
+		select {
+		case r := <-e.done: // it ended as ctx did: not returned, so wiped
+			clear(r.e.Digits)
+		default:
 		}
-		switch {
-		case spec.Overflow && (overflow || len(digits) >= spec.Max):
-			// Not kept: a too-long entry is refused whole.
-			overflow = true
-			clear(digits)
-			digits = digits[:0]
-			if !timer.Stop() {
-				select {
-				case <-timer.C:
-				default:
-				}
-			}
-			timer.Reset(spec.InterDigitTimeout)
-			continue
-		}
-		digits = append(digits, d)
-		if len(digits) >= spec.Max && !spec.Overflow {
-			if spec.Terminator {
-				k.afterFullEntry()
-			}
-			return Entry{Digits: digits, End: EndMaxLength}, nil
-		}
-		if !timer.Stop() {
-			select {
-			case <-timer.C:
-			default:
-			}
-		}
-		timer.Reset(spec.InterDigitTimeout)
+		return Entry{}, ctx.Err()
 	}
 }

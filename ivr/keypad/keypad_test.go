@@ -163,3 +163,97 @@ func TestTooLongEntryDoesNotRunIntoTheNext(t *testing.T) {
 		t.Fatalf("%q %s, then %q %s", a.Digits, a.End, b.Digits, b.End)
 	}
 }
+
+// collecting reports whether a Collect is waiting for keys.
+func (k *Keypad) collecting() bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.entry != nil
+}
+
+// TestKeysPressedWhileCollectingEndAsTypedAhead: the same keys make the
+// same entry whether they were typed ahead of the question or pressed
+// while it waits (Press applies them to the entry itself then).
+func TestKeysPressedWhileCollectingEndAsTypedAhead(t *testing.T) {
+	cases := []struct {
+		keys string
+		spec Spec
+	}{
+		{"1234#", spec}, {"123456", spec}, {"12*", spec}, {"12", spec}, {"1A2B#", spec}, {"#", spec},
+		{"1#2", Spec{Max: 2, FirstDigitTimeout: time.Second, InterDigitTimeout: time.Second}},
+		{"123456#", overflow}, {"123456", overflow}, {"19820514#", overflow}, {"1982051", overflow}, {"1982051*", overflow},
+	}
+	for _, c := range cases {
+		ahead := New()
+		press(ahead, c.keys)
+		want, err := ahead.Collect(context.Background(), c.spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		live := New()
+		got := make(chan Entry, 1)
+		go func() {
+			e, _ := live.Collect(context.Background(), c.spec)
+			got <- e
+		}()
+		for !live.collecting() {
+			time.Sleep(time.Millisecond)
+		}
+		press(live, c.keys)
+		e := <-got
+		if string(e.Digits) != string(want.Digits) || e.End != want.End {
+			t.Errorf("%q: pressed live %q %s, typed ahead %q %s", c.keys, e.Digits, e.End, want.Digits, want.End)
+		}
+	}
+}
+
+// TestAKeyMovesTheDeadline: each key gives the caller the inter-digit
+// timeout again, however long the first-digit wait was.
+func TestAKeyMovesTheDeadline(t *testing.T) {
+	k := New()
+	s := Spec{Max: 6, Terminator: true, FirstDigitTimeout: time.Second, InterDigitTimeout: time.Second}
+	got := make(chan Entry, 1)
+	go func() {
+		e, _ := k.Collect(context.Background(), s)
+		got <- e
+	}()
+	for !k.collecting() {
+		time.Sleep(time.Millisecond)
+	}
+	// Five keys 250 ms apart: past the first deadline in all, but never a
+	// second without a key (a wide margin for a busy machine).
+	for _, d := range []byte("4829#") {
+		time.Sleep(250 * time.Millisecond)
+		k.Press(d)
+	}
+	if e := <-got; string(e.Digits) != "4829" || e.End != EndTerminator {
+		t.Fatalf("%q %s", e.Digits, e.End)
+	}
+}
+
+func TestASecondCollectAtOnceIsRefused(t *testing.T) {
+	k := New()
+	go func() { _, _ = k.Collect(context.Background(), spec) }()
+	for !k.collecting() {
+		time.Sleep(time.Millisecond)
+	}
+	if _, err := k.Collect(context.Background(), spec); !errors.Is(err, ErrBusy) {
+		t.Fatalf("%v", err)
+	}
+	k.HangUp()
+}
+
+// TestGrowingTheTypeAheadLeavesNoDigitBehind: the array a grown buffer
+// leaves is wiped.
+func TestGrowingTheTypeAheadLeavesNoDigitBehind(t *testing.T) {
+	old := []byte("1234")
+	grown := appendWiped(old, '5')
+	if string(grown) != "12345" {
+		t.Fatalf("%q", grown)
+	}
+	for _, b := range old {
+		if b != 0 {
+			t.Fatalf("the old array still holds %q", old)
+		}
+	}
+}
