@@ -141,6 +141,9 @@ func (t *inbound) onState(connected bool) {
 		t.wasConnected.Store(true)
 		return
 	}
+	// Not on the reader's goroutine: the filter's answer must not hold the
+	// events behind it.
+	go t.link.srv.filterEvents(t.link.srv.life, t.rest, t.cfg.Application)
 	if t.wasConnected.Load() {
 		t.link.reconcileLater()
 	}

@@ -522,6 +522,9 @@ func (l *wsLink) receive(data []byte, skipped *atomic.Int64, log *logrus.Entry) 
 			l.close()
 			return
 		}
+		if first {
+			go l.srv.filterEvents(l.srv.life, l, app)
+		}
 		if first && env.Type == "ApplicationRegistered" {
 			// A per-call websocket that reconnected (its first instance
 			// died) gets no StasisStart: find its call and hand it over.
@@ -589,14 +592,26 @@ type restRequest struct {
 	Method       string        `json:"method"`
 	URI          string        `json:"uri"`
 	QueryStrings []queryString `json:"query_strings,omitempty"`
+	ContentType  string        `json:"content_type,omitempty"`
+	MessageBody  string        `json:"message_body,omitempty"`
 }
 
 // do sends one RESTRequest and waits for its RESTResponse, the context or
 // the request's own deadline, whichever comes first.
 func (l *wsLink) do(ctx context.Context, method, path string, q url.Values, out any) error {
+	return l.request(ctx, restRequest{Type: "RESTRequest", Method: method, URI: path}, q, out)
+}
+
+// doJSON sends body as the RESTRequest's message_body, as JSON.
+func (l *wsLink) doJSON(ctx context.Context, method, path string, body []byte) error {
+	req := restRequest{Type: "RESTRequest", Method: method, URI: path, ContentType: "application/json", MessageBody: string(body)}
+	return l.request(ctx, req, nil, nil)
+}
+
+func (l *wsLink) request(ctx context.Context, req restRequest, q url.Values, out any) error {
+	method, path := req.Method, req.URI
 	ctx, cancel := context.WithTimeout(ctx, l.timeout)
 	defer cancel()
-	req := restRequest{Type: "RESTRequest", Method: method, URI: path}
 	for k, vs := range q {
 		for _, v := range vs {
 			req.QueryStrings = append(req.QueryStrings, queryString{Name: k, Value: v})

@@ -1,6 +1,7 @@
 package ivr
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -20,6 +21,9 @@ import (
 // deadline of its own; out, if non-nil, receives the JSON answer.
 type rest interface {
 	do(ctx context.Context, method, path string, q url.Values, out any) error
+	// doJSON sends body as the request's JSON body (the parameters ARI
+	// takes only there, such as an application's event filter).
+	doJSON(ctx context.Context, method, path string, body []byte) error
 }
 
 // RESTError is an answer from Asterisk outside 2xx.
@@ -89,15 +93,30 @@ func newHTTPREST(base, username, password string, timeout time.Duration, tlsCfg 
 }
 
 func (h *httpREST) do(ctx context.Context, method, path string, q url.Values, out any) error {
+	return h.request(ctx, method, path, q, nil, out)
+}
+
+func (h *httpREST) doJSON(ctx context.Context, method, path string, body []byte) error {
+	return h.request(ctx, method, path, nil, body, nil)
+}
+
+func (h *httpREST) request(ctx context.Context, method, path string, q url.Values, body []byte, out any) error {
 	ctx, cancel := context.WithTimeout(ctx, h.timeout)
 	defer cancel()
 	u := h.base + "/" + path
 	if len(q) > 0 {
 		u += "?" + q.Encode()
 	}
-	req, err := http.NewRequestWithContext(ctx, method, u, nil)
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, rd)
 	if err != nil {
 		return err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	req.SetBasicAuth(h.username, h.password)
 	resp, err := h.client.Do(req)
@@ -111,15 +130,15 @@ func (h *httpREST) do(ctx context.Context, method, path string, q url.Values, ou
 		return fmt.Errorf("ARI %s %s: %w", method, path, err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	answer, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
 		return fmt.Errorf("ARI %s %s: %w", method, path, err)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return answerError(method, path, resp.StatusCode, body)
+		return answerError(method, path, resp.StatusCode, answer)
 	}
-	if out != nil && len(body) > 0 {
-		return json.Unmarshal(body, out)
+	if out != nil && len(answer) > 0 {
+		return json.Unmarshal(answer, out)
 	}
 	return nil
 }

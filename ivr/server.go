@@ -59,6 +59,8 @@ type Server struct {
 
 	active, handled, undecodable atomic.Int64
 	reconciling                  sync.WaitGroup
+	// filterRefused is set once Asterisk refused an event filter (warned).
+	filterRefused atomic.Bool
 
 	// owners maps each live channel to the link that holds it, so another
 	// websocket cannot claim a channel a live call holds.

@@ -152,6 +152,27 @@ func TestEchoOverEveryTransport(t *testing.T) {
 			if answers != 3 {
 				t.Fatalf("%d answers in the REST log", answers)
 			}
+			// Asterisk is asked to leave out the events no call reads, on
+			// every websocket: the inbound one, each call's own, the
+			// persistent one.
+			// The filter is asked for beside the call, not before it: wait
+			// (bounded) for the last one.
+			want := map[string]int{"inbound": 1, "outbound per call": 3, "outbound persistent": 1}[mode]
+			filters := 0
+			for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+				filters = 0
+				for _, e := range ari.RESTLog() {
+					if e.Method == "PUT" && strings.HasSuffix(e.Path, "/eventFilter") && strings.Contains(e.Body, `{"type":"PlaybackStarted"}`) {
+						filters++
+					}
+				}
+				if filters >= want || time.Now().After(deadline) {
+					break
+				}
+			}
+			if filters != want {
+				t.Fatalf("%d event filters asked for, want %d", filters, want)
+			}
 		})
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -274,13 +275,17 @@ func (s *Server) emit(app string, ev map[string]any) {
 	ev["timestamp"] = stamp(time.Now())
 	ev["asterisk_id"] = s.opts.EntityID
 	ev["application"] = app
-	b, _ := json.Marshal(ev)
 	s.mu.Lock()
 	c := s.apps[app]
 	s.mu.Unlock()
-	if c != nil {
-		_ = c.send(b)
+	if c == nil {
+		return
 	}
+	if t, _ := ev["type"].(string); !c.allows(t) {
+		return
+	}
+	b, _ := json.Marshal(ev)
+	_ = c.send(b)
 }
 
 func stamp(t time.Time) string { return t.Format("2006-01-02T15:04:05.000-0700") }
@@ -292,6 +297,21 @@ type wsConn struct {
 	ws       *websocket.Conn
 	closed   bool
 	done     chan struct{}
+	// The app's event filter (PUT /applications/{app}/eventFilter), kept
+	// with the connection: Asterisk drops it when the app's websocket goes.
+	allowed, disallowed []string
+}
+
+// allows applies the event filter as res/stasis/app.c's
+// stasis_app_event_allowed does: not disallowed, and allowed when an
+// allowed list is set.
+func (c *wsConn) allows(eventType string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if slices.Contains(c.disallowed, eventType) {
+		return false
+	}
+	return len(c.allowed) == 0 || slices.Contains(c.allowed, eventType)
 }
 
 func (c *wsConn) send(b []byte) error {
@@ -396,7 +416,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		message(rec, http.StatusUnauthorized, "Authentication required")
 		return
 	}
-	s.route(rec, r, segments(r.URL), params(r, body))
+	s.route(rec, r, segments(r.URL), params(r, body), body)
 }
 
 // segments splits the path after /ari/ as Asterisk does: split on "/"
@@ -413,8 +433,10 @@ func segments(u *url.URL) []string {
 	return parts
 }
 
-func (s *Server) route(w http.ResponseWriter, r *http.Request, p []string, q url.Values) {
+func (s *Server) route(w http.ResponseWriter, r *http.Request, p []string, q url.Values, body []byte) {
 	switch {
+	case len(p) == 3 && p[0] == "applications" && p[2] == "eventFilter" && r.Method == http.MethodPut:
+		s.setEventFilter(w, p[1], body)
 	case len(p) == 2 && p[0] == "asterisk" && p[1] == "info" && r.Method == http.MethodGet:
 		writeJSON(w, 200, map[string]any{
 			"build":  map[string]any{"os": "Linux", "kernel": "6.1.0", "machine": "x86_64", "user": "asterisk", "date": "2026-11-01 00:00:00 UTC"},
@@ -482,6 +504,61 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request, p []string, q url
 	}
 }
 
+// setEventFilter is PUT /applications/{app}/eventFilter: a body of
+// {"allowed": [{"type": T}], "disallowed": [...]} sets the lists it names
+// (an empty object clears both), each entry must name a type, and the
+// answer is the application, as resource_applications.c answers.
+func (s *Server) setEventFilter(w http.ResponseWriter, app string, body []byte) {
+	s.mu.Lock()
+	c := s.apps[app]
+	s.mu.Unlock()
+	if c == nil {
+		message(w, 404, "Application not found")
+		return
+	}
+	var f map[string][]struct {
+		Type string `json:"type"`
+	}
+	if json.Unmarshal(body, &f) != nil {
+		message(w, 400, "Invalid format definition")
+		return
+	}
+	lists := map[string][]string{}
+	for _, kind := range []string{"allowed", "disallowed"} {
+		for _, e := range f[kind] {
+			if e.Type == "" {
+				message(w, 400, "Invalid format definition")
+				return
+			}
+			lists[kind] = append(lists[kind], e.Type)
+		}
+	}
+	c.mu.Lock()
+	for kind, list := range map[string]*[]string{"allowed": &c.allowed, "disallowed": &c.disallowed} {
+		if _, named := f[kind]; named || len(f) == 0 {
+			*list = lists[kind]
+		}
+	}
+	c.mu.Unlock()
+	s.mu.Lock()
+	doc := s.appJSON(app)
+	s.mu.Unlock()
+	writeJSON(w, 200, doc)
+}
+
+// EventFilter is what app's event filter holds now (nil, nil: none).
+func (s *Server) EventFilter(app string) (allowed, disallowed []string) {
+	s.mu.Lock()
+	c := s.apps[app]
+	s.mu.Unlock()
+	if c == nil {
+		return nil, nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.allowed), slices.Clone(c.disallowed)
+}
+
 func (s *Server) appJSON(name string) map[string]any {
 	ids := []string{}
 	for id, ch := range s.chans {
@@ -489,8 +566,19 @@ func (s *Server) appJSON(name string) map[string]any {
 			ids = append(ids, id)
 		}
 	}
+	allowed, disallowed := []any{}, []any{}
+	if c := s.apps[name]; c != nil {
+		c.mu.Lock()
+		for _, t := range c.allowed {
+			allowed = append(allowed, map[string]string{"type": t})
+		}
+		for _, t := range c.disallowed {
+			disallowed = append(disallowed, map[string]string{"type": t})
+		}
+		c.mu.Unlock()
+	}
 	return map[string]any{"name": name, "channel_ids": ids, "bridge_ids": []string{}, "endpoint_ids": []string{},
-		"device_names": []string{}, "events_allowed": []any{}, "events_disallowed": []any{}}
+		"device_names": []string{}, "events_allowed": allowed, "events_disallowed": disallowed}
 }
 
 func (s *Server) channel(id string) *Channel {

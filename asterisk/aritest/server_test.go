@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -331,4 +332,73 @@ func httptestServer(t *testing.T, h http.Handler) string {
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() { _ = srv.Close() })
 	return ln.Addr().String()
+}
+
+// TestEventFilterAsAsteriskAppliesIt: PUT /applications/{app}/eventFilter
+// takes {"allowed"/"disallowed": [{"type": T}]} and the app's events obey
+// it as res/stasis/app.c's stasis_app_event_allowed does; a bad filter is
+// 400 and an unknown app 404, as resource_applications.c answers.
+func TestEventFilterAsAsteriskAppliesIt(t *testing.T) {
+	s, err := Start(Options{PlaybackScale: 0.001})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ws := connect(t, s, "ivr-pin")
+	defer ws.Close()
+	put := func(app, body string) int {
+		req, _ := http.NewRequest(http.MethodPut, s.URL+"/applications/"+app+"/eventFilter", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.SetBasicAuth("ivr-pin", "aritest-password-0001")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for _, c := range []struct {
+		name, app, body string
+		status          int
+		allowed, denied []string
+	}{
+		{"unknown app", "nobody", `{"disallowed":[{"type":"PlaybackStarted"}]}`, 404, nil, nil},
+		{"an entry without a type", "ivr-pin", `{"disallowed":[{"kind":"PlaybackStarted"}]}`, 400, nil, nil},
+		{"disallowed", "ivr-pin", `{"disallowed":[{"type":"PlaybackStarted"}]}`, 200, nil, []string{"PlaybackStarted"}},
+		{"allowed keeps disallowed", "ivr-pin", `{"allowed":[{"type":"StasisStart"}]}`, 200, []string{"StasisStart"}, []string{"PlaybackStarted"}},
+		{"an empty object clears both", "ivr-pin", `{}`, 200, nil, nil},
+		{"disallowed again", "ivr-pin", `{"disallowed":[{"type":"PlaybackStarted"}]}`, 200, nil, []string{"PlaybackStarted"}},
+	} {
+		if got := put(c.app, c.body); got != c.status {
+			t.Fatalf("%s: status %d, want %d", c.name, got, c.status)
+		}
+		if c.status != 200 {
+			continue
+		}
+		a, d := s.EventFilter("ivr-pin")
+		if strings.Join(a, ",") != strings.Join(c.allowed, ",") || strings.Join(d, ",") != strings.Join(c.denied, ",") {
+			t.Fatalf("%s: filter allowed %v disallowed %v", c.name, a, d)
+		}
+	}
+	ch, err := s.PlaceCall(CallOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var types []string
+	_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for !slices.Contains(types, "PlaybackFinished") {
+		var ev struct{ Type string }
+		if err := websocket.JSON.Receive(ws, &ev); err != nil {
+			t.Fatalf("after %v: %v", types, err)
+		}
+		types = append(types, ev.Type)
+		if ev.Type == "StasisStart" {
+			if rest(t, s, "POST", "/channels/"+ch.ID+"/play/pb-1", url.Values{"media": {"sound:hello"}}) != 201 {
+				t.Fatal("play")
+			}
+		}
+	}
+	if slices.Contains(types, "PlaybackStarted") {
+		t.Fatalf("a disallowed event was sent: %v", types)
+	}
 }
