@@ -2,10 +2,15 @@ package limits
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 // Ten requests in flight at once, every one failing, against a guard of
@@ -113,4 +118,117 @@ func TestLineGuardHeldPlaceEndsWithItsHold(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A line guard written by the first layout (one JSON value of the key's
+// failures and held places) is moved to the key's bucket on first use: its
+// lock, failures and places still count.
+func TestLineGuardFromTheFirstLayoutKeepsCounting(t *testing.T) {
+	s, err := OpenBolt(filepath.Join(t.TempDir(), "limits.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	now := time.Now()
+	old := reserveEntry{Failed: []int64{now.Add(-time.Minute).UnixNano(), now.Add(-2 * time.Hour).UnixNano()},
+		Held: map[string]int64{"held-1": now.Add(time.Minute).UnixNano(), "gone-1": now.Add(-time.Minute).UnixNano()}}
+	if err := s.db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists(reservations)
+		if err != nil {
+			return err
+		}
+		return putJSON(b, lineGuardKey, old)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	r := Rule{Max: 3, Window: time.Hour, Lockout: time.Hour}
+	ctx := context.Background()
+	// In the window: one failure and one place (the other failure is past
+	// the window, the other hold past its end): one place is left.
+	id, state, err := s.Reserve(ctx, lineGuardKey, r, time.Minute, now)
+	if err != nil || state != Reserved {
+		t.Fatalf("first reservation: %v %v", state, err)
+	}
+	if _, state, _ := s.Reserve(ctx, lineGuardKey, r, time.Minute, now); state != Wait {
+		t.Fatalf("second reservation: %v, want wait (three counted of three)", state)
+	}
+	for _, held := range []string{"held-1", id} {
+		if err := s.Settle(ctx, lineGuardKey, held, true, r, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if on, err := s.Blocked(ctx, lineGuardKey, now); err != nil || !on {
+		t.Fatalf("three failures of three did not lock the line: %v %v", on, err)
+	}
+	if _, state, _ := s.Reserve(ctx, lineGuardKey, r, time.Minute, now); state != Full {
+		t.Fatalf("reservation while locked: %v", state)
+	}
+}
+
+// A locked key written by the first layout reads as locked before anything
+// moved it.
+func TestALockFromTheFirstLayoutIsRead(t *testing.T) {
+	s, err := OpenBolt(filepath.Join(t.TempDir(), "limits.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	now := time.Now()
+	if err := s.db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists(reservations)
+		if err != nil {
+			return err
+		}
+		return putJSON(b, lineGuardKey, reserveEntry{BlockedUntil: now.Add(time.Hour).UnixMilli()})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if on, err := s.Blocked(context.Background(), lineGuardKey, now); err != nil || !on {
+		t.Fatalf("%v %v", on, err)
+	}
+}
+
+// BenchmarkReserveWithPlacesHeld: a reservation and its settle while
+// `held` other places are held. The first layout decoded and encoded every
+// held place each time (linear in held); the key's bucket touches a few
+// entries (logarithmic).
+//
+//	go test -run '^$' -bench ReserveWithPlacesHeld ./internal/limits/
+func BenchmarkReserveWithPlacesHeld(b *testing.B) {
+	for _, held := range []int{10, 2000} {
+		b.Run(fmt.Sprintf("held=%d", held), func(b *testing.B) {
+			s, err := OpenBolt(filepath.Join(b.TempDir(), "limits.db"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			// The bucket's work, not the disk's nor the batch's wait.
+			s.db.NoSync, s.db.MaxBatchSize = true, 1
+			ctx, now := context.Background(), time.Now()
+			r := Rule{Max: held + 10, Window: time.Hour, Lockout: time.Hour}
+			for range held {
+				if _, _, err := s.Reserve(ctx, lineGuardKey, r, time.Hour, now); err != nil {
+					b.Fatal(err)
+				}
+			}
+			for b.Loop() {
+				id, state, err := s.Reserve(ctx, lineGuardKey, r, time.Hour, now)
+				if err != nil || state != Reserved {
+					b.Fatal(state, err)
+				}
+				if err := s.Settle(ctx, lineGuardKey, id, false, r, now); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// putJSON writes v as key's JSON value (the first layout).
+func putJSON(b *bolt.Bucket, key string, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return b.Put([]byte(key), data)
 }

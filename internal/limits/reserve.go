@@ -3,8 +3,10 @@ package limits
 import (
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"slices"
 	"strconv"
 
 	"time"
@@ -13,15 +15,32 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// reservations is the bbolt bucket of a key's failures and held places.
+// reservations is the bbolt bucket of the keys guarded by reservations:
+// under it each key has a bucket of its own (reserveBucket), so a
+// reservation or a settle reads and writes a few entries whatever the
+// count. (The first layout kept a key as one JSON value of every place
+// held: a line guard sized for 2,000 calls in flight decoded and encoded
+// all of them on every request, and a burst spent most of serve's CPU there.)
 var reservations = []byte("reservations")
 
-// reserveEntry is one key's failures (Unix ns, inside the window) and held
-// places (id -> Unix ns when the hold ends).
+// A key's bucket: held places by id (the value: when the hold ends), the
+// same places by end (for dropping the holds a dead process left), the
+// failures by time, the two counts, and when the lock ends.
+var (
+	heldByID   = []byte("held")
+	heldByEnd  = []byte("ends")
+	failedAt   = []byte("failed")
+	heldCount  = []byte("nh")
+	failCount  = []byte("nf")
+	blockedKey = []byte("b") // Unix ms, as boltEntry's BlockedUntil
+)
+
+// reserveEntry is the first layout's value of a key (Unix ns failures,
+// id -> Unix ns hold ends), still read once to move it to the key's bucket.
 type reserveEntry struct {
 	Failed       []int64          `json:"f"`
 	Held         map[string]int64 `json:"h"`
-	BlockedUntil int64            `json:"b"` // Unix ms, as boltEntry's
+	BlockedUntil int64            `json:"b"`
 }
 
 // newID names a reservation.
@@ -37,21 +56,21 @@ func (s *BoltStore) Reserve(_ context.Context, key string, r Rule, hold time.Dur
 	var state Reservation
 	err := s.db.Batch(func(tx *bolt.Tx) error {
 		id, state = "", Wait // Batch may run this again
-		b, err := tx.CreateBucketIfNotExists(reservations)
+		k, err := reserveBucket(tx, key, r, now)
 		if err != nil {
 			return err
 		}
-		e := loadReservations(b, key, r, now)
+		failed, held := count(k.Bucket, failCount), count(k.Bucket, heldCount)
 		switch {
-		case e.BlockedUntil > now.UnixMilli() || len(e.Failed) >= r.Max:
+		case count(k.Bucket, blockedKey) > now.UnixMilli() || failed >= int64(r.Max):
 			state = Full
-		case len(e.Failed)+len(e.Held) >= r.Max:
+		case failed+held >= int64(r.Max):
 			state = Wait
 		default:
 			id, state = newID(now), Reserved
-			e.Held[id] = now.Add(hold).UnixNano()
+			return k.hold(id, now.Add(hold).UnixNano())
 		}
-		return putJSON(b, key, e)
+		return nil
 	})
 	return id, state, err
 }
@@ -59,54 +78,178 @@ func (s *BoltStore) Reserve(_ context.Context, key string, r Rule, hold time.Dur
 // Settle implements Store.
 func (s *BoltStore) Settle(_ context.Context, key, id string, failed bool, r Rule, now time.Time) error {
 	return s.db.Batch(func(tx *bolt.Tx) error {
-		b, err := tx.CreateBucketIfNotExists(reservations)
+		k, err := reserveBucket(tx, key, r, now)
 		if err != nil {
 			return err
 		}
-		e := loadReservations(b, key, r, now)
-		delete(e.Held, id)
-		if failed {
-			e.Failed = append(e.Failed, now.UnixNano())
-			if len(e.Failed) >= r.Max {
-				e.BlockedUntil = now.UnixMilli() + r.Lockout.Milliseconds()
-			}
+		if err := k.release(id); err != nil {
+			return err
 		}
-		return putJSON(b, key, e)
+		if !failed {
+			return nil
+		}
+		if err := k.fail(now.UnixNano()); err != nil {
+			return err
+		}
+		if count(k.Bucket, failCount) >= int64(r.Max) {
+			return setCount(k.Bucket, blockedKey, now.UnixMilli()+r.Lockout.Milliseconds())
+		}
+		return nil
 	})
 }
 
-// loadReservations reads key's entry without failures past the window and
-// holds past their end.
-func loadReservations(b *bolt.Bucket, key string, r Rule, now time.Time) reserveEntry {
+// blockedByReservations reports whether key's reservations hold it locked
+// (a read: nothing is moved or dropped).
+func blockedByReservations(tx *bolt.Tx, key string, now time.Time) bool {
+	r := tx.Bucket(reservations)
+	if r == nil {
+		return false
+	}
+	if k := r.Bucket([]byte(key)); k != nil {
+		return count(k, blockedKey) > now.UnixMilli()
+	}
 	var e reserveEntry
-	if v := b.Get([]byte(key)); v != nil {
-		_ = json.Unmarshal(v, &e)
+	if v := r.Get([]byte(key)); v != nil && json.Unmarshal(v, &e) == nil {
+		return e.BlockedUntil > now.UnixMilli()
 	}
-	from := now.Add(-r.Window).UnixNano()
-	kept := e.Failed[:0]
-	for _, f := range e.Failed {
-		if f > from {
-			kept = append(kept, f)
-		}
-	}
-	e.Failed = kept
-	if e.Held == nil {
-		e.Held = map[string]int64{}
-	}
-	for id, until := range e.Held {
-		if until <= now.UnixNano() {
-			delete(e.Held, id)
-		}
-	}
-	return e
+	return false
 }
 
-func putJSON(b *bolt.Bucket, key string, v any) error {
-	data, err := json.Marshal(v)
+// keyBucket is one key's bucket.
+type keyBucket struct{ *bolt.Bucket }
+
+// reserveBucket is key's bucket, without failures past the window and
+// holds past their end; a key still in the first layout is moved first.
+func reserveBucket(tx *bolt.Tx, key string, r Rule, now time.Time) (keyBucket, error) {
+	root, err := tx.CreateBucketIfNotExists(reservations)
+	if err != nil {
+		return keyBucket{}, err
+	}
+	var old *reserveEntry
+	if v := root.Get([]byte(key)); v != nil && root.Bucket([]byte(key)) == nil {
+		old = &reserveEntry{}
+		_ = json.Unmarshal(v, old)
+		if err := root.Delete([]byte(key)); err != nil {
+			return keyBucket{}, err
+		}
+	}
+	b, err := root.CreateBucketIfNotExists([]byte(key))
+	if err != nil {
+		return keyBucket{}, err
+	}
+	k := keyBucket{b}
+	for _, name := range [][]byte{heldByID, heldByEnd, failedAt} {
+		if _, err := b.CreateBucketIfNotExists(name); err != nil {
+			return keyBucket{}, err
+		}
+	}
+	if old != nil {
+		for id, until := range old.Held {
+			if err := k.hold(id, until); err != nil {
+				return keyBucket{}, err
+			}
+		}
+		for _, f := range old.Failed {
+			if err := k.fail(f); err != nil {
+				return keyBucket{}, err
+			}
+		}
+		if err := setCount(b, blockedKey, old.BlockedUntil); err != nil {
+			return keyBucket{}, err
+		}
+	}
+	// Failures past the window, oldest first, then holds past their end.
+	if err := k.dropBefore(failedAt, now.Add(-r.Window).UnixNano()+1, func([]byte) error { return k.add(failCount, -1) }); err != nil {
+		return keyBucket{}, err
+	}
+	err = k.dropBefore(heldByEnd, now.UnixNano()+1, func(endKey []byte) error {
+		if err := b.Bucket(heldByID).Delete(endKey[8:]); err != nil {
+			return err
+		}
+		return k.add(heldCount, -1)
+	})
+	return k, err
+}
+
+// hold records a place held until (Unix ns).
+func (k keyBucket) hold(id string, until int64) error {
+	if err := k.Bucket.Bucket(heldByID).Put([]byte(id), be64(until)); err != nil {
+		return err
+	}
+	if err := k.Bucket.Bucket(heldByEnd).Put(append(be64(until), id...), nil); err != nil {
+		return err
+	}
+	return k.add(heldCount, 1)
+}
+
+// release gives a held place back (a place whose hold already ended, or an
+// unknown id, is nothing to give back).
+func (k keyBucket) release(id string) error {
+	byID := k.Bucket.Bucket(heldByID)
+	until := byID.Get([]byte(id))
+	if until == nil {
+		return nil
+	}
+	if err := k.Bucket.Bucket(heldByEnd).Delete(append(slices.Clone(until), id...)); err != nil {
+		return err
+	}
+	if err := byID.Delete([]byte(id)); err != nil {
+		return err
+	}
+	return k.add(heldCount, -1)
+}
+
+// fail records a failure at t (Unix ns); the bucket's sequence keeps two
+// failures in the same nanosecond apart.
+func (k keyBucket) fail(t int64) error {
+	f := k.Bucket.Bucket(failedAt)
+	seq, err := f.NextSequence()
 	if err != nil {
 		return err
 	}
-	return b.Put([]byte(key), data)
+	if err := f.Put(append(be64(t), be64(int64(seq))...), nil); err != nil {
+		return err
+	}
+	return k.add(failCount, 1)
+}
+
+// dropBefore deletes name's entries whose 8-byte time prefix is before
+// limit, calling gone for each.
+func (k keyBucket) dropBefore(name []byte, limit int64, gone func(key []byte) error) error {
+	b := k.Bucket.Bucket(name)
+	var old [][]byte
+	c := b.Cursor()
+	for key, _ := c.First(); key != nil && len(key) >= 8 && int64(binary.BigEndian.Uint64(key)) < limit; key, _ = c.Next() {
+		old = append(old, slices.Clone(key))
+	}
+	for _, key := range old {
+		if err := b.Delete(key); err != nil {
+			return err
+		}
+		if err := gone(key); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (k keyBucket) add(name []byte, d int64) error {
+	return setCount(k.Bucket, name, max(0, count(k.Bucket, name)+d))
+}
+
+// count reads an 8-byte number (0 when absent).
+func count(b *bolt.Bucket, name []byte) int64 {
+	if v := b.Get(name); len(v) == 8 {
+		return int64(binary.BigEndian.Uint64(v))
+	}
+	return 0
+}
+
+func setCount(b *bolt.Bucket, name []byte, v int64) error { return b.Put(name, be64(v)) }
+
+// be64 is v big-endian: keys of times sort in time order.
+func be64(v int64) []byte {
+	return binary.BigEndian.AppendUint64(nil, uint64(v))
 }
 
 // KEYS[1] failures (sorted set by time), KEYS[2] held places (sorted set by

@@ -76,11 +76,8 @@ func (s *BoltStore) Blocked(_ context.Context, key string, now time.Time) (bool,
 		blocked = load(tx.Bucket(bucket), key).BlockedUntil > now.UnixMilli()
 		// A key guarded by reservations (the line guard) keeps its lock
 		// there.
-		if r := tx.Bucket(reservations); r != nil && !blocked {
-			var e reserveEntry
-			if v := r.Get([]byte(key)); v != nil && json.Unmarshal(v, &e) == nil {
-				blocked = e.BlockedUntil > now.UnixMilli()
-			}
+		if !blocked {
+			blocked = blockedByReservations(tx, key, now)
 		}
 		return nil
 	})
