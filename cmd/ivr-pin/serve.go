@@ -16,6 +16,7 @@ import (
 	"github.com/ivr-pin/ivr-pin/internal/config"
 	"github.com/ivr-pin/ivr-pin/internal/harden"
 	"github.com/ivr-pin/ivr-pin/internal/line"
+	"github.com/ivr-pin/ivr-pin/internal/procs"
 )
 
 // serve connects to Asterisk and takes calls until SIGTERM or SIGINT, then
@@ -56,6 +57,9 @@ func serve(args []string, std cli.IO) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	// One scheduler processor while the load is light, more in a burst
+	// (internal/procs: idle processors cost serve a fifth of its CPU).
+	go procs.Run(ctx, procs.Config{Log: log.WithField("component", "procs")}, os.Getenv)
 
 	// A service may start before Asterisk (systemd, compose): it waits for
 	// ARI, /readyz saying why, rather than exiting.
