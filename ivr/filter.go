@@ -36,9 +36,11 @@ var eventFilter = func() []byte {
 }()
 
 // filterEvents asks Asterisk to leave quietEvents out of app's events.
-// Asterisk drops an application's filter when its last websocket goes, so
-// it is set on every connection: the inbound events websocket each time it
-// connects, an outbound websocket when its application registers. Nothing
+// A filter lives as long as Asterisk's application does (res/stasis/app.c
+// frees it with the application), and a per-call websocket's application
+// is new with each call, so it is set on every connection: the inbound
+// events websocket each time it connects (again after a reconnect, which
+// costs nothing), an outbound websocket when its application registers. Nothing
 // is lost if Asterisk refuses (an Asterisk older than 16.3 has no filters):
 // the events come and are skipped, which costs CPU only, so the first
 // refusal is one warning and the rest are debug lines.

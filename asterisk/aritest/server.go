@@ -298,7 +298,8 @@ type wsConn struct {
 	closed   bool
 	done     chan struct{}
 	// The app's event filter (PUT /applications/{app}/eventFilter), kept
-	// with the connection: Asterisk drops it when the app's websocket goes.
+	// with the connection: a new connection starts without one (Asterisk
+	// keeps it with the application, which a per-call websocket makes anew).
 	allowed, disallowed []string
 }
 
