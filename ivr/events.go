@@ -173,8 +173,17 @@ func (s *EventStream) read(ctx context.Context, ws *websocket.Conn, handle func(
 		if ev := decodeOrCount(data, s.Undecodable, s.Log); ev != nil {
 			handle(ev)
 		}
+		// The frame of a key press carried a caller's digit: decoded, it is
+		// wiped (wipeFrame), not left for the collector.
+		wipeFrame(data)
 	}
 }
+
+// wipeFrame zeroes a message once it has been decoded: a
+// ChannelDtmfReceived frame holds a caller's digit, and a card number,
+// expiry and PINs are those digits in order. The digit itself goes on as a
+// one-byte string, which Go keeps in a static table, not in the heap.
+func wipeFrame(data []byte) { clear(data) }
 
 // decodeOrCount decodes one event, or counts and skips it. Only the type is
 // logged: events carry caller data.

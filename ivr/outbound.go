@@ -371,6 +371,7 @@ func (t *outbound) serveConn(ws *websocket.Conn, remote string) {
 			return
 		}
 		l.receive(data, &t.srv.undecodable, t.log)
+		wipeFrame(data)
 	}
 }
 
@@ -649,6 +650,7 @@ func (l *wsLink) request(ctx context.Context, req restRequest, q url.Values, out
 		if a.status < 200 || a.status > 299 {
 			return answerError(method, path, a.status, a.body)
 		}
+		defer wipeFrame(a.body) // an answer can hold a variable (a transferred card number)
 		if out != nil && len(a.body) > 0 {
 			return json.Unmarshal(a.body, out)
 		}

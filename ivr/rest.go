@@ -137,6 +137,7 @@ func (h *httpREST) request(ctx context.Context, method, path string, q url.Value
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return answerError(method, path, resp.StatusCode, answer)
 	}
+	defer wipeFrame(answer) // an answer can hold a variable (a transferred card number)
 	if out != nil && len(answer) > 0 {
 		return json.Unmarshal(answer, out)
 	}
