@@ -30,7 +30,7 @@ func TestUnitIsHardened(t *testing.T) {
 	}
 	t.Logf("systemd-analyze security: %.1f", level)
 	unit := read(t, "ivr-pin.service")
-	for _, want := range []string{"StateDirectory=ivr-pin", "IVRPIN_LIMIT_STORE=/var/lib/ivr-pin/attempts.db", "LimitCORE=0", "UMask=0077",
+	for _, want := range []string{"StateDirectory=ivr-pin", "IVRPIN_LIMIT_STORE=/var/lib/ivr-pin/attempts.db", "LimitCORE=0", "LimitMEMLOCK=infinity", "MemorySwapMax=0", "UMask=0077",
 		"LoadCredential=pkcs11-pin:", "IVRPIN_PKCS11_PIN_FILE=%d/pkcs11-pin", "IVRPIN_LIMIT_KEY_FILE=%d/limit-key", "IVRPIN_ARI_PASSWORD_FILE=%d/ari-password",
 		"LoadCredential=audit-key:", "IVRPIN_AUDIT_KEY_FILE=%d/audit-key"} {
 		if !strings.Contains(unit, want) {

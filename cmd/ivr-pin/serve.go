@@ -30,6 +30,8 @@ func serve(args []string, std cli.IO) int {
 	// Before anything holds a key or a PIN: no core dump, no reading of
 	// this process's memory by others of its user.
 	hardened, hardenErr := harden.Process()
+	// And none of it written to swap, where the limit allows it.
+	lockErr := harden.LockMemory()
 	// The same checks as `ivr-pin check` (less the network's): every
 	// problem at once, not one per restart.
 	unknown := config.Unknown(os.Environ())
@@ -46,6 +48,9 @@ func serve(args []string, std cli.IO) int {
 	log := logrus.NewEntry(logger).WithField("app", cfg.ARIApplication)
 	if hardenErr != nil {
 		log.WithError(hardenErr).Warn("process hardening incomplete: a crash may write memory (keys, PINs in flight) to a core file")
+	}
+	if lockErr != nil {
+		log.WithError(lockErr).Warn("memory not locked: the kernel may write pages of this process (PINs in flight) to swap; ivrpin_memory_locked is 0")
 	}
 	// What serve runs with but warns of: `ivr-pin check` lists the same.
 	warnings := append(unknown, cfg.Warnings()...)
@@ -70,6 +75,7 @@ func serve(args []string, std cli.IO) int {
 		log.WithError(err).Error("cannot build the line")
 		return 1
 	}
+	l.MemoryLocked(lockErr)
 	if cfg.MetricsAddr != "" {
 		// Fatal when it cannot listen: a balancer's /readyz check would
 		// never pass, and nothing else would say why.

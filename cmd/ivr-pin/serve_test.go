@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/hex"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -100,6 +101,25 @@ func TestServeAsAProcess(t *testing.T) {
 	}
 	if code, body := get(t, "http://"+metricsAddr+"/readyz"); code != 200 || !strings.Contains(body, `"ari_connected":true`) {
 		t.Errorf("/readyz %d %s", code, body)
+	}
+	// Memory locked against swap where the limit allows (root, or
+	// LimitMEMLOCK=infinity), else a warning: the metric, /readyz and the
+	// kernel's own count (VmLck) agree either way.
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	locked := false
+	for _, line := range strings.Split(string(status), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmLck:"); ok {
+			locked = strings.Fields(v)[0] != "0"
+		}
+	}
+	_, body = get(t, "http://"+metricsAddr+"/metrics")
+	_, ready := get(t, "http://"+metricsAddr+"/readyz")
+	if locked && (!strings.Contains(body, "ivrpin_memory_locked 1") || !strings.Contains(ready, `"memory_locked":true`)) ||
+		!locked && (!strings.Contains(body, "ivrpin_memory_locked 0") || !strings.Contains(logs.String(), "memory not locked")) {
+		t.Errorf("VmLck says locked=%v; /readyz %s; metric line present: %v", locked, ready, strings.Contains(body, "ivrpin_memory_locked"))
 	}
 	if code, _ := get(t, "http://"+metricsAddr+"/healthz"); code != 200 {
 		t.Errorf("/healthz %d", code)

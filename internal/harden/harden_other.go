@@ -11,3 +11,9 @@ func Process() (Result, error) {
 
 // Dumpable is unknown off Linux.
 func Dumpable() (bool, error) { return true, errors.New("not Linux") }
+
+// LockMemory is Linux-only.
+func LockMemory() error { return errors.New("memory locking is implemented for Linux only") }
+
+// MemoryLocked is unknown off Linux.
+func MemoryLocked() (bool, error) { return false, errors.New("not Linux") }

@@ -89,6 +89,10 @@ type Line struct {
 	langMu     sync.Mutex
 	langWarned map[string]bool
 	auditErr   atomic.Pointer[error] // the last audit write's error, nil once one succeeds
+
+	// memoryLocked says whether serve's memory is locked (nil) or why not;
+	// nil itself when nobody tried (the console, tests).
+	memoryLocked func() error
 }
 
 // Build wires the line from the configuration: the host clients and their
@@ -347,9 +351,20 @@ func (l *Line) ListenAddr() string {
 	return ""
 }
 
+// MemoryLocked records whether serve locked its memory against swap (nil)
+// or why not, for ivrpin_memory_locked and /readyz: a line that could not
+// lock still takes calls.
+func (l *Line) MemoryLocked(err error) {
+	l.metrics.MemoryLocked(err == nil)
+	l.memoryLocked = func() error { return err }
+}
+
 // Health serves /metrics, /healthz and /readyz for this line.
 func (l *Line) Health() *metrics.Health {
 	h := &metrics.Health{Metrics: l.metrics, Server: l.Server, Hosts: l.hosts.Reachable, Audit: l.AuditReady}
+	if l.memoryLocked != nil {
+		h.MemoryLocked = l.memoryLocked
+	}
 	if l.Token != nil {
 		h.PINKey = l.Token.Ready
 	}

@@ -35,6 +35,7 @@ type Metrics struct {
 	ksRefused   prometheus.Counter
 	ksBudget    prometheus.Gauge
 	lab         prometheus.Gauge
+	locked      prometheus.Gauge
 	guardWaits  prometheus.Counter
 	auditErrors prometheus.Counter
 	langFalls   prometheus.Counter
@@ -68,6 +69,15 @@ func (m *Metrics) LabMode(on bool) {
 		v = 1
 	}
 	m.lab.Set(v)
+}
+
+// MemoryLocked shows whether serve locked its memory (1) against swap.
+func (m *Metrics) MemoryLocked(on bool) {
+	v := 0.0
+	if on {
+		v = 1
+	}
+	m.locked.Set(v)
 }
 
 // KeySecureBudget shows the line's KeySecure request budget (0: none).
@@ -104,6 +114,8 @@ func New(srv CallServer) *Metrics {
 	}
 	m.ksRefused = prometheus.NewCounter(prometheus.CounterOpts{Name: "ivrpin_keysecure_requests_refused_total",
 		Help: "Requests not sent to KeySecure because the line's budget (IVRPIN_LIMIT_KEYSECURE_MAX in IVRPIN_LIMIT_KEYSECURE_WINDOW) was spent."})
+	m.locked = prometheus.NewGauge(prometheus.GaugeOpts{Name: "ivrpin_memory_locked",
+		Help: "1 when serve's memory is locked (mlockall): no page of it, a PIN in flight included, can be written to swap. 0: see serve's start-up warning (LimitMEMLOCK=infinity)."})
 	m.guardWaits = prometheus.NewCounter(prometheus.CounterOpts{Name: "ivrpin_line_guard_waits_total",
 		Help: "Host requests that waited for a place in the line guard: requests in flight plus recent failures filled IVRPIN_LIMIT_LINE_FAILED_MAX. Rising with no guessing: the maximum is below the line's requests in flight."})
 	m.lab = prometheus.NewGauge(prometheus.GaugeOpts{Name: "ivrpin_lab_mode",
@@ -150,7 +162,7 @@ func New(srv CallServer) *Metrics {
 		Help:        "Always 1; the labels say which build is running.",
 		ConstLabels: prometheus.Labels{"version": bi.Version, "revision": bi.Revision, "goversion": bi.GoVersion}})
 	build.Set(1)
-	m.Registry.MustRegister(m.calls, m.retries, m.hostLatency, m.ksRequests, m.ksRefused, m.ksBudget, m.lab, m.guardWaits, m.auditErrors, m.langFalls, m.toAgent, m.duration, m.storeErrors, build,
+	m.Registry.MustRegister(m.calls, m.retries, m.hostLatency, m.ksRequests, m.ksRefused, m.ksBudget, m.lab, m.locked, m.guardWaits, m.auditErrors, m.langFalls, m.toAgent, m.duration, m.storeErrors, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if srv != nil {
 		m.RegisterServer(srv)
@@ -328,6 +340,9 @@ type Health struct {
 	// Audit, when set, says whether audit records are written (nil) or
 	// why not; /readyz is 503 while they are not.
 	Audit func() error
+	// MemoryLocked, when set, says whether the memory is locked against
+	// swap (nil) or why not: shown, never a reason to be unready.
+	MemoryLocked func() error
 }
 
 // Handler is the HTTP handler.
@@ -360,6 +375,12 @@ func (h *Health) Handler() http.Handler {
 			if err := h.Audit(); err != nil {
 				ready = false
 				doc["audit"] = err.Error()
+			}
+		}
+		if h.MemoryLocked != nil {
+			doc["memory_locked"] = true
+			if err := h.MemoryLocked(); err != nil {
+				doc["memory_locked"] = err.Error()
 			}
 		}
 		doc["ready"] = ready
