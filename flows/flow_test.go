@@ -13,9 +13,11 @@ import (
 	"github.com/ivr-pin/ivr-pin/ivr/keypad"
 	"github.com/ivr-pin/ivr-pin/pinsvc"
 	"github.com/ivr-pin/ivr-pin/pinsvc/cardhost"
+	"github.com/ivr-pin/ivr-pin/pinsvc/contract"
 	"github.com/ivr-pin/ivr-pin/pinsvc/keysecure"
 	"github.com/ivr-pin/ivr-pin/pinsvc/outcome"
 	"github.com/ivr-pin/ivr-pin/pinsvc/policy"
+	"github.com/ivr-pin/ivr-pin/pinsvc/secret"
 	"github.com/ivr-pin/ivr-pin/pinsvc/sim/faults"
 	"github.com/ivr-pin/ivr-pin/pinsvc/sim/keysecuresim"
 	"github.com/ivr-pin/ivr-pin/pinsvc/sim/simrun"
@@ -559,4 +561,58 @@ func (r *recording) sawSequence(ids ...prompts.ID) bool {
 		}
 	}
 	return false
+}
+
+// sealRecorder is the service with every PIN it sealed kept, to see when
+// each was wiped.
+type sealRecorder struct {
+	contract.Service
+	mu     sync.Mutex
+	sealed []*secret.PIN
+}
+
+func (s *sealRecorder) SealPIN(pan secret.PAN, pin *secret.PIN, since time.Time) (contract.SealedPIN, error) {
+	s.mu.Lock()
+	s.sealed = append(s.sealed, pin)
+	s.mu.Unlock()
+	return s.Service.SealPIN(pan, pin, since)
+}
+
+// The current PIN is sealed and wiped as soon as it is typed: when the
+// line asks for the new PIN it is no longer in clear anywhere in the call,
+// and the "not the current PIN" rule still refuses it.
+func TestTheCurrentPINIsSealedBeforeTheNewPINIsAsked(t *testing.T) {
+	sims, err := simrun.Start(simrun.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sims.Close)
+	ch, _ := cardhost.New(sims.CardHostConfig())
+	ks, _ := keysecure.New(sims.KeySecureConfig())
+	rec := &sealRecorder{Service: &pinsvc.Router{CardHost: ch, KeySecure: ks}}
+	f := flows.New(flows.Config{Languages: []string{"en"}, FirstDigitTimeout: 100 * time.Millisecond, InterDigitTimeout: 100 * time.Millisecond, MaxTries: 3}, rec)
+	s := newScripted("1" + "4111111111111111#" + "1228" + "7392#" + "7392#" + "4829#" + "4829#")
+	var atNewPIN []bool // for each time the new PIN is asked: was the current PIN sealed and wiped?
+	s.onPlay = func(p prompts.ID) {
+		if p == prompts.EnterNewPIN {
+			rec.mu.Lock()
+			atNewPIN = append(atNewPIN, len(rec.sealed) == 1 && rec.sealed[0].Wiped())
+			rec.mu.Unlock()
+		}
+	}
+	res := f.Run(context.Background(), s, flows.Incoming{})
+	if res.Outcome == nil || res.Outcome.Kind != outcome.Changed || !sims.CardHost.PINIs("4111111111111111", "4829") {
+		t.Fatalf("the change did not go through: %+v", res)
+	}
+	if len(atNewPIN) != 2 || !atNewPIN[0] || !atNewPIN[1] {
+		t.Fatalf("the current PIN sealed and wiped each time the new PIN was asked: %v (the second ask follows the same-as-current refusal)", atNewPIN)
+	}
+	if !s.saw(prompts.ReasonPINSame) {
+		t.Fatal("a new PIN equal to the current one was not refused")
+	}
+	for i, p := range rec.sealed {
+		if !p.Wiped() {
+			t.Errorf("sealed PIN %d not wiped", i)
+		}
+	}
 }

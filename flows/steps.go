@@ -157,7 +157,7 @@ var guidancePrompt = map[policy.Guidance]prompts.ID{
 
 // newPIN collects the new PIN twice under pol. A mismatch starts again from
 // the first entry and counts as a try of the confirmation step.
-func (k *session) newPIN(ctx context.Context, pol policy.PINPolicy, old *secret.PIN) (*secret.PIN, error) {
+func (k *session) newPIN(ctx context.Context, pol policy.PINPolicy, old *secret.PINDigest) (*secret.PIN, error) {
 	rule := pinRule(pol)
 	facts := policy.PINFacts{PAN: k.pan, Expiry: k.expiry, Current: old}
 	var result *secret.PIN
@@ -293,21 +293,29 @@ type sealedPINs struct{ current, next contract.SealedPIN }
 
 // sealedPINs collects the current PIN and the new PIN twice, and seals
 // both; their digits are wiped.
+//
+// Each PIN is in clear from its entry to its seal and no longer: the
+// current PIN is sealed (and wiped) as soon as it is typed, and the new
+// PIN's "not the current one" rule asks a digest of it (secret.PINDigest);
+// the new PIN is sealed once both entries agree.
 func (k *session) sealedPINs(ctx context.Context) (sealedPINs, error) {
 	current, err := k.currentPIN(ctx)
 	if err != nil {
 		return sealedPINs{}, err
 	}
-	defer current.Wipe()
-	next, err := k.newPIN(ctx, k.f.service.ChangePolicy(), current)
+	digest := secret.DigestPIN(current)
+	defer digest.Wipe()
+	var pins sealedPINs
+	pins.current, err = k.seal(current)
+	current.Wipe()
+	if err != nil {
+		return sealedPINs{}, err
+	}
+	next, err := k.newPIN(ctx, k.f.service.ChangePolicy(), digest)
 	if err != nil {
 		return sealedPINs{}, err
 	}
 	defer next.Wipe()
-	var pins sealedPINs
-	if pins.current, err = k.seal(current); err != nil {
-		return sealedPINs{}, err
-	}
 	if pins.next, err = k.seal(next); err != nil {
 		return sealedPINs{}, err
 	}

@@ -187,11 +187,13 @@ var KeySecurePINPolicy = PINPolicy{MinLength: 6, MaxLength: 6, NoRuns: true}
 
 // PINFacts is what a new PIN is checked against besides itself: the card it
 // is for and the PIN it replaces. Any of them may be unknown (empty/nil): a
-// card named by an agent has no PAN, a first PIN has no current one.
+// card named by an agent has no PAN, a first PIN has no current one. The
+// current PIN is known by its digest only: it is sealed and wiped as soon
+// as it is typed.
 type PINFacts struct {
 	PAN     secret.PAN
 	Expiry  Expiry
-	Current *secret.PIN
+	Current *secret.PINDigest
 }
 
 // Guidance names what the line says of a rule before the PIN is typed;
@@ -225,7 +227,7 @@ var PINRules = []PINRule{
 	{ReasonPINExpiryDigits, GuideEasy, func(_ PINPolicy, pin []byte, f PINFacts) bool { return containsExpiry(pin, f.Expiry) }},
 	{ReasonPINRuns, GuideRuns, func(p PINPolicy, pin []byte, _ PINFacts) bool { return p.NoRuns && HasRun(pin) }},
 	{ReasonPINSameAsOld, GuideNone, func(_ PINPolicy, pin []byte, f PINFacts) bool {
-		return f.Current != nil && f.Current.Len() > 0 && secret.NewPIN(pin).Equal(f.Current)
+		return f.Current.Matches(pin)
 	}},
 }
 

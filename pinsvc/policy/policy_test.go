@@ -115,7 +115,7 @@ func TestHasRun(t *testing.T) {
 
 func TestPINPolicy(t *testing.T) {
 	exp := Expiry{Year: 2028, Month: time.December}
-	facts := PINFacts{PAN: "4111111111114829", Expiry: exp, Current: secret.PINFromString("7392")}
+	facts := PINFacts{PAN: "4111111111114829", Expiry: exp, Current: secret.DigestPIN(secret.PINFromString("7392"))}
 	cases := []struct {
 		name   string
 		policy PINPolicy
