@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"time"
 )
 
 // quietEvents are the event types a call brings that the call server never
@@ -45,8 +46,23 @@ var eventFilter = func() []byte {
 // the events come and are skipped, which costs CPU only, so the first
 // refusal is one warning and the rest are debug lines.
 func (s *Server) filterEvents(ctx context.Context, r rest, app string) {
-	err := r.doJSON(ctx, http.MethodPut, "applications/"+url.PathEscape(app)+"/eventFilter", eventFilter)
-	if err == nil {
+	var err error
+	for try := 0; try < 3; try++ {
+		// A 404 right after connecting is an application not registered
+		// yet (the websocket's answer can come first): asked again.
+		if try > 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+		err = r.doJSON(ctx, http.MethodPut, "applications/"+url.PathEscape(app)+"/eventFilter", eventFilter)
+		if err == nil || StatusOf(err) != http.StatusNotFound {
+			break
+		}
+	}
+	if err == nil || ctx.Err() != nil {
 		return
 	}
 	log := s.cfg.Log.WithError(err).WithField("application", app)

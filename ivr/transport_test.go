@@ -162,7 +162,7 @@ func TestEchoOverEveryTransport(t *testing.T) {
 			for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 				filters = 0
 				for _, e := range ari.RESTLog() {
-					if e.Method == "PUT" && strings.HasSuffix(e.Path, "/eventFilter") && strings.Contains(e.Body, `{"type":"PlaybackStarted"}`) {
+					if e.Method == "PUT" && strings.HasSuffix(e.Path, "/eventFilter") && e.Status == 200 && strings.Contains(e.Body, `{"type":"PlaybackStarted"}`) {
 						filters++
 					}
 				}
@@ -171,7 +171,7 @@ func TestEchoOverEveryTransport(t *testing.T) {
 				}
 			}
 			if filters != want {
-				t.Fatalf("%d event filters asked for, want %d", filters, want)
+				t.Fatalf("%d event filters set, want %d", filters, want)
 			}
 		})
 	}

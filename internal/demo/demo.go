@@ -174,6 +174,14 @@ func Start(opts Options) (*Demo, error) {
 	if err := d.waitReady(10 * time.Second); err != nil {
 		return nil, err
 	}
+	if cfg.ARIListen == "" {
+		// The line is ready once its websocket's handshake is answered; the
+		// test server registers the app just after, and a call placed in
+		// between would find no app (seen on a busy machine).
+		if err := ari.WaitConnected(cfg.ARIApplication, 10*time.Second); err != nil {
+			return nil, err
+		}
+	}
 	if cfg.ARIListen != "" {
 		ari.SetOutbound(&aritest.Outbound{URL: "ws://" + l.ListenAddr() + "/ari", Username: cfg.ARIListenUsername,
 			Password: cfg.ARIListenPassword, Persistent: opts.Transport == Persistent})
