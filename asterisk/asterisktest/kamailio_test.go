@@ -15,30 +15,10 @@ import (
 
 	"github.com/ivr-pin/ivr-pin/asterisk/asterisktest"
 	"github.com/ivr-pin/ivr-pin/internal/testkit"
+	"github.com/ivr-pin/ivr-pin/internal/testkit/kamailiotest"
 	"github.com/ivr-pin/ivr-pin/internal/testkit/redistest"
 	"github.com/ivr-pin/ivr-pin/internal/testkit/testpki"
 )
-
-// kamailioConfig is deploy/kamailio/kamailio.cfg with this test's address
-// and dispatcher list: addresses rewritten only.
-func kamailioConfig(t *testing.T, listen, list string) string {
-	b, err := os.ReadFile(filepath.Join(asterisktest.ConfDir(), "..", "..", "deploy", "kamailio", "kamailio.cfg"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := string(b)
-	for _, r := range []struct{ pattern, with string }{
-		{`!LISTEN!udp:127\.0\.0\.1:5060!g`, "!LISTEN!udp:" + listen + "!g"},
-		{`!DISPATCHER_LIST!/etc/kamailio/dispatcher\.list!g`, "!DISPATCHER_LIST!" + list + "!g"},
-	} {
-		re := regexp.MustCompile(r.pattern)
-		if !re.MatchString(cfg) {
-			t.Fatalf("deploy/kamailio/kamailio.cfg: nothing matches %s", r.pattern)
-		}
-		cfg = re.ReplaceAllLiteralString(cfg, r.with)
-	}
-	return cfg
-}
 
 func freeUDP(t *testing.T) string {
 	c, err := net.ListenPacket("udp", "127.0.0.1:0")
@@ -110,15 +90,15 @@ func TestRealAsteriskKamailioInFrontOfTwoAsterisks(t *testing.T) {
 	if err := os.WriteFile(list, []byte(fmt.Sprintf("1 sip:%s 2\n1 sip:%s 2\n", l.ast.SIPAddr, ast2.SIPAddr)), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// The callers (ivr-pin-lab dial) stand for the SBC: on this machine
+	// they send from 127.0.0.1, any port.
+	sbcs := filepath.Join(kdir, "sbc.list")
+	if err := os.WriteFile(sbcs, []byte("1 127.0.0.1 32 0\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	kaddr := freeUDP(t)
-	kcfg := filepath.Join(kdir, "kamailio.cfg")
-	if err := os.WriteFile(kcfg, []byte(kamailioConfig(t, kaddr, list)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(filepath.Join(kdir, "run"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	kam := startProc(t, nil, "kamailio", "-DD", "-E", "-f", kcfg, "-Y", filepath.Join(kdir, "run")).scannedBy(l)
+	args := kamailiotest.Write(t, kdir, kamailiotest.Files{Listen: kaddr, DispatcherList: list, SBCList: sbcs})
+	kam := startProc(t, nil, "kamailio", args...).scannedBy(l)
 	time.Sleep(3 * time.Second) // the first OPTIONS probes
 	target := "sip:1000@" + kaddr
 
