@@ -527,6 +527,10 @@ func (a *Asterisk) Logs() string { return readTree(a.LogDir) }
 // writes.
 func (a *Asterisk) Spool() string { return readTree(a.path("spool")) }
 
+// Database is Asterisk's own database directory (astdb.sqlite3: what
+// `database put` and the dialplan's DB() keep), as raw bytes.
+func (a *Asterisk) Database() string { return readTree(a.path("db")) }
+
 // readTree is every file under dir, each headed by its path.
 func readTree(dir string) string {
 	var b bytes.Buffer

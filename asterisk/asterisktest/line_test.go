@@ -254,8 +254,8 @@ func (l *line) typed(pan string, short ...string) {
 	}
 }
 
-// checkNothingLeaked scans everything Asterisk (its logs, CDRs and spool)
-// and ivr-pin wrote for the card numbers, PINs and security codes the
+// checkNothingLeaked scans everything Asterisk (its logs, CDRs, spool and
+// database) and ivr-pin wrote for the card numbers, PINs and security codes the
 // scenarios typed, and checks that Asterisk has no channel left.
 func (l *line) checkNothingLeaked(t testing.TB) {
 	t.Helper()
@@ -263,11 +263,14 @@ func (l *line) checkNothingLeaked(t testing.TB) {
 		t.Error(err)
 	}
 	l.mu.Lock()
-	written := scrubLogMeta(l.ast.Logs()) + "\n" + l.ast.Spool() + "\n" + l.out.String() + "\n" + l.errs.String()
+	written := scrubLogMeta(l.ast.Logs()) + "\n" + l.ast.Spool() + "\n" + l.ast.Database() + "\n" + l.out.String() + "\n" + l.errs.String()
 	secrets := l.secrets
 	l.mu.Unlock()
 	if !strings.Contains(written, `"log":"audit"`) {
 		t.Error("no audit record was written")
+	}
+	if !strings.Contains(written, "astdb.sqlite3 <==") {
+		t.Error("Asterisk's database was not read: the scan would miss what it holds")
 	}
 	for _, leak := range leakcheck.Find(written, secrets) {
 		t.Error(leak)
