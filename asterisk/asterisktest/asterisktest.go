@@ -26,6 +26,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"regexp"
 	"runtime"
@@ -59,6 +60,10 @@ type Asterisk struct {
 	ARIURLTLS, WSURLTLS string
 	// SIPAddr is the PJSIP UDP transport (127.0.0.1:PORT).
 	SIPAddr string
+	// OperatorGroup is the unix group cli_permissions.conf's operators'
+	// section names here: the shipped "asterisk" may not exist on a test
+	// machine, so it is this process's own group.
+	OperatorGroup string
 
 	install install
 	t       testing.TB
@@ -305,10 +310,15 @@ func (a *Asterisk) configure(opts Options) error {
 			files[e.Name()] = string(b)
 		}
 	}
+	a.OperatorGroup = "root"
+	if g, err := user.LookupGroupId(strconv.Itoa(os.Getgid())); err == nil {
+		a.OperatorGroup = g.Name
+	}
 	overlay := []struct {
 		file, pattern, with string
 	}{
 		{"asterisk.conf", `(?s)\[directories\](\(!\))?.*?\n\[options\]`, a.directories() + "\n[options]"},
+		{"cli_permissions.conf", `(?m)^\[@asterisk\]$`, "[@" + a.OperatorGroup + "]"},
 		{"http.conf", `(?m)^bindaddr\s*=.*$`, "bindaddr = 127.0.0.1"},
 		{"http.conf", `(?m)^bindport\s*=.*$`, "bindport = " + strconv.Itoa(httpPort)},
 		{"ari.conf", `(?m)^password_format\s*=.*$`, "password_format = plain"},

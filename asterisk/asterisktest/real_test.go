@@ -49,6 +49,15 @@ func TestRealAsteriskStartsFromTheProjectsConfiguration(t *testing.T) {
 	if !strings.Contains(out, "app_queue.so") {
 		t.Errorf("app_queue (the agents' queue) is not loaded:\n%s", out)
 	}
+	// The shipped cli_permissions.conf: an operator's remote console may
+	// look but not make Asterisk write digits down.
+	for cmd, allowed := range map[string]bool{"logger add channel /tmp/x dtmf": false, "core set debug 5": false, "core set verbose 5": false,
+		"rtp set debug on": false, "pjsip set logger on": false, "ari set debug all on": false, "core show channels": true, "logger rotate": true} {
+		out, err := ast.CLI("cli check permissions @" + ast.OperatorGroup + " " + cmd)
+		if err != nil || strings.Contains(out, "is not allowed") == allowed || !strings.Contains(out, "allowed") {
+			t.Errorf("cli check permissions @%s %s: want allowed=%v:\n%s %v", ast.OperatorGroup, cmd, allowed, out, err)
+		}
+	}
 }
 
 // TestRealAsteriskLocalChannels drives the line through Asterisk's own
