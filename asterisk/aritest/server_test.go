@@ -63,7 +63,15 @@ func connect(t *testing.T, s *Server, app string) *websocket.Conn {
 }
 
 func rest(t *testing.T, s *Server, method, path string, q url.Values) int {
-	req, _ := http.NewRequest(method, s.URL+path+"?"+q.Encode(), nil)
+	return restJSON(t, s, method, path, q, "")
+}
+
+// restJSON is rest with a JSON body ("" for none).
+func restJSON(t *testing.T, s *Server, method, path string, q url.Values, body string) int {
+	req, _ := http.NewRequest(method, s.URL+path+"?"+q.Encode(), strings.NewReader(body))
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	req.SetBasicAuth("ivr-pin", "aritest-password-0001")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -347,15 +355,7 @@ func TestEventFilterAsAsteriskAppliesIt(t *testing.T) {
 	ws := connect(t, s, "ivr-pin")
 	defer ws.Close()
 	put := func(app, body string) int {
-		req, _ := http.NewRequest(http.MethodPut, s.URL+"/applications/"+app+"/eventFilter", strings.NewReader(body))
-		req.Header.Set("Content-Type", "application/json")
-		req.SetBasicAuth("ivr-pin", "aritest-password-0001")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
+		return restJSON(t, s, http.MethodPut, "/applications/"+app+"/eventFilter", nil, body)
 	}
 	for _, c := range []struct {
 		name, app, body string

@@ -124,23 +124,9 @@ func TestLineGuardHeldPlaceEndsWithItsHold(t *testing.T) {
 // failures and held places) is moved to the key's bucket on first use: its
 // lock, failures and places still count.
 func TestLineGuardFromTheFirstLayoutKeepsCounting(t *testing.T) {
-	s, err := OpenBolt(filepath.Join(t.TempDir(), "limits.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
 	now := time.Now()
-	old := reserveEntry{Failed: []int64{now.Add(-time.Minute).UnixNano(), now.Add(-2 * time.Hour).UnixNano()},
-		Held: map[string]int64{"held-1": now.Add(time.Minute).UnixNano(), "gone-1": now.Add(-time.Minute).UnixNano()}}
-	if err := s.db.Update(func(tx *bolt.Tx) error {
-		b, err := tx.CreateBucketIfNotExists(reservations)
-		if err != nil {
-			return err
-		}
-		return putJSON(b, lineGuardKey, old)
-	}); err != nil {
-		t.Fatal(err)
-	}
+	s := firstLayout(t, reserveEntry{Failed: []int64{now.Add(-time.Minute).UnixNano(), now.Add(-2 * time.Hour).UnixNano()},
+		Held: map[string]int64{"held-1": now.Add(time.Minute).UnixNano(), "gone-1": now.Add(-time.Minute).UnixNano()}})
 	r := Rule{Max: 3, Window: time.Hour, Lockout: time.Hour}
 	ctx := context.Background()
 	// In the window: one failure and one place (the other failure is past
@@ -168,21 +154,8 @@ func TestLineGuardFromTheFirstLayoutKeepsCounting(t *testing.T) {
 // A locked key written by the first layout reads as locked before anything
 // moved it.
 func TestALockFromTheFirstLayoutIsRead(t *testing.T) {
-	s, err := OpenBolt(filepath.Join(t.TempDir(), "limits.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
 	now := time.Now()
-	if err := s.db.Update(func(tx *bolt.Tx) error {
-		b, err := tx.CreateBucketIfNotExists(reservations)
-		if err != nil {
-			return err
-		}
-		return putJSON(b, lineGuardKey, reserveEntry{BlockedUntil: now.Add(time.Hour).UnixMilli()})
-	}); err != nil {
-		t.Fatal(err)
-	}
+	s := firstLayout(t, reserveEntry{BlockedUntil: now.Add(time.Hour).UnixMilli()})
 	if on, err := s.Blocked(context.Background(), lineGuardKey, now); err != nil || !on {
 		t.Fatalf("%v %v", on, err)
 	}
@@ -224,11 +197,24 @@ func BenchmarkReserveWithPlacesHeld(b *testing.B) {
 	}
 }
 
-// putJSON writes v as key's JSON value (the first layout).
-func putJSON(b *bolt.Bucket, key string, v any) error {
-	data, err := json.Marshal(v)
+// firstLayout is a store whose line guard was written by the first layout:
+// e as the key's one JSON value.
+func firstLayout(t *testing.T, e reserveEntry) *BoltStore {
+	t.Helper()
+	s, err := OpenBolt(filepath.Join(t.TempDir(), "limits.db"))
 	if err != nil {
-		return err
+		t.Fatal(err)
 	}
-	return b.Put([]byte(key), data)
+	t.Cleanup(func() { s.Close() })
+	data, _ := json.Marshal(e)
+	if err := s.db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists(reservations)
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte(lineGuardKey), data)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
