@@ -113,6 +113,51 @@ func fleetParts(t *testing.T) (dir, bin string, pki *testpki.PKI, pem string) {
 	return dir, bin, pki, pem
 }
 
+// fleet is two serve instances behind the shipped HAProxy, as started by
+// startFleet: front is HAProxy's wss address.
+type fleet struct {
+	front  string
+	serves []*proc
+}
+
+// startFleet starts two serve instances (outbound over TLS behind HAProxy,
+// each with its own state directory under dir, the common settings and
+// env), then HAProxy with the shipped configuration (checked with -c), and
+// waits until HAProxy sees both up.
+func startFleet(t *testing.T, dir, bin, pem, password string, pki *testpki.PKI, env ...string) fleet {
+	t.Helper()
+	front, stats := testkit.FreeAddr(t), testkit.FreeAddr(t)
+	listens, metrics := []string{testkit.FreeAddr(t), testkit.FreeAddr(t)}, []string{testkit.FreeAddr(t), testkit.FreeAddr(t)}
+	var serves []*proc
+	for i := range listens {
+		sub := filepath.Join(dir, fmt.Sprint(i))
+		_ = os.Mkdir(sub, 0o700)
+		serves = append(serves, start(t, append([]string{
+			"IVRPIN_ARI_LISTEN=" + listens[i], "IVRPIN_ARI_LISTEN_PASSWORD=" + password,
+			"IVRPIN_ARI_LISTEN_TLS_CERT=" + pki.ServerCert, "IVRPIN_ARI_LISTEN_TLS_KEY=" + pki.ServerKey,
+			"IVRPIN_ARI_LISTEN_TRUSTED_PROXIES=127.0.0.1", "IVRPIN_METRICS_ADDR=" + metrics[i], "IVRPIN_LAB=true",
+			"IVRPIN_LIMIT_KEY=686170726f78792d746573742d6c696d69742d6b6579", "IVRPIN_LIMIT_STORE=" + filepath.Join(sub, "attempts.db"),
+			"IVRPIN_AUDIT_FILE=" + filepath.Join(sub, "audit.jsonl"),
+		}, env...), bin, "serve"))
+	}
+	cfgPath := filepath.Join(dir, "haproxy.cfg")
+	if err := os.WriteFile(cfgPath, []byte(haproxyConfig(t, front, stats, pem, pki.CAFile, listens, metrics)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("haproxy", "-c", "-f", cfgPath).CombinedOutput(); err != nil {
+		t.Fatalf("haproxy -c: %v\n%s", err, out)
+	}
+	hap := start(t, nil, "haproxy", "-db", "-f", cfgPath)
+	deadline := time.Now().Add(20 * time.Second)
+	for serversUp(stats) != 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("HAProxy never saw both instances up:\n%s\n%s\n%s", hap.out.String(), serves[0].out.String(), serves[1].out.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fleet{front: front, serves: serves}
+}
+
 // TestHAProxyConfiguration runs the shipped haproxy.cfg with Debian's
 // HAProxy in front of two serve instances: the ARI test server, standing in
 // for Asterisk, dials wss:// and verifies HAProxy's certificate; HAProxy
@@ -143,36 +188,9 @@ func TestHAProxyConfiguration(t *testing.T) {
 		t.Fatal(err)
 	}
 	const password = "haproxy-test-listen-password"
-	front, stats := testkit.FreeAddr(t), testkit.FreeAddr(t)
-	listens, metrics := []string{testkit.FreeAddr(t), testkit.FreeAddr(t)}, []string{testkit.FreeAddr(t), testkit.FreeAddr(t)}
-	var serves []*proc
-	for i := range listens {
-		sub := filepath.Join(dir, fmt.Sprint(i))
-		_ = os.Mkdir(sub, 0o700)
-		serves = append(serves, start(t, []string{
-			"IVRPIN_ARI_LISTEN=" + listens[i], "IVRPIN_ARI_LISTEN_PASSWORD=" + password,
-			"IVRPIN_ARI_LISTEN_TLS_CERT=" + pki.ServerCert, "IVRPIN_ARI_LISTEN_TLS_KEY=" + pki.ServerKey,
-			"IVRPIN_ARI_LISTEN_TRUSTED_PROXIES=127.0.0.1", "IVRPIN_METRICS_ADDR=" + metrics[i],
-			"IVRPIN_NI_URL=" + sims.CardHostURL, "IVRPIN_NI_BANK_ID=TB01", "IVRPIN_NI_ZPK_FILE=" + zpkFile, "IVRPIN_LAB=true",
-			"IVRPIN_LIMIT_KEY=686170726f78792d746573742d6c696d69742d6b6579", "IVRPIN_LIMIT_STORE=" + filepath.Join(sub, "attempts.db"),
-			"IVRPIN_AUDIT_FILE=" + filepath.Join(sub, "audit.jsonl"), "IVRPIN_FIRST_DIGIT_TIMEOUT=3s",
-		}, bin, "serve"))
-	}
-	cfgPath := filepath.Join(dir, "haproxy.cfg")
-	if err := os.WriteFile(cfgPath, []byte(haproxyConfig(t, front, stats, pem, pki.CAFile, listens, metrics)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command("haproxy", "-c", "-f", cfgPath).CombinedOutput(); err != nil {
-		t.Fatalf("haproxy -c: %v\n%s", err, out)
-	}
-	hap := start(t, nil, "haproxy", "-db", "-f", cfgPath)
-	deadline := time.Now().Add(20 * time.Second)
-	for serversUp(stats) != 2 {
-		if time.Now().After(deadline) {
-			t.Fatalf("HAProxy never saw both instances up:\n%s\n%s\n%s", hap.out.String(), serves[0].out.String(), serves[1].out.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	f := startFleet(t, dir, bin, pem, password, pki,
+		"IVRPIN_NI_URL="+sims.CardHostURL, "IVRPIN_NI_BANK_ID=TB01", "IVRPIN_NI_ZPK_FILE="+zpkFile, "IVRPIN_FIRST_DIGIT_TIMEOUT=3s")
+	front, serves := f.front, f.serves
 
 	// A guesser on its own address: every instance counts it by the PROXY
 	// header's source, so after both have seen their share it is refused.

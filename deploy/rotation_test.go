@@ -62,35 +62,12 @@ func TestHAProxyRotatesTheZonePINKeyWithoutAPause(t *testing.T) {
 	// in each instance's environment and rolls them in advance.
 	from := time.Now().Add(25 * time.Second).UTC().Truncate(time.Second)
 	const password = "rotation-test-listen-password"
-	front, stats := testkit.FreeAddr(t), testkit.FreeAddr(t)
-	listens, metrics := []string{testkit.FreeAddr(t), testkit.FreeAddr(t)}, []string{testkit.FreeAddr(t), testkit.FreeAddr(t)}
-	var serves []*proc
-	for i := range listens {
-		sub := filepath.Join(dir, fmt.Sprint(i))
-		_ = os.Mkdir(sub, 0o700)
-		serves = append(serves, start(t, []string{
-			"IVRPIN_ARI_LISTEN=" + listens[i], "IVRPIN_ARI_LISTEN_PASSWORD=" + password,
-			"IVRPIN_ARI_LISTEN_TLS_CERT=" + pki.ServerCert, "IVRPIN_ARI_LISTEN_TLS_KEY=" + pki.ServerKey,
-			"IVRPIN_ARI_LISTEN_TRUSTED_PROXIES=127.0.0.1", "IVRPIN_METRICS_ADDR=" + metrics[i],
-			"IVRPIN_NI_URL=" + sims.CardHostURL, "IVRPIN_NI_BANK_ID=TB01", "IVRPIN_LAB=true",
-			"IVRPIN_NI_ZPK_FILE=" + curFile, "IVRPIN_NI_KEY_ID=zpk-2026",
-			"IVRPIN_NI_ZPK_NEXT_FILE=" + nextFile, "IVRPIN_NI_NEXT_KEY_ID=zpk-2027", "IVRPIN_NI_ZPK_NEXT_FROM=" + from.Format(time.RFC3339),
-			"IVRPIN_LIMIT_KEY=686170726f78792d746573742d6c696d69742d6b6579", "IVRPIN_LIMIT_STORE=" + filepath.Join(sub, "attempts.db"),
-			"IVRPIN_AUDIT_FILE=" + filepath.Join(sub, "audit.jsonl"), "IVRPIN_FIRST_DIGIT_TIMEOUT=20s",
-			"IVRPIN_LIMIT_CALLER_MAX=1000", "IVRPIN_LIMIT_WITHHELD_MAX=1000",
-		}, bin, "serve"))
-	}
-	cfgPath := filepath.Join(dir, "haproxy.cfg")
-	if err := os.WriteFile(cfgPath, []byte(haproxyConfig(t, front, stats, pem, pki.CAFile, listens, metrics)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	hap := start(t, nil, "haproxy", "-db", "-f", cfgPath)
-	for i := 0; serversUp(stats) != 2; i++ {
-		if i > 200 {
-			t.Fatalf("HAProxy never saw both instances up:\n%s\n%s\n%s", hap.out.String(), serves[0].out.String(), serves[1].out.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	f := startFleet(t, dir, bin, pem, password, pki,
+		"IVRPIN_NI_URL="+sims.CardHostURL, "IVRPIN_NI_BANK_ID=TB01",
+		"IVRPIN_NI_ZPK_FILE="+curFile, "IVRPIN_NI_KEY_ID=zpk-2026",
+		"IVRPIN_NI_ZPK_NEXT_FILE="+nextFile, "IVRPIN_NI_NEXT_KEY_ID=zpk-2027", "IVRPIN_NI_ZPK_NEXT_FROM="+from.Format(time.RFC3339),
+		"IVRPIN_FIRST_DIGIT_TIMEOUT=20s", "IVRPIN_LIMIT_CALLER_MAX=1000", "IVRPIN_LIMIT_WITHHELD_MAX=1000")
+	front, serves := f.front, f.serves
 	for _, s := range serves {
 		if !strings.Contains(s.out.String(), "new calls: ISO0 under TDES-128 key KCV") || !strings.Contains(s.out.String(), "(key id zpk-2027)") {
 			t.Fatalf("serve does not say it has the next key:\n%s", s.out.String())

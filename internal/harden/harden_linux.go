@@ -69,29 +69,31 @@ func lockable(limit uint64, capIPCLock bool) error {
 // MemoryLocked reads VmLck from /proc/self/status: whether any memory is
 // locked (for tests and `ivr-pin check`).
 func MemoryLocked() (bool, error) {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return false, err
+	v, ok := statusField("VmLck")
+	if !ok {
+		return false, errors.New("no VmLck in /proc/self/status")
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmLck:"); ok {
-			return strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")) != "0", nil
-		}
-	}
-	return false, errors.New("no VmLck in /proc/self/status")
+	return strings.Fields(v)[0] != "0", nil
 }
 
 // hasCapability reads the effective capability set of /proc/self/status.
 func hasCapability(bit uint) bool {
+	v, ok := statusField("CapEff")
+	caps, err := strconv.ParseUint(v, 16, 64)
+	return ok && err == nil && caps&(1<<bit) != 0
+}
+
+// statusField is a field of /proc/self/status, trimmed ("", false when it
+// is not there).
+func statusField(name string) (string, bool) {
 	b, err := os.ReadFile("/proc/self/status")
 	if err != nil {
-		return false
+		return "", false
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "CapEff:"); ok {
-			caps, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
-			return err == nil && caps&(1<<bit) != 0
+		if v, ok := strings.CutPrefix(line, name+":"); ok && strings.TrimSpace(v) != "" {
+			return strings.TrimSpace(v), true
 		}
 	}
-	return false
+	return "", false
 }
