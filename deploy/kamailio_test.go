@@ -23,6 +23,7 @@ import (
 type sipPeer struct {
 	conn     *net.UDPConn
 	asterisk bool
+	probed   chan struct{} // closed at the first probe answered (an Asterisk's)
 	mu       sync.Mutex
 	got      []string
 	arrived  chan string
@@ -34,7 +35,7 @@ func newPeer(t *testing.T, ip string, asterisk bool) *sipPeer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &sipPeer{conn: c, asterisk: asterisk, arrived: make(chan string, 1000)}
+	p := &sipPeer{conn: c, asterisk: asterisk, arrived: make(chan string, 1000), probed: make(chan struct{})}
 	t.Cleanup(func() { c.Close() })
 	go p.read()
 	return p
@@ -63,6 +64,11 @@ func (p *sipPeer) read() {
 				_, _ = p.conn.WriteToUDP([]byte(reply(msg, "200 OK")), from)
 			}
 			if strings.HasPrefix(msg, "OPTIONS ") {
+				select {
+				case <-p.probed:
+				default:
+					close(p.probed)
+				}
 				continue
 			}
 		}
@@ -183,7 +189,11 @@ func TestKamailioRelaysOnlyForTheLine(t *testing.T) {
 	if !up {
 		t.Fatalf("Kamailio did not answer:\n%s", out.String())
 	}
-	time.Sleep(2500 * time.Millisecond) // the first probe of the Asterisk
+	select {
+	case <-ast.probed:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("Kamailio never probed the Asterisk:\n%s", out.String())
+	}
 	route := "<sip:" + proxy + ";lr>"
 	nothingAt := func(what string, p *sipPeer) {
 		t.Helper()
